@@ -1,0 +1,451 @@
+//! The durable job queue (the outbox for email and Slack).
+//!
+//! A job is enqueued inside the caller's transaction, so it exists exactly when the change
+//! that asked for it does. Workers claim due jobs with `SELECT ... FOR UPDATE SKIP LOCKED`
+//! on MySQL (each replica takes different rows) and inside `BEGIN IMMEDIATE` on SQLite.
+//! A claim is a lease: a worker that dies stops renewing it, and once `locked_until`
+//! passes another worker runs the job again. A job that keeps failing ends `failed` with
+//! its last error; nothing is dropped silently. Succeeded jobs are deleted.
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::schema::jobs;
+use crate::{DbConn, DbError, with_conn};
+
+/// Waiting to run (possibly later, see `run_at`).
+pub const QUEUED: &str = "queued";
+/// Claimed by a worker until `locked_until`.
+pub const RUNNING: &str = "running";
+/// Gave up: see `last_error`.
+pub const FAILED: &str = "failed";
+
+/// Longest error text kept per job.
+const MAX_ERROR_CHARS: usize = 4000;
+
+/// A stored job.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = jobs, check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
+pub struct Job {
+    /// UUIDv7.
+    pub id: String,
+    /// Which handler runs it.
+    pub queue: String,
+    /// JSON payload.
+    pub payload: String,
+    /// `queued`, `running` or `failed`.
+    pub status: String,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Attempts started so far (including the running one).
+    pub attempts: i32,
+    /// Attempts allowed before the job fails for good.
+    pub max_attempts: i32,
+    /// Not run before this time.
+    pub run_at: NaiveDateTime,
+    /// The worker holding the lease.
+    pub locked_by: Option<String>,
+    /// When the lease ends.
+    pub locked_until: Option<NaiveDateTime>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// At most one unfinished job per (queue, key).
+    pub dedup_key: Option<String>,
+    /// When it was enqueued.
+    pub created_at: NaiveDateTime,
+    /// Last change.
+    pub updated_at: NaiveDateTime,
+    /// When it failed for good.
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+impl Job {
+    /// Decodes the payload.
+    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, DbError> {
+        serde_json::from_str(&self.payload)
+            .map_err(|e| DbError::Corrupt(format!("job {} payload: {e}", self.id)))
+    }
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    queue: String,
+    payload: String,
+    priority: i32,
+    delay: Duration,
+    max_attempts: i32,
+    dedup_key: Option<String>,
+}
+
+impl NewJob {
+    /// A job for `queue` carrying `payload` as JSON; 10 attempts, no delay, priority 0.
+    pub fn new(queue: &str, payload: &impl Serialize) -> Result<Self, DbError> {
+        Ok(Self {
+            queue: queue.to_owned(),
+            payload: serde_json::to_string(payload)
+                .map_err(|e| DbError::Corrupt(format!("job payload: {e}")))?,
+            priority: 0,
+            delay: Duration::ZERO,
+            max_attempts: 10,
+            dedup_key: None,
+        })
+    }
+
+    /// Higher priority jobs are claimed first.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Do not run before `delay` has passed.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Attempts before the job fails for good (at least 1).
+    pub fn max_attempts(mut self, n: i32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// While a job with this key is unfinished in the queue, enqueueing another returns it.
+    pub fn dedup_key(mut self, key: impl Into<String>) -> Self {
+        self.dedup_key = Some(key.into());
+        self
+    }
+}
+
+/// What `enqueue` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new job with this id.
+    New(String),
+    /// An unfinished job with the same dedup key already exists.
+    Duplicate(String),
+}
+
+impl Enqueued {
+    /// The job's id either way.
+    pub fn id(&self) -> &str {
+        match self {
+            Enqueued::New(id) | Enqueued::Duplicate(id) => id,
+        }
+    }
+}
+
+fn add(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
+    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn clip(error: &str) -> String {
+    error.chars().take(MAX_ERROR_CHARS).collect()
+}
+
+/// Enqueues a job; call it inside the transaction of the change that asks for it.
+pub async fn enqueue(conn: &mut DbConn, job: NewJob) -> Result<Enqueued, DbError> {
+    if let Some(key) = &job.dedup_key
+        && let Some(id) = find_dedup(conn, &job.queue, key).await?
+    {
+        return Ok(Enqueued::Duplicate(id));
+    }
+    let now = crate::now();
+    let row = Job {
+        id: crate::new_id(),
+        queue: job.queue,
+        payload: job.payload,
+        status: QUEUED.to_owned(),
+        priority: job.priority,
+        attempts: 0,
+        max_attempts: job.max_attempts,
+        run_at: add(now, job.delay),
+        locked_by: None,
+        locked_until: None,
+        last_error: None,
+        dedup_key: job.dedup_key,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+    };
+    let inserted = with_conn!(&mut *conn, |c| diesel::insert_into(jobs::table)
+        .values(&row)
+        .execute(c)
+        .await);
+    match inserted.map_err(DbError::from) {
+        Ok(_) => Ok(Enqueued::New(row.id)),
+        Err(e) if e.is_unique_violation() => {
+            // Lost a race with another enqueuer of the same key.
+            let key = row.dedup_key.as_deref().unwrap_or_default();
+            match find_dedup(conn, &row.queue, key).await? {
+                Some(id) => Ok(Enqueued::Duplicate(id)),
+                None => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn find_dedup(conn: &mut DbConn, queue: &str, key: &str) -> Result<Option<String>, DbError> {
+    let id = with_conn!(conn, |c| jobs::table
+        .filter(jobs::queue.eq(queue))
+        .filter(jobs::dedup_key.eq(key))
+        .select(jobs::id)
+        .first::<String>(c)
+        .await
+        .optional())?;
+    Ok(id)
+}
+
+/// Claims up to `limit` due jobs from `queues` for `worker`, leasing them for `lease`.
+///
+/// Due means queued with `run_at` passed, or running with an expired lease (its worker
+/// died). Each claim counts as an attempt. Jobs whose lease expired on their last allowed
+/// attempt are failed first instead of being run again.
+pub async fn claim(
+    conn: &mut DbConn,
+    queues: &[String],
+    worker: &str,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<Job>, DbError> {
+    if queues.is_empty() || limit <= 0 {
+        return Ok(Vec::new());
+    }
+    fail_exhausted_leases(conn).await?;
+    let mut tries = 0;
+    loop {
+        match claim_once(conn, queues, worker, lease, limit).await {
+            Err(e) if e.is_lock_conflict() && tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(rand::random_range(1..20))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn claim_once(
+    conn: &mut DbConn,
+    queues: &[String],
+    worker: &str,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<Job>, DbError> {
+    let queues = queues.to_vec();
+    let worker = worker.to_owned();
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let now = crate::now();
+        let due = jobs::status
+            .eq(QUEUED)
+            .and(jobs::run_at.le(now))
+            .or(jobs::status
+                .eq(RUNNING)
+                .and(jobs::locked_until.assume_not_null().lt(now)));
+        let candidates = jobs::table
+            .filter(jobs::queue.eq_any(&queues))
+            .filter(due)
+            .order((jobs::priority.desc(), jobs::run_at.asc(), jobs::id.asc()))
+            .limit(limit)
+            .select(jobs::id);
+        let ids: Vec<String> = match conn {
+            DbConn::Mysql(c) => candidates.for_update().skip_locked().load(c).await?,
+            DbConn::Sqlite(c) => candidates.load(c).await?,
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let until = add(now, lease);
+        with_conn!(&mut *conn, |c| diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
+            .set((
+                jobs::status.eq(RUNNING),
+                jobs::locked_by.eq(&worker),
+                jobs::locked_until.eq(until),
+                jobs::attempts.eq(jobs::attempts + 1),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await)?;
+        let claimed = with_conn!(conn, |c| jobs::table
+            .filter(jobs::id.eq_any(&ids))
+            .order((jobs::priority.desc(), jobs::run_at.asc(), jobs::id.asc()))
+            .select(Job::as_select())
+            .load(c)
+            .await)?;
+        Ok(claimed)
+    })
+    .await
+}
+
+/// Fails running jobs whose lease expired on their last allowed attempt. Looks first
+/// without locking, so the common case (none) takes no row locks.
+async fn fail_exhausted_leases(conn: &mut DbConn) -> Result<usize, DbError> {
+    let now = crate::now();
+    let exhausted = jobs::status
+        .eq(RUNNING)
+        .and(jobs::locked_until.assume_not_null().lt(now))
+        .and(jobs::attempts.ge(jobs::max_attempts));
+    let ids: Vec<String> = with_conn!(&mut *conn, |c| jobs::table
+        .filter(exhausted)
+        .select(jobs::id)
+        .load(c)
+        .await)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let n = with_conn!(conn, |c| diesel::update(
+        jobs::table.filter(jobs::id.eq_any(&ids)).filter(exhausted)
+    )
+    .set((
+        jobs::status.eq(FAILED),
+        jobs::last_error.eq("lease expired on the last attempt: the worker stopped without reporting"),
+        jobs::locked_by.eq(None::<String>),
+        jobs::locked_until.eq(None::<NaiveDateTime>),
+        jobs::dedup_key.eq(None::<String>),
+        jobs::finished_at.eq(Some(now)),
+        jobs::updated_at.eq(now),
+    ))
+    .execute(c)
+    .await)?;
+    Ok(n)
+}
+
+/// Records success: the job is deleted. False when `worker` no longer held the lease
+/// (another worker took the job over after the lease expired).
+pub async fn complete(conn: &mut DbConn, id: &str, worker: &str) -> Result<bool, DbError> {
+    let n = with_conn!(conn, |c| diesel::delete(
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq(RUNNING))
+            .filter(jobs::locked_by.eq(worker))
+    )
+    .execute(c)
+    .await)?;
+    Ok(n == 1)
+}
+
+/// What happened to a job after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Queued again to run after the given delay.
+    Retrying(Duration),
+    /// No attempts left, or the failure was permanent: now `failed`.
+    Failed,
+    /// The worker had lost the lease; nothing was changed.
+    LeaseLost,
+}
+
+/// Records a failed attempt: the job runs again after `retry_in` if attempts remain and
+/// `retry_in` is given, otherwise it ends `failed` with `error`.
+pub async fn record_failure(
+    conn: &mut DbConn,
+    job: &Job,
+    worker: &str,
+    error: &str,
+    retry_in: Option<Duration>,
+) -> Result<AfterFailure, DbError> {
+    let now = crate::now();
+    let owned = jobs::table
+        .filter(jobs::id.eq(&job.id))
+        .filter(jobs::status.eq(RUNNING))
+        .filter(jobs::locked_by.eq(worker));
+    let error = clip(error);
+    let (n, outcome) = match retry_in {
+        Some(delay) if job.attempts < job.max_attempts => {
+            let n = with_conn!(conn, |c| diesel::update(owned)
+                .set((
+                    jobs::status.eq(QUEUED),
+                    jobs::run_at.eq(add(now, delay)),
+                    jobs::last_error.eq(&error),
+                    jobs::locked_by.eq(None::<String>),
+                    jobs::locked_until.eq(None::<NaiveDateTime>),
+                    jobs::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await)?;
+            (n, AfterFailure::Retrying(delay))
+        }
+        _ => {
+            let n = with_conn!(conn, |c| diesel::update(owned)
+                .set((
+                    jobs::status.eq(FAILED),
+                    jobs::last_error.eq(&error),
+                    jobs::locked_by.eq(None::<String>),
+                    jobs::locked_until.eq(None::<NaiveDateTime>),
+                    jobs::dedup_key.eq(None::<String>),
+                    jobs::finished_at.eq(Some(now)),
+                    jobs::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await)?;
+            (n, AfterFailure::Failed)
+        }
+    };
+    Ok(if n == 1 { outcome } else { AfterFailure::LeaseLost })
+}
+
+/// Extends a running job's lease; false when `worker` no longer holds it.
+pub async fn extend_lease(
+    conn: &mut DbConn,
+    id: &str,
+    worker: &str,
+    lease: Duration,
+) -> Result<bool, DbError> {
+    let now = crate::now();
+    let n = with_conn!(conn, |c| diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq(RUNNING))
+            .filter(jobs::locked_by.eq(worker))
+    )
+    .set((jobs::locked_until.eq(add(now, lease)), jobs::updated_at.eq(now)))
+    .execute(c)
+    .await)?;
+    Ok(n == 1)
+}
+
+/// One job by id (succeeded jobs are gone).
+pub async fn get(conn: &mut DbConn, id: &str) -> Result<Option<Job>, DbError> {
+    let job = with_conn!(conn, |c| jobs::table
+        .find(id)
+        .select(Job::as_select())
+        .first(c)
+        .await
+        .optional())?;
+    Ok(job)
+}
+
+/// Puts a failed job back in the queue with a fresh set of attempts.
+pub async fn retry_failed(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
+    let now = crate::now();
+    let n = with_conn!(conn, |c| diesel::update(
+        jobs::table.filter(jobs::id.eq(id)).filter(jobs::status.eq(FAILED))
+    )
+    .set((
+        jobs::status.eq(QUEUED),
+        jobs::attempts.eq(0),
+        jobs::run_at.eq(now),
+        jobs::finished_at.eq(None::<NaiveDateTime>),
+        jobs::updated_at.eq(now),
+    ))
+    .execute(c)
+    .await)?;
+    Ok(n == 1)
+}
+
+/// Number of jobs per status in `queue`.
+pub async fn counts(conn: &mut DbConn, queue: &str) -> Result<Vec<(String, i64)>, DbError> {
+    let rows = with_conn!(conn, |c| jobs::table
+        .filter(jobs::queue.eq(queue))
+        .group_by(jobs::status)
+        .select((jobs::status, diesel::dsl::count_star()))
+        .order(jobs::status.asc())
+        .load::<(String, i64)>(c)
+        .await)?;
+    Ok(rows)
+}

@@ -1,0 +1,27 @@
+//! Event Bridge's database layer.
+//!
+//! - [`DbPool`] / [`DbConn`]: one pool over MySQL/MariaDB and SQLite, chosen by URL.
+//! - [`migrations`]: embedded per-backend migrations.
+//! - [`jobs`] and [`worker`]: the durable job queue.
+//! - [`events`]: the append-only audit trail.
+//! - [`api_keys`]: storage of API key digests.
+//! - `testing` (feature `testing`): a fresh database per test on either backend.
+
+mod error;
+mod pool;
+mod time;
+mod url;
+
+pub mod api_keys;
+pub mod events;
+pub mod jobs;
+pub mod migrations;
+pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod worker;
+
+pub use error::DbError;
+pub use pool::{AsyncFunc, DbConn, DbPool, PoolOptions, PoolStatus, PooledConn, SqliteConn};
+pub use time::{new_id, now, to_utc};
+pub use url::{Backend, DatabaseUrl};

@@ -1,0 +1,325 @@
+//! One connection pool over MySQL/MariaDB and SQLite.
+//!
+//! diesel has no async `MultiConnection`, so a [`DbConn`] is an enum of the two async
+//! connection types and [`with_conn!`](crate::with_conn) compiles one query body for each
+//! arm. Functions take `&mut DbConn`, so the same function runs alone or inside a caller's
+//! [`DbConn::transaction`].
+
+use std::time::Duration;
+
+use diesel::SqliteConnection;
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection, TransactionManager};
+
+use crate::{Backend, DatabaseUrl, DbError};
+
+/// The async SQLite connection: diesel's sync connection run on blocking threads.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// A database connection on either backend.
+pub enum DbConn {
+    /// MySQL or MariaDB.
+    Mysql(AsyncMysqlConnection),
+    /// SQLite.
+    Sqlite(SqliteConn),
+}
+
+/// Runs one query body against whichever connection a [`DbConn`] holds.
+///
+/// ```text
+/// let n = with_conn!(conn, |c| jobs::table.count().get_result::<i64>(c).await)?;
+/// ```
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::DbConn::Mysql($c) => $body,
+            $crate::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// A future returned by an async closure, named so its `Send`-ness can be required
+/// (the same trick diesel-async uses for its own `transaction`).
+pub trait AsyncFunc<T, R>: AsyncFnOnce(T) -> R + FnOnce(T) -> <Self as AsyncFunc<T, R>>::Fut {
+    /// The future the closure returns.
+    type Fut: Future<Output = R>;
+}
+
+impl<F, T, Fut, R> AsyncFunc<T, R> for F
+where
+    F: AsyncFnOnce(T) -> R + FnOnce(T) -> Fut,
+    Fut: Future<Output = R>,
+{
+    type Fut = Fut;
+}
+
+impl DbConn {
+    /// Opens one connection outside any pool, applying the SQLite pragmas.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, DbError> {
+        match url.backend() {
+            Backend::Mysql => {
+                let mut conn = AsyncMysqlConnection::establish(url.expose_target()).await?;
+                conn.batch_execute("SET time_zone = '+00:00'").await?;
+                Ok(DbConn::Mysql(conn))
+            }
+            Backend::Sqlite => {
+                let mut conn = SqliteConn::establish(url.expose_target()).await?;
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                )
+                .await?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+
+    /// The backend of this connection.
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConn::Mysql(_) => Backend::Mysql,
+            DbConn::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Runs `SELECT 1`.
+    pub async fn ping(&mut self) -> Result<(), DbError> {
+        with_conn!(self, |c| c.batch_execute("SELECT 1").await)?;
+        Ok(())
+    }
+
+    /// Runs `f` in a transaction: committed when it returns `Ok`, rolled back otherwise.
+    ///
+    /// On SQLite the outermost transaction is `BEGIN IMMEDIATE`, which takes the write
+    /// lock up front so concurrent writers wait (`busy_timeout`) instead of failing with
+    /// "database is locked" when they upgrade. Nested calls become savepoints.
+    pub async fn transaction<'a, R, E, F>(&'a mut self, f: F) -> Result<R, E>
+    where
+        for<'r> F: AsyncFnOnce(&'r mut DbConn) -> Result<R, E>
+            + AsyncFunc<&'r mut DbConn, Result<R, E>, Fut: Send>
+            + Send
+            + 'a,
+        E: From<DbError> + Send,
+        R: Send,
+    {
+        self.begin().await.map_err(E::from)?;
+        match f(&mut *self).await {
+            Ok(value) => {
+                self.end(true).await.map_err(E::from)?;
+                Ok(value)
+            }
+            Err(user_error) => {
+                // The caller's error is the one worth reporting; a failed rollback
+                // leaves the connection broken, and the pool discards it.
+                if let Err(e) = self.end(false).await {
+                    tracing::warn!(error = %e, "rollback failed");
+                }
+                Err(user_error)
+            }
+        }
+    }
+
+    async fn begin(&mut self) -> Result<(), DbError> {
+        match self {
+            DbConn::Mysql(c) => {
+                <AsyncMysqlConnection as AsyncConnection>::TransactionManager::begin_transaction(c)
+                    .await?
+            }
+            DbConn::Sqlite(c) => {
+                let depth = <SqliteConn as AsyncConnection>::TransactionManager::transaction_manager_status_mut(c)
+                    .transaction_depth()?;
+                if depth.is_some() {
+                    <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(c).await?
+                } else {
+                    c.spawn_blocking(|c| {
+                        diesel::connection::AnsiTransactionManager::begin_transaction_sql(
+                            c,
+                            "BEGIN IMMEDIATE",
+                        )
+                    })
+                    .await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn end(&mut self, commit: bool) -> Result<(), DbError> {
+        match self {
+            DbConn::Mysql(c) => {
+                type Tm = <AsyncMysqlConnection as AsyncConnection>::TransactionManager;
+                if commit {
+                    Tm::commit_transaction(c).await?
+                } else {
+                    Tm::rollback_transaction(c).await?
+                }
+            }
+            DbConn::Sqlite(c) => {
+                type Tm = <SqliteConn as AsyncConnection>::TransactionManager;
+                if commit {
+                    Tm::commit_transaction(c).await?
+                } else {
+                    Tm::rollback_transaction(c).await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn is_broken(&mut self) -> bool {
+        match self {
+            DbConn::Mysql(c) => {
+                <AsyncMysqlConnection as AsyncConnection>::TransactionManager::is_broken_transaction_manager(c)
+            }
+            DbConn::Sqlite(c) => {
+                <SqliteConn as AsyncConnection>::TransactionManager::is_broken_transaction_manager(c)
+            }
+        }
+    }
+}
+
+/// Pool sizing and timeouts.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Most connections held at once.
+    pub max_size: usize,
+    /// How long opening one connection may take.
+    pub connect_timeout: Duration,
+    /// How long a caller waits for a free connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 10,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Creates and checks connections for deadpool.
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl deadpool::managed::Manager for Manager {
+    type Type = DbConn;
+    type Error = DbError;
+
+    async fn create(&self) -> Result<DbConn, DbError> {
+        DbConn::connect(&self.url).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut DbConn,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<DbError> {
+        if conn.is_broken() {
+            return Err(deadpool::managed::RecycleError::message(
+                "connection left inside a transaction",
+            ));
+        }
+        conn.ping()
+            .await
+            .map_err(deadpool::managed::RecycleError::Backend)
+    }
+}
+
+/// A connection borrowed from the pool; derefs to [`DbConn`].
+pub type PooledConn = deadpool::managed::Object<Manager>;
+
+/// The shared connection pool.
+#[derive(Clone)]
+pub struct DbPool {
+    pool: deadpool::managed::Pool<Manager>,
+    url: DatabaseUrl,
+    options: PoolOptions,
+}
+
+/// A snapshot of pool usage, for metrics.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PoolStatus {
+    /// Configured maximum.
+    pub max_size: usize,
+    /// Connections open now.
+    pub size: usize,
+    /// Open and idle.
+    pub idle: usize,
+    /// Callers waiting for one.
+    pub waiting: usize,
+}
+
+impl DbPool {
+    /// Builds a pool. No connection is opened until one is needed; call
+    /// [`DbPool::check`] to fail fast at start-up.
+    pub fn new(url: DatabaseUrl, options: PoolOptions) -> Result<Self, DbError> {
+        let max_size = if url.expose_target() == ":memory:" {
+            // Every in-memory connection is its own database: share one.
+            1
+        } else {
+            options.max_size.max(1)
+        };
+        let pool = deadpool::managed::Pool::builder(Manager { url: url.clone() })
+            .max_size(max_size)
+            .create_timeout(Some(options.connect_timeout))
+            .wait_timeout(Some(options.acquire_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+        Ok(Self { pool, url, options })
+    }
+
+    /// Borrows a connection, waiting at most the acquire timeout.
+    pub async fn get(&self) -> Result<PooledConn, DbError> {
+        use deadpool::managed::PoolError;
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => match e {
+                DbError::Query(q) => DbError::Unavailable(q.to_string()),
+                other => other,
+            },
+            PoolError::Timeout(kind) => {
+                DbError::Unavailable(format!("timed out waiting for a connection ({kind:?})"))
+            }
+            other => DbError::Unavailable(other.to_string()),
+        })
+    }
+
+    /// Opens a connection and runs `SELECT 1`.
+    pub async fn check(&self) -> Result<(), DbError> {
+        let mut conn = self.get().await?;
+        tokio::time::timeout(self.options.acquire_timeout, conn.ping())
+            .await
+            .map_err(|_| DbError::Unavailable("ping timed out".into()))?
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    /// The URL in use (`Display` redacts the password).
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// Current usage.
+    pub fn status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            max_size: s.max_size,
+            size: s.size,
+            idle: s.available,
+            waiting: s.waiting,
+        }
+    }
+
+    /// Closes the pool; later `get` calls fail.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}

@@ -1,0 +1,47 @@
+//! Hand-written diesel tables with portable types: `Timestamp` is `DATETIME(6)` on MySQL
+//! and `TIMESTAMP` on SQLite, so one definition serves both backends.
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        name -> Text,
+        prefix -> Text,
+        digest -> Text,
+        scopes -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        queue -> Text,
+        payload -> Text,
+        status -> Text,
+        priority -> Integer,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        run_at -> Timestamp,
+        locked_by -> Nullable<Text>,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        dedup_key -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Text,
+        occurred_at -> Timestamp,
+        event_type -> Text,
+        actor -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        data -> Text,
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE events;
+DROP TABLE jobs;
+DROP TABLE api_keys;
