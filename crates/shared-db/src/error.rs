@@ -25,12 +25,15 @@ impl DbError {
     /// answer 503 and retry later.
     pub fn is_unavailable(&self) -> bool {
         use diesel::result::Error as E;
-        match self {
-            DbError::Unavailable(_) => true,
-            DbError::Query(E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _))
-            | DbError::Query(E::BrokenTransactionManager) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            DbError::Unavailable(_)
+                | DbError::Query(E::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection,
+                    _
+                ))
+                | DbError::Query(E::BrokenTransactionManager)
+        )
     }
 
     /// True when the statement lost a lock race (MySQL deadlock or lock wait timeout,
@@ -39,7 +42,9 @@ impl DbError {
         match self {
             DbError::Query(diesel::result::Error::DatabaseError(_, info)) => {
                 let m = info.message();
-                m.contains("Deadlock found") || m.contains("Lock wait timeout") || m.contains("database is locked")
+                m.contains("Deadlock found")
+                    || m.contains("Lock wait timeout")
+                    || m.contains("database is locked")
             }
             _ => false,
         }

@@ -261,16 +261,18 @@ async fn claim_once(
             return Ok(Vec::new());
         }
         let until = add(now, lease);
-        with_conn!(&mut *conn, |c| diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
-            .set((
-                jobs::status.eq(RUNNING),
-                jobs::locked_by.eq(&worker),
-                jobs::locked_until.eq(until),
-                jobs::attempts.eq(jobs::attempts + 1),
-                jobs::updated_at.eq(now),
-            ))
-            .execute(c)
-            .await)?;
+        with_conn!(&mut *conn, |c| diesel::update(
+            jobs::table.filter(jobs::id.eq_any(&ids))
+        )
+        .set((
+            jobs::status.eq(RUNNING),
+            jobs::locked_by.eq(&worker),
+            jobs::locked_until.eq(until),
+            jobs::attempts.eq(jobs::attempts + 1),
+            jobs::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await)?;
         let claimed = with_conn!(conn, |c| jobs::table
             .filter(jobs::id.eq_any(&ids))
             .order((jobs::priority.desc(), jobs::run_at.asc(), jobs::id.asc()))
@@ -303,7 +305,8 @@ async fn fail_exhausted_leases(conn: &mut DbConn) -> Result<usize, DbError> {
     )
     .set((
         jobs::status.eq(FAILED),
-        jobs::last_error.eq("lease expired on the last attempt: the worker stopped without reporting"),
+        jobs::last_error
+            .eq("lease expired on the last attempt: the worker stopped without reporting"),
         jobs::locked_by.eq(None::<String>),
         jobs::locked_until.eq(None::<NaiveDateTime>),
         jobs::dedup_key.eq(None::<String>),
@@ -386,7 +389,11 @@ pub async fn record_failure(
             (n, AfterFailure::Failed)
         }
     };
-    Ok(if n == 1 { outcome } else { AfterFailure::LeaseLost })
+    Ok(if n == 1 {
+        outcome
+    } else {
+        AfterFailure::LeaseLost
+    })
 }
 
 /// Extends a running job's lease; false when `worker` no longer holds it.
@@ -403,7 +410,10 @@ pub async fn extend_lease(
             .filter(jobs::status.eq(RUNNING))
             .filter(jobs::locked_by.eq(worker))
     )
-    .set((jobs::locked_until.eq(add(now, lease)), jobs::updated_at.eq(now)))
+    .set((
+        jobs::locked_until.eq(add(now, lease)),
+        jobs::updated_at.eq(now)
+    ))
     .execute(c)
     .await)?;
     Ok(n == 1)
@@ -424,7 +434,9 @@ pub async fn get(conn: &mut DbConn, id: &str) -> Result<Option<Job>, DbError> {
 pub async fn retry_failed(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
     let now = crate::now();
     let n = with_conn!(conn, |c| diesel::update(
-        jobs::table.filter(jobs::id.eq(id)).filter(jobs::status.eq(FAILED))
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq(FAILED))
     )
     .set((
         jobs::status.eq(QUEUED),

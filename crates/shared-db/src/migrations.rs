@@ -40,7 +40,11 @@ enum Op {
     Pending,
 }
 
-fn apply<DB, H>(harness: &mut H, migrations: EmbeddedMigrations, op: Op) -> Result<Vec<String>, DbError>
+fn apply<DB, H>(
+    harness: &mut H,
+    migrations: EmbeddedMigrations,
+    op: Op,
+) -> Result<Vec<String>, DbError>
 where
     DB: diesel::backend::Backend,
     H: MigrationHarness<DB>,

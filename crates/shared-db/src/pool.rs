@@ -9,12 +9,43 @@ use std::time::Duration;
 
 use diesel::SqliteConnection;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection, TransactionManager};
+use diesel_async::{
+    AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection, TransactionManager,
+};
 
 use crate::{Backend, DatabaseUrl, DbError};
 
 /// The async SQLite connection: diesel's sync connection run on blocking threads.
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, BlockingTasks>;
+
+/// Runs SQLite calls on tokio's blocking pool of whichever runtime is current.
+///
+/// diesel-async's default waits for an unfinished call with `block_in_place` when its
+/// future is dropped, which panics on the current-thread runtimes Actix workers use (a
+/// client disconnecting, or one extractor failing while another queries). Here the call
+/// simply finishes on its own; the connection's mutex makes the next call wait for it,
+/// and a connection dropped inside a transaction is discarded by the pool's recycle check.
+pub struct BlockingTasks;
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for BlockingTasks {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
+    >
+    where
+        R: Send + 'static,
+    {
+        let handle = tokio::task::spawn_blocking(task);
+        Box::pin(async move { handle.await.map_err(Box::from) })
+    }
+
+    fn get_runtime() -> Self {
+        BlockingTasks
+    }
+}
 
 /// A database connection on either backend.
 pub enum DbConn {
@@ -41,7 +72,9 @@ macro_rules! with_conn {
 
 /// A future returned by an async closure, named so its `Send`-ness can be required
 /// (the same trick diesel-async uses for its own `transaction`).
-pub trait AsyncFunc<T, R>: AsyncFnOnce(T) -> R + FnOnce(T) -> <Self as AsyncFunc<T, R>>::Fut {
+pub trait AsyncFunc<T, R>:
+    AsyncFnOnce(T) -> R + FnOnce(T) -> <Self as AsyncFunc<T, R>>::Fut
+{
     /// The future the closure returns.
     type Fut: Future<Output = R>;
 }
@@ -65,8 +98,10 @@ impl DbConn {
             }
             Backend::Sqlite => {
                 let mut conn = SqliteConn::establish(url.expose_target()).await?;
+                // busy_timeout first: switching to WAL needs a lock another
+                // connection may hold for a moment.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
                 )
                 .await?;
@@ -130,7 +165,8 @@ impl DbConn {
                 let depth = <SqliteConn as AsyncConnection>::TransactionManager::transaction_manager_status_mut(c)
                     .transaction_depth()?;
                 if depth.is_some() {
-                    <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(c).await?
+                    <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(c)
+                        .await?
                 } else {
                     c.spawn_blocking(|c| {
                         diesel::connection::AnsiTransactionManager::begin_transaction_sql(

@@ -36,7 +36,9 @@ impl TestDb {
     /// A migrated SQLite database in a temporary folder.
     pub async fn sqlite() -> TestDb {
         let db = Self::sqlite_unmigrated().await;
-        crate::migrations::run_pending(&db.url).await.expect("migrate sqlite");
+        crate::migrations::run_pending(&db.url)
+            .await
+            .expect("migrate sqlite");
         db
     }
 
@@ -46,14 +48,20 @@ impl TestDb {
         let path = dir.path().join("test.db");
         let url = DatabaseUrl::sqlite(path.to_string_lossy().into_owned());
         let pool = DbPool::new(url.clone(), PoolOptions::default()).expect("sqlite pool");
-        TestDb { url, pool, cleanup: Cleanup::Dir(dir) }
+        TestDb {
+            url,
+            pool,
+            cleanup: Cleanup::Dir(dir),
+        }
     }
 
     /// A migrated database of its own on the MySQL test server, or `None` (with a
     /// message) when no server answers outside CI.
     pub async fn mysql() -> Option<TestDb> {
         let db = Self::mysql_unmigrated().await?;
-        crate::migrations::run_pending(&db.url).await.expect("migrate mysql");
+        crate::migrations::run_pending(&db.url)
+            .await
+            .expect("migrate mysql");
         Some(db)
     }
 
@@ -65,9 +73,15 @@ impl TestDb {
             Ok(conn) => conn,
             Err(e) => {
                 if in_ci() {
-                    panic!("MariaDB is required under CI=true but {} is unreachable: {e}", server_url.redacted());
+                    panic!(
+                        "MariaDB is required under CI=true but {} is unreachable: {e}",
+                        server_url.redacted()
+                    );
                 }
-                eprintln!("SKIPPED: MySQL test: no server at {} ({e}); set TEST_MYSQL_URL", server_url.redacted());
+                eprintln!(
+                    "SKIPPED: MySQL test: no server at {} ({e}); set TEST_MYSQL_URL",
+                    server_url.redacted()
+                );
                 return None;
             }
         };
@@ -76,9 +90,19 @@ impl TestDb {
         let mut url = url::Url::parse(server_url.expose_target()).expect("mysql url");
         url.set_path(&name);
         let url = DatabaseUrl::parse(url.as_str()).expect("test database url");
-        let pool = DbPool::new(url.clone(), PoolOptions { max_size: 16, ..PoolOptions::default() })
-            .expect("mysql pool");
-        Some(TestDb { url, pool, cleanup: Cleanup::MysqlDatabase { server, name } })
+        let pool = DbPool::new(
+            url.clone(),
+            PoolOptions {
+                max_size: 16,
+                ..PoolOptions::default()
+            },
+        )
+        .expect("mysql pool");
+        Some(TestDb {
+            url,
+            pool,
+            cleanup: Cleanup::MysqlDatabase { server, name },
+        })
     }
 
     /// Every backend that can run here: SQLite always, MySQL when reachable (always in CI).
@@ -112,12 +136,17 @@ impl Drop for TestDb {
             let (server, name) = (server.clone(), name.clone());
             // Drop runs outside async: use a thread with its own small runtime.
             let dropped = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 rt.block_on(async {
                     use diesel_async::SimpleAsyncConnection;
                     let url = DatabaseUrl::parse(&server).ok()?;
                     if let Ok(DbConn::Mysql(mut c)) = DbConn::connect(&url).await {
-                        c.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`")).await.ok()?;
+                        c.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                            .await
+                            .ok()?;
                     }
                     Some(())
                 })

@@ -12,7 +12,9 @@ use futures_util::future::BoxFuture;
 use shared_db::jobs::{self, AfterFailure, Enqueued, Job, NewJob};
 use shared_db::testing::TestDb;
 use shared_db::worker::{Backoff, JobError, JobHandler, Worker, WorkerOptions};
-use shared_db::{Backend, DbConn, DbError, DbPool, PoolOptions, events, migrations, schema, with_conn};
+use shared_db::{
+    Backend, DbConn, DbError, DbPool, PoolOptions, events, migrations, schema, with_conn,
+};
 use tokio_util::sync::CancellationToken;
 
 fn count(n: &AtomicUsize) -> usize {
@@ -20,7 +22,11 @@ fn count(n: &AtomicUsize) -> usize {
 }
 
 async fn table_count(conn: &mut DbConn) -> i64 {
-    with_conn!(conn, |c| schema::jobs::table.count().get_result::<i64>(c).await).unwrap()
+    with_conn!(conn, |c| schema::jobs::table
+        .count()
+        .get_result::<i64>(c)
+        .await)
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -29,7 +35,11 @@ async fn migrations_run_up_down_and_up_again_on_both_backends() {
     backends.extend(TestDb::mysql_unmigrated().await);
     for db in backends {
         let pending = migrations::pending(&db.url).await.unwrap();
-        assert!(!pending.is_empty(), "{}: nothing pending on an empty database", db.backend());
+        assert!(
+            !pending.is_empty(),
+            "{}: nothing pending on an empty database",
+            db.backend()
+        );
         let applied = migrations::run_pending(&db.url).await.unwrap();
         assert_eq!(applied, pending, "{}", db.backend());
         assert!(migrations::pending(&db.url).await.unwrap().is_empty());
@@ -40,12 +50,22 @@ async fn migrations_run_up_down_and_up_again_on_both_backends() {
         let reverted = migrations::revert_all(&db.url).await.unwrap();
         assert_eq!(reverted.len(), applied.len(), "{}", db.backend());
         let mut conn = db.pool.get().await.unwrap();
-        let gone = with_conn!(&mut *conn, |c| schema::jobs::table.count().get_result::<i64>(c).await);
-        assert!(gone.is_err(), "{}: jobs table should be gone after revert", db.backend());
+        let gone = with_conn!(&mut *conn, |c| schema::jobs::table
+            .count()
+            .get_result::<i64>(c)
+            .await);
+        assert!(
+            gone.is_err(),
+            "{}: jobs table should be gone after revert",
+            db.backend()
+        );
         drop(conn);
 
         assert_eq!(migrations::run_pending(&db.url).await.unwrap(), applied);
-        assert!(migrations::run_pending(&db.url).await.unwrap().is_empty(), "second run applies nothing");
+        assert!(
+            migrations::run_pending(&db.url).await.unwrap().is_empty(),
+            "second run applies nothing"
+        );
     }
 }
 
@@ -96,33 +116,96 @@ async fn transactions_commit_roll_back_and_nest() {
 async fn claim_order_delay_and_dedup() {
     for db in TestDb::each().await {
         let mut conn = db.pool.get().await.unwrap();
-        let low = jobs::enqueue(&mut conn, NewJob::new("mail", &"low").unwrap()).await.unwrap();
-        let high = jobs::enqueue(&mut conn, NewJob::new("mail", &"high").unwrap().priority(5)).await.unwrap();
-        let later = jobs::enqueue(&mut conn, NewJob::new("mail", &"later").unwrap().delay(Duration::from_secs(3600)))
+        let low = jobs::enqueue(&mut conn, NewJob::new("mail", &"low").unwrap())
             .await
             .unwrap();
-        jobs::enqueue(&mut conn, NewJob::new("other", &"x").unwrap()).await.unwrap();
+        let high = jobs::enqueue(&mut conn, NewJob::new("mail", &"high").unwrap().priority(5))
+            .await
+            .unwrap();
+        let later = jobs::enqueue(
+            &mut conn,
+            NewJob::new("mail", &"later")
+                .unwrap()
+                .delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+        jobs::enqueue(&mut conn, NewJob::new("other", &"x").unwrap())
+            .await
+            .unwrap();
 
-        let first = jobs::enqueue(&mut conn, NewJob::new("mail", &"d1").unwrap().dedup_key("k")).await.unwrap();
-        let second = jobs::enqueue(&mut conn, NewJob::new("mail", &"d2").unwrap().dedup_key("k")).await.unwrap();
+        let first = jobs::enqueue(
+            &mut conn,
+            NewJob::new("mail", &"d1").unwrap().dedup_key("k"),
+        )
+        .await
+        .unwrap();
+        let second = jobs::enqueue(
+            &mut conn,
+            NewJob::new("mail", &"d2").unwrap().dedup_key("k"),
+        )
+        .await
+        .unwrap();
         assert!(matches!(first, Enqueued::New(_)));
         assert_eq!(second, Enqueued::Duplicate(first.id().to_owned()));
-        let other_queue = jobs::enqueue(&mut conn, NewJob::new("other", &"d").unwrap().dedup_key("k")).await.unwrap();
-        assert!(matches!(other_queue, Enqueued::New(_)), "dedup keys are per queue");
+        let other_queue = jobs::enqueue(
+            &mut conn,
+            NewJob::new("other", &"d").unwrap().dedup_key("k"),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(other_queue, Enqueued::New(_)),
+            "dedup keys are per queue"
+        );
 
-        let claimed = jobs::claim(&mut conn, &["mail".into()], "w1", Duration::from_secs(30), 10).await.unwrap();
+        let claimed = jobs::claim(
+            &mut conn,
+            &["mail".into()],
+            "w1",
+            Duration::from_secs(30),
+            10,
+        )
+        .await
+        .unwrap();
         let ids: Vec<&str> = claimed.iter().map(|j| j.id.as_str()).collect();
-        assert_eq!(ids, vec![high.id(), low.id(), first.id()], "{}: priority, then age; delayed and other queues excluded", db.backend());
-        assert!(claimed.iter().all(|j| j.status == jobs::RUNNING && j.attempts == 1 && j.locked_by.as_deref() == Some("w1")));
+        assert_eq!(
+            ids,
+            vec![high.id(), low.id(), first.id()],
+            "{}: priority, then age; delayed and other queues excluded",
+            db.backend()
+        );
+        assert!(claimed.iter().all(|j| j.status == jobs::RUNNING
+            && j.attempts == 1
+            && j.locked_by.as_deref() == Some("w1")));
         assert!(!claimed.iter().any(|j| j.id == later.id()));
 
         // Nothing more is due, and running jobs are not claimed twice.
-        assert!(jobs::claim(&mut conn, &["mail".into()], "w2", Duration::from_secs(30), 10).await.unwrap().is_empty());
+        assert!(
+            jobs::claim(
+                &mut conn,
+                &["mail".into()],
+                "w2",
+                Duration::from_secs(30),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty()
+        );
 
         // After completion the key is free again.
         assert!(jobs::complete(&mut conn, first.id(), "w1").await.unwrap());
-        assert!(jobs::get(&mut conn, first.id()).await.unwrap().is_none(), "succeeded jobs are deleted");
-        let again = jobs::enqueue(&mut conn, NewJob::new("mail", &"d3").unwrap().dedup_key("k")).await.unwrap();
+        assert!(
+            jobs::get(&mut conn, first.id()).await.unwrap().is_none(),
+            "succeeded jobs are deleted"
+        );
+        let again = jobs::enqueue(
+            &mut conn,
+            NewJob::new("mail", &"d3").unwrap().dedup_key("k"),
+        )
+        .await
+        .unwrap();
         assert!(matches!(again, Enqueued::New(_)));
         // Only the lease holder can complete.
         assert!(!jobs::complete(&mut conn, high.id(), "w2").await.unwrap());
@@ -134,39 +217,76 @@ async fn claim_order_delay_and_dedup() {
 async fn failures_retry_then_fail_with_the_last_error() {
     for db in TestDb::each().await {
         let mut conn = db.pool.get().await.unwrap();
-        let id = jobs::enqueue(&mut conn, NewJob::new("q", &"p").unwrap().max_attempts(2)).await.unwrap();
+        let id = jobs::enqueue(&mut conn, NewJob::new("q", &"p").unwrap().max_attempts(2))
+            .await
+            .unwrap();
         let queues = ["q".to_owned()];
 
-        let job = jobs::claim(&mut conn, &queues, "w", Duration::from_secs(30), 1).await.unwrap().remove(0);
-        let after = jobs::record_failure(&mut conn, &job, "w", "smtp 451", Some(Duration::ZERO)).await.unwrap();
+        let job = jobs::claim(&mut conn, &queues, "w", Duration::from_secs(30), 1)
+            .await
+            .unwrap()
+            .remove(0);
+        let after = jobs::record_failure(&mut conn, &job, "w", "smtp 451", Some(Duration::ZERO))
+            .await
+            .unwrap();
         assert_eq!(after, AfterFailure::Retrying(Duration::ZERO));
         let stored = jobs::get(&mut conn, id.id()).await.unwrap().unwrap();
-        assert_eq!((stored.status.as_str(), stored.last_error.as_deref()), (jobs::QUEUED, Some("smtp 451")));
+        assert_eq!(
+            (stored.status.as_str(), stored.last_error.as_deref()),
+            (jobs::QUEUED, Some("smtp 451"))
+        );
 
-        let job = jobs::claim(&mut conn, &queues, "w", Duration::from_secs(30), 1).await.unwrap().remove(0);
+        let job = jobs::claim(&mut conn, &queues, "w", Duration::from_secs(30), 1)
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(job.attempts, 2);
-        let after = jobs::record_failure(&mut conn, &job, "w", "smtp 451 again", Some(Duration::ZERO)).await.unwrap();
+        let after =
+            jobs::record_failure(&mut conn, &job, "w", "smtp 451 again", Some(Duration::ZERO))
+                .await
+                .unwrap();
         assert_eq!(after, AfterFailure::Failed, "no attempts left");
         let stored = jobs::get(&mut conn, id.id()).await.unwrap().unwrap();
         assert_eq!(stored.status, jobs::FAILED);
         assert_eq!(stored.last_error.as_deref(), Some("smtp 451 again"));
         assert!(stored.finished_at.is_some());
-        assert!(jobs::claim(&mut conn, &queues, "w", Duration::from_secs(30), 1).await.unwrap().is_empty());
+        assert!(
+            jobs::claim(&mut conn, &queues, "w", Duration::from_secs(30), 1)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         // An operator can put it back.
         assert!(jobs::retry_failed(&mut conn, id.id()).await.unwrap());
-        let job = jobs::claim(&mut conn, &queues, "w", Duration::from_secs(30), 1).await.unwrap().remove(0);
+        let job = jobs::claim(&mut conn, &queues, "w", Duration::from_secs(30), 1)
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(job.attempts, 1);
         // A permanent failure does not retry even with attempts left.
-        assert_eq!(jobs::record_failure(&mut conn, &job, "w", "bad address", None).await.unwrap(), AfterFailure::Failed);
+        assert_eq!(
+            jobs::record_failure(&mut conn, &job, "w", "bad address", None)
+                .await
+                .unwrap(),
+            AfterFailure::Failed
+        );
         // Long errors are clipped, not refused.
         assert!(jobs::retry_failed(&mut conn, id.id()).await.unwrap());
-        let job = jobs::claim(&mut conn, &queues, "w", Duration::from_secs(30), 1).await.unwrap().remove(0);
+        let job = jobs::claim(&mut conn, &queues, "w", Duration::from_secs(30), 1)
+            .await
+            .unwrap()
+            .remove(0);
         let long = "é".repeat(10_000);
-        jobs::record_failure(&mut conn, &job, "w", &long, None).await.unwrap();
+        jobs::record_failure(&mut conn, &job, "w", &long, None)
+            .await
+            .unwrap();
         let stored = jobs::get(&mut conn, id.id()).await.unwrap().unwrap();
         assert_eq!(stored.last_error.unwrap().chars().count(), 4000);
-        assert_eq!(jobs::counts(&mut conn, "q").await.unwrap(), vec![(jobs::FAILED.to_owned(), 1)]);
+        assert_eq!(
+            jobs::counts(&mut conn, "q").await.unwrap(),
+            vec![(jobs::FAILED.to_owned(), 1)]
+        );
     }
 }
 
@@ -175,23 +295,58 @@ async fn an_expired_lease_is_run_again_and_fails_when_exhausted() {
     for db in TestDb::each().await {
         let mut conn = db.pool.get().await.unwrap();
         let queues = ["q".to_owned()];
-        let id = jobs::enqueue(&mut conn, NewJob::new("q", &"p").unwrap().max_attempts(2)).await.unwrap();
+        let id = jobs::enqueue(&mut conn, NewJob::new("q", &"p").unwrap().max_attempts(2))
+            .await
+            .unwrap();
         // Worker A claims with a short lease and "dies".
-        let a = jobs::claim(&mut conn, &queues, "a", Duration::from_millis(200), 1).await.unwrap();
+        let a = jobs::claim(&mut conn, &queues, "a", Duration::from_millis(200), 1)
+            .await
+            .unwrap();
         assert_eq!(a.len(), 1);
-        assert!(jobs::claim(&mut conn, &queues, "b", Duration::from_secs(30), 1).await.unwrap().is_empty(), "lease still held");
+        assert!(
+            jobs::claim(&mut conn, &queues, "b", Duration::from_secs(30), 1)
+                .await
+                .unwrap()
+                .is_empty(),
+            "lease still held"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let b = jobs::claim(&mut conn, &queues, "b", Duration::from_millis(200), 1).await.unwrap();
-        assert_eq!(b.len(), 1, "{}: the job runs again after the lease expires", db.backend());
+        let b = jobs::claim(&mut conn, &queues, "b", Duration::from_millis(200), 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            b.len(),
+            1,
+            "{}: the job runs again after the lease expires",
+            db.backend()
+        );
         assert_eq!((b[0].id.as_str(), b[0].attempts), (id.id(), 2));
         // A's late report changes nothing.
         assert!(!jobs::complete(&mut conn, id.id(), "a").await.unwrap());
-        assert_eq!(jobs::record_failure(&mut conn, &a[0], "a", "late", Some(Duration::ZERO)).await.unwrap(), AfterFailure::LeaseLost);
+        assert_eq!(
+            jobs::record_failure(&mut conn, &a[0], "a", "late", Some(Duration::ZERO))
+                .await
+                .unwrap(),
+            AfterFailure::LeaseLost
+        );
         // B renews its lease, then dies on the last attempt: the job fails, it is not lost.
-        assert!(jobs::extend_lease(&mut conn, id.id(), "b", Duration::from_millis(200)).await.unwrap());
-        assert!(!jobs::extend_lease(&mut conn, id.id(), "a", Duration::from_secs(30)).await.unwrap());
+        assert!(
+            jobs::extend_lease(&mut conn, id.id(), "b", Duration::from_millis(200))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !jobs::extend_lease(&mut conn, id.id(), "a", Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(jobs::claim(&mut conn, &queues, "c", Duration::from_secs(30), 1).await.unwrap().is_empty());
+        assert!(
+            jobs::claim(&mut conn, &queues, "c", Duration::from_secs(30), 1)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let stored = jobs::get(&mut conn, id.id()).await.unwrap().unwrap();
         assert_eq!(stored.status, jobs::FAILED);
         assert!(stored.last_error.unwrap().contains("lease expired"));
@@ -206,7 +361,9 @@ async fn concurrent_claimers_never_share_a_job() {
         {
             let mut conn = db.pool.get().await.unwrap();
             for i in 0..JOBS {
-                jobs::enqueue(&mut conn, NewJob::new("c", &i).unwrap()).await.unwrap();
+                jobs::enqueue(&mut conn, NewJob::new("c", &i).unwrap())
+                    .await
+                    .unwrap();
             }
         }
         let mut tasks = Vec::new();
@@ -216,14 +373,24 @@ async fn concurrent_claimers_never_share_a_job() {
                 let mut mine = Vec::new();
                 loop {
                     let mut conn = pool.get().await.unwrap();
-                    let got = jobs::claim(&mut conn, &["c".into()], &format!("w{w}"), Duration::from_secs(60), 5)
-                        .await
-                        .unwrap();
+                    let got = jobs::claim(
+                        &mut conn,
+                        &["c".into()],
+                        &format!("w{w}"),
+                        Duration::from_secs(60),
+                        5,
+                    )
+                    .await
+                    .unwrap();
                     if got.is_empty() {
                         return mine;
                     }
                     for job in got {
-                        assert!(jobs::complete(&mut conn, &job.id, &format!("w{w}")).await.unwrap());
+                        assert!(
+                            jobs::complete(&mut conn, &job.id, &format!("w{w}"))
+                                .await
+                                .unwrap()
+                        );
                         mine.push(job.id);
                     }
                 }
@@ -239,9 +406,16 @@ async fn concurrent_claimers_never_share_a_job() {
             }
         }
         assert_eq!(seen.len(), JOBS, "{}: every job ran", db.backend());
-        assert!(seen.values().all(|&n| n == 1), "{}: a job was claimed twice", db.backend());
+        assert!(
+            seen.values().all(|&n| n == 1),
+            "{}: a job was claimed twice",
+            db.backend()
+        );
         if db.backend() == Backend::Mysql {
-            assert!(busy_workers > 1, "SKIP LOCKED lets several claimers work at once");
+            assert!(
+                busy_workers > 1,
+                "SKIP LOCKED lets several claimers work at once"
+            );
         }
         let mut conn = db.pool.get().await.unwrap();
         assert_eq!(table_count(&mut conn).await, 0);
@@ -259,7 +433,11 @@ impl JobHandler for Flaky {
     fn handle<'a>(&'a self, _job: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
-            if n < self.fail_times { Err(self.error.clone()) } else { Ok(()) }
+            if n < self.fail_times {
+                Err(self.error.clone())
+            } else {
+                Ok(())
+            }
         })
     }
 }
@@ -278,7 +456,12 @@ fn fast_options(id: &str) -> WorkerOptions {
         concurrency: 4,
         poll_interval: Duration::from_millis(20),
         lease: Duration::from_secs(30),
-        backoff: Backoff { base: Duration::ZERO, max: Duration::ZERO, factor: 2.0, jitter: false },
+        backoff: Backoff {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+            factor: 2.0,
+            jitter: false,
+        },
     }
 }
 
@@ -288,15 +471,38 @@ async fn the_worker_retries_fails_and_survives_a_panicking_handler() {
         let calls = Arc::new(AtomicUsize::new(0));
         let fatal_calls = Arc::new(AtomicUsize::new(0));
         let worker = Worker::new(db.pool.clone(), fast_options("w"))
-            .register("flaky", Flaky { fail_times: 2, calls: calls.clone(), error: JobError::Retry("try again".into()) })
-            .register("fatal", Flaky { fail_times: 9, calls: fatal_calls.clone(), error: JobError::Fatal("never".into()) })
+            .register(
+                "flaky",
+                Flaky {
+                    fail_times: 2,
+                    calls: calls.clone(),
+                    error: JobError::Retry("try again".into()),
+                },
+            )
+            .register(
+                "fatal",
+                Flaky {
+                    fail_times: 9,
+                    calls: fatal_calls.clone(),
+                    error: JobError::Fatal("never".into()),
+                },
+            )
             .register("panics", Panics);
         let (flaky, fatal, panics) = {
             let mut conn = db.pool.get().await.unwrap();
             (
-                jobs::enqueue(&mut conn, NewJob::new("flaky", &()).unwrap()).await.unwrap(),
-                jobs::enqueue(&mut conn, NewJob::new("fatal", &()).unwrap()).await.unwrap(),
-                jobs::enqueue(&mut conn, NewJob::new("panics", &()).unwrap().max_attempts(2)).await.unwrap(),
+                jobs::enqueue(&mut conn, NewJob::new("flaky", &()).unwrap())
+                    .await
+                    .unwrap(),
+                jobs::enqueue(&mut conn, NewJob::new("fatal", &()).unwrap())
+                    .await
+                    .unwrap(),
+                jobs::enqueue(
+                    &mut conn,
+                    NewJob::new("panics", &()).unwrap().max_attempts(2),
+                )
+                .await
+                .unwrap(),
             )
         };
         let ran = worker.drain().await.unwrap();
@@ -304,9 +510,15 @@ async fn the_worker_retries_fails_and_survives_a_panicking_handler() {
         assert_eq!(count(&calls), 3);
         assert_eq!(count(&fatal_calls), 1, "fatal errors are not retried");
         let mut conn = db.pool.get().await.unwrap();
-        assert!(jobs::get(&mut conn, flaky.id()).await.unwrap().is_none(), "succeeded on the third attempt");
+        assert!(
+            jobs::get(&mut conn, flaky.id()).await.unwrap().is_none(),
+            "succeeded on the third attempt"
+        );
         let fatal = jobs::get(&mut conn, fatal.id()).await.unwrap().unwrap();
-        assert_eq!((fatal.status.as_str(), fatal.last_error.as_deref()), (jobs::FAILED, Some("never")));
+        assert_eq!(
+            (fatal.status.as_str(), fatal.last_error.as_deref()),
+            (jobs::FAILED, Some("never"))
+        );
         let panics = jobs::get(&mut conn, panics.id()).await.unwrap().unwrap();
         assert_eq!(panics.status, jobs::FAILED);
         assert_eq!(panics.attempts, 2);
@@ -336,12 +548,19 @@ async fn shutdown_finishes_jobs_in_flight_and_renews_leases() {
     let (started, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut options = fast_options("w");
     options.lease = Duration::from_millis(150); // shorter than the job: must be renewed
-    let worker = Worker::new(db.pool.clone(), options)
-        .register("slow", Slow { started: started.clone(), finished: finished.clone() });
+    let worker = Worker::new(db.pool.clone(), options).register(
+        "slow",
+        Slow {
+            started: started.clone(),
+            finished: finished.clone(),
+        },
+    );
     {
         let mut conn = db.pool.get().await.unwrap();
         for _ in 0..3 {
-            jobs::enqueue(&mut conn, NewJob::new("slow", &()).unwrap()).await.unwrap();
+            jobs::enqueue(&mut conn, NewJob::new("slow", &()).unwrap())
+                .await
+                .unwrap();
         }
     }
     let shutdown = CancellationToken::new();
@@ -351,9 +570,17 @@ async fn shutdown_finishes_jobs_in_flight_and_renews_leases() {
     }
     shutdown.cancel();
     running.await.unwrap();
-    assert_eq!(count(&finished), 3, "in-flight jobs finished before run() returned");
+    assert_eq!(
+        count(&finished),
+        3,
+        "in-flight jobs finished before run() returned"
+    );
     let mut conn = db.pool.get().await.unwrap();
-    assert_eq!(table_count(&mut conn).await, 0, "each ran once and was recorded");
+    assert_eq!(
+        table_count(&mut conn).await,
+        0,
+        "each ran once and was recorded"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -362,13 +589,30 @@ async fn events_are_appended_with_the_change_or_not_at_all() {
         let mut conn = db.pool.get().await.unwrap();
         let _: Result<(), DbError> = conn
             .transaction(async |c| {
-                events::append(c, events::NewEvent { event_type: "x.done", actor: Some("cli"), subject: Some("x:1"), data: serde_json::json!({"n": 1}) }).await?;
+                events::append(
+                    c,
+                    events::NewEvent {
+                        event_type: "x.done",
+                        actor: Some("cli"),
+                        subject: Some("x:1"),
+                        data: serde_json::json!({"n": 1}),
+                    },
+                )
+                .await?;
                 Err(DbError::Corrupt("abort".into()))
             })
             .await;
-        let kept = events::append(&mut conn, events::NewEvent { event_type: "x.done", actor: None, subject: Some("x:1"), data: serde_json::json!({"n": 2}) })
-            .await
-            .unwrap();
+        let kept = events::append(
+            &mut conn,
+            events::NewEvent {
+                event_type: "x.done",
+                actor: None,
+                subject: Some("x:1"),
+                data: serde_json::json!({"n": 2}),
+            },
+        )
+        .await
+        .unwrap();
         let stored = events::for_subject(&mut conn, "x:1").await.unwrap();
         assert_eq!(stored, vec![kept], "{}", db.backend());
     }
@@ -379,7 +623,11 @@ async fn an_unreachable_server_is_reported_as_unavailable() {
     let url = shared_db::DatabaseUrl::parse("mysql://root@127.0.0.1:9/nothing").unwrap();
     let pool = DbPool::new(
         url,
-        PoolOptions { max_size: 1, connect_timeout: Duration::from_millis(500), acquire_timeout: Duration::from_millis(500) },
+        PoolOptions {
+            max_size: 1,
+            connect_timeout: Duration::from_millis(500),
+            acquire_timeout: Duration::from_millis(500),
+        },
     )
     .unwrap();
     let err = pool.check().await.unwrap_err();
@@ -401,8 +649,16 @@ async fn sqlite_connections_get_their_pragmas() {
         #[diesel(sql_type = diesel::sql_types::Integer)]
         foreign_keys: i32,
     }
-    let DbConn::Sqlite(c) = &mut *conn else { panic!("sqlite") };
-    let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(c).await.unwrap();
-    let fk: Fk = diesel::sql_query("PRAGMA foreign_keys").get_result(c).await.unwrap();
+    let DbConn::Sqlite(c) = &mut *conn else {
+        panic!("sqlite")
+    };
+    let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
+        .get_result(c)
+        .await
+        .unwrap();
+    let fk: Fk = diesel::sql_query("PRAGMA foreign_keys")
+        .get_result(c)
+        .await
+        .unwrap();
     assert_eq!((mode.journal_mode.as_str(), fk.foreign_keys), ("wal", 1));
 }

@@ -1,0 +1,243 @@
+//! Building and running the gateway: configuration in, a bound server out.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
+use actix_web::{App, HttpServer, ResponseError, web};
+use anyhow::Context;
+use secrecy::SecretString;
+use shared_db::{Backend, DbPool, migrations};
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::ApiKeys;
+use crate::config::{Config, SecretSource};
+use crate::error::{ApiError, PROBLEM_JSON, json_error};
+use crate::http::{self, ApiDoc, RouteTable};
+use crate::state::AppState;
+use crate::telemetry;
+
+/// The OpenAPI document of every registered route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(http::configure)
+        .split_for_parts();
+    doc
+}
+
+/// Creates the folder of a file-backed SQLite database.
+pub fn ensure_database_folder(config: &Config) -> anyhow::Result<()> {
+    if let Some(file) = config.database_url.sqlite_file()
+        && let Some(parent) = Path::new(file).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the database folder {}", parent.display()))?;
+    }
+    Ok(())
+}
+
+/// Opens the pool, creating the SQLite folder and applying migrations as configured.
+pub async fn open_database(config: &Config) -> anyhow::Result<DbPool> {
+    ensure_database_folder(config)?;
+    if config.migrate_on_start {
+        let applied = migrations::run_pending(&config.database_url)
+            .await
+            .with_context(|| format!("migrating {}", config.database_url))?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied database migrations");
+        }
+    }
+    Ok(DbPool::new(
+        config.database_url.clone(),
+        config.pool.clone(),
+    )?)
+}
+
+/// The API key secret: configured, or (embedded default only) generated once and kept
+/// in `DATA_DIR/secret_key` with owner-only permissions.
+pub fn load_secret(source: &SecretSource) -> anyhow::Result<SecretString> {
+    let path = match source {
+        SecretSource::Configured(s) => return Ok(s.clone()),
+        SecretSource::GeneratedFile(path) => path,
+    };
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim();
+        if existing.len() >= 16 {
+            return Ok(SecretString::from(existing.to_owned()));
+        }
+        anyhow::bail!(
+            "{} is too short to be a secret key; delete it or set SECRET_KEY",
+            path.display()
+        );
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut random = [0u8; 32];
+    rand::fill(&mut random);
+    let secret = data_encoding::BASE64URL_NOPAD.encode(&random);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    tracing::warn!(
+        path = %path.display(),
+        "SECRET_KEY is not set: generated one for this embedded install. Set SECRET_KEY in production; API keys are bound to it"
+    );
+    Ok(SecretString::from(secret))
+}
+
+/// A bound, not yet running gateway.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Prepares the database, binds the port and builds the server.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let secret = load_secret(&config.secret)?;
+        let pool = open_database(&config).await?;
+        let state = AppState {
+            pool: pool.clone(),
+            api_keys: ApiKeys::new(&secret),
+            config: config.clone(),
+        };
+
+        let listener = TcpListener::bind((config.host, config.port)).with_context(|| {
+            format!(
+                "binding {}:{} (APP_HOST/APP_PORT)",
+                config.host, config.port
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+        let doc = openapi();
+        let routes = web::Data::new(RouteTable::new(&doc));
+        let metrics = crate::metrics::build(&pool)?;
+        let data = web::Data::new(state.clone());
+        let max_json = config.max_json_body;
+
+        let server = HttpServer::new(move || {
+            let (app, _) = App::new()
+                .app_data(data.clone())
+                .app_data(routes.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_json)
+                        .error_handler(|err, _| json_error(err).into()),
+                )
+                .app_data(web::PathConfig::default().error_handler(|err, _| {
+                    ApiError::bad_request("invalid_path", err.to_string()).into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    ApiError::bad_request("invalid_query", err.to_string()).into()
+                }))
+                .into_utoipa_app()
+                .openapi(ApiDoc::openapi())
+                .configure(http::configure)
+                .split_for_parts();
+            app.route("/docs", web::get().to(http::docs_redirect))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
+                .default_service(web::to(http::fallback))
+                .wrap(ErrorHandlers::new().default_handler(problem_fallback))
+                .wrap(metrics.clone())
+                .wrap(from_fn(telemetry::request_id))
+        })
+        .workers(config.workers)
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .listen(listener)?
+        .run();
+
+        let db_note = if config.database_is_default {
+            " (embedded default: set DATABASE_URL for MySQL)"
+        } else {
+            ""
+        };
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            database = %config.database_url,
+            backend = %pool.backend(),
+            "database{db_note}"
+        );
+        if pool.backend() == Backend::Sqlite && !config.database_is_default {
+            tracing::info!("running on SQLite: fine for one replica; use MySQL for several");
+        }
+        tracing::info!(
+            "Event Bridge listening on http://{}:{port} (docs: {}/docs)",
+            config.host,
+            config.app_url.trim_end_matches('/')
+        );
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Shared state (tests use its pool and key service).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// A handle that stops the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or a handle stops it), letting in-flight requests
+    /// finish within the shutdown timeout.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        self.state.pool.close();
+        tracing::info!("Event Bridge stopped");
+        Ok(())
+    }
+}
+
+/// Turns any error response that is not yet a problem document (raised by Actix itself
+/// or a library) into one, so clients never see bare text or HTML.
+fn problem_fallback<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (req, original) = res.into_parts();
+    let mut replacement = ApiError::from_status(original.status()).error_response();
+    for (name, value) in original.headers() {
+        if name != actix_web::http::header::CONTENT_TYPE
+            && name != actix_web::http::header::CONTENT_LENGTH
+        {
+            replacement
+                .headers_mut()
+                .insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(req, replacement).map_into_right_body(),
+    ))
+}

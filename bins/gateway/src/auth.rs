@@ -1,0 +1,408 @@
+//! API keys: generation, HMAC-SHA256 digests under `SECRET_KEY`, scopes, and the
+//! [`Principal`] extractor that authenticates `Authorization: Bearer <key>`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::{FromRequest, HttpRequest, web};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use ring::hmac;
+use secrecy::{ExposeSecret, SecretString};
+use shared_db::api_keys::{self, ApiKeyRow};
+use shared_db::{DbConn, DbError, DbPool, events};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every scope a key can hold. `*` holds all; a family scope such as `data:read` also
+/// covers its qualified forms (`data:read:orders`), and `data:read:*` is accepted.
+pub const SCOPES: &[&str] = &[
+    "api-keys:admin",
+    "licenses:admin",
+    "licenses:read",
+    "emails:send",
+    "emails:read",
+    "slack:post",
+    "slack:read",
+    "blobs:read",
+    "blobs:write",
+    "events:read",
+    "rules:admin",
+    "data:read",
+    "data:write",
+];
+
+/// Scopes that may carry a qualifier (a namespace or collection name).
+const QUALIFIED: &[&str] = &["blobs:read", "blobs:write", "data:read", "data:write"];
+
+/// Keys start with this, so scanners and people can recognise them.
+pub const KEY_PREFIX: &str = "eb_";
+
+/// Checks that `scope` is one a key can hold.
+pub fn validate_scope(scope: &str) -> Result<(), String> {
+    if scope == "*" || SCOPES.contains(&scope) {
+        return Ok(());
+    }
+    for family in QUALIFIED {
+        if let Some(q) = scope.strip_prefix(family).and_then(|r| r.strip_prefix(':')) {
+            let ok = q == "*"
+                || (!q.is_empty()
+                    && q.len() <= 64
+                    && q.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            return if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{scope}`: a qualifier is 1 to 64 of a-z, 0-9, - and _, or *"
+                ))
+            };
+        }
+    }
+    Err(format!(
+        "unknown scope `{scope}`; known scopes: *, {}",
+        SCOPES.join(", ")
+    ))
+}
+
+/// True when a key holding `held` may use a route that needs `needed`.
+pub fn grants(held: &str, needed: &str) -> bool {
+    if held == "*" || held == needed {
+        return true;
+    }
+    if let Some(family) = held.strip_suffix(":*") {
+        return needed
+            .strip_prefix(family)
+            .is_some_and(|r| r.starts_with(':'));
+    }
+    needed
+        .strip_prefix(held)
+        .is_some_and(|r| r.starts_with(':'))
+}
+
+/// Makes and checks API keys.
+#[derive(Clone)]
+pub struct ApiKeys {
+    key: Arc<hmac::Key>,
+}
+
+/// A new key: shown once, then only its digest exists.
+pub struct IssuedKey {
+    /// The stored row.
+    pub row: ApiKeyRow,
+    /// The key itself.
+    pub secret: SecretString,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The API key's id.
+    pub key_id: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+}
+
+impl Principal {
+    /// `Ok` when the key holds `scope`, else a 403 naming it.
+    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+        if self.scopes.iter().any(|held| grants(held, scope)) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden_scope(scope))
+        }
+    }
+
+    /// How this caller appears in audit events.
+    pub fn actor(&self) -> String {
+        format!("api_key:{}", self.key_id)
+    }
+}
+
+impl ApiKeys {
+    /// Keys digests with `secret`.
+    pub fn new(secret: &SecretString) -> Self {
+        Self {
+            key: Arc::new(hmac::Key::new(
+                hmac::HMAC_SHA256,
+                secret.expose_secret().as_bytes(),
+            )),
+        }
+    }
+
+    fn digest(&self, key: &str) -> String {
+        data_encoding::HEXLOWER.encode(hmac::sign(&self.key, key.as_bytes()).as_ref())
+    }
+
+    /// Creates a key with `scopes`, recording an `api_key.created` event by `actor`.
+    pub async fn create(
+        &self,
+        conn: &mut DbConn,
+        name: &str,
+        scopes: &[String],
+        expires_at: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<IssuedKey, ApiError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ApiError::unprocessable(
+                "invalid_name",
+                "the name must be 1 to 200 characters",
+            ));
+        }
+        if scopes.is_empty() {
+            return Err(ApiError::unprocessable(
+                "invalid_scopes",
+                "give at least one scope",
+            ));
+        }
+        for scope in scopes {
+            validate_scope(scope).map_err(|m| ApiError::unprocessable("invalid_scopes", m))?;
+        }
+        let now = shared_db::now();
+        if expires_at.is_some_and(|t| t.naive_utc() <= now) {
+            return Err(ApiError::unprocessable(
+                "invalid_expiry",
+                "expires_at must be in the future",
+            ));
+        }
+        let mut random = [0u8; 32];
+        rand::fill(&mut random);
+        let secret = format!(
+            "{KEY_PREFIX}{}",
+            data_encoding::BASE32_NOPAD
+                .encode(&random)
+                .to_ascii_lowercase()
+        );
+        let mut scopes = scopes.to_vec();
+        scopes.sort();
+        scopes.dedup();
+        let row = ApiKeyRow {
+            id: shared_db::new_id(),
+            name: name.to_owned(),
+            prefix: secret.chars().take(KEY_PREFIX.len() + 6).collect(),
+            digest: self.digest(&secret),
+            scopes: scopes.join(" "),
+            created_at: now,
+            expires_at: expires_at.map(|t| t.naive_utc().trunc_subsecs(6)),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let stored = row.clone();
+        let actor = actor.to_owned();
+        conn.transaction::<_, DbError, _>(async move |c| {
+            api_keys::insert(c, &stored).await?;
+            events::append(
+                c,
+                events::NewEvent {
+                    event_type: "api_key.created",
+                    actor: Some(&actor),
+                    subject: Some(&format!("api_key:{}", stored.id)),
+                    data: serde_json::json!({ "name": stored.name, "scopes": scopes }),
+                },
+            )
+            .await?;
+            Ok(())
+        })
+        .await?;
+        Ok(IssuedKey {
+            row,
+            secret: SecretString::from(secret),
+        })
+    }
+
+    /// Revokes key `id`; 404 when there is no such key. Revoking twice is not an error.
+    pub async fn revoke(
+        &self,
+        conn: &mut DbConn,
+        id: &str,
+        actor: &str,
+    ) -> Result<ApiKeyRow, ApiError> {
+        let id = id.to_owned();
+        let actor = actor.to_owned();
+        let row = conn
+            .transaction::<_, DbError, _>(async move |c| {
+                let Some(row) = api_keys::get(c, &id).await? else {
+                    return Ok(None);
+                };
+                if api_keys::revoke(c, &id, shared_db::now()).await? {
+                    events::append(
+                        c,
+                        events::NewEvent {
+                            event_type: "api_key.revoked",
+                            actor: Some(&actor),
+                            subject: Some(&format!("api_key:{id}")),
+                            data: serde_json::json!({ "name": row.name }),
+                        },
+                    )
+                    .await?;
+                }
+                api_keys::get(c, &id).await
+            })
+            .await?;
+        row.ok_or_else(|| ApiError::not_found("api_key_not_found", "no API key has that id"))
+    }
+
+    /// Finds the key a caller presented; 401 unless it exists, is not revoked and has not
+    /// expired.
+    pub async fn authenticate(
+        &self,
+        pool: &DbPool,
+        presented: &str,
+    ) -> Result<Principal, ApiError> {
+        let digest = self.digest(presented);
+        let mut conn = pool.get().await?;
+        let row = api_keys::find_by_digest(&mut conn, &digest).await?;
+        let Some(row) = row.filter(|r| self.matches(presented, &r.digest)) else {
+            return Err(ApiError::unauthorized(
+                "invalid_api_key",
+                "the API key is not valid",
+            ));
+        };
+        let now = shared_db::now();
+        if row.revoked_at.is_some() {
+            return Err(ApiError::unauthorized(
+                "api_key_revoked",
+                "the API key has been revoked",
+            ));
+        }
+        if row.expires_at.is_some_and(|t| t <= now) {
+            return Err(ApiError::unauthorized(
+                "api_key_expired",
+                "the API key has expired",
+            ));
+        }
+        if row
+            .last_used_at
+            .is_none_or(|t| now - t > chrono::Duration::seconds(60))
+        {
+            // Best effort: a failed touch must not fail the request.
+            if let Err(e) = api_keys::touch(&mut conn, &row.id, now).await {
+                tracing::debug!(error = %e, "could not record API key use");
+            }
+        }
+        Ok(Principal {
+            key_id: row.id,
+            scopes: row.scopes.split_whitespace().map(str::to_owned).collect(),
+        })
+    }
+
+    /// Constant-time check of `presented` against a stored hex digest.
+    fn matches(&self, presented: &str, stored_hex: &str) -> bool {
+        data_encoding::HEXLOWER
+            .decode(stored_hex.as_bytes())
+            .is_ok_and(|tag| hmac::verify(&self.key, presented.as_bytes(), &tag).is_ok())
+    }
+}
+
+/// True when the key's expiry has passed.
+pub fn is_expired(row: &ApiKeyRow, now: NaiveDateTime) -> bool {
+    row.expires_at.is_some_and(|t| t <= now)
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned));
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("AppState missing"))?;
+            let presented = match header {
+                None => {
+                    return Err(ApiError::unauthorized(
+                        "missing_credentials",
+                        "send an API key as `Authorization: Bearer <key>`",
+                    ));
+                }
+                Some(Err(_)) => {
+                    return Err(ApiError::unauthorized(
+                        "malformed_credentials",
+                        "the Authorization header is not valid text",
+                    ));
+                }
+                Some(Ok(v)) => v,
+            };
+            let key = presented
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, key)| key.trim())
+                .filter(|key| !key.is_empty())
+                .ok_or_else(|| {
+                    ApiError::unauthorized(
+                        "malformed_credentials",
+                        "use `Authorization: Bearer <key>`",
+                    )
+                })?;
+            state.api_keys.authenticate(&state.pool, key).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn scope_grants() {
+        assert!(grants("*", "licenses:admin"));
+        assert!(grants("emails:send", "emails:send"));
+        assert!(!grants("emails:send", "emails:read"));
+        assert!(grants("data:read", "data:read:orders"));
+        assert!(grants("data:read:*", "data:read:orders"));
+        assert!(!grants("data:read:*", "data:read"));
+        assert!(!grants("data:read:orders", "data:read:users"));
+        assert!(!grants("data:read", "data:reader"));
+        assert!(!grants("blobs:read", "blobs:write:client"));
+    }
+
+    #[test]
+    fn scope_validation() {
+        for ok in [
+            "*",
+            "licenses:admin",
+            "data:read:orders",
+            "blobs:write:*",
+            "data:write:a_b-1",
+        ] {
+            assert!(validate_scope(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "admin",
+            "licenses:*",
+            "data:read:",
+            "data:read:a/b",
+            "emails:send:x",
+            "LICENSES:ADMIN",
+        ] {
+            assert!(validate_scope(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn digests_depend_on_the_secret_and_verify_in_constant_time() {
+        let a = ApiKeys::new(&SecretString::from("0123456789abcdef0123456789abcdef"));
+        let b = ApiKeys::new(&SecretString::from("fedcba9876543210fedcba9876543210"));
+        let d = a.digest("eb_key");
+        assert_eq!(d.len(), 64);
+        assert_ne!(d, b.digest("eb_key"));
+        assert!(a.matches("eb_key", &d));
+        assert!(!a.matches("eb_kez", &d));
+        assert!(!b.matches("eb_key", &d));
+        assert!(!a.matches("eb_key", "not hex"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn validate_scope_never_panics(s in "\\PC{0,80}") {
+            let _ = validate_scope(&s);
+        }
+    }
+}

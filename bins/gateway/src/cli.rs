@@ -1,0 +1,182 @@
+//! The command line: `gateway [serve]`, `gateway migrate`, `gateway api-keys ...`.
+//! Every subcommand reads the same configuration as `serve`.
+
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use shared_db::{api_keys, migrations};
+
+use crate::app::{Application, ensure_database_folder, load_secret, open_database};
+use crate::auth::ApiKeys;
+use crate::config::Config;
+use crate::http::api_keys::ApiKey;
+use crate::telemetry;
+
+/// Event Bridge gateway.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "Event Bridge: licences, email, Slack, storage and shared data in one service"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate {
+        /// Only list the pending migrations.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Manage API keys.
+    #[command(subcommand)]
+    ApiKeys(ApiKeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeysCommand {
+    /// Create a key and print it, alone on stdout, once.
+    Create {
+        /// What the key is for.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, or '*' for all.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// When the key stops working (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<DateTime<Utc>>,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
+}
+
+/// Parses the command line and runs it.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format, &config.log_level);
+    match execute(cli.command.unwrap_or(Command::Serve), config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
+    ensure_database_folder(&config)?;
+    match command {
+        Command::Serve => Application::build(config).await?.run_until_stopped().await,
+        Command::Migrate { status: true } => {
+            for version in migrations::pending(&config.database_url).await? {
+                println!("{version}");
+            }
+            Ok(())
+        }
+        Command::Migrate { status: false } => {
+            let applied = migrations::run_pending(&config.database_url).await?;
+            eprintln!(
+                "applied {} migration(s) to {}",
+                applied.len(),
+                config.database_url
+            );
+            for version in applied {
+                println!("{version}");
+            }
+            Ok(())
+        }
+        Command::ApiKeys(cmd) => api_keys_command(cmd, config).await,
+    }
+}
+
+async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result<()> {
+    let secret = load_secret(&config.secret)?;
+    let keys = ApiKeys::new(&secret);
+    let pool = open_database(&config).await?;
+    let mut conn = pool.get().await?;
+    match cmd {
+        ApiKeysCommand::Create {
+            name,
+            scopes,
+            expires_at,
+        } => {
+            let scopes: Vec<String> = scopes
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            let issued = keys
+                .create(&mut conn, &name, &scopes, expires_at, "cli")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "created API key {} ({}); it is printed once:",
+                issued.row.id, issued.row.scopes
+            );
+            println!("{}", issued.secret.expose_secret());
+        }
+        ApiKeysCommand::List { json } => {
+            let rows: Vec<ApiKey> = api_keys::list(&mut conn)
+                .await?
+                .into_iter()
+                .map(ApiKey::from)
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<36}  {:<10}  {:<8}  {:<24}  SCOPES",
+                    "ID", "PREFIX", "STATUS", "NAME"
+                );
+                for k in rows {
+                    let status = serde_json::to_value(k.status)?
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    println!(
+                        "{:<36}  {:<10}  {:<8}  {:<24}  {}",
+                        k.id,
+                        k.prefix,
+                        status,
+                        k.name,
+                        k.scopes.join(",")
+                    );
+                }
+            }
+        }
+        ApiKeysCommand::Revoke { id } => {
+            let row = keys
+                .revoke(&mut conn, &id, "cli")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("revoked API key {} ({})", row.id, row.name);
+        }
+    }
+    Ok(())
+}

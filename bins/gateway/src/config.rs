@@ -1,0 +1,387 @@
+//! Configuration from the environment (and an optional `.env`), using the original
+//! service's variable names where they exist. An empty value counts as unset, so an
+//! original `.env` with blank lines keeps working.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `APP_HOST` | `0.0.0.0` | address to listen on |
+//! | `APP_PORT` | `8002` | port to listen on |
+//! | `APP_URL` | `http://localhost:{APP_PORT}` | public base URL |
+//! | `DATA_DIR` | `./data` | embedded database, generated secret key |
+//! | `DATABASE_URL` | SQLite in `DATA_DIR` | `mysql://`, `mysql+aiomysql://`, `sqlite://path`, `sqlite::memory:` |
+//! | `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER_ID`, `DB_PASS`, `DB_IS_SSL` | | MySQL from parts when `DATABASE_URL` is unset |
+//! | `DB_POOL_SIZE` | `10` | most connections held |
+//! | `DB_CONNECT_TIMEOUT_SECS` | `5` | opening one connection |
+//! | `DB_ACQUIRE_TIMEOUT_SECS` | `5` | waiting for a free connection (then 503) |
+//! | `DB_MIGRATE_ON_START` | `true` | apply pending migrations at start-up |
+//! | `SECRET_KEY` | generated in `DATA_DIR` for SQLite; required for MySQL | keys API key digests |
+//! | `LOG_FORMAT` | `text` | `text` (coloured in a terminal) or `json` |
+//! | `LOG_LEVEL` | `info` | a `tracing` filter; `RUST_LOG` wins when set |
+//! | `MAX_JSON_BODY_BYTES` | `1048576` | larger JSON bodies get 413 |
+//! | `HTTP_WORKERS` | CPU count | Actix worker threads |
+//! | `SHUTDOWN_TIMEOUT_SECS` | `30` | how long in-flight requests get on SIGTERM |
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use shared_db::{Backend, DatabaseUrl, PoolOptions};
+
+/// A configuration value that cannot be used; names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error in {var}: {message}")]
+pub struct ConfigError {
+    /// The offending variable.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn bad(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, coloured by level in a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the API key secret comes from.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    /// `SECRET_KEY` was set.
+    Configured(SecretString),
+    /// Not set: generate one and keep it in this file (embedded default only).
+    GeneratedFile(PathBuf),
+}
+
+/// The gateway's typed, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub host: IpAddr,
+    /// Listen port (0 picks a free one).
+    pub port: u16,
+    /// Public base URL.
+    pub app_url: String,
+    /// Folder for embedded data.
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database_url: DatabaseUrl,
+    /// True when no database was configured (SQLite in `data_dir`).
+    pub database_is_default: bool,
+    /// Pool sizing.
+    pub pool: PoolOptions,
+    /// Apply migrations at start-up.
+    pub migrate_on_start: bool,
+    /// The API key secret.
+    pub secret: SecretSource,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+    /// JSON body limit in bytes.
+    pub max_json_body: usize,
+    /// Actix worker threads.
+    pub workers: usize,
+    /// Grace period on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is an error worth reporting.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(bad(".env", e.to_string())),
+        }
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds the configuration from any variable lookup (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let host = match get("APP_HOST") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad("APP_HOST", format!("`{v}` is not an IP address")))?,
+            None => IpAddr::from([0, 0, 0, 0]),
+        };
+        let port = parse_num::<u16>(&get, "APP_PORT", 8002)?;
+        let app_url = get("APP_URL").unwrap_or_else(|| format!("http://localhost:{port}"));
+        url::Url::parse(&app_url).map_err(|e| bad("APP_URL", format!("not a URL: {e}")))?;
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+
+        let (database_url, database_is_default) = if let Some(raw) = get("DATABASE_URL") {
+            (
+                DatabaseUrl::parse(&raw).map_err(|e| bad("DATABASE_URL", e.to_string()))?,
+                false,
+            )
+        } else if let Some(host) = get("DB_HOST") {
+            let port = parse_num::<u16>(&get, "DB_PORT", 3306)?;
+            let name =
+                get("DB_NAME").ok_or_else(|| bad("DB_NAME", "required when DB_HOST is set"))?;
+            let user = get("DB_USER_ID")
+                .ok_or_else(|| bad("DB_USER_ID", "required when DB_HOST is set"))?;
+            let pass = get("DB_PASS").unwrap_or_default();
+            let ssl = parse_bool(&get, "DB_IS_SSL", false)?;
+            (
+                DatabaseUrl::mysql_from_parts(&host, port, &name, &user, &pass, ssl)
+                    .map_err(|e| bad("DB_HOST", e.to_string()))?,
+                false,
+            )
+        } else {
+            let path = data_dir.join("event-bridge.db");
+            (
+                DatabaseUrl::sqlite(path.to_string_lossy().into_owned()),
+                true,
+            )
+        };
+
+        let pool = PoolOptions {
+            max_size: parse_num::<usize>(&get, "DB_POOL_SIZE", 10)?,
+            connect_timeout: Duration::from_secs(parse_num::<u64>(
+                &get,
+                "DB_CONNECT_TIMEOUT_SECS",
+                5,
+            )?),
+            acquire_timeout: Duration::from_secs(parse_num::<u64>(
+                &get,
+                "DB_ACQUIRE_TIMEOUT_SECS",
+                5,
+            )?),
+        };
+        if pool.max_size == 0 {
+            return Err(bad("DB_POOL_SIZE", "must be at least 1"));
+        }
+        let migrate_on_start = parse_bool(&get, "DB_MIGRATE_ON_START", true)?;
+
+        let secret = match get("SECRET_KEY") {
+            Some(key) if key.len() < 16 => {
+                return Err(bad(
+                    "SECRET_KEY",
+                    "must be at least 16 characters (32 or more recommended)",
+                ));
+            }
+            Some(key) => SecretSource::Configured(SecretString::from(key)),
+            None if database_url.backend() == Backend::Mysql => {
+                return Err(bad(
+                    "SECRET_KEY",
+                    "required when the database is MySQL: every replica must share it, so it cannot be generated",
+                ));
+            }
+            None => SecretSource::GeneratedFile(data_dir.join("secret_key")),
+        };
+
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("text") | Some("pretty") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(bad("LOG_FORMAT", format!("`{other}`: use text or json"))),
+        };
+        let log_level = get("LOG_LEVEL").unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_level)
+            .map_err(|e| bad("LOG_LEVEL", e.to_string()))?;
+
+        let max_json_body = parse_num::<usize>(&get, "MAX_JSON_BODY_BYTES", 1024 * 1024)?;
+        let default_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = parse_num::<usize>(&get, "HTTP_WORKERS", default_workers)?.max(1);
+        let shutdown_timeout =
+            Duration::from_secs(parse_num::<u64>(&get, "SHUTDOWN_TIMEOUT_SECS", 30)?);
+
+        Ok(Config {
+            host,
+            port,
+            app_url,
+            data_dir,
+            database_url,
+            database_is_default,
+            pool,
+            migrate_on_start,
+            secret,
+            log_format,
+            log_level,
+            max_json_body,
+            workers,
+            shutdown_timeout,
+        })
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| bad(var, format!("`{v}` is not a valid number"))),
+    }
+}
+
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(bad(var, format!("`{other}`: use true or false"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn nothing_configured_means_sqlite_in_data_with_a_generated_secret() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.port, 8002);
+        assert_eq!(c.app_url, "http://localhost:8002");
+        assert!(c.database_is_default);
+        assert_eq!(c.database_url.backend(), Backend::Sqlite);
+        assert_eq!(c.database_url.expose_target(), "./data/event-bridge.db");
+        assert!(
+            matches!(c.secret, SecretSource::GeneratedFile(ref p) if p.ends_with("secret_key"))
+        );
+        assert!(c.migrate_on_start);
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn blank_values_from_the_original_env_count_as_unset() {
+        let c = config(&[("APP_PORT", ""), ("DB_HOST", " "), ("SECRET_KEY", "")]).unwrap();
+        assert_eq!(c.port, 8002);
+        assert!(c.database_is_default);
+    }
+
+    #[test]
+    fn mysql_from_the_original_variables() {
+        let c = config(&[
+            ("DB_HOST", "db.internal"),
+            ("DB_PORT", "3307"),
+            ("DB_NAME", "event_bridge"),
+            ("DB_USER_ID", "bridge"),
+            ("DB_PASS", "pa:ss"),
+            ("DB_IS_SSL", "true"),
+            ("SECRET_KEY", "0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.database_url.expose_target(),
+            "mysql://bridge:pa%3Ass@db.internal:3307/event_bridge?require_ssl=true"
+        );
+        assert!(
+            !format!("{c:?}").contains("pa%3Ass"),
+            "Debug must not show the password"
+        );
+        assert!(
+            !format!("{c:?}").contains("0123456789abcdef"),
+            "Debug must not show the secret"
+        );
+        match c.secret {
+            SecretSource::Configured(s) => assert_eq!(s.expose_secret().len(), 32),
+            SecretSource::GeneratedFile(_) => panic!("configured secret expected"),
+        }
+    }
+
+    #[test]
+    fn database_url_wins_and_accepts_the_aiomysql_form() {
+        let c = config(&[
+            ("DATABASE_URL", "mysql+aiomysql://root:@127.0.0.1:3306/test"),
+            ("DB_HOST", "ignored"),
+            ("SECRET_KEY", "0123456789abcdef"),
+        ])
+        .unwrap();
+        assert_eq!(c.database_url.backend(), Backend::Mysql);
+        assert_eq!(
+            c.database_url.expose_target(),
+            "mysql://root:@127.0.0.1:3306/test"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("APP_PORT", "eighty")], "APP_PORT"),
+            (&[("APP_PORT", "70000")], "APP_PORT"),
+            (&[("APP_HOST", "localhost:1")], "APP_HOST"),
+            (&[("APP_URL", "not a url")], "APP_URL"),
+            (&[("DATABASE_URL", "postgres://x/y")], "DATABASE_URL"),
+            (
+                &[("DATABASE_URL", "mysql://root@127.0.0.1/test")],
+                "SECRET_KEY",
+            ),
+            (&[("DB_HOST", "h"), ("DB_USER_ID", "u")], "DB_NAME"),
+            (&[("DB_HOST", "h"), ("DB_NAME", "n")], "DB_USER_ID"),
+            (
+                &[
+                    ("DB_HOST", "h"),
+                    ("DB_NAME", "n"),
+                    ("DB_USER_ID", "u"),
+                    ("DB_IS_SSL", "maybe"),
+                ],
+                "DB_IS_SSL",
+            ),
+            (&[("SECRET_KEY", "short")], "SECRET_KEY"),
+            (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+            (&[("LOG_LEVEL", "info,[bad")], "LOG_LEVEL"),
+            (&[("DB_POOL_SIZE", "0")], "DB_POOL_SIZE"),
+            (
+                &[("DB_ACQUIRE_TIMEOUT_SECS", "-1")],
+                "DB_ACQUIRE_TIMEOUT_SECS",
+            ),
+            (
+                &[("DB_MIGRATE_ON_START", "sometimes")],
+                "DB_MIGRATE_ON_START",
+            ),
+        ];
+        for (vars, var) in cases {
+            let err = config(vars).unwrap_err();
+            assert_eq!(err.var, *var, "{vars:?}");
+            assert!(err.to_string().contains(var));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_port_value_is_parsed_or_refused_never_panics(v in "\\PC{0,12}") {
+            match config(&[("APP_PORT", &v)]) {
+                Ok(c) => proptest::prop_assert_eq!(Some(c.port), v.trim().parse::<u16>().ok().or(v.trim().is_empty().then_some(8002))),
+                Err(e) => proptest::prop_assert_eq!(e.var, "APP_PORT"),
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! RFC 9457 problem responses: every non-2xx answer is `application/problem+json` with a
+//! stable machine `code`. Domain errors are mapped to HTTP here, in one place.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use shared_db::DbError;
+use utoipa::ToSchema;
+
+use crate::telemetry::current_request_id;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type: `urn:event-bridge:problem:{code}`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened in this case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// The request id (also in the `X-Request-Id` header); quote it when reporting a 5xx.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// An error answered as a problem response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: Option<String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The cause of a 5xx, logged and never sent.
+    cause: Option<String>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.code)?;
+        if let Some(d) = &self.detail {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ApiError {
+    /// An error with `status`, a stable `code` and a human `detail`.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: Some(detail.into()),
+            headers: Vec::new(),
+            cause: None,
+        }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// 400 with `code`.
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// 401: no usable credentials.
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, detail).with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"event-bridge\""),
+        )
+    }
+
+    /// 403: authenticated, but the key lacks `scope`.
+    pub fn forbidden_scope(scope: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this API key lacks the `{scope}` scope"),
+        )
+    }
+
+    /// 404 for a missing resource.
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, detail)
+    }
+
+    /// 422: well-formed but unacceptable input.
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+
+    /// 503: a dependency is down; retry later.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            detail,
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+    }
+
+    /// 500: logged with its cause; the client sees only the request id.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal_error",
+            detail: Some(
+                "an unexpected error occurred; quote the request id when reporting it".into(),
+            ),
+            headers: Vec::new(),
+            cause: Some(cause.to_string()),
+        }
+    }
+
+    /// A problem for a bare status (used for errors raised outside our handlers).
+    pub fn from_status(status: StatusCode) -> Self {
+        let code = match status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::REQUEST_TIMEOUT => "request_timeout",
+            StatusCode::URI_TOO_LONG => "uri_too_long",
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+            StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
+            s if s.is_server_error() => "internal_error",
+            _ => "http_error",
+        };
+        Self {
+            status,
+            code,
+            detail: None,
+            headers: Vec::new(),
+            cause: None,
+        }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            problem_type: format!("urn:event-bridge:problem:{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+            request_id: current_request_id(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let problem = self.problem();
+        if self.status.is_server_error() {
+            tracing::error!(
+                request_id = problem.request_id.as_deref().unwrap_or("-"),
+                code = self.code,
+                cause = self
+                    .cause
+                    .as_deref()
+                    .or(self.detail.as_deref())
+                    .unwrap_or("-"),
+                "request failed"
+            );
+        }
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        for (name, value) in &self.headers {
+            response.insert_header((name.clone(), value.clone()));
+        }
+        response.json(problem)
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::unavailable("the database is unavailable; retry shortly")
+        } else {
+            ApiError::internal(e)
+        }
+    }
+}
+
+/// The JSON body extractor's failures as problems: 413 too large, 415 wrong content
+/// type, 400 malformed JSON, 422 JSON of the wrong shape.
+pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as J;
+    match err {
+        J::OverflowKnownLength { length, limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is {length} bytes; the limit is {limit}"),
+        ),
+        J::Overflow { limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds the limit of {limit} bytes"),
+        ),
+        J::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ),
+        J::Deserialize(e) if e.is_data() => ApiError::unprocessable("invalid_body", e.to_string()),
+        J::Deserialize(e) => ApiError::bad_request("malformed_json", e.to_string()),
+        J::Serialize(e) => ApiError::internal(e),
+        J::Payload(e) => ApiError::bad_request("bad_payload", e.to_string()),
+        other => ApiError::bad_request("bad_payload", other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_problem_shape_is_stable() {
+        let e = ApiError::bad_request("malformed_json", "expected value at line 1 column 1");
+        let json = serde_json::to_value(e.problem()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "urn:event-bridge:problem:malformed_json",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": "expected value at line 1 column 1",
+                "code": "malformed_json",
+            })
+        );
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e = ApiError::internal("connection string mysql://root:hunter2@db");
+        let json = serde_json::to_string(&e.problem()).unwrap();
+        assert!(!json.contains("hunter2"));
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn an_unreachable_database_is_503_not_500() {
+        let e: ApiError = DbError::Unavailable("connection refused".into()).into();
+        assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code(), "service_unavailable");
+    }
+}

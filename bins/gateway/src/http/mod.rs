@@ -1,0 +1,147 @@
+//! HTTP scopes, the OpenAPI document and the fallback for unknown routes.
+
+pub mod api_keys;
+pub mod health;
+
+use actix_web::dev::ResourceDef;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, web};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::{ApiError, Problem};
+
+/// The document's fixed parts; paths are collected from the registered handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Event Bridge",
+        description = "Licences, email, Slack alerts, shared storage and shared data for desktop clients, the web platform and AI services. Authenticate with `Authorization: Bearer <API key>`; every error is an RFC 9457 problem document.",
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "api-keys", description = "API keys and their scopes (scope `api-keys:admin`)"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An Event Bridge API key (`eb_...`)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Registers every documented route.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.configure(health::configure);
+    cfg.service(utoipa_actix_web::scope("/api/v1/api-keys").configure(api_keys::configure));
+}
+
+/// Routes and their methods, read from the OpenAPI document, so that a known path with
+/// the wrong method answers 405 (with `Allow`) rather than 404.
+pub struct RouteTable {
+    routes: Vec<(ResourceDef, Vec<Method>)>,
+}
+
+impl RouteTable {
+    /// Builds the table from the document, plus the routes served outside it.
+    pub fn new(doc: &utoipa::openapi::OpenApi) -> Self {
+        let mut routes: Vec<(ResourceDef, Vec<Method>)> = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    (Method::GET, item.get.is_some()),
+                    (Method::PUT, item.put.is_some()),
+                    (Method::POST, item.post.is_some()),
+                    (Method::DELETE, item.delete.is_some()),
+                    (Method::PATCH, item.patch.is_some()),
+                    (Method::HEAD, item.head.is_some()),
+                    (Method::OPTIONS, item.options.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, present)| present.then_some(m))
+                .collect();
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        for path in [
+            "/openapi.json",
+            "/metrics",
+            "/docs",
+            "/docs/",
+            "/docs/{_:.*}",
+        ] {
+            routes.push((ResourceDef::new(path), vec![Method::GET]));
+        }
+        Self { routes }
+    }
+
+    /// The methods `path` accepts, if it is a known route.
+    pub fn allowed(&self, path: &str) -> Option<Vec<Method>> {
+        let mut methods: Vec<Method> = self
+            .routes
+            .iter()
+            .filter(|(def, _)| def.is_match(path))
+            .flat_map(|(_, m)| m.iter().cloned())
+            .collect();
+        if methods.is_empty() {
+            return None;
+        }
+        methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        methods.dedup();
+        Some(methods)
+    }
+}
+
+/// Answers every request no route took: 405 for a known path, else 404.
+pub async fn fallback(
+    req: HttpRequest,
+    routes: web::Data<RouteTable>,
+) -> Result<HttpResponse, ApiError> {
+    Err(match routes.allowed(req.path()) {
+        Some(methods) if !methods.contains(req.method()) => {
+            let allow = methods
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let error = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed here; allowed: {allow}", req.method()),
+            );
+            match HeaderValue::from_str(&allow) {
+                Ok(v) => error.with_header(header::ALLOW, v),
+                Err(_) => error,
+            }
+        }
+        _ => ApiError::not_found(
+            "route_not_found",
+            format!("no route matches {}", req.path()),
+        ),
+    })
+}
+
+/// `/docs` without the slash: Swagger UI lives at `/docs/`.
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/docs/"))
+        .finish()
+}

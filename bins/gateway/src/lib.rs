@@ -1,0 +1,12 @@
+//! The Event Bridge gateway: configuration, authentication, the HTTP scopes and the CLI,
+//! composed over the domain crates.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod state;
+pub mod telemetry;

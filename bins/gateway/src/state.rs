@@ -1,0 +1,17 @@
+//! What every handler can reach.
+
+use shared_db::DbPool;
+
+use crate::auth::ApiKeys;
+use crate::config::Config;
+
+/// Shared application state (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    /// The database pool.
+    pub pool: DbPool,
+    /// API key digests and checks.
+    pub api_keys: ApiKeys,
+    /// The configuration in force.
+    pub config: std::sync::Arc<Config>,
+}

@@ -1,0 +1,177 @@
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use shared_db::{events, schema, with_conn};
+
+use crate::helpers::{TestApp, assert_problem};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_use_list_show_and_revoke_on_both_backends() {
+    for app in TestApp::each().await {
+        let res = app
+            .client
+            .post(app.url("/api/v1/api-keys"))
+            .bearer_auth(&app.admin_key)
+            .json(&serde_json::json!({ "name": "  web platform ", "scopes": ["slack:post", "emails:send", "slack:post"] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let created: serde_json::Value = res.json().await.unwrap();
+        let id = created["id"].as_str().unwrap().to_owned();
+        let key = created["key"].as_str().unwrap().to_owned();
+        assert_eq!(location, format!("/api/v1/api-keys/{id}"));
+        assert!(key.starts_with("eb_") && key.len() == 55, "{key}");
+        assert_eq!(created["name"], "web platform");
+        assert_eq!(
+            created["scopes"],
+            serde_json::json!(["emails:send", "slack:post"])
+        );
+        assert_eq!(created["status"], "active");
+        assert_eq!(created["prefix"], key[..9]);
+
+        // Listing and showing never reveal the key.
+        let list = app
+            .client
+            .get(app.url("/api/v1/api-keys"))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(list.status(), 200);
+        let text = list.text().await.unwrap();
+        assert!(!text.contains(&key) && !text.contains("digest"));
+        let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["id"] == id.as_str())
+        );
+        let shown: serde_json::Value = app
+            .client
+            .get(app.url(&location))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(shown["id"], id.as_str());
+        assert!(shown.get("key").is_none());
+
+        // The database holds a digest, never the key.
+        let mut conn = app.state.pool.get().await.unwrap();
+        let (digest, prefix): (String, String) =
+            with_conn!(&mut *conn, |c| schema::api_keys::table
+                .find(&id)
+                .select((schema::api_keys::digest, schema::api_keys::prefix))
+                .first(c)
+                .await)
+            .unwrap();
+        assert_eq!(digest.len(), 64);
+        assert!(!digest.contains(&key[3..]) && key.starts_with(&prefix));
+
+        // Revoke: the key stops working at once; revoking again changes nothing.
+        let res = app
+            .client
+            .delete(app.url(&location))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let revoked: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(revoked["status"], "revoked");
+        let first_revoked_at = revoked["revoked_at"].clone();
+        assert!(first_revoked_at.is_string());
+        let again: serde_json::Value = app
+            .client
+            .delete(app.url(&location))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(again["revoked_at"], first_revoked_at);
+
+        // Both changes are in the audit trail, without the key.
+        let trail = events::for_subject(&mut conn, &format!("api_key:{id}"))
+            .await
+            .unwrap();
+        let types: Vec<&str> = trail.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(
+            types,
+            vec!["api_key.created", "api_key.revoked"],
+            "{}",
+            app.backend()
+        );
+        assert!(trail.iter().all(|e| {
+            e.actor
+                .as_deref()
+                .is_some_and(|a| a.starts_with("api_key:"))
+        }));
+        assert!(trail.iter().all(|e| !e.data.contains(&key)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_key_requests_are_422_and_unknown_ids_404() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (
+            serde_json::json!({ "name": "", "scopes": ["*"] }),
+            "invalid_name",
+        ),
+        (
+            serde_json::json!({ "name": "x".repeat(201), "scopes": ["*"] }),
+            "invalid_name",
+        ),
+        (
+            serde_json::json!({ "name": "x", "scopes": [] }),
+            "invalid_scopes",
+        ),
+        (
+            serde_json::json!({ "name": "x", "scopes": ["emails:sned"] }),
+            "invalid_scopes",
+        ),
+        (
+            serde_json::json!({ "name": "x", "scopes": ["data:read:bad/name"] }),
+            "invalid_scopes",
+        ),
+        (
+            serde_json::json!({ "name": "x", "scopes": ["*"], "expires_at": "2001-01-01T00:00:00Z" }),
+            "invalid_expiry",
+        ),
+        (
+            serde_json::json!({ "name": "x", "scopes": ["*"], "expires_at": "tomorrow" }),
+            "invalid_body",
+        ),
+        (serde_json::json!({ "scopes": ["*"] }), "invalid_body"),
+    ];
+    for (body, code) in cases {
+        let res = app
+            .client
+            .post(app.url("/api/v1/api-keys"))
+            .bearer_auth(&app.admin_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 422, code).await;
+    }
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let res = app
+            .client
+            .request(method, app.url("/api/v1/api-keys/no-such-id"))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 404, "api_key_not_found").await;
+    }
+}

@@ -1,0 +1,181 @@
+use reqwest::Method;
+
+use crate::helpers::{TestApp, assert_problem};
+
+/// Every route of the API key scope, with the status the right key gets.
+fn api_key_routes(id: &str) -> Vec<(Method, String, Option<serde_json::Value>, u16)> {
+    vec![
+        (Method::GET, "/api/v1/api-keys".into(), None, 200),
+        (
+            Method::POST,
+            "/api/v1/api-keys".into(),
+            Some(serde_json::json!({"name": "n", "scopes": ["slack:post"]})),
+            201,
+        ),
+        (Method::GET, format!("/api/v1/api-keys/{id}"), None, 200),
+        (Method::DELETE, format!("/api/v1/api-keys/{id}"), None, 200),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_api_key_route_checks_credentials_and_scope() {
+    for app in TestApp::each().await {
+        let (_, wrong_scope) = app
+            .create_key(&["emails:send", "licenses:admin", "data:write:*"])
+            .await;
+        let (_, right_scope) = app.create_key(&["api-keys:admin"]).await;
+        let (revoked_id, revoked) = app.create_key(&["api-keys:admin"]).await;
+        let res = app
+            .client
+            .delete(app.url(&format!("/api/v1/api-keys/{revoked_id}")))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+
+        let (target, _) = app.create_key(&["blobs:read"]).await;
+        for (method, path, body, ok) in api_key_routes(&target) {
+            let send = |key: Option<&str>| {
+                let mut req = app.client.request(method.clone(), app.url(&path));
+                if let Some(key) = key {
+                    req = req.bearer_auth(key);
+                }
+                if let Some(body) = &body {
+                    req = req.json(body);
+                }
+                req.send()
+            };
+            let res = send(None).await.unwrap();
+            assert_eq!(
+                res.headers()["www-authenticate"],
+                "Bearer realm=\"event-bridge\""
+            );
+            assert_problem(res, 401, "missing_credentials").await;
+            assert_problem(
+                send(Some("eb_not_a_real_key")).await.unwrap(),
+                401,
+                "invalid_api_key",
+            )
+            .await;
+            assert_problem(send(Some(&revoked)).await.unwrap(), 401, "api_key_revoked").await;
+            let body = assert_problem(
+                send(Some(&wrong_scope)).await.unwrap(),
+                403,
+                "insufficient_scope",
+            )
+            .await;
+            assert!(body["detail"].as_str().unwrap().contains("api-keys:admin"));
+            let res = send(Some(&right_scope)).await.unwrap();
+            assert_eq!(
+                res.status().as_u16(),
+                ok,
+                "{method} {path} ({})",
+                app.backend()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_authorization_headers_are_401() {
+    let app = TestApp::spawn().await;
+    for header in [
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer    ",
+        &app.admin_key,
+        "Token abc",
+    ] {
+        let res = app
+            .client
+            .get(app.url("/api/v1/api-keys"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 401, "malformed_credentials").await;
+    }
+    let res = app
+        .client
+        .get(app.url("/api/v1/api-keys"))
+        .header("authorization", format!("bearer {}", app.admin_key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the scheme is case-insensitive");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_keys_stop_working() {
+    let app = TestApp::spawn().await;
+    let expires = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let res = app
+        .client
+        .post(app.url("/api/v1/api-keys"))
+        .bearer_auth(&app.admin_key)
+        .json(&serde_json::json!({ "name": "short-lived", "scopes": ["api-keys:admin"], "expires_at": expires }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let key = body["key"].as_str().unwrap().to_owned();
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.client
+            .get(app.url("/api/v1/api-keys"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/api-keys"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "api_key_expired").await;
+    let shown: serde_json::Value = app
+        .client
+        .get(app.url(&format!("/api/v1/api-keys/{id}")))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["status"], "expired");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_from_another_secret_is_refused() {
+    // Same database, different SECRET_KEY: digests differ, so the key is unknown.
+    let app = TestApp::spawn().await;
+    let db_url = app.state.config.database_url.clone();
+    let other = TestApp::with_vars(
+        &[
+            (
+                "DATABASE_URL",
+                &format!("sqlite://{}", db_url.expose_target()),
+            ),
+            ("SECRET_KEY", "another-secret-0123456789abcdef"),
+        ],
+        None,
+    )
+    .await;
+    let res = other
+        .client
+        .get(other.url("/api/v1/api-keys"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "invalid_api_key").await;
+}

@@ -1,0 +1,312 @@
+//! The `gateway` binary itself: subcommands, zero-configuration start-up and shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use shared_db::testing::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gateway");
+
+/// The binary with a clean environment, run in `dir` (no `.env` there unless a test writes one).
+fn gateway(dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().current_dir(dir).envs(vars.iter().copied());
+    cmd
+}
+
+fn run(dir: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
+    gateway(dir, vars).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn api_keys_create_prints_only_the_key_and_list_and_revoke_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run(
+        dir.path(),
+        &[],
+        &[
+            "api-keys",
+            "create",
+            "--name",
+            "ops",
+            "--scopes",
+            "emails:send,slack:post",
+        ],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let out = stdout(&created);
+    let key = out.trim_end_matches('\n');
+    assert!(
+        !key.contains('\n') && key.starts_with("eb_") && key.len() == 55,
+        "stdout was {out:?}"
+    );
+    assert!(dir.path().join("data/event-bridge.db").exists());
+    assert!(dir.path().join("data/secret_key").exists());
+    assert!(
+        !stderr(&created).contains(key),
+        "the key appears once, on stdout"
+    );
+
+    let listed = run(dir.path(), &[], &["api-keys", "list", "--json"]);
+    assert!(listed.status.success());
+    let keys: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(keys[0]["name"], "ops");
+    assert_eq!(
+        keys[0]["scopes"],
+        serde_json::json!(["emails:send", "slack:post"])
+    );
+    assert!(!stdout(&listed).contains(key));
+    let id = keys[0]["id"].as_str().unwrap();
+
+    let table = run(dir.path(), &[], &["api-keys", "list"]);
+    assert!(stdout(&table).contains(id) && stdout(&table).contains("active"));
+
+    let revoked = run(dir.path(), &[], &["api-keys", "revoke", id]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let listed = run(dir.path(), &[], &["api-keys", "list", "--json"]);
+    let keys: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(keys[0]["status"], "revoked");
+
+    let missing = run(dir.path(), &[], &["api-keys", "revoke", "no-such-id"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("no API key has that id"));
+}
+
+#[test]
+fn api_keys_create_refuses_unknown_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[],
+        &[
+            "api-keys",
+            "create",
+            "--name",
+            "x",
+            "--scopes",
+            "emails:sned",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains("unknown scope `emails:sned`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_variable_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[("APP_PORT", "eighty")], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("APP_PORT"), "{}", stderr(&out));
+
+    let out = run(
+        dir.path(),
+        &[("DATABASE_URL", "mysql://root@127.0.0.1:3306/test")],
+        &["migrate"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("SECRET_KEY"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_dotenv_file_in_the_working_folder_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "APP_PORT=\nDATA_DIR=custom-data\nDB_HOST=\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &[], &["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("custom-data/event-bridge.db").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_applies_then_reports_nothing_pending_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut targets = vec![("sqlite://fresh.db".to_owned(), None)];
+    if let Some(db) = TestDb::mysql_unmigrated().await {
+        targets.push((db.url.expose_target().to_owned(), Some(db)));
+    }
+    for (url, _db) in &targets {
+        let vars = [
+            ("DATABASE_URL", url.as_str()),
+            ("SECRET_KEY", "0123456789abcdef0123"),
+        ];
+        let status = run(dir.path(), &vars, &["migrate", "--status"]);
+        assert!(
+            stdout(&status).contains("20261128000001"),
+            "{}",
+            stderr(&status)
+        );
+        let applied = run(dir.path(), &vars, &["migrate"]);
+        assert!(applied.status.success(), "{}", stderr(&applied));
+        assert!(stdout(&applied).contains("20261128000001"));
+        let status = run(dir.path(), &vars, &["migrate", "--status"]);
+        assert_eq!(stdout(&status), "", "nothing pending after migrate");
+        let again = run(dir.path(), &vars, &["migrate"]);
+        assert!(again.status.success() && stdout(&again).is_empty());
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `gateway` (serve) and waits until /healthz answers.
+fn serve(
+    dir: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> (std::process::Child, u16, std::thread::JoinHandle<String>) {
+    let port = free_port();
+    let port_s = port.to_string();
+    let mut all = vec![("APP_PORT", port_s.as_str()), ("APP_HOST", "127.0.0.1")];
+    all.extend_from_slice(vars);
+    let mut child = gateway(dir, &all)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "gateway did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port, logs)
+}
+
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    child.wait().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zero_configuration_serves_docs_and_health_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, logs) = serve(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let docs = client.get(format!("{base}/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    let status = terminate(&mut child);
+    assert!(status.success(), "exit status {status:?}");
+    let logs = logs.join().unwrap();
+    assert!(
+        logs.contains("embedded default"),
+        "the first lines say it runs on SQLite: {logs}"
+    );
+    assert!(logs.contains("SECRET_KEY is not set"), "{logs}");
+    assert!(logs.contains("Event Bridge stopped"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_carry_request_ids_and_never_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "s3cret-value-that-must-not-leak-0123";
+    let (mut child, port, logs) = serve(
+        dir.path(),
+        &[
+            ("LOG_FORMAT", "json"),
+            ("SECRET_KEY", secret),
+            ("LOG_LEVEL", "debug"),
+        ],
+    );
+    let res = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/api-keys"))
+        .header("x-request-id", "trace-me-42")
+        .bearer_auth("eb_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(terminate(&mut child).success());
+    let logs = logs.join().unwrap();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(!lines.is_empty(), "{logs}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["request_id"] == "trace-me-42" && l["status"] == 401),
+        "{logs}"
+    );
+    assert!(!logs.contains(secret) && !logs.contains("eb_wrong"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_binary_migrates_and_serves_mariadb() {
+    let Some(db) = TestDb::mysql_unmigrated().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, logs) = serve(
+        dir.path(),
+        &[
+            ("DATABASE_URL", db.url.expose_target()),
+            ("SECRET_KEY", "0123456789abcdef0123"),
+        ],
+    );
+    let res = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["database"], "mysql");
+    assert!(terminate(&mut child).success());
+    assert!(logs.join().unwrap().contains("applied database migrations"));
+}

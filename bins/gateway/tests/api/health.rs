@@ -1,0 +1,121 @@
+use crate::helpers::{TestApp, assert_problem};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_and_readyz_answer_on_both_backends() {
+    for app in TestApp::each().await {
+        let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["status"], "ok");
+
+        let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["status"], "ready");
+        assert_eq!(body["database"], app.backend().to_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_ids_are_kept_or_made() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "client-abc.123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "client-abc.123");
+
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let made = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(uuid::Uuid::parse_str(&made).unwrap().get_version_num(), 7);
+
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.headers()["x-request-id"], "bad id with spaces");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_requests_by_route_pattern_and_report_the_pool() {
+    let app = TestApp::spawn().await;
+    let (id, _) = app.create_key(&["emails:send"]).await;
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v1/api-keys/{id}")))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    app.client
+        .get(app.url("/no/such/route"))
+        .send()
+        .await
+        .unwrap();
+
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"event_bridge_http_requests_total{endpoint="/api/v1/api-keys/{id}",method="GET",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"endpoint="UNMATCHED""#),
+        "unknown paths share one label"
+    );
+    assert!(!text.contains(&id), "ids never become labels");
+    assert!(text.contains("event_bridge_http_requests_duration_seconds_bucket"));
+    assert!(
+        text.contains(r#"event_bridge_db_pool_connections{state="max"} 10"#),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_database_gives_503_problems_not_500() {
+    let app = TestApp::with_vars(
+        &[
+            ("DATABASE_URL", "mysql://root@127.0.0.1:9/none"),
+            ("DB_MIGRATE_ON_START", "false"),
+            ("DB_CONNECT_TIMEOUT_SECS", "1"),
+            ("DB_ACQUIRE_TIMEOUT_SECS", "1"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "alive even so"
+    );
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 503, "service_unavailable").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/api-keys"))
+        .bearer_auth("eb_anything")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 503, "service_unavailable").await;
+}

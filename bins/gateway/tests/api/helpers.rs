@@ -1,0 +1,157 @@
+use std::collections::HashMap;
+
+use actix_web::dev::ServerHandle;
+use gateway::app::Application;
+use gateway::config::Config;
+use gateway::state::AppState;
+use secrecy::ExposeSecret;
+use shared_db::testing::TestDb;
+use shared_db::{Backend, DatabaseUrl};
+
+pub const SECRET: &str = "test-secret-key-0123456789abcdef";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// A key holding every scope.
+    pub admin_key: String,
+    pub state: AppState,
+    /// Keeps the test database alive as long as the app.
+    _db: Option<TestDb>,
+    handle: ServerHandle,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        tokio::spawn(async move { handle.stop(false).await });
+    }
+}
+
+fn url_of(db: &DatabaseUrl) -> String {
+    match db.backend() {
+        Backend::Sqlite => format!("sqlite://{}", db.expose_target()),
+        Backend::Mysql => db.expose_target().to_owned(),
+    }
+}
+
+impl TestApp {
+    /// The app on a fresh SQLite database.
+    pub async fn spawn() -> TestApp {
+        let db = TestDb::sqlite().await;
+        Self::with_vars(&[("DATABASE_URL", &url_of(&db.url))], Some(db)).await
+    }
+
+    /// The app on a fresh MariaDB database, or `None` outside CI when none answers.
+    pub async fn spawn_mysql() -> Option<TestApp> {
+        let db = TestDb::mysql().await?;
+        Some(Self::with_vars(&[("DATABASE_URL", &url_of(&db.url))], Some(db)).await)
+    }
+
+    /// The app on every backend available here.
+    pub async fn each() -> Vec<TestApp> {
+        let mut apps = vec![Self::spawn().await];
+        apps.extend(Self::spawn_mysql().await);
+        apps
+    }
+
+    /// The app with extra configuration variables.
+    pub async fn with_vars(vars: &[(&str, &str)], db: Option<TestDb>) -> TestApp {
+        let data = tempfile::tempdir().unwrap();
+        let mut map: HashMap<String, String> = HashMap::from([
+            ("APP_HOST".into(), "127.0.0.1".into()),
+            ("APP_PORT".into(), "0".into()),
+            ("SECRET_KEY".into(), SECRET.into()),
+            ("HTTP_WORKERS".into(), "1".into()),
+            (
+                "DATA_DIR".into(),
+                data.path().to_string_lossy().into_owned(),
+            ),
+        ]);
+        for (k, v) in vars {
+            map.insert((*k).into(), (*v).into());
+        }
+        let config = Config::from_lookup(|k| map.get(k).cloned()).expect("test config");
+        let app = Application::build(config).await.expect("build app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state().clone();
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+
+        let admin_key = match state.pool.get().await {
+            Ok(mut conn) => state
+                .api_keys
+                .create(&mut conn, "test admin", &["*".into()], None, "test")
+                .await
+                .expect("admin key")
+                .secret
+                .expose_secret()
+                .to_owned(),
+            Err(_) => String::new(), // the unavailable-database tests need no key
+        };
+        TestApp {
+            address,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            admin_key,
+            state,
+            _db: db,
+            handle,
+            _data: data,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.state.pool.backend()
+    }
+
+    /// Creates a key with `scopes` through the API and returns (id, key).
+    pub async fn create_key(&self, scopes: &[&str]) -> (String, String) {
+        let res = self
+            .client
+            .post(self.url("/api/v1/api-keys"))
+            .bearer_auth(&self.admin_key)
+            .json(&serde_json::json!({ "name": "made by a test", "scopes": scopes }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: serde_json::Value = res.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["key"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// Asserts a problem response with `status` and `code`, returning the document.
+pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let request_id = res
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert_eq!(body["type"], format!("urn:event-bridge:problem:{code}"));
+    assert!(body["title"].is_string());
+    assert_eq!(
+        body["request_id"].as_str(),
+        request_id.as_deref(),
+        "the body quotes the X-Request-Id"
+    );
+    body
+}

@@ -1,0 +1,10 @@
+//! The gateway over HTTP: each test starts the real app on port 0 with its own database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api_keys;
+mod auth;
+mod cli;
+mod errors;
+mod health;
+mod helpers;
+mod openapi;
