@@ -1,0 +1,383 @@
+//! Signed licence certificates for offline use, and their verifier.
+//!
+//! A certificate is one line of ASCII:
+//!
+//! ```text
+//! ebl1.<kid>.<payload>.<signature>
+//! ```
+//!
+//! - `ebl1`: format version 1;
+//! - `kid`: the id of the signing key (see `GET /api/v1/licenses/public-key`);
+//! - `payload`: base64url (no padding) of the UTF-8 JSON [`CertificatePayload`];
+//! - `signature`: base64url (no padding) of the 64-byte Ed25519 signature of the ASCII
+//!   bytes `ebl1.<kid>.<payload>` (everything before the last dot).
+//!
+//! Any Ed25519 library verifies it: split at the last `.`, verify the signature over the
+//! first part with the published 32-byte public key, then decode the payload and check
+//! its `expires_at` (the certificate), `license_expires_at`, `product` and `fingerprint`.
+
+use chrono::{DateTime, Utc};
+use data_encoding::BASE64URL_NOPAD;
+use ring::signature::{ED25519, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+
+/// The format tag every certificate starts with.
+pub const FORMAT: &str = "ebl1";
+
+/// What a certificate states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificatePayload {
+    /// The licence's id.
+    pub license_id: String,
+    /// `client` or `platform`.
+    pub product: String,
+    /// The licence's name.
+    pub name: String,
+    /// Entitlements granted.
+    pub entitlements: Vec<String>,
+    /// When the licence itself expires; `None` for never.
+    pub license_expires_at: Option<DateTime<Utc>>,
+    /// The machine the certificate is bound to, if any.
+    pub fingerprint: Option<String>,
+    /// When the certificate was issued.
+    pub issued_at: DateTime<Utc>,
+    /// When the certificate stops being valid (the offline grace period's end).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a certificate was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Not of the `ebl1.kid.payload.signature` form, or not decodable.
+    #[error("malformed certificate: {0}")]
+    Malformed(&'static str),
+    /// Signed by a key this verifier does not know.
+    #[error("unknown signing key `{0}`")]
+    UnknownKey(String),
+    /// The signature does not match: the certificate was altered or forged.
+    #[error("bad signature")]
+    BadSignature,
+    /// Issued in the future (clock skew beyond the allowance).
+    #[error("the certificate is not valid yet")]
+    NotYetValid,
+    /// The certificate's own validity has ended: check out a new one online.
+    #[error("the certificate has expired")]
+    CertificateExpired,
+    /// The licence has expired.
+    #[error("the licence has expired")]
+    LicenseExpired,
+    /// Issued for another product.
+    #[error("the certificate is for product `{0}`")]
+    ProductMismatch(String),
+    /// Bound to another machine (or to none when one was required).
+    #[error("the certificate is bound to another machine")]
+    FingerprintMismatch,
+    /// Lacks entitlements the caller requires.
+    #[error("missing entitlements: {0:?}")]
+    EntitlementsMissing(Vec<String>),
+}
+
+/// What the embedding program requires of a certificate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expect<'a> {
+    /// The product it must be for.
+    pub product: Option<&'a str>,
+    /// This machine's fingerprint: the certificate must be bound to it.
+    pub fingerprint: Option<&'a str>,
+    /// Entitlements it must grant.
+    pub entitlements: &'a [&'a str],
+}
+
+/// Verifies certificates against one or more published public keys.
+#[derive(Debug, Clone, Default)]
+pub struct Verifier {
+    keys: Vec<(String, Vec<u8>)>,
+}
+
+/// Clock skew tolerated for `issued_at` (seconds).
+const SKEW_SECS: i64 = 300;
+
+impl Verifier {
+    /// A verifier that knows no key yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts the 32-byte Ed25519 public key `public_key` under `kid`.
+    pub fn with_key(mut self, kid: &str, public_key: &[u8]) -> Self {
+        self.keys.push((kid.to_owned(), public_key.to_vec()));
+        self
+    }
+
+    /// Trusts a public key given in base64url, as `GET /api/v1/licenses/public-key` shows it.
+    pub fn with_base64_key(self, kid: &str, public_key: &str) -> Result<Self, VerifyError> {
+        let bytes = BASE64URL_NOPAD
+            .decode(public_key.trim().as_bytes())
+            .map_err(|_| VerifyError::Malformed("public key is not base64url"))?;
+        if bytes.len() != 32 {
+            return Err(VerifyError::Malformed("an Ed25519 public key has 32 bytes"));
+        }
+        Ok(self.with_key(kid, &bytes))
+    }
+
+    /// Checks the signature and returns the payload; does not look at times.
+    pub fn verify_signature(&self, certificate: &str) -> Result<CertificatePayload, VerifyError> {
+        let certificate = certificate.trim();
+        let (signed, signature) = certificate
+            .rsplit_once('.')
+            .ok_or(VerifyError::Malformed("no signature"))?;
+        let mut parts = signed.split('.');
+        let (Some(format), Some(kid), Some(payload), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(VerifyError::Malformed(
+                "expected ebl1.<kid>.<payload>.<signature>",
+            ));
+        };
+        if format != FORMAT {
+            return Err(VerifyError::Malformed("unknown certificate format"));
+        }
+        let key = self
+            .keys
+            .iter()
+            .find(|(k, _)| k == kid)
+            .ok_or_else(|| VerifyError::UnknownKey(kid.to_owned()))?;
+        let signature = BASE64URL_NOPAD
+            .decode(signature.as_bytes())
+            .map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
+        UnparsedPublicKey::new(&ED25519, &key.1)
+            .verify(signed.as_bytes(), &signature)
+            .map_err(|_| VerifyError::BadSignature)?;
+        let payload = BASE64URL_NOPAD
+            .decode(payload.as_bytes())
+            .map_err(|_| VerifyError::Malformed("payload is not base64url"))?;
+        serde_json::from_slice(&payload)
+            .map_err(|_| VerifyError::Malformed("payload is not the expected JSON"))
+    }
+
+    /// Full offline check at time `now`: signature, validity window, licence expiry,
+    /// product, machine and entitlements, in that order.
+    pub fn verify(
+        &self,
+        certificate: &str,
+        now: DateTime<Utc>,
+        expect: Expect<'_>,
+    ) -> Result<CertificatePayload, VerifyError> {
+        let payload = self.verify_signature(certificate)?;
+        if payload.issued_at > now + chrono::Duration::seconds(SKEW_SECS) {
+            return Err(VerifyError::NotYetValid);
+        }
+        if payload.expires_at <= now {
+            return Err(VerifyError::CertificateExpired);
+        }
+        if payload.license_expires_at.is_some_and(|t| t <= now) {
+            return Err(VerifyError::LicenseExpired);
+        }
+        if let Some(product) = expect.product
+            && payload.product != product
+        {
+            return Err(VerifyError::ProductMismatch(payload.product));
+        }
+        if let Some(fingerprint) = expect.fingerprint
+            && payload.fingerprint.as_deref() != Some(fingerprint)
+        {
+            return Err(VerifyError::FingerprintMismatch);
+        }
+        let missing: Vec<String> = expect
+            .entitlements
+            .iter()
+            .filter(|e| !payload.entitlements.iter().any(|have| have == *e))
+            .map(|e| (*e).to_owned())
+            .collect();
+        if !missing.is_empty() {
+            return Err(VerifyError::EntitlementsMissing(missing));
+        }
+        Ok(payload)
+    }
+}
+
+/// The key id of a public key: the first 10 symbols of base32 SHA-256 of its bytes.
+pub fn key_id(public_key: &[u8]) -> String {
+    let hash = ring::digest::digest(&ring::digest::SHA256, public_key);
+    data_encoding::BASE32_NOPAD.encode(hash.as_ref())[..10].to_ascii_lowercase()
+}
+
+/// Signs certificates (server side).
+#[cfg(feature = "store")]
+pub struct Signer {
+    kid: String,
+    pair: ring::signature::Ed25519KeyPair,
+}
+
+#[cfg(feature = "store")]
+impl Signer {
+    /// A new random key pair; also returns its PKCS#8 document for storage.
+    pub fn generate() -> Result<(Self, Vec<u8>), ring::error::Unspecified> {
+        let pkcs8 =
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())?;
+        let signer = Self::from_pkcs8(pkcs8.as_ref())?;
+        Ok((signer, pkcs8.as_ref().to_vec()))
+    }
+
+    /// Loads a PKCS#8 Ed25519 key (v1 as OpenSSL writes it, or v2).
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, ring::error::Unspecified> {
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+            .map_err(|_| ring::error::Unspecified)?;
+        let kid = key_id(ring::signature::KeyPair::public_key(&pair).as_ref());
+        Ok(Self { kid, pair })
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The 32-byte public key.
+    pub fn public_key(&self) -> &[u8] {
+        ring::signature::KeyPair::public_key(&self.pair).as_ref()
+    }
+
+    /// Signs `payload` into a certificate.
+    pub fn sign(&self, payload: &CertificatePayload) -> Result<String, serde_json::Error> {
+        let json = serde_json::to_vec(payload)?;
+        let signed = format!("{FORMAT}.{}.{}", self.kid, BASE64URL_NOPAD.encode(&json));
+        let signature = self.pair.sign(signed.as_bytes());
+        Ok(format!(
+            "{signed}.{}",
+            BASE64URL_NOPAD.encode(signature.as_ref())
+        ))
+    }
+}
+
+#[cfg(all(test, feature = "store"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn payload(now: DateTime<Utc>) -> CertificatePayload {
+        CertificatePayload {
+            license_id: "lic-1".into(),
+            product: "client".into(),
+            name: "Acme".into(),
+            entitlements: vec!["export".into(), "sso".into()],
+            license_expires_at: Some(now + chrono::Duration::days(365)),
+            fingerprint: Some("machine-a".into()),
+            issued_at: now,
+            expires_at: now + chrono::Duration::days(30),
+        }
+    }
+
+    #[test]
+    fn a_signed_certificate_verifies_and_every_expectation_is_checked() {
+        let (signer, _) = Signer::generate().unwrap();
+        let now = Utc::now();
+        let cert = signer.sign(&payload(now)).unwrap();
+        let verifier = Verifier::new()
+            .with_base64_key(signer.kid(), &BASE64URL_NOPAD.encode(signer.public_key()))
+            .unwrap();
+        let ok = Expect {
+            product: Some("client"),
+            fingerprint: Some("machine-a"),
+            entitlements: &["sso"],
+        };
+        assert_eq!(verifier.verify(&cert, now, ok).unwrap(), payload(now));
+
+        let later = now + chrono::Duration::days(31);
+        assert_eq!(
+            verifier.verify(&cert, later, ok).unwrap_err(),
+            VerifyError::CertificateExpired
+        );
+        let before = now - chrono::Duration::hours(1);
+        assert_eq!(
+            verifier.verify(&cert, before, ok).unwrap_err(),
+            VerifyError::NotYetValid
+        );
+        let wrong_product = Expect {
+            product: Some("platform"),
+            ..ok
+        };
+        assert_eq!(
+            verifier.verify(&cert, now, wrong_product).unwrap_err(),
+            VerifyError::ProductMismatch("client".into())
+        );
+        let other_machine = Expect {
+            fingerprint: Some("machine-b"),
+            ..ok
+        };
+        assert_eq!(
+            verifier.verify(&cert, now, other_machine).unwrap_err(),
+            VerifyError::FingerprintMismatch
+        );
+        let more = Expect {
+            entitlements: &["sso", "audit"],
+            ..ok
+        };
+        assert_eq!(
+            verifier.verify(&cert, now, more).unwrap_err(),
+            VerifyError::EntitlementsMissing(vec!["audit".into()])
+        );
+
+        let mut expired_license = payload(now);
+        expired_license.license_expires_at = Some(now - chrono::Duration::seconds(1));
+        let cert2 = signer.sign(&expired_license).unwrap();
+        assert_eq!(
+            verifier.verify(&cert2, now, ok).unwrap_err(),
+            VerifyError::LicenseExpired
+        );
+    }
+
+    #[test]
+    fn other_keys_and_malformed_input_are_refused() {
+        let (signer, _) = Signer::generate().unwrap();
+        let (other, _) = Signer::generate().unwrap();
+        let cert = signer.sign(&payload(Utc::now())).unwrap();
+        let stranger = Verifier::new().with_key(other.kid(), other.public_key());
+        assert_eq!(
+            stranger.verify_signature(&cert).unwrap_err(),
+            VerifyError::UnknownKey(signer.kid().into())
+        );
+        let impostor = Verifier::new().with_key(signer.kid(), other.public_key());
+        assert_eq!(
+            impostor.verify_signature(&cert).unwrap_err(),
+            VerifyError::BadSignature
+        );
+        let verifier = Verifier::new().with_key(signer.kid(), signer.public_key());
+        for bad in [
+            "",
+            "ebl1",
+            "ebl1.a.b",
+            "ebl2.x.y.z",
+            "ebl1.k.p.s.extra",
+            "....",
+            "ebl1...",
+        ] {
+            assert!(verifier.verify_signature(bad).is_err(), "{bad}");
+        }
+        assert!(Verifier::new().with_base64_key("k", "AAAA").is_err());
+    }
+
+    #[test]
+    fn key_ids_are_stable_for_a_key() {
+        let (signer, pkcs8) = Signer::generate().unwrap();
+        let again = Signer::from_pkcs8(&pkcs8).unwrap();
+        assert_eq!(signer.kid(), again.kid());
+        assert_eq!(signer.kid().len(), 10);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn any_flipped_byte_fails_verification(index in 0usize..10_000, bit in 0u8..8) {
+            static SIGNER: std::sync::LazyLock<Signer> = std::sync::LazyLock::new(|| Signer::generate().unwrap().0);
+            let now = Utc::now();
+            let cert = SIGNER.sign(&payload(now)).unwrap();
+            let verifier = Verifier::new().with_key(SIGNER.kid(), SIGNER.public_key());
+            let mut bytes = cert.clone().into_bytes();
+            let i = index % bytes.len();
+            bytes[i] ^= 1 << bit;
+            let altered = String::from_utf8_lossy(&bytes).into_owned();
+            proptest::prop_assume!(altered != cert);
+            proptest::prop_assert!(verifier.verify(&altered, now, Expect::default()).is_err());
+        }
+    }
+}

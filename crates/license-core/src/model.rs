@@ -1,0 +1,407 @@
+//! Licence types as the API shows them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The products licences are issued for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Product {
+    /// The desktop client.
+    Client,
+    /// The web platform.
+    Platform,
+}
+
+impl Product {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Product::Client => "client",
+            Product::Platform => "platform",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client" => Some(Product::Client),
+            "platform" => Some(Product::Platform),
+            _ => None,
+        }
+    }
+}
+
+/// A licence's lifecycle state. `revoked` is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum LicenseStatus {
+    /// Usable (until it expires).
+    Active,
+    /// Temporarily unusable; can be reinstated.
+    Suspended,
+    /// Permanently unusable.
+    Revoked,
+}
+
+impl LicenseStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenseStatus::Active => "active",
+            LicenseStatus::Suspended => "suspended",
+            LicenseStatus::Revoked => "revoked",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(LicenseStatus::Active),
+            "suspended" => Some(LicenseStatus::Suspended),
+            "revoked" => Some(LicenseStatus::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// The outcome of a validation, checked in this order: `NOT_FOUND`, `REVOKED`,
+/// `SUSPENDED`, `EXPIRED`, `PRODUCT_SCOPE_MISMATCH`, `NO_MACHINE`,
+/// `FINGERPRINT_SCOPE_MISMATCH`, `HEARTBEAT_DEAD`, `TOO_MANY_MACHINES`,
+/// `ENTITLEMENTS_MISSING`, then `VALID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ValidationCode {
+    /// Everything checks out.
+    Valid,
+    /// No licence has this key (or the key is malformed).
+    NotFound,
+    /// The licence is suspended.
+    Suspended,
+    /// The licence is revoked.
+    Revoked,
+    /// The licence has expired.
+    Expired,
+    /// The licence requires a machine and none was named.
+    NoMachine,
+    /// The named fingerprint is not activated on this licence.
+    FingerprintScopeMismatch,
+    /// More machines are activated than the licence now allows.
+    TooManyMachines,
+    /// The licence is for another product.
+    ProductScopeMismatch,
+    /// The licence lacks requested entitlements.
+    EntitlementsMissing,
+    /// The named machine has not sent a heartbeat within the licence's interval.
+    HeartbeatDead,
+}
+
+impl ValidationCode {
+    /// The code as sent (`TOO_MANY_MACHINES`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationCode::Valid => "VALID",
+            ValidationCode::NotFound => "NOT_FOUND",
+            ValidationCode::Suspended => "SUSPENDED",
+            ValidationCode::Revoked => "REVOKED",
+            ValidationCode::Expired => "EXPIRED",
+            ValidationCode::NoMachine => "NO_MACHINE",
+            ValidationCode::FingerprintScopeMismatch => "FINGERPRINT_SCOPE_MISMATCH",
+            ValidationCode::TooManyMachines => "TOO_MANY_MACHINES",
+            ValidationCode::ProductScopeMismatch => "PRODUCT_SCOPE_MISMATCH",
+            ValidationCode::EntitlementsMissing => "ENTITLEMENTS_MISSING",
+            ValidationCode::HeartbeatDead => "HEARTBEAT_DEAD",
+        }
+    }
+}
+
+/// A licence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct License {
+    /// Licence id.
+    pub id: String,
+    /// The product it is for.
+    pub product: Product,
+    /// Human name (customer or seat).
+    pub name: String,
+    /// The owner's email address.
+    pub owner_email: String,
+    /// Lifecycle state.
+    pub status: LicenseStatus,
+    /// The key's first group: not secret, tells keys apart.
+    pub key_prefix: String,
+    /// Issued.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Expires; `null` for never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Most machines that may be activated; `null` for unlimited.
+    pub max_machines: Option<i32>,
+    /// Machines activated now.
+    pub machines_count: i64,
+    /// Feature names the licence grants.
+    pub entitlements: Vec<String>,
+    /// Free-form JSON object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// When true, validation must name an activated machine's fingerprint.
+    pub require_machine: bool,
+    /// When set, a machine whose last heartbeat is older than this many seconds is dead.
+    pub heartbeat_interval_secs: Option<i32>,
+    /// Last validation (to the minute).
+    pub last_validated_at: Option<DateTime<Utc>>,
+}
+
+/// A machine activated on a licence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Machine {
+    /// Machine id.
+    pub id: String,
+    /// Its licence.
+    pub license_id: String,
+    /// The client's stable fingerprint of the machine (unique per licence).
+    pub fingerprint: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Operating system or platform.
+    pub platform: Option<String>,
+    /// Host name.
+    pub hostname: Option<String>,
+    /// Activated.
+    pub created_at: DateTime<Utc>,
+    /// Last heartbeat (activation counts as one).
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+}
+
+/// A request to issue a licence.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IssueLicense {
+    /// The product.
+    pub product: Product,
+    /// Human name, 1 to 200 characters.
+    pub name: String,
+    /// The owner's email address.
+    pub owner_email: String,
+    /// Expiry as a time (RFC 3339). Give this or `duration`, or neither for never.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Expiry as a duration from now, such as `365d`, `12h` or `1y`.
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// Most machines; absent for unlimited.
+    #[serde(default)]
+    pub max_machines: Option<i32>,
+    /// Entitlements granted.
+    #[serde(default)]
+    pub entitlements: Vec<String>,
+    /// Free-form JSON object.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Require a machine fingerprint at validation.
+    #[serde(default)]
+    pub require_machine: bool,
+    /// Seconds a machine may go without a heartbeat before it counts as dead.
+    #[serde(default)]
+    pub heartbeat_interval_secs: Option<i32>,
+}
+
+/// `Some(None)` for an explicit `null`, `None` for an absent field.
+fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Changes to a licence; absent fields stay, `null` clears the nullable ones.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LicensePatch {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New owner address.
+    #[serde(default)]
+    pub owner_email: Option<String>,
+    /// New expiry; `null` for never.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// New machine limit; `null` for unlimited.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i32>))]
+    pub max_machines: Option<Option<i32>>,
+    /// Replaces the entitlements.
+    #[serde(default)]
+    pub entitlements: Option<Vec<String>>,
+    /// Replaces the metadata.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Require a machine at validation.
+    #[serde(default)]
+    pub require_machine: Option<bool>,
+    /// New heartbeat interval; `null` for none.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i32>))]
+    pub heartbeat_interval_secs: Option<Option<i32>>,
+}
+
+/// How to renew: extend by a duration (from the later of now and the current expiry),
+/// or set a date.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Renew {
+    /// Extend by this, such as `30d` or `1y`.
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// Or expire at this time.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A validation request, authenticated by the key itself.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    /// The licence key.
+    pub key: String,
+    /// This machine's fingerprint.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// The product the caller is.
+    #[serde(default)]
+    pub product: Option<Product>,
+    /// Entitlements the caller needs.
+    #[serde(default)]
+    pub entitlements: Vec<String>,
+}
+
+/// A validation outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Validation {
+    /// True only for `VALID`.
+    pub valid: bool,
+    /// Why.
+    pub code: ValidationCode,
+    /// In words.
+    pub detail: String,
+    /// The licence, when the key matched one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<License>,
+}
+
+/// Activation of a machine.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ActivateRequest {
+    /// The licence key.
+    pub key: String,
+    /// The machine's fingerprint (1 to 255 characters).
+    pub fingerprint: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Operating system or platform.
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// Host name.
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
+
+/// Names a machine of the licence the key opens.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MachineRequest {
+    /// The licence key.
+    pub key: String,
+    /// The machine's fingerprint.
+    pub fingerprint: String,
+}
+
+/// A request for an offline certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRequest {
+    /// The licence key.
+    pub key: String,
+    /// Bind the certificate to this activated machine.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// How long the certificate stays valid offline (default `30d`, at most `365d`).
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+/// A signed certificate.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Checkout {
+    /// `ebl1.<kid>.<payload>.<signature>`; see the README for the format.
+    pub certificate: String,
+    /// The signing key's id.
+    pub kid: String,
+    /// What the certificate states (decoded, for convenience).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub payload: crate::cert::CertificatePayload,
+}
+
+/// The public key that verifies certificates.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PublicKey {
+    /// Key id, as in certificates.
+    pub kid: String,
+    /// Always `Ed25519`.
+    pub algorithm: &'static str,
+    /// The 32-byte key, base64url without padding.
+    pub public_key: String,
+    /// The same key as a PEM SubjectPublicKeyInfo (for OpenSSL and friends).
+    pub public_key_pem: String,
+}
+
+/// Filters for listing licences.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[serde(deny_unknown_fields)]
+pub struct LicenseFilter {
+    /// Only this product.
+    pub product: Option<Product>,
+    /// Only this status.
+    pub status: Option<LicenseStatus>,
+    /// Only this owner.
+    pub owner_email: Option<String>,
+    /// Only licences expiring before this time.
+    pub expires_before: Option<DateTime<Utc>>,
+    /// Page size (1 to 200, default 50).
+    pub limit: Option<u32>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// One page of licences.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LicensePage {
+    /// Licences, oldest first.
+    pub items: Vec<License>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,48 @@
+//! The licence tables (portable types; see shared-db's schema for the conventions).
+
+diesel::table! {
+    licenses (id) {
+        id -> Text,
+        product -> Text,
+        name -> Text,
+        owner_email -> Text,
+        status -> Text,
+        key_prefix -> Text,
+        key_digest -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        max_machines -> Nullable<Integer>,
+        entitlements -> Text,
+        metadata -> Text,
+        require_machine -> Bool,
+        heartbeat_interval_secs -> Nullable<Integer>,
+        last_validated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    machines (id) {
+        id -> Text,
+        license_id -> Text,
+        fingerprint -> Text,
+        name -> Nullable<Text>,
+        platform -> Nullable<Text>,
+        hostname -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_heartbeat_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        algorithm -> Text,
+        public_key -> Text,
+        private_key_sealed -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(machines -> licenses (license_id));
+diesel::allow_tables_to_appear_in_same_query!(licenses, machines);
