@@ -9,7 +9,8 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
 use anyhow::Context;
-use secrecy::SecretString;
+use license_core::{LicenseError, LicenseService};
+use secrecy::{ExposeSecret, SecretString};
 use shared_db::{Backend, DbPool, migrations};
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
@@ -19,6 +20,7 @@ use crate::auth::ApiKeys;
 use crate::config::{Config, SecretSource};
 use crate::error::{ApiError, PROBLEM_JSON, json_error};
 use crate::http::{self, ApiDoc, RouteTable};
+use crate::ratelimit::HolderLimits;
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -55,10 +57,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<DbPool> {
             tracing::info!(?applied, "applied database migrations");
         }
     }
-    Ok(DbPool::new(
-        config.database_url.clone(),
-        config.pool.clone(),
-    )?)
+    Ok(DbPool::new(config.database_url.clone(), config.pool.clone())?)
 }
 
 /// The API key secret: configured, or (embedded default only) generated once and kept
@@ -79,8 +78,7 @@ pub fn load_secret(source: &SecretSource) -> anyhow::Result<SecretString> {
         );
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     let mut random = [0u8; 32];
     rand::fill(&mut random);
@@ -113,18 +111,43 @@ impl Application {
         let config = Arc::new(config);
         let secret = load_secret(&config.secret)?;
         let pool = open_database(&config).await?;
+        let licenses = LicenseService::new(
+            pool.clone(),
+            secret.expose_secret().as_bytes(),
+            config.license_signing_key.as_ref().map(|k| k.expose_secret()),
+        )?;
+        match licenses.signer().await {
+            Ok(signer) => tracing::info!(kid = signer.kid(), "licence signing key ready"),
+            Err(LicenseError::Db(e)) => {
+                tracing::warn!(error = %e, "licence signing key not loaded yet; retrying on first use")
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let holder_limits = Arc::new(HolderLimits::new(
+            config.license_rate_per_address,
+            config.license_rate_per_key,
+        ));
+        let pruned = Arc::downgrade(&holder_limits);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                match pruned.upgrade() {
+                    Some(limits) => limits.prune(),
+                    None => break,
+                }
+            }
+        });
         let state = AppState {
             pool: pool.clone(),
             api_keys: ApiKeys::new(&secret),
             config: config.clone(),
+            licenses,
+            holder_limits,
         };
 
-        let listener = TcpListener::bind((config.host, config.port)).with_context(|| {
-            format!(
-                "binding {}:{} (APP_HOST/APP_PORT)",
-                config.host, config.port
-            )
-        })?;
+        let listener = TcpListener::bind((config.host, config.port))
+            .with_context(|| format!("binding {}:{} (APP_HOST/APP_PORT)", config.host, config.port))?;
         let port = listener.local_addr()?.port();
         let doc = openapi();
         let routes = web::Data::new(RouteTable::new(&doc));
@@ -141,12 +164,14 @@ impl Application {
                         .limit(max_json)
                         .error_handler(|err, _| json_error(err).into()),
                 )
-                .app_data(web::PathConfig::default().error_handler(|err, _| {
-                    ApiError::bad_request("invalid_path", err.to_string()).into()
-                }))
-                .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                    ApiError::bad_request("invalid_query", err.to_string()).into()
-                }))
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|err, _| ApiError::bad_request("invalid_path", err.to_string()).into()),
+                )
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()),
+                )
                 .into_utoipa_app()
                 .openapi(ApiDoc::openapi())
                 .configure(http::configure)
@@ -182,11 +207,7 @@ impl Application {
             config.host,
             config.app_url.trim_end_matches('/')
         );
-        Ok(Self {
-            port,
-            server,
-            state,
-        })
+        Ok(Self { port, server, state })
     }
 
     /// The bound port.
@@ -216,9 +237,7 @@ impl Application {
 
 /// Turns any error response that is not yet a problem document (raised by Actix itself
 /// or a library) into one, so clients never see bare text or HTML.
-fn problem_fallback<B>(
-    res: actix_web::dev::ServiceResponse<B>,
-) -> actix_web::Result<ErrorHandlerResponse<B>> {
+fn problem_fallback<B>(res: actix_web::dev::ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let is_problem = res
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
@@ -229,12 +248,8 @@ fn problem_fallback<B>(
     let (req, original) = res.into_parts();
     let mut replacement = ApiError::from_status(original.status()).error_response();
     for (name, value) in original.headers() {
-        if name != actix_web::http::header::CONTENT_TYPE
-            && name != actix_web::http::header::CONTENT_LENGTH
-        {
-            replacement
-                .headers_mut()
-                .insert(name.clone(), value.clone());
+        if name != actix_web::http::header::CONTENT_TYPE && name != actix_web::http::header::CONTENT_LENGTH {
+            replacement.headers_mut().insert(name.clone(), value.clone());
         }
     }
     Ok(ErrorHandlerResponse::Response(

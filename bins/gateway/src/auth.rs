@@ -49,14 +49,11 @@ pub fn validate_scope(scope: &str) -> Result<(), String> {
             let ok = q == "*"
                 || (!q.is_empty()
                     && q.len() <= 64
-                    && q.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                    && q.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
             return if ok {
                 Ok(())
             } else {
-                Err(format!(
-                    "`{scope}`: a qualifier is 1 to 64 of a-z, 0-9, - and _, or *"
-                ))
+                Err(format!("`{scope}`: a qualifier is 1 to 64 of a-z, 0-9, - and _, or *"))
             };
         }
     }
@@ -72,13 +69,9 @@ pub fn grants(held: &str, needed: &str) -> bool {
         return true;
     }
     if let Some(family) = held.strip_suffix(":*") {
-        return needed
-            .strip_prefix(family)
-            .is_some_and(|r| r.starts_with(':'));
+        return needed.strip_prefix(family).is_some_and(|r| r.starts_with(':'));
     }
-    needed
-        .strip_prefix(held)
-        .is_some_and(|r| r.starts_with(':'))
+    needed.strip_prefix(held).is_some_and(|r| r.starts_with(':'))
 }
 
 /// Makes and checks API keys.
@@ -114,6 +107,14 @@ impl Principal {
         }
     }
 
+    /// `Ok` when the key holds any of `scopes`, else a 403 naming the first.
+    pub fn require_any(&self, scopes: &[&str]) -> Result<(), ApiError> {
+        match scopes.iter().find(|s| self.require(s).is_ok()) {
+            Some(_) => Ok(()),
+            None => Err(ApiError::forbidden_scope(scopes.first().copied().unwrap_or_default())),
+        }
+    }
+
     /// How this caller appears in audit events.
     pub fn actor(&self) -> String {
         format!("api_key:{}", self.key_id)
@@ -124,10 +125,7 @@ impl ApiKeys {
     /// Keys digests with `secret`.
     pub fn new(secret: &SecretString) -> Self {
         Self {
-            key: Arc::new(hmac::Key::new(
-                hmac::HMAC_SHA256,
-                secret.expose_secret().as_bytes(),
-            )),
+            key: Arc::new(hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret().as_bytes())),
         }
     }
 
@@ -152,10 +150,7 @@ impl ApiKeys {
             ));
         }
         if scopes.is_empty() {
-            return Err(ApiError::unprocessable(
-                "invalid_scopes",
-                "give at least one scope",
-            ));
+            return Err(ApiError::unprocessable("invalid_scopes", "give at least one scope"));
         }
         for scope in scopes {
             validate_scope(scope).map_err(|m| ApiError::unprocessable("invalid_scopes", m))?;
@@ -171,9 +166,7 @@ impl ApiKeys {
         rand::fill(&mut random);
         let secret = format!(
             "{KEY_PREFIX}{}",
-            data_encoding::BASE32_NOPAD
-                .encode(&random)
-                .to_ascii_lowercase()
+            data_encoding::BASE32_NOPAD.encode(&random).to_ascii_lowercase()
         );
         let mut scopes = scopes.to_vec();
         scopes.sort();
@@ -213,12 +206,7 @@ impl ApiKeys {
     }
 
     /// Revokes key `id`; 404 when there is no such key. Revoking twice is not an error.
-    pub async fn revoke(
-        &self,
-        conn: &mut DbConn,
-        id: &str,
-        actor: &str,
-    ) -> Result<ApiKeyRow, ApiError> {
+    pub async fn revoke(&self, conn: &mut DbConn, id: &str, actor: &str) -> Result<ApiKeyRow, ApiError> {
         let id = id.to_owned();
         let actor = actor.to_owned();
         let row = conn
@@ -246,19 +234,12 @@ impl ApiKeys {
 
     /// Finds the key a caller presented; 401 unless it exists, is not revoked and has not
     /// expired.
-    pub async fn authenticate(
-        &self,
-        pool: &DbPool,
-        presented: &str,
-    ) -> Result<Principal, ApiError> {
+    pub async fn authenticate(&self, pool: &DbPool, presented: &str) -> Result<Principal, ApiError> {
         let digest = self.digest(presented);
         let mut conn = pool.get().await?;
         let row = api_keys::find_by_digest(&mut conn, &digest).await?;
         let Some(row) = row.filter(|r| self.matches(presented, &r.digest)) else {
-            return Err(ApiError::unauthorized(
-                "invalid_api_key",
-                "the API key is not valid",
-            ));
+            return Err(ApiError::unauthorized("invalid_api_key", "the API key is not valid"));
         };
         let now = shared_db::now();
         if row.revoked_at.is_some() {
@@ -268,15 +249,9 @@ impl ApiKeys {
             ));
         }
         if row.expires_at.is_some_and(|t| t <= now) {
-            return Err(ApiError::unauthorized(
-                "api_key_expired",
-                "the API key has expired",
-            ));
+            return Err(ApiError::unauthorized("api_key_expired", "the API key has expired"));
         }
-        if row
-            .last_used_at
-            .is_none_or(|t| now - t > chrono::Duration::seconds(60))
-        {
+        if row.last_used_at.is_none_or(|t| now - t > chrono::Duration::seconds(60)) {
             // Best effort: a failed touch must not fail the request.
             if let Err(e) = api_keys::touch(&mut conn, &row.id, now).await {
                 tracing::debug!(error = %e, "could not record API key use");
@@ -333,12 +308,7 @@ impl FromRequest for Principal {
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                 .map(|(_, key)| key.trim())
                 .filter(|key| !key.is_empty())
-                .ok_or_else(|| {
-                    ApiError::unauthorized(
-                        "malformed_credentials",
-                        "use `Authorization: Bearer <key>`",
-                    )
-                })?;
+                .ok_or_else(|| ApiError::unauthorized("malformed_credentials", "use `Authorization: Bearer <key>`"))?;
             state.api_keys.authenticate(&state.pool, key).await
         })
     }

@@ -101,11 +101,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate { status: false } => {
             let applied = migrations::run_pending(&config.database_url).await?;
-            eprintln!(
-                "applied {} migration(s) to {}",
-                applied.len(),
-                config.database_url
-            );
+            eprintln!("applied {} migration(s) to {}", applied.len(), config.database_url);
             for version in applied {
                 println!("{version}");
             }
@@ -142,11 +138,7 @@ async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result
             println!("{}", issued.secret.expose_secret());
         }
         ApiKeysCommand::List { json } => {
-            let rows: Vec<ApiKey> = api_keys::list(&mut conn)
-                .await?
-                .into_iter()
-                .map(ApiKey::from)
-                .collect();
+            let rows: Vec<ApiKey> = api_keys::list(&mut conn).await?.into_iter().map(ApiKey::from).collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -155,10 +147,7 @@ async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result
                     "ID", "PREFIX", "STATUS", "NAME"
                 );
                 for k in rows {
-                    let status = serde_json::to_value(k.status)?
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned();
+                    let status = serde_json::to_value(k.status)?.as_str().unwrap_or_default().to_owned();
                     println!(
                         "{:<36}  {:<10}  {:<8}  {:<24}  {}",
                         k.id,

@@ -20,12 +20,15 @@
 //! | `MAX_JSON_BODY_BYTES` | `1048576` | larger JSON bodies get 413 |
 //! | `HTTP_WORKERS` | CPU count | Actix worker threads |
 //! | `SHUTDOWN_TIMEOUT_SECS` | `30` | how long in-flight requests get on SIGTERM |
+//! | `LICENSE_SIGNING_KEY` | generated, stored sealed in the database | PKCS#8 Ed25519 private key (PEM or base64) that signs licence certificates |
+//! | `LICENSE_RATE_LIMIT_PER_MINUTE` | `600` | licence-holder calls (validate, activate, ...) per client address |
+//! | `LICENSE_KEY_RATE_LIMIT_PER_MINUTE` | `120` | licence-holder calls per licence key |
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{SecretBox, SecretString};
 use shared_db::{Backend, DatabaseUrl, PoolOptions};
 
 /// A configuration value that cannot be used; names the variable.
@@ -94,6 +97,12 @@ pub struct Config {
     pub workers: usize,
     /// Grace period on shutdown.
     pub shutdown_timeout: Duration,
+    /// PKCS#8 DER of the configured licence signing key, if any.
+    pub license_signing_key: Option<SecretBox<[u8]>>,
+    /// Licence-holder calls per minute per client address.
+    pub license_rate_per_address: u32,
+    /// Licence-holder calls per minute per licence key.
+    pub license_rate_per_key: u32,
 }
 
 impl Config {
@@ -110,11 +119,7 @@ impl Config {
 
     /// Builds the configuration from any variable lookup (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
         let host = match get("APP_HOST") {
             Some(v) => v
@@ -134,10 +139,8 @@ impl Config {
             )
         } else if let Some(host) = get("DB_HOST") {
             let port = parse_num::<u16>(&get, "DB_PORT", 3306)?;
-            let name =
-                get("DB_NAME").ok_or_else(|| bad("DB_NAME", "required when DB_HOST is set"))?;
-            let user = get("DB_USER_ID")
-                .ok_or_else(|| bad("DB_USER_ID", "required when DB_HOST is set"))?;
+            let name = get("DB_NAME").ok_or_else(|| bad("DB_NAME", "required when DB_HOST is set"))?;
+            let user = get("DB_USER_ID").ok_or_else(|| bad("DB_USER_ID", "required when DB_HOST is set"))?;
             let pass = get("DB_PASS").unwrap_or_default();
             let ssl = parse_bool(&get, "DB_IS_SSL", false)?;
             (
@@ -147,24 +150,13 @@ impl Config {
             )
         } else {
             let path = data_dir.join("event-bridge.db");
-            (
-                DatabaseUrl::sqlite(path.to_string_lossy().into_owned()),
-                true,
-            )
+            (DatabaseUrl::sqlite(path.to_string_lossy().into_owned()), true)
         };
 
         let pool = PoolOptions {
             max_size: parse_num::<usize>(&get, "DB_POOL_SIZE", 10)?,
-            connect_timeout: Duration::from_secs(parse_num::<u64>(
-                &get,
-                "DB_CONNECT_TIMEOUT_SECS",
-                5,
-            )?),
-            acquire_timeout: Duration::from_secs(parse_num::<u64>(
-                &get,
-                "DB_ACQUIRE_TIMEOUT_SECS",
-                5,
-            )?),
+            connect_timeout: Duration::from_secs(parse_num::<u64>(&get, "DB_CONNECT_TIMEOUT_SECS", 5)?),
+            acquire_timeout: Duration::from_secs(parse_num::<u64>(&get, "DB_ACQUIRE_TIMEOUT_SECS", 5)?),
         };
         if pool.max_size == 0 {
             return Err(bad("DB_POOL_SIZE", "must be at least 1"));
@@ -194,14 +186,21 @@ impl Config {
             Some(other) => return Err(bad("LOG_FORMAT", format!("`{other}`: use text or json"))),
         };
         let log_level = get("LOG_LEVEL").unwrap_or_else(|| "info".into());
-        tracing_subscriber::EnvFilter::try_new(&log_level)
-            .map_err(|e| bad("LOG_LEVEL", e.to_string()))?;
+        tracing_subscriber::EnvFilter::try_new(&log_level).map_err(|e| bad("LOG_LEVEL", e.to_string()))?;
 
         let max_json_body = parse_num::<usize>(&get, "MAX_JSON_BODY_BYTES", 1024 * 1024)?;
         let default_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let workers = parse_num::<usize>(&get, "HTTP_WORKERS", default_workers)?.max(1);
-        let shutdown_timeout =
-            Duration::from_secs(parse_num::<u64>(&get, "SHUTDOWN_TIMEOUT_SECS", 30)?);
+        let shutdown_timeout = Duration::from_secs(parse_num::<u64>(&get, "SHUTDOWN_TIMEOUT_SECS", 30)?);
+        let license_signing_key = get("LICENSE_SIGNING_KEY").map(|v| parse_private_key(&v)).transpose()?;
+        let license_rate_per_address = parse_num::<u32>(&get, "LICENSE_RATE_LIMIT_PER_MINUTE", 600)?;
+        if license_rate_per_address == 0 {
+            return Err(bad("LICENSE_RATE_LIMIT_PER_MINUTE", "must be at least 1"));
+        }
+        let license_rate_per_key = parse_num::<u32>(&get, "LICENSE_KEY_RATE_LIMIT_PER_MINUTE", 120)?;
+        if license_rate_per_key == 0 {
+            return Err(bad("LICENSE_KEY_RATE_LIMIT_PER_MINUTE", "must be at least 1"));
+        }
 
         Ok(Config {
             host,
@@ -218,8 +217,32 @@ impl Config {
             max_json_body,
             workers,
             shutdown_timeout,
+            license_signing_key,
+            license_rate_per_address,
+            license_rate_per_key,
         })
     }
+}
+
+/// A PKCS#8 private key given as PEM (`-----BEGIN PRIVATE KEY-----`) or bare base64.
+fn parse_private_key(value: &str) -> Result<SecretBox<[u8]>, ConfigError> {
+    // `\n` escapes allow a PEM on one line of a .env file.
+    let body: String = value
+        .replace("\\n", "\n")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("-----"))
+        .collect::<String>()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let der = data_encoding::BASE64
+        .decode(body.as_bytes())
+        .or_else(|_| data_encoding::BASE64URL_NOPAD.decode(body.as_bytes()))
+        .map_err(|_| bad("LICENSE_SIGNING_KEY", "not PEM or base64 PKCS#8"))?;
+    if license_core::cert::Signer::from_pkcs8(&der).is_err() {
+        return Err(bad("LICENSE_SIGNING_KEY", "not a PKCS#8 Ed25519 private key"));
+    }
+    Ok(SecretBox::new(der.into_boxed_slice()))
 }
 
 fn parse_num<T: std::str::FromStr>(
@@ -229,17 +252,11 @@ fn parse_num<T: std::str::FromStr>(
 ) -> Result<T, ConfigError> {
     match get(var) {
         None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| bad(var, format!("`{v}` is not a valid number"))),
+        Some(v) => v.parse().map_err(|_| bad(var, format!("`{v}` is not a valid number"))),
     }
 }
 
-fn parse_bool(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: bool,
-) -> Result<bool, ConfigError> {
+fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: bool) -> Result<bool, ConfigError> {
     match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
         None => Ok(default),
         Some("1" | "true" | "yes" | "on") => Ok(true),
@@ -258,10 +275,7 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -273,9 +287,7 @@ mod tests {
         assert!(c.database_is_default);
         assert_eq!(c.database_url.backend(), Backend::Sqlite);
         assert_eq!(c.database_url.expose_target(), "./data/event-bridge.db");
-        assert!(
-            matches!(c.secret, SecretSource::GeneratedFile(ref p) if p.ends_with("secret_key"))
-        );
+        assert!(matches!(c.secret, SecretSource::GeneratedFile(ref p) if p.ends_with("secret_key")));
         assert!(c.migrate_on_start);
         assert_eq!(c.log_format, LogFormat::Text);
     }
@@ -326,10 +338,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.database_url.backend(), Backend::Mysql);
-        assert_eq!(
-            c.database_url.expose_target(),
-            "mysql://root:@127.0.0.1:3306/test"
-        );
+        assert_eq!(c.database_url.expose_target(), "mysql://root:@127.0.0.1:3306/test");
     }
 
     #[test]
@@ -340,10 +349,7 @@ mod tests {
             (&[("APP_HOST", "localhost:1")], "APP_HOST"),
             (&[("APP_URL", "not a url")], "APP_URL"),
             (&[("DATABASE_URL", "postgres://x/y")], "DATABASE_URL"),
-            (
-                &[("DATABASE_URL", "mysql://root@127.0.0.1/test")],
-                "SECRET_KEY",
-            ),
+            (&[("DATABASE_URL", "mysql://root@127.0.0.1/test")], "SECRET_KEY"),
             (&[("DB_HOST", "h"), ("DB_USER_ID", "u")], "DB_NAME"),
             (&[("DB_HOST", "h"), ("DB_NAME", "n")], "DB_USER_ID"),
             (
@@ -359,20 +365,38 @@ mod tests {
             (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
             (&[("LOG_LEVEL", "info,[bad")], "LOG_LEVEL"),
             (&[("DB_POOL_SIZE", "0")], "DB_POOL_SIZE"),
-            (
-                &[("DB_ACQUIRE_TIMEOUT_SECS", "-1")],
-                "DB_ACQUIRE_TIMEOUT_SECS",
-            ),
-            (
-                &[("DB_MIGRATE_ON_START", "sometimes")],
-                "DB_MIGRATE_ON_START",
-            ),
+            (&[("DB_ACQUIRE_TIMEOUT_SECS", "-1")], "DB_ACQUIRE_TIMEOUT_SECS"),
+            (&[("DB_MIGRATE_ON_START", "sometimes")], "DB_MIGRATE_ON_START"),
         ];
         for (vars, var) in cases {
             let err = config(vars).unwrap_err();
             assert_eq!(err.var, *var, "{vars:?}");
             assert!(err.to_string().contains(var));
         }
+    }
+
+    #[test]
+    fn a_signing_key_is_read_from_pem_or_base64() {
+        // An OpenSSL-style PKCS#8 v1 Ed25519 key (RFC 8410 test vector).
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n";
+        let c = config(&[("LICENSE_SIGNING_KEY", pem)]).unwrap();
+        let der = c.license_signing_key.unwrap();
+        assert_eq!(der.expose_secret().len(), 48);
+        let one_line = "-----BEGIN PRIVATE KEY-----\\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\\n-----END PRIVATE KEY-----";
+        assert!(
+            config(&[("LICENSE_SIGNING_KEY", one_line)])
+                .unwrap()
+                .license_signing_key
+                .is_some()
+        );
+        let bare = "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC";
+        assert!(
+            config(&[("LICENSE_SIGNING_KEY", bare)])
+                .unwrap()
+                .license_signing_key
+                .is_some()
+        );
+        assert!(!format!("{:?}", config(&[("LICENSE_SIGNING_KEY", bare)]).unwrap()).contains("MC4CAQ"));
     }
 
     proptest::proptest! {

@@ -28,6 +28,9 @@ pub struct Problem {
     pub detail: Option<String>,
     /// Stable machine-readable code.
     pub code: String,
+    /// The request field at fault, for validation problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
     /// The request id (also in the `X-Request-Id` header); quote it when reporting a 5xx.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -42,6 +45,7 @@ pub struct ApiError {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// The cause of a 5xx, logged and never sent.
     cause: Option<String>,
+    field: Option<&'static str>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -63,6 +67,7 @@ impl ApiError {
             detail: Some(detail.into()),
             headers: Vec::new(),
             cause: None,
+            field: None,
         }
     }
 
@@ -106,12 +111,8 @@ impl ApiError {
 
     /// 503: a dependency is down; retry later.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            detail,
-        )
-        .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", detail)
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
     }
 
     /// 500: logged with its cause; the client sees only the request id.
@@ -119,11 +120,10 @@ impl ApiError {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal_error",
-            detail: Some(
-                "an unexpected error occurred; quote the request id when reporting it".into(),
-            ),
+            detail: Some("an unexpected error occurred; quote the request id when reporting it".into()),
             headers: Vec::new(),
             cause: Some(cause.to_string()),
+            field: None,
         }
     }
 
@@ -148,7 +148,26 @@ impl ApiError {
             detail: None,
             headers: Vec::new(),
             cause: None,
+            field: None,
         }
+    }
+
+    /// 429 with `Retry-After` (whole seconds, at least 1).
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        let value = HeaderValue::from_str(&secs.max(1).to_string()).unwrap_or(HeaderValue::from_static("1"));
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; retry after the Retry-After delay",
+        )
+        .with_header(header::RETRY_AFTER, value)
+    }
+
+    /// Names the request field at fault.
+    pub fn for_field(mut self, field: &'static str) -> Self {
+        self.field = Some(field);
+        self
     }
 
     /// The stable code.
@@ -164,6 +183,7 @@ impl ApiError {
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             code: self.code.to_owned(),
+            field: self.field.map(str::to_owned),
             request_id: current_request_id(),
         }
     }
@@ -180,11 +200,7 @@ impl ResponseError for ApiError {
             tracing::error!(
                 request_id = problem.request_id.as_deref().unwrap_or("-"),
                 code = self.code,
-                cause = self
-                    .cause
-                    .as_deref()
-                    .or(self.detail.as_deref())
-                    .unwrap_or("-"),
+                cause = self.cause.as_deref().or(self.detail.as_deref()).unwrap_or("-"),
                 "request failed"
             );
         }
@@ -204,6 +220,30 @@ impl From<DbError> for ApiError {
             ApiError::unavailable("the database is unavailable; retry shortly")
         } else {
             ApiError::internal(e)
+        }
+    }
+}
+
+impl From<license_core::LicenseError> for ApiError {
+    fn from(e: license_core::LicenseError) -> Self {
+        use license_core::LicenseError as L;
+        use license_core::model::ValidationCode;
+        match e {
+            L::NotFound => ApiError::not_found("license_not_found", e.to_string()),
+            L::MachineNotFound => ApiError::not_found("machine_not_found", e.to_string()),
+            L::Invalid { field, ref message } => {
+                ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
+            }
+            L::InvalidTransition { .. } => ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string()),
+            L::KeyInvalid(detail) => ApiError::new(StatusCode::UNAUTHORIZED, "license_key_invalid", detail),
+            L::NotValid {
+                code: code @ ValidationCode::TooManyMachines,
+                detail,
+            } => ApiError::unprocessable(code.as_str(), detail),
+            L::NotValid { code, detail } => ApiError::new(StatusCode::FORBIDDEN, code.as_str(), detail),
+            L::MachineExists => ApiError::new(StatusCode::CONFLICT, "machine_exists", e.to_string()),
+            L::Signing(_) => ApiError::internal(e),
+            L::Db(db) => db.into(),
         }
     }
 }

@@ -8,5 +8,6 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod ratelimit;
 pub mod state;
 pub mod telemetry;

@@ -38,10 +38,7 @@ impl Collector for PoolCollector {
 pub fn build(pool: &DbPool) -> anyhow::Result<actix_web_prom::PrometheusMetrics> {
     let registry = Registry::new();
     let gauge = IntGaugeVec::new(
-        Opts::new(
-            "event_bridge_db_pool_connections",
-            "Database pool connections by state",
-        ),
+        Opts::new("event_bridge_db_pool_connections", "Database pool connections by state"),
         &["state"],
     )?;
     registry.register(Box::new(PoolCollector {

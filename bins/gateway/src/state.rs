@@ -14,4 +14,8 @@ pub struct AppState {
     pub api_keys: ApiKeys,
     /// The configuration in force.
     pub config: std::sync::Arc<Config>,
+    /// Licences.
+    pub licenses: license_core::LicenseService,
+    /// Limits on licence-holder calls.
+    pub holder_limits: std::sync::Arc<crate::ratelimit::HolderLimits>,
 }

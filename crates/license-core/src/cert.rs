@@ -127,12 +127,9 @@ impl Verifier {
             .rsplit_once('.')
             .ok_or(VerifyError::Malformed("no signature"))?;
         let mut parts = signed.split('.');
-        let (Some(format), Some(kid), Some(payload), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(format), Some(kid), Some(payload), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(VerifyError::Malformed(
-                "expected ebl1.<kid>.<payload>.<signature>",
-            ));
+            return Err(VerifyError::Malformed("expected ebl1.<kid>.<payload>.<signature>"));
         };
         if format != FORMAT {
             return Err(VerifyError::Malformed("unknown certificate format"));
@@ -151,8 +148,7 @@ impl Verifier {
         let payload = BASE64URL_NOPAD
             .decode(payload.as_bytes())
             .map_err(|_| VerifyError::Malformed("payload is not base64url"))?;
-        serde_json::from_slice(&payload)
-            .map_err(|_| VerifyError::Malformed("payload is not the expected JSON"))
+        serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed("payload is not the expected JSON"))
     }
 
     /// Full offline check at time `now`: signature, validity window, licence expiry,
@@ -213,16 +209,15 @@ pub struct Signer {
 impl Signer {
     /// A new random key pair; also returns its PKCS#8 document for storage.
     pub fn generate() -> Result<(Self, Vec<u8>), ring::error::Unspecified> {
-        let pkcs8 =
-            ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())?;
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())?;
         let signer = Self::from_pkcs8(pkcs8.as_ref())?;
         Ok((signer, pkcs8.as_ref().to_vec()))
     }
 
     /// Loads a PKCS#8 Ed25519 key (v1 as OpenSSL writes it, or v2).
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, ring::error::Unspecified> {
-        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
-            .map_err(|_| ring::error::Unspecified)?;
+        let pair =
+            ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|_| ring::error::Unspecified)?;
         let kid = key_id(ring::signature::KeyPair::public_key(&pair).as_ref());
         Ok(Self { kid, pair })
     }
@@ -242,10 +237,7 @@ impl Signer {
         let json = serde_json::to_vec(payload)?;
         let signed = format!("{FORMAT}.{}.{}", self.kid, BASE64URL_NOPAD.encode(&json));
         let signature = self.pair.sign(signed.as_bytes());
-        Ok(format!(
-            "{signed}.{}",
-            BASE64URL_NOPAD.encode(signature.as_ref())
-        ))
+        Ok(format!("{signed}.{}", BASE64URL_NOPAD.encode(signature.as_ref())))
     }
 }
 
@@ -337,10 +329,7 @@ mod tests {
             VerifyError::UnknownKey(signer.kid().into())
         );
         let impostor = Verifier::new().with_key(signer.kid(), other.public_key());
-        assert_eq!(
-            impostor.verify_signature(&cert).unwrap_err(),
-            VerifyError::BadSignature
-        );
+        assert_eq!(impostor.verify_signature(&cert).unwrap_err(), VerifyError::BadSignature);
         let verifier = Verifier::new().with_key(signer.kid(), signer.public_key());
         for bad in [
             "",

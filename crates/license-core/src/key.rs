@@ -20,12 +20,10 @@ const GROUP: usize = 5;
 
 static CROCKFORD: LazyLock<data_encoding::Encoding> = LazyLock::new(|| {
     let mut spec = data_encoding::Specification::new();
-    spec.symbols
-        .push_str(std::str::from_utf8(ALPHABET).unwrap_or_default());
+    spec.symbols.push_str(std::str::from_utf8(ALPHABET).unwrap_or_default());
     spec.translate.from.push_str("abcdefghjkmnpqrstvwxyzoOiIlL");
     spec.translate.to.push_str("ABCDEFGHJKMNPQRSTVWXYZ000111");
-    spec.encoding()
-        .unwrap_or_else(|_| data_encoding::BASE32_NOPAD.clone())
+    spec.encoding().unwrap_or_else(|_| data_encoding::BASE32_NOPAD.clone())
 });
 
 /// Why a string is not a licence key.
@@ -57,10 +55,7 @@ impl LicenseKey {
 
     /// Parses what a person typed or pasted.
     pub fn parse(input: &str) -> Result<Self, KeyError> {
-        let compact: String = input
-            .chars()
-            .filter(|c| !matches!(c, '-' | ' ' | '\t'))
-            .collect();
+        let compact: String = input.chars().filter(|c| !matches!(c, '-' | ' ' | '\t')).collect();
         if !compact.is_ascii() {
             return Err(KeyError::Alphabet);
         }
@@ -70,9 +65,7 @@ impl LicenseKey {
         }
         // Decoding through the spec validates the alphabet and applies the translations.
         let (data, check) = compact.split_at(DATA_SYMBOLS);
-        let bytes = CROCKFORD
-            .decode(data.as_bytes())
-            .map_err(|_| KeyError::Alphabet)?;
+        let bytes = CROCKFORD.decode(data.as_bytes()).map_err(|_| KeyError::Alphabet)?;
         let canonical_data = CROCKFORD.encode(&bytes);
         let check: String = check
             .chars()
@@ -154,10 +147,7 @@ mod tests {
         assert_eq!(s.split('-').count(), 7);
         assert!(s.split('-').all(|g| g.len() == 5));
         assert_eq!(LicenseKey::parse(s).unwrap(), key);
-        assert_eq!(
-            LicenseKey::parse(&s.to_lowercase().replace('-', " ")).unwrap(),
-            key
-        );
+        assert_eq!(LicenseKey::parse(&s.to_lowercase().replace('-', " ")).unwrap(), key);
         assert_ne!(LicenseKey::generate().unwrap(), key);
         assert!(!format!("{key:?}").contains(&s[6..]));
     }
@@ -182,9 +172,7 @@ mod tests {
         assert_eq!(LicenseKey::parse("ABCDE").unwrap_err(), KeyError::Length(5));
         assert_eq!(LicenseKey::parse("").unwrap_err(), KeyError::Length(0));
         let key = LicenseKey::generate().unwrap();
-        let bad = key
-            .as_str()
-            .replacen(|c: char| c.is_ascii_alphanumeric(), "U", 1);
+        let bad = key.as_str().replacen(|c: char| c.is_ascii_alphanumeric(), "U", 1);
         assert_eq!(LicenseKey::parse(&bad).unwrap_err(), KeyError::Alphabet);
     }
 

@@ -48,9 +48,7 @@ impl Sealer {
         let (nonce, ct) = raw.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce)?;
         let mut buf = ct.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)?;
+        let plain = self.key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)?;
         Ok(plain.to_vec())
     }
 }

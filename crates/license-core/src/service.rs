@@ -16,9 +16,8 @@ use shared_db::{DbConn, DbError, DbPool, with_conn};
 use crate::cert::{CertificatePayload, Signer};
 use crate::key::LicenseKey;
 use crate::model::{
-    ActivateRequest, Checkout, CheckoutRequest, IssueLicense, License, LicenseFilter, LicensePage,
-    LicensePatch, LicenseStatus, Machine, MachineRequest, Product, PublicKey, Renew,
-    ValidateRequest, Validation, ValidationCode,
+    ActivateRequest, Checkout, CheckoutRequest, IssueLicense, License, LicenseFilter, LicensePage, LicensePatch,
+    LicenseStatus, Machine, MachineRequest, Product, PublicKey, Renew, ValidateRequest, Validation, ValidationCode,
 };
 use crate::schema::{licenses, machines, signing_keys};
 use crate::sealing::Sealer;
@@ -146,9 +145,7 @@ struct SigningKeyRow {
 
 /// `(SELECT COUNT(*) ...)`: the machines of the licence row in the same query.
 fn machine_count() -> diesel::expression::SqlLiteral<BigInt> {
-    diesel::dsl::sql::<BigInt>(
-        "(SELECT COUNT(*) FROM machines WHERE machines.license_id = licenses.id)",
-    )
+    diesel::dsl::sql::<BigInt>("(SELECT COUNT(*) FROM machines WHERE machines.license_id = licenses.id)")
 }
 
 impl LicenseRow {
@@ -157,13 +154,11 @@ impl LicenseRow {
     }
 
     fn into_license(self, machines_count: i64) -> Result<License, LicenseError> {
-        let corrupt =
-            |what: &str| LicenseError::Db(DbError::Corrupt(format!("licence {}: {what}", self.id)));
+        let corrupt = |what: &str| LicenseError::Db(DbError::Corrupt(format!("licence {}: {what}", self.id)));
         Ok(License {
             product: Product::parse(&self.product).ok_or_else(|| corrupt("product"))?,
             status: LicenseStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
-            entitlements: serde_json::from_str(&self.entitlements)
-                .map_err(|_| corrupt("entitlements"))?,
+            entitlements: serde_json::from_str(&self.entitlements).map_err(|_| corrupt("entitlements"))?,
             metadata: serde_json::from_str(&self.metadata).map_err(|_| corrupt("metadata"))?,
             created_at: self.created_at.and_utc(),
             updated_at: self.updated_at.and_utc(),
@@ -183,12 +178,8 @@ impl LicenseRow {
 
 /// Parses a duration such as `30d`, `12h`, `1y` (humantime syntax).
 pub fn parse_duration(field: &'static str, s: &str) -> Result<chrono::Duration, LicenseError> {
-    let d: Duration = humantime::parse_duration(s.trim()).map_err(|e| {
-        invalid(
-            field,
-            format!("`{s}` is not a duration such as 30d, 12h or 1y ({e})"),
-        )
-    })?;
+    let d: Duration = humantime::parse_duration(s.trim())
+        .map_err(|e| invalid(field, format!("`{s}` is not a duration such as 30d, 12h or 1y ({e})")))?;
     if d.is_zero() {
         return Err(invalid(field, "must be longer than zero"));
     }
@@ -209,10 +200,7 @@ fn check_name(name: &str) -> Result<String, LicenseError> {
 fn check_email(email: &str) -> Result<String, LicenseError> {
     let email = email.trim();
     if email.len() > 254 || !email_address::EmailAddress::is_valid(email) {
-        return Err(invalid(
-            "owner_email",
-            format!("`{email}` is not an email address"),
-        ));
+        return Err(invalid("owner_email", format!("`{email}` is not an email address")));
     }
     Ok(email.to_owned())
 }
@@ -222,10 +210,7 @@ fn check_entitlements(list: &[String]) -> Result<String, LicenseError> {
         return Err(invalid("entitlements", "at most 100"));
     }
     for e in list {
-        let ok = !e.is_empty()
-            && e.len() <= 64
-            && e.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        let ok = !e.is_empty() && e.len() <= 64 && e.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
         if !ok {
             return Err(invalid(
                 "entitlements",
@@ -249,10 +234,7 @@ fn check_metadata(m: &serde_json::Map<String, serde_json::Value>) -> Result<Stri
 
 fn check_max_machines(n: Option<i32>) -> Result<Option<i32>, LicenseError> {
     match n {
-        Some(n) if n < 1 => Err(invalid(
-            "max_machines",
-            "must be at least 1, or null for unlimited",
-        )),
+        Some(n) if n < 1 => Err(invalid("max_machines", "must be at least 1, or null for unlimited")),
         other => Ok(other),
     }
 }
@@ -270,24 +252,15 @@ fn check_heartbeat(n: Option<i32>) -> Result<Option<i32>, LicenseError> {
 fn check_fingerprint(f: &str) -> Result<String, LicenseError> {
     let f = f.trim();
     if f.is_empty() || f.chars().count() > 255 || f.chars().any(char::is_control) {
-        return Err(invalid(
-            "fingerprint",
-            "must be 1 to 255 printable characters",
-        ));
+        return Err(invalid("fingerprint", "must be 1 to 255 printable characters"));
     }
     Ok(f.to_owned())
 }
 
-fn check_optional(
-    field: &'static str,
-    v: &Option<String>,
-    max: usize,
-) -> Result<Option<String>, LicenseError> {
+fn check_optional(field: &'static str, v: &Option<String>, max: usize) -> Result<Option<String>, LicenseError> {
     match v.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) if s.chars().count() > max => {
-            Err(invalid(field, format!("at most {max} characters")))
-        }
+        Some(s) if s.chars().count() > max => Err(invalid(field, format!("at most {max} characters"))),
         Some(s) => Ok(Some(s.to_owned())),
     }
 }
@@ -382,7 +355,8 @@ fn evaluate(
 pub struct LicenseService {
     pool: DbPool,
     digest_key: Arc<hmac::Key>,
-    signer: Arc<Signer>,
+    secret: Arc<[u8]>,
+    signer: Arc<tokio::sync::OnceCell<Signer>>,
 }
 
 /// Certificate lifetimes.
@@ -393,53 +367,57 @@ const VALIDATED_AT_RESOLUTION_SECS: i64 = 60;
 
 impl LicenseService {
     /// Builds the service. The signing key is `configured_key` (PKCS#8 Ed25519) when
-    /// given; otherwise the oldest stored key, generated and stored sealed on first use.
-    pub async fn new(
-        pool: DbPool,
-        secret: &[u8],
-        configured_key: Option<&[u8]>,
-    ) -> Result<Self, LicenseError> {
-        let signer = match configured_key {
-            Some(pkcs8) => Signer::from_pkcs8(pkcs8)
-                .map_err(|_| LicenseError::Signing("not a PKCS#8 Ed25519 private key".into()))?,
-            None => load_or_create_signer(&pool, secret).await?,
-        };
+    /// given; otherwise the oldest stored key, generated and stored sealed on first use
+    /// (see [`LicenseService::signer`]).
+    pub fn new(pool: DbPool, secret: &[u8], configured_key: Option<&[u8]>) -> Result<Self, LicenseError> {
+        let signer = tokio::sync::OnceCell::new();
+        if let Some(pkcs8) = configured_key {
+            let configured = Signer::from_pkcs8(pkcs8)
+                .map_err(|_| LicenseError::Signing("not a PKCS#8 Ed25519 private key".into()))?;
+            signer
+                .set(configured)
+                .map_err(|_| LicenseError::Signing("set twice".into()))?;
+        }
         Ok(Self {
             pool,
             digest_key: Arc::new(hmac::Key::new(hmac::HMAC_SHA256, secret)),
+            secret: Arc::from(secret),
             signer: Arc::new(signer),
         })
     }
 
+    /// The signing key, loaded (or created) from the database on first use. Call it at
+    /// start-up to fail fast on a key that this `SECRET_KEY` cannot open; a database that
+    /// is down then is retried on the next use.
+    pub async fn signer(&self) -> Result<&Signer, LicenseError> {
+        self.signer
+            .get_or_try_init(|| load_or_create_signer(&self.pool, &self.secret))
+            .await
+    }
+
     fn digest(&self, key: &LicenseKey) -> String {
-        data_encoding::HEXLOWER
-            .encode(hmac::sign(&self.digest_key, key.as_str().as_bytes()).as_ref())
+        data_encoding::HEXLOWER.encode(hmac::sign(&self.digest_key, key.as_str().as_bytes()).as_ref())
     }
 
     /// The key that verifies certificates.
-    pub fn public_key(&self) -> PublicKey {
-        const SPKI_ED25519: [u8; 12] = [
-            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-        ];
+    pub async fn public_key(&self) -> Result<PublicKey, LicenseError> {
+        let signer = self.signer().await?;
+        const SPKI_ED25519: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
         let mut der = SPKI_ED25519.to_vec();
-        der.extend_from_slice(self.signer.public_key());
-        PublicKey {
-            kid: self.signer.kid().to_owned(),
+        der.extend_from_slice(signer.public_key());
+        Ok(PublicKey {
+            kid: signer.kid().to_owned(),
             algorithm: "Ed25519",
-            public_key: BASE64URL_NOPAD.encode(self.signer.public_key()),
+            public_key: BASE64URL_NOPAD.encode(signer.public_key()),
             public_key_pem: format!(
                 "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
                 data_encoding::BASE64.encode(&der)
             ),
-        }
+        })
     }
 
     /// Issues a licence; the key is returned only here.
-    pub async fn issue(
-        &self,
-        req: IssueLicense,
-        actor: &str,
-    ) -> Result<(License, LicenseKey), LicenseError> {
+    pub async fn issue(&self, req: IssueLicense, actor: &str) -> Result<(License, LicenseKey), LicenseError> {
         let now = shared_db::now();
         let expires_at = match (req.expires_at, req.duration.as_deref()) {
             (Some(_), Some(_)) => {
@@ -449,8 +427,7 @@ impl LicenseService {
             (None, Some(d)) => Some(now + parse_duration("duration", d)?),
             (None, None) => None,
         };
-        let key =
-            LicenseKey::generate().map_err(|_| LicenseError::Signing("no randomness".into()))?;
+        let key = LicenseKey::generate().map_err(|_| LicenseError::Signing("no randomness".into()))?;
         let row = LicenseRow {
             id: shared_db::new_id(),
             product: req.product.as_str().to_owned(),
@@ -473,7 +450,10 @@ impl LicenseService {
         let stored = row.clone();
         let actor = actor.to_owned();
         conn.transaction::<_, LicenseError, _>(async move |c| {
-            with_conn!(&mut *c, |c| diesel::insert_into(licenses::table).values(&stored).execute(c).await)?;
+            with_conn!(&mut *c, |c| diesel::insert_into(licenses::table)
+                .values(&stored)
+                .execute(c)
+                .await)?;
             record(c, "license.issued", &actor, &stored.id, serde_json::json!({
                 "product": stored.product, "name": stored.name, "expires_at": stored.expires_at.map(|t| t.and_utc()),
             }))
@@ -534,38 +514,20 @@ impl LicenseService {
             items.push(row.into_license(count)?);
         }
         let next_cursor = more
-            .then(|| {
-                items
-                    .last()
-                    .map(|l: &License| BASE64URL_NOPAD.encode(l.id.as_bytes()))
-            })
+            .then(|| items.last().map(|l: &License| BASE64URL_NOPAD.encode(l.id.as_bytes())))
             .flatten();
         Ok(LicensePage { items, next_cursor })
     }
 
     /// Changes a licence's attributes.
-    pub async fn update(
-        &self,
-        id: &str,
-        patch: LicensePatch,
-        actor: &str,
-    ) -> Result<License, LicenseError> {
+    pub async fn update(&self, id: &str, patch: LicensePatch, actor: &str) -> Result<License, LicenseError> {
         let name = patch.name.as_deref().map(check_name).transpose()?;
         let email = patch.owner_email.as_deref().map(check_email).transpose()?;
-        let expires = patch
-            .expires_at
-            .map(|t| t.map(|t| t.naive_utc().trunc_subsecs(6)));
+        let expires = patch.expires_at.map(|t| t.map(|t| t.naive_utc().trunc_subsecs(6)));
         let max = patch.max_machines.map(check_max_machines).transpose()?;
-        let entitlements = patch
-            .entitlements
-            .as_deref()
-            .map(check_entitlements)
-            .transpose()?;
+        let entitlements = patch.entitlements.as_deref().map(check_entitlements).transpose()?;
         let metadata = patch.metadata.as_ref().map(check_metadata).transpose()?;
-        let heartbeat = patch
-            .heartbeat_interval_secs
-            .map(check_heartbeat)
-            .transpose()?;
+        let heartbeat = patch.heartbeat_interval_secs.map(check_heartbeat).transpose()?;
         let require_machine = patch.require_machine;
         let changed: Vec<&str> = [
             ("name", name.is_some()),
@@ -608,11 +570,7 @@ impl LicenseService {
             if let Some(v) = heartbeat {
                 row.heartbeat_interval_secs = v;
             }
-            Ok((
-                row,
-                "license.updated",
-                serde_json::json!({ "fields": changed }),
-            ))
+            Ok((row, "license.updated", serde_json::json!({ "fields": changed })))
         })
         .await
     }
@@ -685,20 +643,12 @@ impl LicenseService {
 
     /// Extends the expiry by a duration (from the later of now and the current expiry)
     /// or sets it; a revoked licence cannot be renewed.
-    pub async fn renew(
-        &self,
-        id: &str,
-        renew: Renew,
-        actor: &str,
-    ) -> Result<License, LicenseError> {
+    pub async fn renew(&self, id: &str, renew: Renew, actor: &str) -> Result<License, LicenseError> {
         let by = match (renew.duration.as_deref(), renew.expires_at) {
             (Some(d), None) => Ok(parse_duration("duration", d)?),
             (None, Some(t)) => Err(future("expires_at", t)?),
             _ => {
-                return Err(invalid(
-                    "duration",
-                    "give exactly one of duration and expires_at",
-                ));
+                return Err(invalid("duration", "give exactly one of duration and expires_at"));
             }
         };
         self.change(id, actor, move |mut row| {
@@ -727,11 +677,7 @@ impl LicenseService {
     /// the event `f` names, all in one transaction.
     async fn change<F>(&self, id: &str, actor: &str, f: F) -> Result<License, LicenseError>
     where
-        F: FnOnce(
-                LicenseRow,
-            )
-                -> Result<(LicenseRow, &'static str, serde_json::Value), LicenseError>
-            + Send,
+        F: FnOnce(LicenseRow) -> Result<(LicenseRow, &'static str, serde_json::Value), LicenseError> + Send,
     {
         let id = id.to_owned();
         let actor = actor.to_owned();
@@ -784,12 +730,10 @@ impl LicenseService {
             .last_validated_at
             .is_none_or(|t| now - t >= chrono::Duration::seconds(VALIDATED_AT_RESOLUTION_SECS))
         {
-            with_conn!(&mut *conn, |c| diesel::update(
-                licenses::table.find(&row.id)
-            )
-            .set(licenses::last_validated_at.eq(Some(now)))
-            .execute(c)
-            .await)?;
+            with_conn!(&mut *conn, |c| diesel::update(licenses::table.find(&row.id))
+                .set(licenses::last_validated_at.eq(Some(now)))
+                .execute(c)
+                .await)?;
             row.last_validated_at = Some(now);
         }
         Ok(Validation {
@@ -823,20 +767,19 @@ impl LicenseService {
             product: None,
             entitlements: Vec::new(),
         };
-        if let (
-            code @ (ValidationCode::Revoked | ValidationCode::Suspended | ValidationCode::Expired),
-            detail,
-        ) = evaluate(
-            &LicenseRow {
-                require_machine: false,
-                max_machines: None,
-                ..row.clone()
-            },
-            0,
-            None,
-            &probe,
-            now,
-        ) {
+        if let (code @ (ValidationCode::Revoked | ValidationCode::Suspended | ValidationCode::Expired), detail) =
+            evaluate(
+                &LicenseRow {
+                    require_machine: false,
+                    max_machines: None,
+                    ..row.clone()
+                },
+                0,
+                None,
+                &probe,
+                now,
+            )
+        {
             return Err(LicenseError::NotValid { code, detail });
         }
         let license_id = row.id.clone();
@@ -853,9 +796,7 @@ impl LicenseService {
                 {
                     return Err(LicenseError::NotValid {
                         code: ValidationCode::TooManyMachines,
-                        detail: format!(
-                            "the licence allows {max} machine(s) and {count} are activated"
-                        ),
+                        detail: format!("the licence allows {max} machine(s) and {count} are activated"),
                     });
                 }
                 let machine = MachineRow {
@@ -907,12 +848,10 @@ impl LicenseService {
             .await?
             .ok_or(LicenseError::MachineNotFound)?;
         let now = shared_db::now();
-        with_conn!(&mut *conn, |c| diesel::update(
-            machines::table.find(&machine.id)
-        )
-        .set(machines::last_heartbeat_at.eq(Some(now)))
-        .execute(c)
-        .await)?;
+        with_conn!(&mut *conn, |c| diesel::update(machines::table.find(&machine.id))
+            .set(machines::last_heartbeat_at.eq(Some(now)))
+            .execute(c)
+            .await)?;
         machine.last_heartbeat_at = Some(now);
         Ok(machine.into())
     }
@@ -931,12 +870,7 @@ impl LicenseService {
     }
 
     /// Removes machine `machine_id` from licence `id` (administration).
-    pub async fn remove_machine(
-        &self,
-        id: &str,
-        machine_id: &str,
-        actor: &str,
-    ) -> Result<(), LicenseError> {
+    pub async fn remove_machine(&self, id: &str, machine_id: &str, actor: &str) -> Result<(), LicenseError> {
         let mut conn = self.pool.get().await?;
         let machine: MachineRow = with_conn!(&mut *conn, |c| machines::table
             .filter(machines::license_id.eq(id))
@@ -991,18 +925,24 @@ impl LicenseService {
             issued_at: now,
             expires_at: now + ttl,
         };
-        let certificate = self
-            .signer
+        let signer = self.signer().await?;
+        let certificate = signer
             .sign(&payload)
             .map_err(|e| LicenseError::Signing(e.to_string()))?;
         let mut conn = self.pool.get().await?;
-        record(&mut conn, "license.checked_out", &format!("license:{}", license.id), &license.id, serde_json::json!({
-            "fingerprint": payload.fingerprint, "expires_at": payload.expires_at, "kid": self.signer.kid(),
-        }))
+        record(
+            &mut conn,
+            "license.checked_out",
+            &format!("license:{}", license.id),
+            &license.id,
+            serde_json::json!({
+                "fingerprint": payload.fingerprint, "expires_at": payload.expires_at, "kid": signer.kid(),
+            }),
+        )
         .await?;
         Ok(Checkout {
             certificate,
-            kid: self.signer.kid().to_owned(),
+            kid: signer.kid().to_owned(),
             payload,
         })
     }
@@ -1038,10 +978,7 @@ async fn find(conn: &mut DbConn, id: &str) -> Result<Option<(LicenseRow, i64)>, 
         .optional())?)
 }
 
-async fn find_by_digest(
-    conn: &mut DbConn,
-    digest: &str,
-) -> Result<Option<(LicenseRow, i64)>, LicenseError> {
+async fn find_by_digest(conn: &mut DbConn, digest: &str) -> Result<Option<(LicenseRow, i64)>, LicenseError> {
     Ok(with_conn!(conn, |c| licenses::table
         .filter(licenses::key_digest.eq(digest))
         .select((LicenseRow::as_select(), machine_count()))
@@ -1102,11 +1039,9 @@ async fn delete_machine(
     let license_id = license_id.to_owned();
     let actor = actor.to_owned();
     conn.transaction::<_, LicenseError, _>(async move |c| {
-        with_conn!(&mut *c, |c| diesel::delete(
-            machines::table.find(&machine.id)
-        )
-        .execute(c)
-        .await)?;
+        with_conn!(&mut *c, |c| diesel::delete(machines::table.find(&machine.id))
+            .execute(c)
+            .await)?;
         record(
             c,
             "license.deactivated",
@@ -1123,8 +1058,8 @@ async fn delete_machine(
 
 /// The oldest stored signing key, or a new one stored sealed under `secret`.
 async fn load_or_create_signer(pool: &DbPool, secret: &[u8]) -> Result<Signer, LicenseError> {
-    let sealer = Sealer::new(secret, b"license signing key")
-        .map_err(|_| LicenseError::Signing("key derivation".into()))?;
+    let sealer =
+        Sealer::new(secret, b"license signing key").map_err(|_| LicenseError::Signing("key derivation".into()))?;
     let mut conn = pool.get().await?;
     for _ in 0..2 {
         let stored: Option<SigningKeyRow> = with_conn!(&mut *conn, |c| signing_keys::table
@@ -1139,11 +1074,9 @@ async fn load_or_create_signer(pool: &DbPool, secret: &[u8]) -> Result<Signer, L
                     row.kid
                 ))
             })?;
-            return Signer::from_pkcs8(&pkcs8)
-                .map_err(|_| LicenseError::Signing("stored key is not Ed25519".into()));
+            return Signer::from_pkcs8(&pkcs8).map_err(|_| LicenseError::Signing("stored key is not Ed25519".into()));
         }
-        let (signer, pkcs8) =
-            Signer::generate().map_err(|_| LicenseError::Signing("key generation".into()))?;
+        let (signer, pkcs8) = Signer::generate().map_err(|_| LicenseError::Signing("key generation".into()))?;
         let row = SigningKeyRow {
             kid: signer.kid().to_owned(),
             algorithm: "Ed25519".into(),
@@ -1167,26 +1100,18 @@ async fn load_or_create_signer(pool: &DbPool, secret: &[u8]) -> Result<Signer, L
             }
         }
     }
-    Err(LicenseError::Signing(
-        "could not store a signing key".into(),
-    ))
+    Err(LicenseError::Signing("could not store a signing key".into()))
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
     fn durations_parse_or_name_the_field() {
-        assert_eq!(
-            parse_duration("duration", "30d").unwrap(),
-            chrono::Duration::days(30)
-        );
-        assert_eq!(
-            parse_duration("duration", "12h").unwrap(),
-            chrono::Duration::hours(12)
-        );
+        assert_eq!(parse_duration("duration", "30d").unwrap(), chrono::Duration::days(30));
+        assert_eq!(parse_duration("duration", "12h").unwrap(), chrono::Duration::hours(12));
         assert!(parse_duration("duration", "1y").unwrap() > chrono::Duration::days(365));
         for bad in ["", "soon", "0s", "-1d", "200y"] {
             match parse_duration("ttl", bad) {

@@ -50,9 +50,8 @@ fn activate(key: &LicenseKey, fingerprint: &str) -> ActivateRequest {
 async fn services() -> Vec<(TestDb, LicenseService)> {
     let mut out = Vec::new();
     for db in TestDb::each().await {
-        let svc = LicenseService::new(db.pool.clone(), SECRET, None)
-            .await
-            .unwrap();
+        let svc = LicenseService::new(db.pool.clone(), SECRET, None).unwrap();
+        svc.signer().await.unwrap();
         out.push((db, svc));
     }
     out
@@ -76,18 +75,12 @@ async fn every_validation_code_in_its_documented_order() {
         assert_eq!(code(&svc.validate(&r).await.unwrap()), C::NotFound);
         let other = LicenseKey::generate().unwrap();
         let unknown = svc.validate(&validate(&other)).await.unwrap();
-        assert_eq!(
-            (unknown.code, unknown.license.is_none()),
-            (C::NotFound, true)
-        );
+        assert_eq!((unknown.code, unknown.license.is_none()), (C::NotFound, true));
 
         // PRODUCT_SCOPE_MISMATCH.
         let mut r = validate(&key);
         r.product = Some(Product::Platform);
-        assert_eq!(
-            code(&svc.validate(&r).await.unwrap()),
-            C::ProductScopeMismatch
-        );
+        assert_eq!(code(&svc.validate(&r).await.unwrap()), C::ProductScopeMismatch);
         r.product = Some(Product::Client);
         assert_eq!(code(&svc.validate(&r).await.unwrap()), C::Valid);
 
@@ -101,10 +94,7 @@ async fn every_validation_code_in_its_documented_order() {
         // FINGERPRINT_SCOPE_MISMATCH, then activated: VALID.
         let mut r = validate(&key);
         r.fingerprint = Some("machine-a".into());
-        assert_eq!(
-            code(&svc.validate(&r).await.unwrap()),
-            C::FingerprintScopeMismatch
-        );
+        assert_eq!(code(&svc.validate(&r).await.unwrap()), C::FingerprintScopeMismatch);
         svc.activate(&activate(&key, "machine-a")).await.unwrap();
         assert_eq!(code(&svc.validate(&r).await.unwrap()), C::Valid);
 
@@ -114,10 +104,7 @@ async fn every_validation_code_in_its_documented_order() {
             ..Default::default()
         };
         svc.update(&lic.id, patch, "test").await.unwrap();
-        assert_eq!(
-            code(&svc.validate(&validate(&key)).await.unwrap()),
-            C::NoMachine
-        );
+        assert_eq!(code(&svc.validate(&validate(&key)).await.unwrap()), C::NoMachine);
         assert_eq!(code(&svc.validate(&r).await.unwrap()), C::Valid);
 
         // TOO_MANY_MACHINES after the limit is lowered below the activated count.
@@ -132,13 +119,7 @@ async fn every_validation_code_in_its_documented_order() {
             max_machines: Some(None),
             ..Default::default()
         };
-        assert_eq!(
-            svc.update(&lic.id, patch, "test")
-                .await
-                .unwrap()
-                .max_machines,
-            None
-        );
+        assert_eq!(svc.update(&lic.id, patch, "test").await.unwrap().max_machines, None);
 
         // HEARTBEAT_DEAD once the interval passes without one.
         let patch = LicensePatch {
@@ -187,14 +168,9 @@ async fn every_validation_code_in_its_documented_order() {
 #[tokio::test(flavor = "multi_thread")]
 async fn lifecycle_transitions_and_audit_events() {
     for (db, svc) in services().await {
-        let (lic, _key) = svc
-            .issue(issue(Product::Platform), "api_key:admin")
-            .await
-            .unwrap();
+        let (lic, _key) = svc.issue(issue(Product::Platform), "api_key:admin").await.unwrap();
         assert_eq!(lic.status, LicenseStatus::Active);
-        let invalid = |r: Result<License, LicenseError>| {
-            matches!(r, Err(LicenseError::InvalidTransition { .. }))
-        };
+        let invalid = |r: Result<License, LicenseError>| matches!(r, Err(LicenseError::InvalidTransition { .. }));
 
         assert!(
             invalid(svc.reinstate(&lic.id, "a").await),
@@ -205,10 +181,7 @@ async fn lifecycle_transitions_and_audit_events() {
             LicenseStatus::Suspended
         );
         assert!(invalid(svc.suspend(&lic.id, "a").await), "suspend twice");
-        assert_eq!(
-            svc.reinstate(&lic.id, "a").await.unwrap().status,
-            LicenseStatus::Active
-        );
+        assert_eq!(svc.reinstate(&lic.id, "a").await.unwrap().status, LicenseStatus::Active);
 
         // Renew: extends from the current expiry; or sets a date.
         let before = svc.get(&lic.id).await.unwrap().expires_at.unwrap();
@@ -223,10 +196,7 @@ async fn lifecycle_transitions_and_audit_events() {
             )
             .await
             .unwrap();
-        assert_eq!(
-            renewed.expires_at.unwrap() - before,
-            chrono::Duration::days(30)
-        );
+        assert_eq!(renewed.expires_at.unwrap() - before, chrono::Duration::days(30));
         let date = Utc::now() + chrono::Duration::days(3);
         let set = svc
             .renew(
@@ -272,15 +242,9 @@ async fn lifecycle_transitions_and_audit_events() {
         let from_now = revived.expires_at.unwrap() - Utc::now();
         assert!(from_now > chrono::Duration::hours(23) && from_now <= chrono::Duration::days(1));
 
-        assert_eq!(
-            svc.revoke(&lic.id, "a").await.unwrap().status,
-            LicenseStatus::Revoked
-        );
+        assert_eq!(svc.revoke(&lic.id, "a").await.unwrap().status, LicenseStatus::Revoked);
         assert!(invalid(svc.revoke(&lic.id, "a").await));
-        assert!(
-            invalid(svc.reinstate(&lic.id, "a").await),
-            "revoked is final"
-        );
+        assert!(invalid(svc.reinstate(&lic.id, "a").await), "revoked is final");
         assert!(invalid(svc.suspend(&lic.id, "a").await));
         assert!(invalid(
             svc.renew(
@@ -361,20 +325,12 @@ async fn machines_activate_within_the_limit_even_when_racing() {
             fingerprint: "fp-1".into(),
         };
         svc.deactivate(&req).await.unwrap();
-        assert!(matches!(
-            svc.deactivate(&req).await,
-            Err(LicenseError::MachineNotFound)
-        ));
-        assert!(matches!(
-            svc.heartbeat(&req).await,
-            Err(LicenseError::MachineNotFound)
-        ));
+        assert!(matches!(svc.deactivate(&req).await, Err(LicenseError::MachineNotFound)));
+        assert!(matches!(svc.heartbeat(&req).await, Err(LicenseError::MachineNotFound)));
         let again = svc.activate(&activate(&key, "fp-1")).await.unwrap();
         let listed = svc.machines(&lic.id).await.unwrap();
         assert_eq!(listed.len(), 2);
-        svc.remove_machine(&lic.id, &again.id, "api_key:x")
-            .await
-            .unwrap();
+        svc.remove_machine(&lic.id, &again.id, "api_key:x").await.unwrap();
         assert!(matches!(
             svc.remove_machine(&lic.id, &again.id, "x").await,
             Err(LicenseError::MachineNotFound)
@@ -391,10 +347,7 @@ async fn machines_activate_within_the_limit_even_when_racing() {
         ));
         let mut bad = activate(&key, "fp-9");
         bad.key = "AAAAA".into();
-        assert!(matches!(
-            svc.activate(&bad).await,
-            Err(LicenseError::KeyInvalid(_))
-        ));
+        assert!(matches!(svc.activate(&bad).await, Err(LicenseError::KeyInvalid(_))));
         assert!(matches!(
             svc.activate(&activate(&key, "  ")).await,
             Err(LicenseError::Invalid {
@@ -416,15 +369,13 @@ async fn checkout_signs_a_certificate_the_published_key_verifies() {
             ttl: Some("7d".into()),
         };
         let out = svc.checkout(&req).await.unwrap();
-        let pk = svc.public_key();
+        let pk = svc.public_key().await.unwrap();
         assert_eq!(out.kid, pk.kid);
         assert!(
             pk.public_key_pem
                 .starts_with("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA")
         );
-        let verifier = Verifier::new()
-            .with_base64_key(&pk.kid, &pk.public_key)
-            .unwrap();
+        let verifier = Verifier::new().with_base64_key(&pk.kid, &pk.public_key).unwrap();
         let now = Utc::now();
         let payload = verifier
             .verify(
@@ -441,11 +392,7 @@ async fn checkout_signs_a_certificate_the_published_key_verifies() {
         assert_eq!((payload.expires_at - payload.issued_at).num_days(), 7);
         assert_eq!(
             verifier
-                .verify(
-                    &out.certificate,
-                    now + chrono::Duration::days(8),
-                    Expect::default()
-                )
+                .verify(&out.certificate, now + chrono::Duration::days(8), Expect::default())
                 .unwrap_err(),
             VerifyError::CertificateExpired
         );
@@ -460,10 +407,7 @@ async fn checkout_signs_a_certificate_the_published_key_verifies() {
             .await
             .unwrap();
         assert_eq!(unbound.payload.fingerprint, None);
-        assert_eq!(
-            (unbound.payload.expires_at - unbound.payload.issued_at).num_days(),
-            30
-        );
+        assert_eq!((unbound.payload.expires_at - unbound.payload.issued_at).num_days(), 30);
         let stranger = CheckoutRequest {
             fingerprint: Some("fp-x".into()),
             ..req.clone()
@@ -481,10 +425,7 @@ async fn checkout_signs_a_certificate_the_published_key_verifies() {
                 ..req.clone()
             };
             assert!(
-                matches!(
-                    svc.checkout(&r).await,
-                    Err(LicenseError::Invalid { field: "ttl", .. })
-                ),
+                matches!(svc.checkout(&r).await, Err(LicenseError::Invalid { field: "ttl", .. })),
                 "{ttl}"
             );
         }
@@ -498,12 +439,11 @@ async fn checkout_signs_a_certificate_the_published_key_verifies() {
         ));
 
         // The same database and secret give the same signing key to a second instance.
-        let again = LicenseService::new(db.pool.clone(), SECRET, None)
-            .await
-            .unwrap();
-        assert_eq!(again.public_key().kid, pk.kid);
+        let again = LicenseService::new(db.pool.clone(), SECRET, None).unwrap();
+        assert_eq!(again.public_key().await.unwrap().kid, pk.kid);
         // Another SECRET_KEY cannot open the stored key: a clear start-up error.
-        match LicenseService::new(db.pool.clone(), b"another-secret-0123456789abcdef", None).await {
+        let other = LicenseService::new(db.pool.clone(), b"another-secret-0123456789abcdef", None).unwrap();
+        match other.signer().await {
             Err(LicenseError::Signing(m)) => assert!(m.contains("SECRET_KEY")),
             other => panic!("{:?}", other.err()),
         }
@@ -530,8 +470,7 @@ async fn the_database_holds_no_plaintext_key_or_private_key() {
                  FROM licenses l CROSS JOIN signing_keys s"
             }
         };
-        let rows: Vec<Dump> =
-            with_conn!(&mut *conn, |c| diesel::sql_query(sql).load(c).await).unwrap();
+        let rows: Vec<Dump> = with_conn!(&mut *conn, |c| diesel::sql_query(sql).load(c).await).unwrap();
         let all: String = rows.into_iter().map(|d| d.row).collect();
         assert!(all.contains(&lic.id));
         let compact: String = key.as_str().replace('-', "");
@@ -569,11 +508,7 @@ async fn issue_and_update_validate_their_input() {
     assert_eq!(field(svc.issue(r, "t").await), "name");
     let mut r = issue(Product::Client);
     r.expires_at = Some(Utc::now() + chrono::Duration::days(1));
-    assert_eq!(
-        field(svc.issue(r, "t").await),
-        "duration",
-        "both expiry forms"
-    );
+    assert_eq!(field(svc.issue(r, "t").await), "duration", "both expiry forms");
     let mut r = issue(Product::Client);
     r.duration = None;
     r.expires_at = Some(Utc::now() - chrono::Duration::days(1));
@@ -601,11 +536,7 @@ async fn issue_and_update_validate_their_input() {
 async fn listing_filters_and_pages() {
     for (db, svc) in services().await {
         for i in 0..5 {
-            let mut r = issue(if i % 2 == 0 {
-                Product::Client
-            } else {
-                Product::Platform
-            });
+            let mut r = issue(if i % 2 == 0 { Product::Client } else { Product::Platform });
             r.owner_email = format!("owner{}@x.example", i % 2);
             r.duration = Some(format!("{}d", i + 1));
             svc.issue(r, "t").await.unwrap();
@@ -665,10 +596,7 @@ async fn listing_filters_and_pages() {
                 None => break,
             }
         }
-        assert_eq!(
-            seen,
-            all.items.iter().map(|l| l.id.clone()).collect::<Vec<_>>()
-        );
+        assert_eq!(seen, all.items.iter().map(|l| l.id.clone()).collect::<Vec<_>>());
         assert!(
             svc.list(&LicenseFilter {
                 limit: Some(0),

@@ -28,10 +28,7 @@ impl DbError {
         matches!(
             self,
             DbError::Unavailable(_)
-                | DbError::Query(E::DatabaseError(
-                    diesel::result::DatabaseErrorKind::ClosedConnection,
-                    _
-                ))
+                | DbError::Query(E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _))
                 | DbError::Query(E::BrokenTransactionManager)
         )
     }
@@ -42,9 +39,7 @@ impl DbError {
         match self {
             DbError::Query(diesel::result::Error::DatabaseError(_, info)) => {
                 let m = info.message();
-                m.contains("Deadlock found")
-                    || m.contains("Lock wait timeout")
-                    || m.contains("database is locked")
+                m.contains("Deadlock found") || m.contains("Lock wait timeout") || m.contains("database is locked")
             }
             _ => false,
         }

@@ -67,8 +67,7 @@ pub struct Job {
 impl Job {
     /// Decodes the payload.
     pub fn payload<T: DeserializeOwned>(&self) -> Result<T, DbError> {
-        serde_json::from_str(&self.payload)
-            .map_err(|e| DbError::Corrupt(format!("job {} payload: {e}", self.id)))
+        serde_json::from_str(&self.payload).map_err(|e| DbError::Corrupt(format!("job {} payload: {e}", self.id)))
     }
 }
 
@@ -88,8 +87,7 @@ impl NewJob {
     pub fn new(queue: &str, payload: &impl Serialize) -> Result<Self, DbError> {
         Ok(Self {
             queue: queue.to_owned(),
-            payload: serde_json::to_string(payload)
-                .map_err(|e| DbError::Corrupt(format!("job payload: {e}")))?,
+            payload: serde_json::to_string(payload).map_err(|e| DbError::Corrupt(format!("job payload: {e}")))?,
             priority: 0,
             delay: Duration::ZERO,
             max_attempts: 10,
@@ -241,12 +239,9 @@ async fn claim_once(
     let worker = worker.to_owned();
     conn.transaction::<_, DbError, _>(async move |conn| {
         let now = crate::now();
-        let due = jobs::status
-            .eq(QUEUED)
-            .and(jobs::run_at.le(now))
-            .or(jobs::status
-                .eq(RUNNING)
-                .and(jobs::locked_until.assume_not_null().lt(now)));
+        let due = jobs::status.eq(QUEUED).and(jobs::run_at.le(now)).or(jobs::status
+            .eq(RUNNING)
+            .and(jobs::locked_until.assume_not_null().lt(now)));
         let candidates = jobs::table
             .filter(jobs::queue.eq_any(&queues))
             .filter(due)
@@ -305,8 +300,7 @@ async fn fail_exhausted_leases(conn: &mut DbConn) -> Result<usize, DbError> {
     )
     .set((
         jobs::status.eq(FAILED),
-        jobs::last_error
-            .eq("lease expired on the last attempt: the worker stopped without reporting"),
+        jobs::last_error.eq("lease expired on the last attempt: the worker stopped without reporting"),
         jobs::locked_by.eq(None::<String>),
         jobs::locked_until.eq(None::<NaiveDateTime>),
         jobs::dedup_key.eq(None::<String>),
@@ -389,20 +383,11 @@ pub async fn record_failure(
             (n, AfterFailure::Failed)
         }
     };
-    Ok(if n == 1 {
-        outcome
-    } else {
-        AfterFailure::LeaseLost
-    })
+    Ok(if n == 1 { outcome } else { AfterFailure::LeaseLost })
 }
 
 /// Extends a running job's lease; false when `worker` no longer holds it.
-pub async fn extend_lease(
-    conn: &mut DbConn,
-    id: &str,
-    worker: &str,
-    lease: Duration,
-) -> Result<bool, DbError> {
+pub async fn extend_lease(conn: &mut DbConn, id: &str, worker: &str, lease: Duration) -> Result<bool, DbError> {
     let now = crate::now();
     let n = with_conn!(conn, |c| diesel::update(
         jobs::table
@@ -410,10 +395,7 @@ pub async fn extend_lease(
             .filter(jobs::status.eq(RUNNING))
             .filter(jobs::locked_by.eq(worker))
     )
-    .set((
-        jobs::locked_until.eq(add(now, lease)),
-        jobs::updated_at.eq(now)
-    ))
+    .set((jobs::locked_until.eq(add(now, lease)), jobs::updated_at.eq(now)))
     .execute(c)
     .await)?;
     Ok(n == 1)
@@ -434,9 +416,7 @@ pub async fn get(conn: &mut DbConn, id: &str) -> Result<Option<Job>, DbError> {
 pub async fn retry_failed(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
     let now = crate::now();
     let n = with_conn!(conn, |c| diesel::update(
-        jobs::table
-            .filter(jobs::id.eq(id))
-            .filter(jobs::status.eq(FAILED))
+        jobs::table.filter(jobs::id.eq(id)).filter(jobs::status.eq(FAILED))
     )
     .set((
         jobs::status.eq(QUEUED),

@@ -40,11 +40,7 @@ enum Op {
     Pending,
 }
 
-fn apply<DB, H>(
-    harness: &mut H,
-    migrations: EmbeddedMigrations,
-    op: Op,
-) -> Result<Vec<String>, DbError>
+fn apply<DB, H>(harness: &mut H, migrations: EmbeddedMigrations, op: Op) -> Result<Vec<String>, DbError>
 where
     DB: diesel::backend::Backend,
     H: MigrationHarness<DB>,
@@ -72,8 +68,7 @@ async fn with_harness(url: &DatabaseUrl, op: Op) -> Result<Vec<String>, DbError>
             let mut harness = AsyncMigrationHarness::new(c);
             let result = apply(&mut harness, MYSQL, op);
             let mut c = harness.into_inner();
-            c.batch_execute(&format!("DO RELEASE_LOCK('{LOCK_NAME}')"))
-                .await?;
+            c.batch_execute(&format!("DO RELEASE_LOCK('{LOCK_NAME}')")).await?;
             result
         }
         DbConn::Sqlite(c) => apply(&mut AsyncMigrationHarness::new(c), SQLITE, op),

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use diesel::SqliteConnection;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{
-    AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection, TransactionManager,
-};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection, TransactionManager};
 
 use crate::{Backend, DatabaseUrl, DbError};
 
@@ -31,10 +29,7 @@ impl diesel_async::sync_connection_wrapper::SpawnBlocking for BlockingTasks {
     fn spawn_blocking<'a, R>(
         &mut self,
         task: impl FnOnce() -> R + Send + 'static,
-    ) -> futures_util::future::BoxFuture<
-        'a,
-        Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
-    >
+    ) -> futures_util::future::BoxFuture<'a, Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>>
     where
         R: Send + 'static,
     {
@@ -72,9 +67,7 @@ macro_rules! with_conn {
 
 /// A future returned by an async closure, named so its `Send`-ness can be required
 /// (the same trick diesel-async uses for its own `transaction`).
-pub trait AsyncFunc<T, R>:
-    AsyncFnOnce(T) -> R + FnOnce(T) -> <Self as AsyncFunc<T, R>>::Fut
-{
+pub trait AsyncFunc<T, R>: AsyncFnOnce(T) -> R + FnOnce(T) -> <Self as AsyncFunc<T, R>>::Fut {
     /// The future the closure returns.
     type Fut: Future<Output = R>;
 }
@@ -158,21 +151,16 @@ impl DbConn {
     async fn begin(&mut self) -> Result<(), DbError> {
         match self {
             DbConn::Mysql(c) => {
-                <AsyncMysqlConnection as AsyncConnection>::TransactionManager::begin_transaction(c)
-                    .await?
+                <AsyncMysqlConnection as AsyncConnection>::TransactionManager::begin_transaction(c).await?
             }
             DbConn::Sqlite(c) => {
                 let depth = <SqliteConn as AsyncConnection>::TransactionManager::transaction_manager_status_mut(c)
                     .transaction_depth()?;
                 if depth.is_some() {
-                    <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(c)
-                        .await?
+                    <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(c).await?
                 } else {
                     c.spawn_blocking(|c| {
-                        diesel::connection::AnsiTransactionManager::begin_transaction_sql(
-                            c,
-                            "BEGIN IMMEDIATE",
-                        )
+                        diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
                     })
                     .await?
                 }
@@ -208,9 +196,7 @@ impl DbConn {
             DbConn::Mysql(c) => {
                 <AsyncMysqlConnection as AsyncConnection>::TransactionManager::is_broken_transaction_manager(c)
             }
-            DbConn::Sqlite(c) => {
-                <SqliteConn as AsyncConnection>::TransactionManager::is_broken_transaction_manager(c)
-            }
+            DbConn::Sqlite(c) => <SqliteConn as AsyncConnection>::TransactionManager::is_broken_transaction_manager(c),
         }
     }
 }
@@ -254,14 +240,18 @@ impl deadpool::managed::Manager for Manager {
         conn: &mut DbConn,
         _: &deadpool::managed::Metrics,
     ) -> deadpool::managed::RecycleResult<DbError> {
-        if conn.is_broken() {
+        // The ping goes through the connection's mutex, so it also waits for a call whose
+        // future was dropped (see `BlockingTasks`) to finish before the checks below.
+        conn.ping().await.map_err(deadpool::managed::RecycleError::Backend)?;
+        // diesel-async panics instead of answering when such a call still holds the
+        // connection; either way the connection is not reusable.
+        let broken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.is_broken())).unwrap_or(true);
+        if broken {
             return Err(deadpool::managed::RecycleError::message(
-                "connection left inside a transaction",
+                "connection left inside a transaction or still busy",
             ));
         }
-        conn.ping()
-            .await
-            .map_err(deadpool::managed::RecycleError::Backend)
+        Ok(())
     }
 }
 
@@ -318,9 +308,7 @@ impl DbPool {
                 DbError::Query(q) => DbError::Unavailable(q.to_string()),
                 other => other,
             },
-            PoolError::Timeout(kind) => {
-                DbError::Unavailable(format!("timed out waiting for a connection ({kind:?})"))
-            }
+            PoolError::Timeout(kind) => DbError::Unavailable(format!("timed out waiting for a connection ({kind:?})")),
             other => DbError::Unavailable(other.to_string()),
         })
     }

@@ -36,9 +36,7 @@ impl TestDb {
     /// A migrated SQLite database in a temporary folder.
     pub async fn sqlite() -> TestDb {
         let db = Self::sqlite_unmigrated().await;
-        crate::migrations::run_pending(&db.url)
-            .await
-            .expect("migrate sqlite");
+        crate::migrations::run_pending(&db.url).await.expect("migrate sqlite");
         db
     }
 
@@ -59,9 +57,7 @@ impl TestDb {
     /// message) when no server answers outside CI.
     pub async fn mysql() -> Option<TestDb> {
         let db = Self::mysql_unmigrated().await?;
-        crate::migrations::run_pending(&db.url)
-            .await
-            .expect("migrate mysql");
+        crate::migrations::run_pending(&db.url).await.expect("migrate mysql");
         Some(db)
     }
 

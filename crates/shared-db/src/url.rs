@@ -52,9 +52,9 @@ impl DatabaseUrl {
                 target: path.to_owned(),
             });
         }
-        let (scheme, rest) = raw.split_once("://").ok_or_else(|| {
-            DbError::InvalidUrl("expected a URL such as mysql://user:pass@host:3306/db".into())
-        })?;
+        let (scheme, rest) = raw
+            .split_once("://")
+            .ok_or_else(|| DbError::InvalidUrl("expected a URL such as mysql://user:pass@host:3306/db".into()))?;
         match scheme {
             "mysql" | "mysql+aiomysql" | "mysql+pymysql" | "mysql+asyncmy" | "mariadb" => {}
             other => {
@@ -64,15 +64,13 @@ impl DatabaseUrl {
             }
         }
         let normalised = format!("mysql://{rest}");
-        let parsed = url::Url::parse(&normalised)
-            .map_err(|e| DbError::InvalidUrl(format!("not a valid MySQL URL: {e}")))?;
+        let parsed =
+            url::Url::parse(&normalised).map_err(|e| DbError::InvalidUrl(format!("not a valid MySQL URL: {e}")))?;
         if parsed.host_str().unwrap_or_default().is_empty() {
             return Err(DbError::InvalidUrl("the MySQL URL has no host".into()));
         }
         if parsed.path().trim_start_matches('/').is_empty() {
-            return Err(DbError::InvalidUrl(
-                "the MySQL URL names no database".into(),
-            ));
+            return Err(DbError::InvalidUrl("the MySQL URL names no database".into()));
         }
         Ok(Self {
             backend: Backend::Mysql,
@@ -89,8 +87,7 @@ impl DatabaseUrl {
         password: &str,
         ssl: bool,
     ) -> Result<Self, DbError> {
-        let mut url = url::Url::parse("mysql://localhost/")
-            .map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+        let mut url = url::Url::parse("mysql://localhost/").map_err(|e| DbError::InvalidUrl(e.to_string()))?;
         url.set_host(Some(host))
             .map_err(|e| DbError::InvalidUrl(format!("DB_HOST: {e}")))?;
         url.set_port(Some(port))
@@ -171,10 +168,7 @@ mod tests {
     fn accepts_the_original_sqlalchemy_form() -> Result<(), DbError> {
         let url = DatabaseUrl::parse("mysql+aiomysql://app:s3cret@db.local:3307/event_bridge")?;
         assert_eq!(url.backend(), Backend::Mysql);
-        assert_eq!(
-            url.expose_target(),
-            "mysql://app:s3cret@db.local:3307/event_bridge"
-        );
+        assert_eq!(url.expose_target(), "mysql://app:s3cret@db.local:3307/event_bridge");
         assert_eq!(url.redacted(), "mysql://app:***@db.local:3307/event_bridge");
         assert!(!format!("{url:?}").contains("s3cret"));
         Ok(())
@@ -182,14 +176,8 @@ mod tests {
 
     #[test]
     fn sqlite_forms() -> Result<(), DbError> {
-        assert_eq!(
-            DatabaseUrl::parse("sqlite://data/x.db")?.expose_target(),
-            "data/x.db"
-        );
-        assert_eq!(
-            DatabaseUrl::parse("sqlite:///abs/x.db")?.expose_target(),
-            "/abs/x.db"
-        );
+        assert_eq!(DatabaseUrl::parse("sqlite://data/x.db")?.expose_target(), "data/x.db");
+        assert_eq!(DatabaseUrl::parse("sqlite:///abs/x.db")?.expose_target(), "/abs/x.db");
         assert_eq!(DatabaseUrl::parse("sqlite:x.db")?.expose_target(), "x.db");
         let mem = DatabaseUrl::parse("sqlite::memory:")?;
         assert_eq!(mem.expose_target(), ":memory:");
@@ -213,8 +201,7 @@ mod tests {
 
     #[test]
     fn builds_from_the_original_parts() -> Result<(), DbError> {
-        let url =
-            DatabaseUrl::mysql_from_parts("db", 3306, "event_bridge", "app", "p@ss/word", true)?;
+        let url = DatabaseUrl::mysql_from_parts("db", 3306, "event_bridge", "app", "p@ss/word", true)?;
         assert_eq!(
             url.expose_target(),
             "mysql://app:p%40ss%2Fword@db:3306/event_bridge?require_ssl=true"

@@ -173,10 +173,7 @@ impl Worker {
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => log_join(done),
             }
         }
-        tracing::info!(
-            in_flight = tasks.len(),
-            "job worker stopping; finishing jobs in flight"
-        );
+        tracing::info!(in_flight = tasks.len(), "job worker stopping; finishing jobs in flight");
         while let Some(done) = tasks.join_next().await {
             log_join(done);
         }
@@ -210,8 +207,7 @@ impl Worker {
     }
 
     async fn run_job(&self, job: Job) {
-        let span =
-            tracing::info_span!("job", id = %job.id, queue = %job.queue, attempt = job.attempts);
+        let span = tracing::info_span!("job", id = %job.id, queue = %job.queue, attempt = job.attempts);
         self.attempt(job).instrument(span).await;
     }
 
@@ -247,10 +243,7 @@ impl Worker {
         loop {
             tokio::time::sleep(every).await;
             let renewed = match self.pool.get().await {
-                Ok(mut conn) => {
-                    jobs::extend_lease(&mut conn, id, &self.options.worker_id, self.options.lease)
-                        .await
-                }
+                Ok(mut conn) => jobs::extend_lease(&mut conn, id, &self.options.worker_id, self.options.lease).await,
                 Err(e) => Err(e),
             };
             match renewed {

@@ -12,9 +12,7 @@ use futures_util::future::BoxFuture;
 use shared_db::jobs::{self, AfterFailure, Enqueued, Job, NewJob};
 use shared_db::testing::TestDb;
 use shared_db::worker::{Backoff, JobError, JobHandler, Worker, WorkerOptions};
-use shared_db::{
-    Backend, DbConn, DbError, DbPool, PoolOptions, events, migrations, schema, with_conn,
-};
+use shared_db::{Backend, DbConn, DbError, DbPool, PoolOptions, events, migrations, schema, with_conn};
 use tokio_util::sync::CancellationToken;
 
 fn count(n: &AtomicUsize) -> usize {
@@ -22,11 +20,7 @@ fn count(n: &AtomicUsize) -> usize {
 }
 
 async fn table_count(conn: &mut DbConn) -> i64 {
-    with_conn!(conn, |c| schema::jobs::table
-        .count()
-        .get_result::<i64>(c)
-        .await)
-    .unwrap()
+    with_conn!(conn, |c| schema::jobs::table.count().get_result::<i64>(c).await).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -50,10 +44,7 @@ async fn migrations_run_up_down_and_up_again_on_both_backends() {
         let reverted = migrations::revert_all(&db.url).await.unwrap();
         assert_eq!(reverted.len(), applied.len(), "{}", db.backend());
         let mut conn = db.pool.get().await.unwrap();
-        let gone = with_conn!(&mut *conn, |c| schema::jobs::table
-            .count()
-            .get_result::<i64>(c)
-            .await);
+        let gone = with_conn!(&mut *conn, |c| schema::jobs::table.count().get_result::<i64>(c).await);
         assert!(
             gone.is_err(),
             "{}: jobs table should be gone after revert",
@@ -124,9 +115,7 @@ async fn claim_order_delay_and_dedup() {
             .unwrap();
         let later = jobs::enqueue(
             &mut conn,
-            NewJob::new("mail", &"later")
-                .unwrap()
-                .delay(Duration::from_secs(3600)),
+            NewJob::new("mail", &"later").unwrap().delay(Duration::from_secs(3600)),
         )
         .await
         .unwrap();
@@ -134,40 +123,22 @@ async fn claim_order_delay_and_dedup() {
             .await
             .unwrap();
 
-        let first = jobs::enqueue(
-            &mut conn,
-            NewJob::new("mail", &"d1").unwrap().dedup_key("k"),
-        )
-        .await
-        .unwrap();
-        let second = jobs::enqueue(
-            &mut conn,
-            NewJob::new("mail", &"d2").unwrap().dedup_key("k"),
-        )
-        .await
-        .unwrap();
+        let first = jobs::enqueue(&mut conn, NewJob::new("mail", &"d1").unwrap().dedup_key("k"))
+            .await
+            .unwrap();
+        let second = jobs::enqueue(&mut conn, NewJob::new("mail", &"d2").unwrap().dedup_key("k"))
+            .await
+            .unwrap();
         assert!(matches!(first, Enqueued::New(_)));
         assert_eq!(second, Enqueued::Duplicate(first.id().to_owned()));
-        let other_queue = jobs::enqueue(
-            &mut conn,
-            NewJob::new("other", &"d").unwrap().dedup_key("k"),
-        )
-        .await
-        .unwrap();
-        assert!(
-            matches!(other_queue, Enqueued::New(_)),
-            "dedup keys are per queue"
-        );
+        let other_queue = jobs::enqueue(&mut conn, NewJob::new("other", &"d").unwrap().dedup_key("k"))
+            .await
+            .unwrap();
+        assert!(matches!(other_queue, Enqueued::New(_)), "dedup keys are per queue");
 
-        let claimed = jobs::claim(
-            &mut conn,
-            &["mail".into()],
-            "w1",
-            Duration::from_secs(30),
-            10,
-        )
-        .await
-        .unwrap();
+        let claimed = jobs::claim(&mut conn, &["mail".into()], "w1", Duration::from_secs(30), 10)
+            .await
+            .unwrap();
         let ids: Vec<&str> = claimed.iter().map(|j| j.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -175,23 +146,19 @@ async fn claim_order_delay_and_dedup() {
             "{}: priority, then age; delayed and other queues excluded",
             db.backend()
         );
-        assert!(claimed.iter().all(|j| j.status == jobs::RUNNING
-            && j.attempts == 1
-            && j.locked_by.as_deref() == Some("w1")));
+        assert!(
+            claimed
+                .iter()
+                .all(|j| j.status == jobs::RUNNING && j.attempts == 1 && j.locked_by.as_deref() == Some("w1"))
+        );
         assert!(!claimed.iter().any(|j| j.id == later.id()));
 
         // Nothing more is due, and running jobs are not claimed twice.
         assert!(
-            jobs::claim(
-                &mut conn,
-                &["mail".into()],
-                "w2",
-                Duration::from_secs(30),
-                10
-            )
-            .await
-            .unwrap()
-            .is_empty()
+            jobs::claim(&mut conn, &["mail".into()], "w2", Duration::from_secs(30), 10)
+                .await
+                .unwrap()
+                .is_empty()
         );
 
         // After completion the key is free again.
@@ -200,12 +167,9 @@ async fn claim_order_delay_and_dedup() {
             jobs::get(&mut conn, first.id()).await.unwrap().is_none(),
             "succeeded jobs are deleted"
         );
-        let again = jobs::enqueue(
-            &mut conn,
-            NewJob::new("mail", &"d3").unwrap().dedup_key("k"),
-        )
-        .await
-        .unwrap();
+        let again = jobs::enqueue(&mut conn, NewJob::new("mail", &"d3").unwrap().dedup_key("k"))
+            .await
+            .unwrap();
         assert!(matches!(again, Enqueued::New(_)));
         // Only the lease holder can complete.
         assert!(!jobs::complete(&mut conn, high.id(), "w2").await.unwrap());
@@ -241,10 +205,9 @@ async fn failures_retry_then_fail_with_the_last_error() {
             .unwrap()
             .remove(0);
         assert_eq!(job.attempts, 2);
-        let after =
-            jobs::record_failure(&mut conn, &job, "w", "smtp 451 again", Some(Duration::ZERO))
-                .await
-                .unwrap();
+        let after = jobs::record_failure(&mut conn, &job, "w", "smtp 451 again", Some(Duration::ZERO))
+            .await
+            .unwrap();
         assert_eq!(after, AfterFailure::Failed, "no attempts left");
         let stored = jobs::get(&mut conn, id.id()).await.unwrap().unwrap();
         assert_eq!(stored.status, jobs::FAILED);
@@ -278,9 +241,7 @@ async fn failures_retry_then_fail_with_the_last_error() {
             .unwrap()
             .remove(0);
         let long = "é".repeat(10_000);
-        jobs::record_failure(&mut conn, &job, "w", &long, None)
-            .await
-            .unwrap();
+        jobs::record_failure(&mut conn, &job, "w", &long, None).await.unwrap();
         let stored = jobs::get(&mut conn, id.id()).await.unwrap().unwrap();
         assert_eq!(stored.last_error.unwrap().chars().count(), 4000);
         assert_eq!(
@@ -361,9 +322,7 @@ async fn concurrent_claimers_never_share_a_job() {
         {
             let mut conn = db.pool.get().await.unwrap();
             for i in 0..JOBS {
-                jobs::enqueue(&mut conn, NewJob::new("c", &i).unwrap())
-                    .await
-                    .unwrap();
+                jobs::enqueue(&mut conn, NewJob::new("c", &i).unwrap()).await.unwrap();
             }
         }
         let mut tasks = Vec::new();
@@ -373,24 +332,14 @@ async fn concurrent_claimers_never_share_a_job() {
                 let mut mine = Vec::new();
                 loop {
                     let mut conn = pool.get().await.unwrap();
-                    let got = jobs::claim(
-                        &mut conn,
-                        &["c".into()],
-                        &format!("w{w}"),
-                        Duration::from_secs(60),
-                        5,
-                    )
-                    .await
-                    .unwrap();
+                    let got = jobs::claim(&mut conn, &["c".into()], &format!("w{w}"), Duration::from_secs(60), 5)
+                        .await
+                        .unwrap();
                     if got.is_empty() {
                         return mine;
                     }
                     for job in got {
-                        assert!(
-                            jobs::complete(&mut conn, &job.id, &format!("w{w}"))
-                                .await
-                                .unwrap()
-                        );
+                        assert!(jobs::complete(&mut conn, &job.id, &format!("w{w}")).await.unwrap());
                         mine.push(job.id);
                     }
                 }
@@ -412,10 +361,7 @@ async fn concurrent_claimers_never_share_a_job() {
             db.backend()
         );
         if db.backend() == Backend::Mysql {
-            assert!(
-                busy_workers > 1,
-                "SKIP LOCKED lets several claimers work at once"
-            );
+            assert!(busy_workers > 1, "SKIP LOCKED lets several claimers work at once");
         }
         let mut conn = db.pool.get().await.unwrap();
         assert_eq!(table_count(&mut conn).await, 0);
@@ -497,12 +443,9 @@ async fn the_worker_retries_fails_and_survives_a_panicking_handler() {
                 jobs::enqueue(&mut conn, NewJob::new("fatal", &()).unwrap())
                     .await
                     .unwrap(),
-                jobs::enqueue(
-                    &mut conn,
-                    NewJob::new("panics", &()).unwrap().max_attempts(2),
-                )
-                .await
-                .unwrap(),
+                jobs::enqueue(&mut conn, NewJob::new("panics", &()).unwrap().max_attempts(2))
+                    .await
+                    .unwrap(),
             )
         };
         let ran = worker.drain().await.unwrap();
@@ -570,17 +513,9 @@ async fn shutdown_finishes_jobs_in_flight_and_renews_leases() {
     }
     shutdown.cancel();
     running.await.unwrap();
-    assert_eq!(
-        count(&finished),
-        3,
-        "in-flight jobs finished before run() returned"
-    );
+    assert_eq!(count(&finished), 3, "in-flight jobs finished before run() returned");
     let mut conn = db.pool.get().await.unwrap();
-    assert_eq!(
-        table_count(&mut conn).await,
-        0,
-        "each ran once and was recorded"
-    );
+    assert_eq!(table_count(&mut conn).await, 0, "each ran once and was recorded");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -652,13 +587,7 @@ async fn sqlite_connections_get_their_pragmas() {
     let DbConn::Sqlite(c) = &mut *conn else {
         panic!("sqlite")
     };
-    let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
-        .get_result(c)
-        .await
-        .unwrap();
-    let fk: Fk = diesel::sql_query("PRAGMA foreign_keys")
-        .get_result(c)
-        .await
-        .unwrap();
+    let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(c).await.unwrap();
+    let fk: Fk = diesel::sql_query("PRAGMA foreign_keys").get_result(c).await.unwrap();
     assert_eq!((mode.journal_mode.as_str(), fk.foreign_keys), ("wal", 1));
 }

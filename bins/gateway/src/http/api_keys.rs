@@ -134,13 +134,7 @@ async fn create(
     let mut conn = state.pool.get().await?;
     let issued = state
         .api_keys
-        .create(
-            &mut conn,
-            &body.name,
-            &body.scopes,
-            body.expires_at,
-            &principal.actor(),
-        )
+        .create(&mut conn, &body.name, &body.scopes, body.expires_at, &principal.actor())
         .await?;
     let location = format!("/api/v1/api-keys/{}", issued.row.id);
     Ok(HttpResponse::Created()
@@ -166,11 +160,7 @@ async fn create(
 async fn list(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     principal.require(SCOPE)?;
     let mut conn = state.pool.get().await?;
-    let items = api_keys::list(&mut conn)
-        .await?
-        .into_iter()
-        .map(ApiKey::from)
-        .collect();
+    let items = api_keys::list(&mut conn).await?.into_iter().map(ApiKey::from).collect();
     Ok(HttpResponse::Ok().json(ApiKeyList { items }))
 }
 
@@ -222,17 +212,11 @@ async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SCOPE)?;
     let mut conn = state.pool.get().await?;
-    let row = state
-        .api_keys
-        .revoke(&mut conn, &id, &principal.actor())
-        .await?;
+    let row = state.api_keys.revoke(&mut conn, &id, &principal.actor()).await?;
     Ok(HttpResponse::Ok().json(ApiKey::from(row)))
 }
 
 /// Registers the API key routes.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(create)
-        .service(list)
-        .service(show)
-        .service(revoke);
+    cfg.service(create).service(list).service(show).service(revoke);
 }

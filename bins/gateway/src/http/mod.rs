@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod health;
+pub mod licenses;
 
 use actix_web::dev::ResourceDef;
 use actix_web::http::header::{self, HeaderValue};
@@ -25,6 +26,7 @@ use crate::error::{ApiError, Problem};
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "api-keys", description = "API keys and their scopes (scope `api-keys:admin`)"),
+        (name = "licenses", description = "Licences for `client` and `platform`: administration (scopes `licenses:admin`, `licenses:read`) and the licence-holder calls, authenticated by the licence key"),
     )
 )]
 pub struct ApiDoc;
@@ -50,6 +52,7 @@ impl Modify for BearerAuth {
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(health::configure);
     cfg.service(utoipa_actix_web::scope("/api/v1/api-keys").configure(api_keys::configure));
+    cfg.service(utoipa_actix_web::scope("/api/v1/licenses").configure(licenses::configure));
 }
 
 /// Routes and their methods, read from the OpenAPI document, so that a known path with
@@ -81,13 +84,7 @@ impl RouteTable {
                 (ResourceDef::new(path.as_str()), methods)
             })
             .collect();
-        for path in [
-            "/openapi.json",
-            "/metrics",
-            "/docs",
-            "/docs/",
-            "/docs/{_:.*}",
-        ] {
+        for path in ["/openapi.json", "/metrics", "/docs", "/docs/", "/docs/{_:.*}"] {
             routes.push((ResourceDef::new(path), vec![Method::GET]));
         }
         Self { routes }
@@ -111,17 +108,10 @@ impl RouteTable {
 }
 
 /// Answers every request no route took: 405 for a known path, else 404.
-pub async fn fallback(
-    req: HttpRequest,
-    routes: web::Data<RouteTable>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn fallback(req: HttpRequest, routes: web::Data<RouteTable>) -> Result<HttpResponse, ApiError> {
     Err(match routes.allowed(req.path()) {
         Some(methods) if !methods.contains(req.method()) => {
-            let allow = methods
-                .iter()
-                .map(Method::as_str)
-                .collect::<Vec<_>>()
-                .join(", ");
+            let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
             let error = ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -132,10 +122,7 @@ pub async fn fallback(
                 Err(_) => error,
             }
         }
-        _ => ApiError::not_found(
-            "route_not_found",
-            format!("no route matches {}", req.path()),
-        ),
+        _ => ApiError::not_found("route_not_found", format!("no route matches {}", req.path())),
     })
 }
 

@@ -23,10 +23,7 @@ async fn create_use_list_show_and_revoke_on_both_backends() {
         assert_eq!(location, format!("/api/v1/api-keys/{id}"));
         assert!(key.starts_with("eb_") && key.len() == 55, "{key}");
         assert_eq!(created["name"], "web platform");
-        assert_eq!(
-            created["scopes"],
-            serde_json::json!(["emails:send", "slack:post"])
-        );
+        assert_eq!(created["scopes"], serde_json::json!(["emails:send", "slack:post"]));
         assert_eq!(created["status"], "active");
         assert_eq!(created["prefix"], key[..9]);
 
@@ -42,13 +39,7 @@ async fn create_use_list_show_and_revoke_on_both_backends() {
         let text = list.text().await.unwrap();
         assert!(!text.contains(&key) && !text.contains("digest"));
         let list: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert!(
-            list["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|k| k["id"] == id.as_str())
-        );
+        assert!(list["items"].as_array().unwrap().iter().any(|k| k["id"] == id.as_str()));
         let shown: serde_json::Value = app
             .client
             .get(app.url(&location))
@@ -64,13 +55,12 @@ async fn create_use_list_show_and_revoke_on_both_backends() {
 
         // The database holds a digest, never the key.
         let mut conn = app.state.pool.get().await.unwrap();
-        let (digest, prefix): (String, String) =
-            with_conn!(&mut *conn, |c| schema::api_keys::table
-                .find(&id)
-                .select((schema::api_keys::digest, schema::api_keys::prefix))
-                .first(c)
-                .await)
-            .unwrap();
+        let (digest, prefix): (String, String) = with_conn!(&mut *conn, |c| schema::api_keys::table
+            .find(&id)
+            .select((schema::api_keys::digest, schema::api_keys::prefix))
+            .first(c)
+            .await)
+        .unwrap();
         assert_eq!(digest.len(), 64);
         assert!(!digest.contains(&key[3..]) && key.starts_with(&prefix));
 
@@ -100,21 +90,14 @@ async fn create_use_list_show_and_revoke_on_both_backends() {
         assert_eq!(again["revoked_at"], first_revoked_at);
 
         // Both changes are in the audit trail, without the key.
-        let trail = events::for_subject(&mut conn, &format!("api_key:{id}"))
-            .await
-            .unwrap();
+        let trail = events::for_subject(&mut conn, &format!("api_key:{id}")).await.unwrap();
         let types: Vec<&str> = trail.iter().map(|e| e.event_type.as_str()).collect();
-        assert_eq!(
-            types,
-            vec!["api_key.created", "api_key.revoked"],
-            "{}",
-            app.backend()
+        assert_eq!(types, vec!["api_key.created", "api_key.revoked"], "{}", app.backend());
+        assert!(
+            trail
+                .iter()
+                .all(|e| { e.actor.as_deref().is_some_and(|a| a.starts_with("api_key:")) })
         );
-        assert!(trail.iter().all(|e| {
-            e.actor
-                .as_deref()
-                .is_some_and(|a| a.starts_with("api_key:"))
-        }));
         assert!(trail.iter().all(|e| !e.data.contains(&key)));
     }
 }
@@ -123,18 +106,12 @@ async fn create_use_list_show_and_revoke_on_both_backends() {
 async fn invalid_key_requests_are_422_and_unknown_ids_404() {
     let app = TestApp::spawn().await;
     let cases = [
-        (
-            serde_json::json!({ "name": "", "scopes": ["*"] }),
-            "invalid_name",
-        ),
+        (serde_json::json!({ "name": "", "scopes": ["*"] }), "invalid_name"),
         (
             serde_json::json!({ "name": "x".repeat(201), "scopes": ["*"] }),
             "invalid_name",
         ),
-        (
-            serde_json::json!({ "name": "x", "scopes": [] }),
-            "invalid_scopes",
-        ),
+        (serde_json::json!({ "name": "x", "scopes": [] }), "invalid_scopes"),
         (
             serde_json::json!({ "name": "x", "scopes": ["emails:sned"] }),
             "invalid_scopes",

@@ -20,9 +20,7 @@ fn api_key_routes(id: &str) -> Vec<(Method, String, Option<serde_json::Value>, u
 #[tokio::test(flavor = "multi_thread")]
 async fn every_api_key_route_checks_credentials_and_scope() {
     for app in TestApp::each().await {
-        let (_, wrong_scope) = app
-            .create_key(&["emails:send", "licenses:admin", "data:write:*"])
-            .await;
+        let (_, wrong_scope) = app.create_key(&["emails:send", "licenses:admin", "data:write:*"]).await;
         let (_, right_scope) = app.create_key(&["api-keys:admin"]).await;
         let (revoked_id, revoked) = app.create_key(&["api-keys:admin"]).await;
         let res = app
@@ -47,32 +45,14 @@ async fn every_api_key_route_checks_credentials_and_scope() {
                 req.send()
             };
             let res = send(None).await.unwrap();
-            assert_eq!(
-                res.headers()["www-authenticate"],
-                "Bearer realm=\"event-bridge\""
-            );
+            assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"event-bridge\"");
             assert_problem(res, 401, "missing_credentials").await;
-            assert_problem(
-                send(Some("eb_not_a_real_key")).await.unwrap(),
-                401,
-                "invalid_api_key",
-            )
-            .await;
+            assert_problem(send(Some("eb_not_a_real_key")).await.unwrap(), 401, "invalid_api_key").await;
             assert_problem(send(Some(&revoked)).await.unwrap(), 401, "api_key_revoked").await;
-            let body = assert_problem(
-                send(Some(&wrong_scope)).await.unwrap(),
-                403,
-                "insufficient_scope",
-            )
-            .await;
+            let body = assert_problem(send(Some(&wrong_scope)).await.unwrap(), 403, "insufficient_scope").await;
             assert!(body["detail"].as_str().unwrap().contains("api-keys:admin"));
             let res = send(Some(&right_scope)).await.unwrap();
-            assert_eq!(
-                res.status().as_u16(),
-                ok,
-                "{method} {path} ({})",
-                app.backend()
-            );
+            assert_eq!(res.status().as_u16(), ok, "{method} {path} ({})", app.backend());
         }
     }
 }
@@ -161,11 +141,13 @@ async fn a_key_from_another_secret_is_refused() {
     let db_url = app.state.config.database_url.clone();
     let other = TestApp::with_vars(
         &[
-            (
-                "DATABASE_URL",
-                &format!("sqlite://{}", db_url.expose_target()),
-            ),
+            ("DATABASE_URL", &format!("sqlite://{}", db_url.expose_target())),
             ("SECRET_KEY", "another-secret-0123456789abcdef"),
+            // The stored licence signing key is sealed under the first secret.
+            (
+                "LICENSE_SIGNING_KEY",
+                "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC",
+            ),
         ],
         None,
     )

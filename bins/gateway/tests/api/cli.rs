@@ -51,19 +51,13 @@ fn api_keys_create_prints_only_the_key_and_list_and_revoke_work() {
     );
     assert!(dir.path().join("data/event-bridge.db").exists());
     assert!(dir.path().join("data/secret_key").exists());
-    assert!(
-        !stderr(&created).contains(key),
-        "the key appears once, on stdout"
-    );
+    assert!(!stderr(&created).contains(key), "the key appears once, on stdout");
 
     let listed = run(dir.path(), &[], &["api-keys", "list", "--json"]);
     assert!(listed.status.success());
     let keys: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
     assert_eq!(keys[0]["name"], "ops");
-    assert_eq!(
-        keys[0]["scopes"],
-        serde_json::json!(["emails:send", "slack:post"])
-    );
+    assert_eq!(keys[0]["scopes"], serde_json::json!(["emails:send", "slack:post"]));
     assert!(!stdout(&listed).contains(key));
     let id = keys[0]["id"].as_str().unwrap();
 
@@ -87,22 +81,11 @@ fn api_keys_create_refuses_unknown_scopes() {
     let out = run(
         dir.path(),
         &[],
-        &[
-            "api-keys",
-            "create",
-            "--name",
-            "x",
-            "--scopes",
-            "emails:sned",
-        ],
+        &["api-keys", "create", "--name", "x", "--scopes", "emails:sned"],
     );
     assert!(!out.status.success());
     assert!(stdout(&out).is_empty());
-    assert!(
-        stderr(&out).contains("unknown scope `emails:sned`"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("unknown scope `emails:sned`"), "{}", stderr(&out));
 }
 
 #[test]
@@ -124,11 +107,7 @@ fn configuration_errors_name_the_variable_and_exit_2() {
 #[test]
 fn a_dotenv_file_in_the_working_folder_is_read() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join(".env"),
-        "APP_PORT=\nDATA_DIR=custom-data\nDB_HOST=\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join(".env"), "APP_PORT=\nDATA_DIR=custom-data\nDB_HOST=\n").unwrap();
     let out = run(dir.path(), &[], &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.path().join("custom-data/event-bridge.db").exists());
@@ -142,16 +121,9 @@ async fn migrate_applies_then_reports_nothing_pending_on_both_backends() {
         targets.push((db.url.expose_target().to_owned(), Some(db)));
     }
     for (url, _db) in &targets {
-        let vars = [
-            ("DATABASE_URL", url.as_str()),
-            ("SECRET_KEY", "0123456789abcdef0123"),
-        ];
+        let vars = [("DATABASE_URL", url.as_str()), ("SECRET_KEY", "0123456789abcdef0123")];
         let status = run(dir.path(), &vars, &["migrate", "--status"]);
-        assert!(
-            stdout(&status).contains("20261128000001"),
-            "{}",
-            stderr(&status)
-        );
+        assert!(stdout(&status).contains("20261128000001"), "{}", stderr(&status));
         let applied = run(dir.path(), &vars, &["migrate"]);
         assert!(applied.status.success(), "{}", stderr(&applied));
         assert!(stdout(&applied).contains("20261128000001"));
@@ -171,10 +143,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts `gateway` (serve) and waits until /healthz answers.
-fn serve(
-    dir: &std::path::Path,
-    vars: &[(&str, &str)],
-) -> (std::process::Child, u16, std::thread::JoinHandle<String>) {
+fn serve(dir: &std::path::Path, vars: &[(&str, &str)]) -> (std::process::Child, u16, std::thread::JoinHandle<String>) {
     let port = free_port();
     let port_s = port.to_string();
     let mut all = vec![("APP_PORT", port_s.as_str()), ("APP_HOST", "127.0.0.1")];
@@ -205,13 +174,7 @@ fn serve(
 
 fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     child.wait().unwrap()
 }
 
@@ -222,23 +185,10 @@ async fn zero_configuration_serves_docs_and_health_and_stops_cleanly_on_sigterm(
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     assert_eq!(
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        client.get(format!("{base}/healthz")).send().await.unwrap().status(),
         200
     );
-    assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
     let docs = client.get(format!("{base}/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
     let status = terminate(&mut child);
@@ -258,11 +208,7 @@ async fn json_logs_carry_request_ids_and_never_the_secret() {
     let secret = "s3cret-value-that-must-not-leak-0123";
     let (mut child, port, logs) = serve(
         dir.path(),
-        &[
-            ("LOG_FORMAT", "json"),
-            ("SECRET_KEY", secret),
-            ("LOG_LEVEL", "debug"),
-        ],
+        &[("LOG_FORMAT", "json"), ("SECRET_KEY", secret), ("LOG_LEVEL", "debug")],
     );
     let res = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/api/v1/api-keys"))
@@ -274,10 +220,7 @@ async fn json_logs_carry_request_ids_and_never_the_secret() {
     assert_eq!(res.status(), 401);
     assert!(terminate(&mut child).success());
     let logs = logs.join().unwrap();
-    let lines: Vec<serde_json::Value> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let lines: Vec<serde_json::Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(!lines.is_empty(), "{logs}");
     assert!(
         lines
@@ -301,9 +244,7 @@ async fn the_same_binary_migrates_and_serves_mariadb() {
             ("SECRET_KEY", "0123456789abcdef0123"),
         ],
     );
-    let res = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
-        .await
-        .unwrap();
+    let res = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.unwrap();
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["database"], "mysql");

@@ -3,20 +3,10 @@ use crate::helpers::{TestApp, assert_problem};
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     let app = TestApp::spawn().await;
-    let res = app
-        .client
-        .get(app.url("/api/v1/nothing-here"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
     assert_problem(res, 404, "route_not_found").await;
 
-    let res = app
-        .client
-        .put(app.url("/api/v1/api-keys"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.put(app.url("/api/v1/api-keys")).send().await.unwrap();
     assert_eq!(res.headers()["allow"], "GET, POST");
     assert_problem(res, 405, "method_not_allowed").await;
 
@@ -43,10 +33,7 @@ async fn bad_bodies_get_clear_4xx_problems() {
             .header("content-type", content_type)
             .body(body)
     };
-    let res = post(b"{\"name\": ".to_vec(), "application/json")
-        .send()
-        .await
-        .unwrap();
+    let res = post(b"{\"name\": ".to_vec(), "application/json").send().await.unwrap();
     assert_problem(res, 400, "malformed_json").await;
 
     let res = post(b"not json at all".to_vec(), "application/json")
@@ -66,12 +53,7 @@ async fn bad_bodies_get_clear_4xx_problems() {
         .await
         .unwrap();
     let body = assert_problem(res, 422, "invalid_body").await;
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("expected a string")
-    );
+    assert!(body["detail"].as_str().unwrap().contains("expected a string"));
 
     let res = post(
         br#"{"name":"x","scopes":["*"],"admin":true}"#.to_vec(),
@@ -89,10 +71,7 @@ async fn bad_bodies_get_clear_4xx_problems() {
     let res = post(huge, "application/json").send().await.unwrap();
     assert_problem(res, 413, "payload_too_large").await;
 
-    let res = post(vec![0xff, 0xfe, 0x00], "application/json")
-        .send()
-        .await
-        .unwrap();
+    let res = post(vec![0xff, 0xfe, 0x00], "application/json").send().await.unwrap();
     assert_problem(res, 400, "malformed_json").await;
 }
 

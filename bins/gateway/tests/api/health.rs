@@ -54,11 +54,7 @@ async fn metrics_count_requests_by_route_pattern_and_report_the_pool() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    app.client
-        .get(app.url("/no/such/route"))
-        .send()
-        .await
-        .unwrap();
+    app.client.get(app.url("/no/such/route")).send().await.unwrap();
 
     let text = app
         .client
@@ -70,7 +66,9 @@ async fn metrics_count_requests_by_route_pattern_and_report_the_pool() {
         .await
         .unwrap();
     assert!(
-        text.contains(r#"event_bridge_http_requests_total{endpoint="/api/v1/api-keys/{id}",method="GET",status="200"} 1"#),
+        text.contains(
+            r#"event_bridge_http_requests_total{endpoint="/api/v1/api-keys/{id}",method="GET",status="200"} 1"#
+        ),
         "{text}"
     );
     assert!(
@@ -98,12 +96,7 @@ async fn an_unreachable_database_gives_503_problems_not_500() {
     )
     .await;
     assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.client.get(app.url("/healthz")).send().await.unwrap().status(),
         200,
         "alive even so"
     );

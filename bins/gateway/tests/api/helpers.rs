@@ -64,10 +64,7 @@ impl TestApp {
             ("APP_PORT".into(), "0".into()),
             ("SECRET_KEY".into(), SECRET.into()),
             ("HTTP_WORKERS".into(), "1".into()),
-            (
-                "DATA_DIR".into(),
-                data.path().to_string_lossy().into_owned(),
-            ),
+            ("DATA_DIR".into(), data.path().to_string_lossy().into_owned()),
         ]);
         for (k, v) in vars {
             map.insert((*k).into(), (*v).into());

@@ -3,20 +3,12 @@ use crate::helpers::TestApp;
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_is_served_and_matches_its_snapshot() {
     let app = TestApp::spawn().await;
-    let res = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.get(app.url("/openapi.json")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let served: serde_json::Value = res.json().await.unwrap();
     assert_eq!(served["openapi"], "3.1.0");
     let built = serde_json::to_value(gateway::app::openapi()).unwrap();
-    assert_eq!(
-        served, built,
-        "the served document is the one the routes build"
-    );
+    assert_eq!(served, built, "the served document is the one the routes build");
     insta::assert_json_snapshot!("openapi", served);
 }
 
@@ -30,10 +22,7 @@ async fn every_documented_operation_declares_its_problem_responses() {
             if secured {
                 for status in ["401", "403"] {
                     let problem = &responses[status]["content"]["application/problem+json"];
-                    assert!(
-                        problem.is_object(),
-                        "{method} {path} lacks a {status} problem response"
-                    );
+                    assert!(problem.is_object(), "{method} {path} lacks a {status} problem response");
                 }
             }
         }

@@ -1,0 +1,474 @@
+//! `/api/v1/licenses`: administration (scopes `licenses:admin`, `licenses:read`) and the
+//! licence-holder calls, which authenticate with the licence key itself and are rate
+//! limited per client address and per key.
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use license_core::model::{
+    ActivateRequest, Checkout, CheckoutRequest, IssueLicense, License, LicenseFilter, LicensePage, LicensePatch,
+    Machine, MachineRequest, PublicKey, Renew, ValidateRequest, Validation,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+const ADMIN: &str = "licenses:admin";
+const READ: &[&str] = &["licenses:read", ADMIN];
+
+/// A newly issued licence: `key` appears in this response only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedLicense {
+    /// The licence.
+    #[serde(flatten)]
+    pub license: License,
+    /// The licence key (`XXXXX-XXXXX-XXXXX-XXXXX-XXXXX-XXXXX-XXXXX`). Give it to the
+    /// customer now: it cannot be shown again.
+    pub key: String,
+}
+
+/// A licence's machines.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MachineList {
+    /// Machines, oldest first.
+    pub items: Vec<Machine>,
+}
+
+/// Problems every admin route can answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum AdminProblems {
+    /// No valid API key.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The key lacks the scope.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// Database unavailable.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// Problems every licence-holder route can answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum HolderProblems {
+    /// Malformed JSON.
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(Problem),
+    /// Body too large.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// Not JSON.
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+    /// Too many calls from this address or for this key; see `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// Database unavailable.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|a| a.ip())
+}
+
+/// Issues a licence. Returns its key, once.
+#[utoipa::path(
+    tag = "licenses",
+    request_body = IssueLicense,
+    security(("api_key" = ["licenses:admin"])),
+    responses(
+        (status = 201, description = "Issued; `key` is shown only now", body = IssuedLicense),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
+    )
+)]
+#[post("")]
+async fn issue(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<IssueLicense>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(ADMIN)?;
+    let (license, key) = state.licenses.issue(body.into_inner(), &principal.actor()).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/v1/licenses/{}", license.id),
+        ))
+        .json(IssuedLicense {
+            license,
+            key: key.as_str().to_owned(),
+        }))
+}
+
+/// Lists licences, oldest first, with filters and a cursor.
+#[utoipa::path(
+    tag = "licenses",
+    params(LicenseFilter),
+    security(("api_key" = ["licenses:read"])),
+    responses(
+        (status = 200, description = "One page", body = LicensePage),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
+    )
+)]
+#[get("")]
+async fn list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    filter: web::Query<LicenseFilter>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_any(READ)?;
+    Ok(HttpResponse::Ok().json(state.licenses.list(&filter).await?))
+}
+
+/// Publishes the Ed25519 public key that verifies licence certificates.
+#[utoipa::path(
+    tag = "licenses",
+    responses(
+        (status = 200, description = "The current key", body = PublicKey),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/public-key")]
+async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.licenses.public_key().await?))
+}
+
+/// Validates a licence key. Always 200 for a well-formed request: `valid` and `code`
+/// (checked in the order `NOT_FOUND`, `REVOKED`, `SUSPENDED`, `EXPIRED`,
+/// `PRODUCT_SCOPE_MISMATCH`, `NO_MACHINE`, `FINGERPRINT_SCOPE_MISMATCH`,
+/// `HEARTBEAT_DEAD`, `TOO_MANY_MACHINES`, `ENTITLEMENTS_MISSING`, `VALID`) say why.
+#[utoipa::path(
+    tag = "licenses",
+    request_body = ValidateRequest,
+    responses(
+        (status = 200, description = "The outcome", body = Validation),
+        (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        HolderProblems,
+    )
+)]
+#[post("/validate")]
+async fn validate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<ValidateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.holder_limits.check(client_ip(&req), &body.key)?;
+    Ok(HttpResponse::Ok().json(state.licenses.validate(&body).await?))
+}
+
+/// Activates a machine on the licence the key opens.
+#[utoipa::path(
+    tag = "licenses",
+    request_body = ActivateRequest,
+    responses(
+        (status = 201, description = "Activated", body = Machine),
+        (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The licence is `SUSPENDED`, `REVOKED` or `EXPIRED`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The fingerprint is already activated", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`TOO_MANY_MACHINES`, or an invalid field", body = Problem, content_type = "application/problem+json"),
+        HolderProblems,
+    )
+)]
+#[post("/activate")]
+async fn activate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<ActivateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.holder_limits.check(client_ip(&req), &body.key)?;
+    Ok(HttpResponse::Created().json(state.licenses.activate(&body).await?))
+}
+
+/// Deactivates a machine of the licence the key opens.
+#[utoipa::path(
+    tag = "licenses",
+    request_body = MachineRequest,
+    responses(
+        (status = 204, description = "Deactivated"),
+        (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such machine on the licence", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        HolderProblems,
+    )
+)]
+#[post("/deactivate")]
+async fn deactivate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<MachineRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.holder_limits.check(client_ip(&req), &body.key)?;
+    state.licenses.deactivate(&body).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Records a heartbeat from a machine.
+#[utoipa::path(
+    tag = "licenses",
+    request_body = MachineRequest,
+    responses(
+        (status = 200, description = "Recorded", body = Machine),
+        (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such machine on the licence", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        HolderProblems,
+    )
+)]
+#[post("/heartbeat")]
+async fn heartbeat(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<MachineRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.holder_limits.check(client_ip(&req), &body.key)?;
+    Ok(HttpResponse::Ok().json(state.licenses.heartbeat(&body).await?))
+}
+
+/// Signs an offline certificate for a licence that validates now.
+#[utoipa::path(
+    tag = "licenses",
+    request_body = CheckoutRequest,
+    responses(
+        (status = 200, description = "The certificate", body = Checkout),
+        (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The licence does not validate (the code says why)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `ttl`, `TOO_MANY_MACHINES` or JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        HolderProblems,
+    )
+)]
+#[post("/checkout")]
+async fn checkout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<CheckoutRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.holder_limits.check(client_ip(&req), &body.key)?;
+    Ok(HttpResponse::Ok().json(state.licenses.checkout(&body).await?))
+}
+
+/// One licence.
+#[utoipa::path(
+    tag = "licenses",
+    params(("id" = String, Path, description = "Licence id")),
+    security(("api_key" = ["licenses:read"])),
+    responses(
+        (status = 200, description = "The licence", body = License),
+        (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
+    )
+)]
+#[get("/{id}")]
+async fn show(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_any(READ)?;
+    Ok(HttpResponse::Ok().json(state.licenses.get(&id).await?))
+}
+
+/// Changes name, owner, expiry, machine limit, entitlements, metadata or policy.
+/// Absent fields stay; `null` clears `expires_at`, `max_machines` and
+/// `heartbeat_interval_secs`.
+#[utoipa::path(
+    tag = "licenses",
+    params(("id" = String, Path, description = "Licence id")),
+    request_body = LicensePatch,
+    security(("api_key" = ["licenses:admin"])),
+    responses(
+        (status = 200, description = "The changed licence", body = License),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
+    )
+)]
+#[patch("/{id}")]
+async fn update(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+    body: web::Json<LicensePatch>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(ADMIN)?;
+    Ok(HttpResponse::Ok().json(
+        state
+            .licenses
+            .update(&id, body.into_inner(), &principal.actor())
+            .await?,
+    ))
+}
+
+/// Suspends an active licence.
+#[utoipa::path(
+    tag = "licenses",
+    params(("id" = String, Path, description = "Licence id")),
+    security(("api_key" = ["licenses:admin"])),
+    responses(
+        (status = 200, description = "Suspended", body = License),
+        (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not active", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
+    )
+)]
+#[post("/{id}/suspend")]
+async fn suspend(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(ADMIN)?;
+    Ok(HttpResponse::Ok().json(state.licenses.suspend(&id, &principal.actor()).await?))
+}
+
+/// Reinstates a suspended licence.
+#[utoipa::path(
+    tag = "licenses",
+    params(("id" = String, Path, description = "Licence id")),
+    security(("api_key" = ["licenses:admin"])),
+    responses(
+        (status = 200, description = "Active again", body = License),
+        (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not suspended", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
+    )
+)]
+#[post("/{id}/reinstate")]
+async fn reinstate(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(ADMIN)?;
+    Ok(HttpResponse::Ok().json(state.licenses.reinstate(&id, &principal.actor()).await?))
+}
+
+/// Revokes a licence for good.
+#[utoipa::path(
+    tag = "licenses",
+    params(("id" = String, Path, description = "Licence id")),
+    security(("api_key" = ["licenses:admin"])),
+    responses(
+        (status = 200, description = "Revoked", body = License),
+        (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already revoked", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
+    )
+)]
+#[post("/{id}/revoke")]
+async fn revoke(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(ADMIN)?;
+    Ok(HttpResponse::Ok().json(state.licenses.revoke(&id, &principal.actor()).await?))
+}
+
+/// Renews: `duration` extends from the later of now and the current expiry;
+/// `expires_at` sets the date.
+#[utoipa::path(
+    tag = "licenses",
+    params(("id" = String, Path, description = "Licence id")),
+    request_body = Renew,
+    security(("api_key" = ["licenses:admin"])),
+    responses(
+        (status = 200, description = "Renewed", body = License),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad duration or date", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
+    )
+)]
+#[post("/{id}/renew")]
+async fn renew(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+    body: web::Json<Renew>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(ADMIN)?;
+    Ok(HttpResponse::Ok().json(state.licenses.renew(&id, body.into_inner(), &principal.actor()).await?))
+}
+
+/// The machines activated on a licence.
+#[utoipa::path(
+    tag = "licenses",
+    params(("id" = String, Path, description = "Licence id")),
+    security(("api_key" = ["licenses:read"])),
+    responses(
+        (status = 200, description = "Its machines", body = MachineList),
+        (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
+    )
+)]
+#[get("/{id}/machines")]
+async fn machines(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_any(READ)?;
+    Ok(HttpResponse::Ok().json(MachineList {
+        items: state.licenses.machines(&id).await?,
+    }))
+}
+
+/// Removes a machine from a licence, freeing its seat.
+#[utoipa::path(
+    tag = "licenses",
+    params(
+        ("id" = String, Path, description = "Licence id"),
+        ("machine_id" = String, Path, description = "Machine id"),
+    ),
+    security(("api_key" = ["licenses:admin"])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such machine on the licence", body = Problem, content_type = "application/problem+json"),
+        AdminProblems,
+    )
+)]
+#[delete("/{id}/machines/{machine_id}")]
+async fn remove_machine(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(ADMIN)?;
+    let (id, machine_id) = path.into_inner();
+    state
+        .licenses
+        .remove_machine(&id, &machine_id, &principal.actor())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Registers the licence routes (fixed paths before `/{id}`).
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(issue)
+        .service(list)
+        .service(public_key)
+        .service(validate)
+        .service(activate)
+        .service(deactivate)
+        .service(heartbeat)
+        .service(checkout)
+        .service(show)
+        .service(update)
+        .service(suspend)
+        .service(reinstate)
+        .service(revoke)
+        .service(renew)
+        .service(machines)
+        .service(remove_machine);
+}
