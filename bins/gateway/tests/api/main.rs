@@ -7,4 +7,5 @@ mod cli;
 mod errors;
 mod health;
 mod helpers;
+mod licenses;
 mod openapi;

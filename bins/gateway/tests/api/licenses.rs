@@ -1,0 +1,494 @@
+use chrono::Utc;
+use license_core::cert::{Expect, Verifier};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem};
+
+async fn issue(app: &TestApp, body: Value) -> (Value, String) {
+    let res = app
+        .client
+        .post(app.url("/api/v1/licenses"))
+        .bearer_auth(&app.admin_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let v: Value = res.json().await.unwrap();
+    let key = v["key"].as_str().unwrap().to_owned();
+    (v, key)
+}
+
+fn client_licence() -> Value {
+    json!({
+        "product": "client",
+        "name": "Acme desktop seats",
+        "owner_email": "it@acme.example",
+        "duration": "365d",
+        "max_machines": 1,
+        "entitlements": ["export", "sso"],
+        "metadata": {"crm_id": 42},
+    })
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    app.client.post(app.url(path)).json(&body).send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_licence_story_over_http_on_both_backends() {
+    for app in TestApp::each().await {
+        let (lic, key) = issue(&app, client_licence()).await;
+        let id = lic["id"].as_str().unwrap().to_owned();
+        assert_eq!(lic["status"], "active");
+        assert_eq!(lic["key_prefix"], key[..5]);
+        assert_eq!(lic["metadata"]["crm_id"], 42);
+        assert_eq!(key.len(), 41);
+
+        // The holder validates, activates, heartbeats and checks out with the key alone.
+        let v: Value = post(
+            &app,
+            "/api/v1/licenses/validate",
+            json!({"key": key, "product": "client"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(
+            (v["valid"].as_bool(), v["code"].as_str()),
+            (Some(true), Some("VALID")),
+            "{v}"
+        );
+        assert!(v["license"].get("key").is_none() && v["license"].get("key_digest").is_none());
+
+        let res = post(
+            &app,
+            "/api/v1/licenses/activate",
+            json!({"key": key, "fingerprint": "fp-1", "platform": "windows"}),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+        let res = post(
+            &app,
+            "/api/v1/licenses/activate",
+            json!({"key": key, "fingerprint": "fp-1"}),
+        )
+        .await;
+        assert_problem(res, 409, "machine_exists").await;
+        let res = post(
+            &app,
+            "/api/v1/licenses/activate",
+            json!({"key": key, "fingerprint": "fp-2"}),
+        )
+        .await;
+        assert_problem(res, 422, "TOO_MANY_MACHINES").await;
+        let res = post(
+            &app,
+            "/api/v1/licenses/heartbeat",
+            json!({"key": key, "fingerprint": "fp-1"}),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+
+        let res = post(
+            &app,
+            "/api/v1/licenses/checkout",
+            json!({"key": key, "fingerprint": "fp-1", "ttl": "14d"}),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        let out: Value = res.json().await.unwrap();
+        let pk: Value = app
+            .client
+            .get(app.url("/api/v1/licenses/public-key"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(pk["algorithm"], "Ed25519");
+        let verifier = Verifier::new()
+            .with_base64_key(pk["kid"].as_str().unwrap(), pk["public_key"].as_str().unwrap())
+            .unwrap();
+        let payload = verifier
+            .verify(
+                out["certificate"].as_str().unwrap(),
+                Utc::now(),
+                Expect {
+                    product: Some("client"),
+                    fingerprint: Some("fp-1"),
+                    entitlements: &["sso"],
+                },
+            )
+            .unwrap();
+        assert_eq!(payload.license_id, id);
+
+        // The admin sees the machine, frees it, and runs the lifecycle.
+        let machines: Value = app
+            .client
+            .get(app.url(&format!("/api/v1/licenses/{id}/machines")))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let machine_id = machines["items"][0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(machines["items"][0]["platform"], "windows");
+        let admin = |m: Method, path: String| app.client.request(m, app.url(&path)).bearer_auth(&app.admin_key);
+        let res = admin(Method::DELETE, format!("/api/v1/licenses/{id}/machines/{machine_id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+        let res = admin(Method::DELETE, format!("/api/v1/licenses/{id}/machines/{machine_id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 404, "machine_not_found").await;
+
+        let res = admin(Method::POST, format!("/api/v1/licenses/{id}/suspend"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.json::<Value>().await.unwrap()["status"], "suspended");
+        let v: Value = post(&app, "/api/v1/licenses/validate", json!({"key": key}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (v["valid"].as_bool(), v["code"].as_str()),
+            (Some(false), Some("SUSPENDED"))
+        );
+        let res = post(
+            &app,
+            "/api/v1/licenses/activate",
+            json!({"key": key, "fingerprint": "fp-3"}),
+        )
+        .await;
+        assert_problem(res, 403, "SUSPENDED").await;
+        let res = post(&app, "/api/v1/licenses/checkout", json!({"key": key})).await;
+        assert_problem(res, 403, "SUSPENDED").await;
+        let res = admin(Method::POST, format!("/api/v1/licenses/{id}/suspend"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 409, "invalid_transition").await;
+        let res = admin(Method::POST, format!("/api/v1/licenses/{id}/reinstate"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.json::<Value>().await.unwrap()["status"], "active");
+
+        let res = admin(Method::POST, format!("/api/v1/licenses/{id}/renew"))
+            .json(&json!({"duration": "30d"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let res = admin(Method::PATCH, format!("/api/v1/licenses/{id}"))
+            .json(&json!({"name": "Renamed", "max_machines": null, "expires_at": null}))
+            .send()
+            .await
+            .unwrap();
+        let patched: Value = res.json().await.unwrap();
+        assert_eq!(
+            (
+                patched["name"].as_str(),
+                patched["max_machines"].as_null(),
+                patched["expires_at"].as_null()
+            ),
+            (Some("Renamed"), Some(()), Some(()))
+        );
+        let res = admin(Method::PATCH, format!("/api/v1/licenses/{id}"))
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"entitlements":["export"]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "merge-patch media type accepted");
+
+        let res = admin(Method::POST, format!("/api/v1/licenses/{id}/revoke"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.json::<Value>().await.unwrap()["status"], "revoked");
+        let v: Value = post(&app, "/api/v1/licenses/validate", json!({"key": key}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["code"], "REVOKED");
+        let res = admin(Method::POST, format!("/api/v1/licenses/{id}/renew"))
+            .json(&json!({"duration": "1d"}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 409, "invalid_transition").await;
+
+        // Listing with filters and a cursor.
+        issue(
+            &app,
+            json!({"product": "platform", "name": "Web", "owner_email": "web@acme.example"}),
+        )
+        .await;
+        let page: Value = admin(Method::GET, "/api/v1/licenses?product=platform&limit=1".into())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["items"].as_array().unwrap().len(), 1);
+        assert_eq!(page["items"][0]["product"], "platform");
+        let res = admin(Method::GET, "/api/v1/licenses?status=gone".into())
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 400, "invalid_query").await;
+        let res = admin(Method::GET, "/api/v1/licenses?limit=0".into())
+            .send()
+            .await
+            .unwrap();
+        let body = assert_problem(res, 422, "invalid_field").await;
+        assert_eq!(body["field"], "limit");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn holder_calls_refuse_bad_keys_and_bad_input_clearly() {
+    let app = TestApp::spawn().await;
+    let v: Value = post(&app, "/api/v1/licenses/validate", json!({"key": "ABCDE-FGHJK"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["valid"].as_bool(), v["code"].as_str()),
+        (Some(false), Some("NOT_FOUND"))
+    );
+    let unknown = license_core::key::LicenseKey::generate().unwrap();
+    let v: Value = post(&app, "/api/v1/licenses/validate", json!({"key": unknown.as_str()}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["code"], "NOT_FOUND");
+
+    let res = post(
+        &app,
+        "/api/v1/licenses/activate",
+        json!({"key": unknown.as_str(), "fingerprint": "x"}),
+    )
+    .await;
+    assert_problem(res, 401, "license_key_invalid").await;
+    let res = post(
+        &app,
+        "/api/v1/licenses/activate",
+        json!({"key": "typo", "fingerprint": "x"}),
+    )
+    .await;
+    let body = assert_problem(res, 401, "license_key_invalid").await;
+    assert!(body["detail"].as_str().unwrap().contains("35 symbols"));
+    let res = post(
+        &app,
+        "/api/v1/licenses/deactivate",
+        json!({"key": unknown.as_str(), "fingerprint": "x"}),
+    )
+    .await;
+    assert_problem(res, 401, "license_key_invalid").await;
+    let res = post(&app, "/api/v1/licenses/validate", json!({"fingerprint": "x"})).await;
+    assert_problem(res, 422, "invalid_body").await;
+    let res = post(
+        &app,
+        "/api/v1/licenses/validate",
+        json!({"key": "k", "product": "desktop"}),
+    )
+    .await;
+    assert_problem(res, 422, "invalid_body").await;
+
+    let (_, key) = issue(&app, client_licence()).await;
+    let res = post(
+        &app,
+        "/api/v1/licenses/activate",
+        json!({"key": key, "fingerprint": ""}),
+    )
+    .await;
+    let body = assert_problem(res, 422, "invalid_field").await;
+    assert_eq!(body["field"], "fingerprint");
+    let res = post(
+        &app,
+        "/api/v1/licenses/heartbeat",
+        json!({"key": key, "fingerprint": "never-activated"}),
+    )
+    .await;
+    assert_problem(res, 404, "machine_not_found").await;
+    let res = post(&app, "/api/v1/licenses/checkout", json!({"key": key, "ttl": "5y"})).await;
+    assert_problem(res, 422, "invalid_field").await;
+
+    for body in [
+        json!({"product": "client", "name": "x", "owner_email": "nope"}),
+        json!({"product": "client", "name": "x", "owner_email": "a@b.example", "duration": "forever"}),
+        json!({"product": "client", "name": "x", "owner_email": "a@b.example", "max_machines": 0}),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/licenses"))
+            .bearer_auth(&app.admin_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 422, "invalid_field").await;
+    }
+    let res = app
+        .client
+        .post(app.url("/api/v1/licenses"))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"product": "server", "name": "x", "owner_email": "a@b.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "invalid_body").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/licenses/nope"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "license_not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn holder_calls_are_rate_limited_per_address_and_per_key() {
+    let app = TestApp::with_vars(
+        &[
+            ("LICENSE_RATE_LIMIT_PER_MINUTE", "5"),
+            ("LICENSE_KEY_RATE_LIMIT_PER_MINUTE", "3"),
+        ],
+        None,
+    )
+    .await;
+    let (_, key) = issue(&app, client_licence()).await;
+    for _ in 0..3 {
+        assert_eq!(
+            post(&app, "/api/v1/licenses/validate", json!({"key": key}))
+                .await
+                .status(),
+            200
+        );
+    }
+    let res = post(&app, "/api/v1/licenses/validate", json!({"key": key.to_lowercase()})).await;
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_problem(res, 429, "rate_limited").await;
+    // Another key from the same address: one more, then the address is out too.
+    let other = license_core::key::LicenseKey::generate().unwrap();
+    assert_eq!(
+        post(&app, "/api/v1/licenses/validate", json!({"key": other.as_str()}))
+            .await
+            .status(),
+        200
+    );
+    let res = post(
+        &app,
+        "/api/v1/licenses/activate",
+        json!({"key": other.as_str(), "fingerprint": "f"}),
+    )
+    .await;
+    assert_problem(res, 429, "rate_limited").await;
+    // Admin routes are not holder calls.
+    let res = app
+        .client
+        .get(app.url("/api/v1/licenses"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_admin_licence_route_checks_credentials_and_scope() {
+    let app = TestApp::spawn().await;
+    let (lic, _) = issue(&app, client_licence()).await;
+    let id = lic["id"].as_str().unwrap();
+    let (_, reader) = app.create_key(&["licenses:read"]).await;
+    let (_, admin) = app.create_key(&["licenses:admin"]).await;
+    let (_, other) = app.create_key(&["emails:send", "api-keys:admin"]).await;
+    // (method, path, body, needs admin, status for the right key)
+    let routes: Vec<(Method, String, Option<Value>, bool, u16)> = vec![
+        (Method::GET, "/api/v1/licenses".into(), None, false, 200),
+        (Method::GET, format!("/api/v1/licenses/{id}"), None, false, 200),
+        (Method::GET, format!("/api/v1/licenses/{id}/machines"), None, false, 200),
+        (
+            Method::POST,
+            "/api/v1/licenses".into(),
+            Some(client_licence()),
+            true,
+            201,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/licenses/{id}"),
+            Some(json!({"name": "n"})),
+            true,
+            200,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/licenses/{id}/renew"),
+            Some(json!({"duration": "1d"})),
+            true,
+            200,
+        ),
+        (Method::POST, format!("/api/v1/licenses/{id}/suspend"), None, true, 200),
+        (
+            Method::POST,
+            format!("/api/v1/licenses/{id}/reinstate"),
+            None,
+            true,
+            200,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/licenses/{id}/machines/none"),
+            None,
+            true,
+            404,
+        ),
+        (Method::POST, format!("/api/v1/licenses/{id}/revoke"), None, true, 200),
+    ];
+    for (method, path, body, needs_admin, ok) in routes {
+        let send = |key: Option<&str>| {
+            let mut req = app.client.request(method.clone(), app.url(&path));
+            if let Some(k) = key {
+                req = req.bearer_auth(k);
+            }
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            req.send()
+        };
+        assert_problem(send(None).await.unwrap(), 401, "missing_credentials").await;
+        assert_problem(send(Some(&other)).await.unwrap(), 403, "insufficient_scope").await;
+        if needs_admin {
+            assert_problem(send(Some(&reader)).await.unwrap(), 403, "insufficient_scope").await;
+        }
+        let res = send(Some(&admin)).await.unwrap();
+        assert_eq!(res.status().as_u16(), ok, "{method} {path}");
+        if !needs_admin {
+            assert_eq!(
+                send(Some(&reader)).await.unwrap().status().as_u16(),
+                ok,
+                "{method} {path} with licenses:read"
+            );
+        }
+    }
+}
