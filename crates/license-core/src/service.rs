@@ -7,7 +7,6 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use data_encoding::BASE64URL_NOPAD;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use ring::hmac;
 use shared_db::events::{self, NewEvent};
@@ -143,9 +142,22 @@ struct SigningKeyRow {
     created_at: NaiveDateTime,
 }
 
-/// `(SELECT COUNT(*) ...)`: the machines of the licence row in the same query.
-fn machine_count() -> diesel::expression::SqlLiteral<BigInt> {
-    diesel::dsl::sql::<BigInt>("(SELECT COUNT(*) FROM machines WHERE machines.license_id = licenses.id)")
+/// The licence's machine count as a correlated subquery, so a licence and its count
+/// come back in one statement (a typed expression, unlike raw SQL, keeps the statement
+/// in the driver's prepared-statement cache).
+fn machine_count() -> diesel::dsl::AssumeNotNull<
+    diesel::dsl::SingleValue<
+        diesel::dsl::Select<
+            diesel::dsl::Filter<machines::table, diesel::dsl::Eq<machines::license_id, licenses::id>>,
+            diesel::dsl::CountStar,
+        >,
+    >,
+> {
+    machines::table
+        .filter(machines::license_id.eq(licenses::id))
+        .count()
+        .single_value()
+        .assume_not_null()
 }
 
 impl LicenseRow {

@@ -238,11 +238,15 @@ impl deadpool::managed::Manager for Manager {
     async fn recycle(
         &self,
         conn: &mut DbConn,
-        _: &deadpool::managed::Metrics,
+        metrics: &deadpool::managed::Metrics,
     ) -> deadpool::managed::RecycleResult<DbError> {
-        // The ping goes through the connection's mutex, so it also waits for a call whose
-        // future was dropped (see `BlockingTasks`) to finish before the checks below.
-        conn.ping().await.map_err(deadpool::managed::RecycleError::Backend)?;
+        // A MySQL connection used moments ago is alive: pinging it on every checkout
+        // would double the round trips of a busy service. An idle one is checked first.
+        // SQLite is always pinged: the ping goes through the connection's mutex, so it
+        // also waits for a call whose future was dropped (see `BlockingTasks`).
+        if conn.backend() == Backend::Sqlite || metrics.last_used() > IDLE_BEFORE_PING {
+            conn.ping().await.map_err(deadpool::managed::RecycleError::Backend)?;
+        }
         // diesel-async panics instead of answering when such a call still holds the
         // connection; either way the connection is not reusable.
         let broken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.is_broken())).unwrap_or(true);
@@ -254,6 +258,9 @@ impl deadpool::managed::Manager for Manager {
         Ok(())
     }
 }
+
+/// A connection idle longer than this is pinged before it is handed out again.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
 
 /// A connection borrowed from the pool; derefs to [`DbConn`].
 pub type PooledConn = deadpool::managed::Object<Manager>;

@@ -1,0 +1,71 @@
+//! Offline verification of a signed licence certificate (what an embedding program does
+//! at start-up). Goal: 20,000 verifications per second per core or more.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use license_core::cert::{CertificatePayload, Expect, Signer, Verifier};
+
+const GOAL_PER_SEC: f64 = 20_000.0;
+
+/// A signed certificate, a verifier trusting its key, and the key's bytes.
+fn certificate() -> (String, Verifier, Vec<u8>) {
+    let (signer, _) = Signer::generate().unwrap();
+    let now = Utc::now();
+    let payload = CertificatePayload {
+        license_id: "01a2222b-ce59-77cf-a2a1-c72b3a561cb9".into(),
+        product: "client".into(),
+        name: "Acme desktop seats".into(),
+        entitlements: vec!["export".into(), "sso".into(), "audit".into()],
+        license_expires_at: Some(now + chrono::Duration::days(365)),
+        fingerprint: Some("5f2b1c9e4a7d3b8e".into()),
+        issued_at: now,
+        expires_at: now + chrono::Duration::days(30),
+    };
+    let cert = signer.sign(&payload).unwrap();
+    let verifier = Verifier::new().with_key(signer.kid(), signer.public_key());
+    (cert, verifier, signer.public_key().to_vec())
+}
+
+fn verify(c: &mut Criterion) {
+    let (cert, verifier, public_key) = certificate();
+    let expect = Expect {
+        product: Some("client"),
+        fingerprint: Some("5f2b1c9e4a7d3b8e"),
+        entitlements: &["sso"],
+    };
+    let mut group = c.benchmark_group("license_certificate");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("verify", |b| {
+        b.iter(|| verifier.verify(black_box(&cert), Utc::now(), expect).unwrap())
+    });
+    // The floor: ring's Ed25519 signature check alone over the same bytes.
+    let (signed, signature) = cert.rsplit_once('.').unwrap();
+    let signature = data_encoding::BASE64URL_NOPAD.decode(signature.as_bytes()).unwrap();
+    group.bench_function("ed25519_signature_only", |b| {
+        b.iter(|| {
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public_key)
+                .verify(black_box(signed.as_bytes()), &signature)
+                .unwrap()
+        })
+    });
+    group.finish();
+
+    // One core, plain loop: the figure the goal is stated in.
+    let n = 20_000u32;
+    let started = Instant::now();
+    for _ in 0..n {
+        black_box(verifier.verify(black_box(&cert), Utc::now(), expect).unwrap());
+    }
+    let per_sec = f64::from(n) / started.elapsed().max(Duration::from_nanos(1)).as_secs_f64();
+    println!(
+        "license_verify: {per_sec:.0} verifications/s on one core; goal {GOAL_PER_SEC:.0}/s; ratio to goal {:.2}",
+        per_sec / GOAL_PER_SEC
+    );
+}
+
+criterion_group!(benches, verify);
+criterion_main!(benches);
