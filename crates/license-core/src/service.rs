@@ -145,14 +145,8 @@ struct SigningKeyRow {
 /// The licence's machine count as a correlated subquery, so a licence and its count
 /// come back in one statement (a typed expression, unlike raw SQL, keeps the statement
 /// in the driver's prepared-statement cache).
-fn machine_count() -> diesel::dsl::AssumeNotNull<
-    diesel::dsl::SingleValue<
-        diesel::dsl::Select<
-            diesel::dsl::Filter<machines::table, diesel::dsl::Eq<machines::license_id, licenses::id>>,
-            diesel::dsl::CountStar,
-        >,
-    >,
-> {
+#[diesel::dsl::auto_type(no_type_alias)]
+fn machine_count() -> _ {
     machines::table
         .filter(machines::license_id.eq(licenses::id))
         .count()
