@@ -62,6 +62,8 @@ pub struct Job {
     pub updated_at: NaiveDateTime,
     /// When it failed for good.
     pub finished_at: Option<NaiveDateTime>,
+    /// Jobs sharing this key run one at a time, in the order they were enqueued.
+    pub ordering_key: Option<String>,
 }
 
 impl Job {
@@ -80,6 +82,7 @@ pub struct NewJob {
     delay: Duration,
     max_attempts: i32,
     dedup_key: Option<String>,
+    ordering_key: Option<String>,
 }
 
 impl NewJob {
@@ -92,6 +95,7 @@ impl NewJob {
             delay: Duration::ZERO,
             max_attempts: 10,
             dedup_key: None,
+            ordering_key: None,
         })
     }
 
@@ -116,6 +120,16 @@ impl NewJob {
     /// While a job with this key is unfinished in the queue, enqueueing another returns it.
     pub fn dedup_key(mut self, key: impl Into<String>) -> Self {
         self.dedup_key = Some(key.into());
+        self
+    }
+}
+
+impl NewJob {
+    /// Jobs with the same ordering key run one at a time, oldest first: a later one
+    /// waits while an earlier one is queued (even retrying) or running. A job that
+    /// failed for good no longer holds the others back.
+    pub fn ordering_key(mut self, key: impl Into<String>) -> Self {
+        self.ordering_key = Some(key.into());
         self
     }
 }
@@ -170,6 +184,7 @@ pub async fn enqueue(conn: &mut DbConn, job: NewJob) -> Result<Enqueued, DbError
         created_at: now,
         updated_at: now,
         finished_at: None,
+        ordering_key: job.ordering_key,
     };
     let inserted = with_conn!(&mut *conn, |c| diesel::insert_into(jobs::table)
         .values(&row)
@@ -242,9 +257,17 @@ async fn claim_once(
         let due = jobs::status.eq(QUEUED).and(jobs::run_at.le(now)).or(jobs::status
             .eq(RUNNING)
             .and(jobs::locked_until.assume_not_null().lt(now)));
+        let earlier = diesel::alias!(jobs as earlier);
+        let blocked = diesel::dsl::exists(
+            earlier
+                .filter(earlier.field(jobs::ordering_key).eq(jobs::ordering_key))
+                .filter(earlier.field(jobs::id).lt(jobs::id))
+                .filter(earlier.field(jobs::status).eq_any([QUEUED, RUNNING])),
+        );
         let candidates = jobs::table
             .filter(jobs::queue.eq_any(&queues))
             .filter(due)
+            .filter(diesel::dsl::not(blocked))
             .order((jobs::priority.desc(), jobs::run_at.asc(), jobs::id.asc()))
             .limit(limit)
             .select(jobs::id);
@@ -384,6 +407,29 @@ pub async fn record_failure(
         }
     };
     Ok(if n == 1 { outcome } else { AfterFailure::LeaseLost })
+}
+
+/// Puts a running job back to run after `delay` without counting the attempt (the
+/// handler chose not to run it yet, for instance to pace calls to a rate-limited API).
+pub async fn defer(conn: &mut DbConn, job: &Job, worker: &str, delay: Duration) -> Result<bool, DbError> {
+    let now = crate::now();
+    let n = with_conn!(conn, |c| diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(&job.id))
+            .filter(jobs::status.eq(RUNNING))
+            .filter(jobs::locked_by.eq(worker))
+    )
+    .set((
+        jobs::status.eq(QUEUED),
+        jobs::run_at.eq(add(now, delay)),
+        jobs::attempts.eq(jobs::attempts - 1),
+        jobs::locked_by.eq(None::<String>),
+        jobs::locked_until.eq(None::<NaiveDateTime>),
+        jobs::updated_at.eq(now),
+    ))
+    .execute(c)
+    .await)?;
+    Ok(n == 1)
 }
 
 /// Extends a running job's lease; false when `worker` no longer holds it.

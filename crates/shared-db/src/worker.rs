@@ -27,6 +27,9 @@ pub enum JobError {
     RetryAfter(Duration, String),
     /// A permanent failure: do not retry.
     Fatal(String),
+    /// Not run yet (for instance to pace a rate-limited API): run again after the
+    /// delay without counting an attempt.
+    Defer(Duration),
 }
 
 /// Handles the jobs of one queue.
@@ -268,6 +271,12 @@ impl Worker {
             JobError::Retry(m) => (m.as_str(), Some(self.options.backoff.delay(attempt))),
             JobError::RetryAfter(d, m) => (m.as_str(), Some(*d)),
             JobError::Fatal(m) => (m.as_str(), None),
+            JobError::Defer(d) => {
+                if !jobs::defer(&mut conn, job, worker, *d).await? {
+                    tracing::warn!(job = %job.id, "deferred after its lease was taken over");
+                }
+                return Ok(());
+            }
         };
         match jobs::record_failure(&mut conn, job, worker, message, retry_in).await? {
             AfterFailure::Retrying(d) => {

@@ -591,3 +591,136 @@ async fn sqlite_connections_get_their_pragmas() {
     let fk: Fk = diesel::sql_query("PRAGMA foreign_keys").get_result(c).await.unwrap();
     assert_eq!((mode.journal_mode.as_str(), fk.foreign_keys), ("wal", 1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_with_one_ordering_key_run_one_at_a_time_in_order() {
+    for db in TestDb::each().await {
+        let mut conn = db.pool.get().await.unwrap();
+        let q = ["slack".to_owned()];
+        let a1 = jobs::enqueue(&mut conn, NewJob::new("slack", &"a1").unwrap().ordering_key("#a"))
+            .await
+            .unwrap();
+        let a2 = jobs::enqueue(
+            &mut conn,
+            NewJob::new("slack", &"a2").unwrap().ordering_key("#a").priority(9),
+        )
+        .await
+        .unwrap();
+        let b1 = jobs::enqueue(&mut conn, NewJob::new("slack", &"b1").unwrap().ordering_key("#b"))
+            .await
+            .unwrap();
+        let free = jobs::enqueue(&mut conn, NewJob::new("slack", &"free").unwrap())
+            .await
+            .unwrap();
+
+        let first = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
+            .await
+            .unwrap();
+        let mut ids: Vec<&str> = first.iter().map(|j| j.id.as_str()).collect();
+        ids.sort();
+        let mut expected = vec![a1.id(), b1.id(), free.id()];
+        expected.sort();
+        assert_eq!(ids, expected, "{}: a2 waits for a1 despite its priority", db.backend());
+
+        // a1 is retried later: a2 still waits (order is kept through retries).
+        let a1_job = first.iter().find(|j| j.id == a1.id()).unwrap();
+        jobs::record_failure(&mut conn, a1_job, "w", "429", Some(Duration::from_millis(200)))
+            .await
+            .unwrap();
+        assert!(
+            jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let again = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
+            .await
+            .unwrap();
+        assert_eq!(again.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![a1.id()]);
+        // Once a1 fails for good, a2 may run.
+        jobs::record_failure(&mut conn, &again[0], "w", "channel_not_found", None)
+            .await
+            .unwrap();
+        let next = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
+            .await
+            .unwrap();
+        assert_eq!(next.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![a2.id()]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deferring_does_not_count_an_attempt() {
+    for db in TestDb::each().await {
+        let mut conn = db.pool.get().await.unwrap();
+        let q = ["q".to_owned()];
+        let id = jobs::enqueue(&mut conn, NewJob::new("q", &()).unwrap().max_attempts(1))
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let job = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 1)
+                .await
+                .unwrap()
+                .remove(0);
+            assert_eq!(job.attempts, 1);
+            assert!(jobs::defer(&mut conn, &job, "w", Duration::ZERO).await.unwrap());
+        }
+        let stored = jobs::get(&mut conn, id.id()).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.status.as_str(), stored.attempts),
+            (jobs::QUEUED, 0),
+            "{}",
+            db.backend()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_keys_replay_conflict_and_expire() {
+    use shared_db::idempotency::{self, Seen};
+    for db in TestDb::each().await {
+        let mut conn = db.pool.get().await.unwrap();
+        let h1 = idempotency::request_hash(b"{\"a\":1}");
+        let h2 = idempotency::request_hash(b"{\"a\":2}");
+        assert_eq!(
+            idempotency::check(&mut conn, "emails", "k1", &h1).await.unwrap(),
+            Seen::New
+        );
+        idempotency::remember(&mut conn, "emails", "k1", &h1, "res-1")
+            .await
+            .unwrap();
+        assert_eq!(
+            idempotency::check(&mut conn, "emails", "k1", &h1).await.unwrap(),
+            Seen::Replay("res-1".into())
+        );
+        assert_eq!(
+            idempotency::check(&mut conn, "emails", "k1", &h2).await.unwrap(),
+            Seen::Conflict
+        );
+        assert_eq!(
+            idempotency::check(&mut conn, "slack", "k1", &h2).await.unwrap(),
+            Seen::New,
+            "keys are per scope"
+        );
+        let dup = idempotency::remember(&mut conn, "emails", "k1", &h1, "res-2")
+            .await
+            .unwrap_err();
+        assert!(dup.is_unique_violation());
+        // Older than 24 hours: forgotten.
+        let old = shared_db::now() - chrono::Duration::hours(25);
+        with_conn!(&mut *conn, |c| diesel::update(schema::idempotency_keys::table)
+            .set(schema::idempotency_keys::created_at.eq(old))
+            .execute(c)
+            .await)
+        .unwrap();
+        assert_eq!(
+            idempotency::check(&mut conn, "emails", "k1", &h2).await.unwrap(),
+            Seen::New,
+            "{}",
+            db.backend()
+        );
+        assert!(
+            idempotency::valid_key("order-123_abc") && !idempotency::valid_key("") && !idempotency::valid_key("a b")
+        );
+    }
+}

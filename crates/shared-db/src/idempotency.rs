@@ -1,0 +1,75 @@
+//! `Idempotency-Key` bookkeeping: the first request with a key is remembered (in the same
+//! transaction as the resource it created) with a hash of its body; a repeat within 24 h
+//! with the same body gets the original resource, with another body a conflict.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use ring::digest;
+
+use crate::schema::idempotency_keys;
+use crate::{DbConn, DbError, with_conn};
+
+/// How long a key is remembered.
+pub const RETENTION_HOURS: i64 = 24;
+
+/// What an earlier request with the same key did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// No request used the key (in the last 24 h).
+    New,
+    /// The same request created this resource.
+    Replay(String),
+    /// The key was used with a different request.
+    Conflict,
+}
+
+/// Checks a key's shape: 1 to 255 visible ASCII characters.
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The hash stored for a request body (hex SHA-256).
+pub fn request_hash(body: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(digest::digest(&digest::SHA256, body).as_ref())
+}
+
+/// Looks the key up in `scope` (forgetting it when older than 24 h).
+pub async fn check(conn: &mut DbConn, scope: &str, key: &str, hash: &str) -> Result<Seen, DbError> {
+    let cutoff = crate::now() - chrono::Duration::hours(RETENTION_HOURS);
+    with_conn!(&mut *conn, |c| diesel::delete(
+        idempotency_keys::table
+            .filter(idempotency_keys::scope.eq(scope))
+            .filter(idempotency_keys::idem_key.eq(key))
+            .filter(idempotency_keys::created_at.lt(cutoff))
+    )
+    .execute(c)
+    .await)?;
+    let found: Option<(String, String)> = with_conn!(conn, |c| idempotency_keys::table
+        .find((scope, key))
+        .select((idempotency_keys::request_hash, idempotency_keys::resource_id))
+        .first(c)
+        .await
+        .optional())?;
+    Ok(match found {
+        None => Seen::New,
+        Some((h, id)) if h == hash => Seen::Replay(id),
+        Some(_) => Seen::Conflict,
+    })
+}
+
+/// Remembers the key for `resource_id`; call it in the transaction that creates the
+/// resource. A unique violation means a concurrent request with the key won.
+pub async fn remember(conn: &mut DbConn, scope: &str, key: &str, hash: &str, resource_id: &str) -> Result<(), DbError> {
+    let now = crate::now();
+    with_conn!(conn, |c| diesel::insert_into(idempotency_keys::table)
+        .values((
+            idempotency_keys::scope.eq(scope),
+            idempotency_keys::idem_key.eq(key),
+            idempotency_keys::request_hash.eq(hash),
+            idempotency_keys::resource_id.eq(resource_id),
+            idempotency_keys::created_at.eq(now),
+        ))
+        .execute(c)
+        .await)?;
+    Ok(())
+}

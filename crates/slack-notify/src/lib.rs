@@ -1,0 +1,1 @@
+//! Event Bridge Slack alerts (layouts, transport and delivery service).
