@@ -1,0 +1,214 @@
+//! Where messages go: Slack's Web API through slack-morphism, or a development sink
+//! that accepts everything (the messages stay in the database) when no token is set.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+use crate::layout::Rendered;
+
+/// Where Slack put a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// The channel id Slack answered with.
+    pub channel: String,
+    /// The message's timestamp (its id in Slack).
+    pub ts: String,
+}
+
+/// Why Slack did not take a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlackError {
+    /// HTTP 429: wait (`Retry-After` when Slack gave one) and try again.
+    #[error("rate limited by Slack")]
+    RateLimited(Option<Duration>),
+    /// Slack refused for good (`channel_not_found`, `not_in_channel`, `invalid_auth`...).
+    #[error("{0}")]
+    Permanent(String),
+    /// A network or server fault: try again later.
+    #[error("{0}")]
+    Transient(String),
+}
+
+/// Sends rendered messages.
+pub trait SlackNotifier: Send + Sync + 'static {
+    /// `chat.postMessage`, as a reply in `thread_ts` when given.
+    fn post<'a>(
+        &'a self,
+        channel: &'a str,
+        message: &'a Rendered,
+        thread_ts: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Posted, SlackError>>;
+
+    /// `chat.update` of the message `ts` in `channel`.
+    fn update<'a>(
+        &'a self,
+        channel: &'a str,
+        ts: &'a str,
+        message: &'a Rendered,
+    ) -> BoxFuture<'a, Result<Posted, SlackError>>;
+
+    /// `slack` or `dev`, for logs and the status.
+    fn name(&self) -> &'static str;
+}
+
+/// Error codes after which retrying cannot help.
+const PERMANENT: &[&str] = &[
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "missing_scope",
+    "no_permission",
+    "restricted_action",
+    "msg_too_long",
+    "no_text",
+    "too_many_attachments",
+    "invalid_blocks",
+    "invalid_attachments",
+    "invalid_arguments",
+    "message_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+    "thread_not_found",
+];
+
+fn classify(e: SlackClientError) -> SlackError {
+    match e {
+        SlackClientError::RateLimitError(r) => SlackError::RateLimited(r.retry_after),
+        SlackClientError::ApiError(a) if a.code == "ratelimited" => SlackError::RateLimited(None),
+        SlackClientError::ApiError(a) if PERMANENT.contains(&a.code.as_str()) => SlackError::Permanent(a.code),
+        SlackClientError::ApiError(a) => SlackError::Transient(a.code),
+        other => SlackError::Transient(other.to_string()),
+    }
+}
+
+fn content(message: &Rendered) -> Result<SlackMessageContent, SlackError> {
+    serde_json::from_value(serde_json::json!({ "text": message.text, "attachments": message.attachments }))
+        .map_err(|e| SlackError::Permanent(format!("invalid_blocks: {e}")))
+}
+
+type Connector =
+    SlackClientHyperConnector<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>>;
+
+/// Slack's Web API with a bot token.
+pub struct SlackApi {
+    client: SlackClient<Connector>,
+    token: SlackApiToken,
+}
+
+impl SlackApi {
+    /// A client for `api_url` (`https://slack.com/api` by default; plain `http://` is
+    /// accepted, for test servers).
+    pub fn new(token: &str, api_url: &str) -> Result<Self, SlackError> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| SlackError::Permanent(format!("no TLS root certificates: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let connector =
+            SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_url.trim_end_matches('/'));
+        Ok(Self {
+            client: SlackClient::new(connector),
+            token: SlackApiToken::new(SlackApiTokenValue(token.to_owned())),
+        })
+    }
+}
+
+impl SlackNotifier for SlackApi {
+    fn post<'a>(
+        &'a self,
+        channel: &'a str,
+        message: &'a Rendered,
+        thread_ts: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Posted, SlackError>> {
+        Box::pin(async move {
+            let request = SlackApiChatPostMessageRequest::new(SlackChannelId(channel.to_owned()), content(message)?)
+                .opt_thread_ts(thread_ts.map(|t| SlackTs(t.to_owned())))
+                .with_unfurl_links(false);
+            let session = self.client.open_session(&self.token);
+            let res = session.chat_post_message(&request).await.map_err(classify)?;
+            Ok(Posted {
+                channel: res.channel.0,
+                ts: res.ts.0,
+            })
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        channel: &'a str,
+        ts: &'a str,
+        message: &'a Rendered,
+    ) -> BoxFuture<'a, Result<Posted, SlackError>> {
+        Box::pin(async move {
+            let request = SlackApiChatUpdateRequest::new(
+                SlackChannelId(channel.to_owned()),
+                content(message)?,
+                SlackTs(ts.to_owned()),
+            );
+            let session = self.client.open_session(&self.token);
+            let res = session.chat_update(&request).await.map_err(classify)?;
+            Ok(Posted {
+                channel: res.channel.0,
+                ts: res.ts.0,
+            })
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+}
+
+/// Accepts every message without sending it: with no `SLACK_BOT_TOKEN` the messages are
+/// kept (rendered on demand) in the database, and marked posted with a `dev.` timestamp.
+#[derive(Default)]
+pub struct DevSink {
+    next: AtomicU64,
+}
+
+impl SlackNotifier for DevSink {
+    fn post<'a>(
+        &'a self,
+        channel: &'a str,
+        _message: &'a Rendered,
+        _thread_ts: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Posted, SlackError>> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let ts = format!("dev.{}{n:06}", chrono::Utc::now().timestamp());
+        Box::pin(async move {
+            Ok(Posted {
+                channel: channel.to_owned(),
+                ts,
+            })
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        channel: &'a str,
+        ts: &'a str,
+        _message: &'a Rendered,
+    ) -> BoxFuture<'a, Result<Posted, SlackError>> {
+        Box::pin(async move {
+            Ok(Posted {
+                channel: channel.to_owned(),
+                ts: ts.to_owned(),
+            })
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "dev"
+    }
+}
