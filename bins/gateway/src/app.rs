@@ -11,7 +11,11 @@ use actix_web::{App, HttpServer, ResponseError, web};
 use anyhow::Context;
 use license_core::{LicenseError, LicenseService};
 use secrecy::{ExposeSecret, SecretString};
+use shared_db::worker::{Worker, WorkerOptions};
 use shared_db::{Backend, DbPool, migrations};
+use slack_notify::transport::{DevSink, SlackApi, SlackNotifier};
+use slack_notify::{PostHandler, SlackService, UpdateHandler};
+use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -103,6 +107,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    worker_stop: CancellationToken,
+    worker_task: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -138,12 +144,44 @@ impl Application {
                 }
             }
         });
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let notifier: Arc<dyn SlackNotifier> = match &config.slack_bot_token {
+            Some(token) => {
+                tracing::info!(api = %config.slack_api_url, "Slack: posting with the bot token");
+                Arc::new(SlackApi::new(token.expose_secret(), &config.slack_api_url)?)
+            }
+            None => {
+                tracing::info!("Slack: no SLACK_BOT_TOKEN; messages are kept in the database (dev sink)");
+                Arc::new(DevSink::default())
+            }
+        };
+        let slack = Arc::new(SlackService::new(
+            pool.clone(),
+            notifier,
+            config.slack_default_channel.clone(),
+            config.app_env.clone(),
+            config.slack_messages_per_second,
+            wake.clone(),
+        ));
+        let worker = Worker::new(
+            pool.clone(),
+            WorkerOptions {
+                concurrency: config.worker_concurrency,
+                ..WorkerOptions::default()
+            },
+        )
+        .with_waker(wake)
+        .register(slack_notify::POST_QUEUE, PostHandler(slack.clone()))
+        .register(slack_notify::UPDATE_QUEUE, UpdateHandler(slack.clone()));
+        let worker_stop = CancellationToken::new();
+        let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
         let state = AppState {
             pool: pool.clone(),
             api_keys: ApiKeys::new(&secret),
             config: config.clone(),
             licenses,
             holder_limits,
+            slack,
         };
 
         let listener = TcpListener::bind((config.host, config.port))
@@ -207,7 +245,13 @@ impl Application {
             config.host,
             config.app_url.trim_end_matches('/')
         );
-        Ok(Self { port, server, state })
+        Ok(Self {
+            port,
+            server,
+            state,
+            worker_stop,
+            worker_task,
+        })
     }
 
     /// The bound port.
@@ -229,6 +273,11 @@ impl Application {
     /// finish within the shutdown timeout.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
+        // Then the jobs in flight finish before the pool closes.
+        self.worker_stop.cancel();
+        if let Err(e) = self.worker_task.await {
+            tracing::error!(error = %e, "the job worker ended abnormally");
+        }
         self.state.pool.close();
         tracing::info!("Event Bridge stopped");
         Ok(())

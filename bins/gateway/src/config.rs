@@ -23,6 +23,12 @@
 //! | `LICENSE_SIGNING_KEY` | generated, stored sealed in the database | PKCS#8 Ed25519 private key (PEM or base64) that signs licence certificates |
 //! | `LICENSE_RATE_LIMIT_PER_MINUTE` | `600` | licence-holder calls (validate, activate, ...) per client address |
 //! | `LICENSE_KEY_RATE_LIMIT_PER_MINUTE` | `120` | licence-holder calls per licence key |
+//! | `SLACK_BOT_TOKEN` | unset: messages go to the dev sink (kept in the database) | a bot token (`xoxb-...`) with `chat:write` |
+//! | `SLACK_API_URL` | `https://slack.com/api` | Slack Web API base URL (plain `http://` allowed, for test servers) |
+//! | `SLACK_DEFAULT_CHANNEL` | none | channel for messages that name none |
+//! | `SLACK_MESSAGES_PER_SECOND` | `1` | messages per second per channel (Slack's guidance) |
+//! | `APP_ENV` | none | environment shown on Slack messages that name none |
+//! | `WORKER_CONCURRENCY` | `8` | jobs (email, Slack) run at once by this replica |
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -103,6 +109,18 @@ pub struct Config {
     pub license_rate_per_address: u32,
     /// Licence-holder calls per minute per licence key.
     pub license_rate_per_key: u32,
+    /// Slack bot token; the dev sink when absent.
+    pub slack_bot_token: Option<SecretString>,
+    /// Slack Web API base URL.
+    pub slack_api_url: String,
+    /// Channel for messages that name none.
+    pub slack_default_channel: Option<String>,
+    /// Messages per second per channel.
+    pub slack_messages_per_second: u32,
+    /// Environment label for messages that name none.
+    pub app_env: Option<String>,
+    /// Jobs run at once.
+    pub worker_concurrency: usize,
 }
 
 impl Config {
@@ -201,6 +219,22 @@ impl Config {
         if license_rate_per_key == 0 {
             return Err(bad("LICENSE_KEY_RATE_LIMIT_PER_MINUTE", "must be at least 1"));
         }
+        let slack_bot_token = get("SLACK_BOT_TOKEN").map(SecretString::from);
+        let slack_api_url = get("SLACK_API_URL").unwrap_or_else(|| "https://slack.com/api".into());
+        match url::Url::parse(&slack_api_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => return Err(bad("SLACK_API_URL", format!("`{slack_api_url}` is not an http(s) URL"))),
+        }
+        let slack_default_channel = get("SLACK_DEFAULT_CHANNEL");
+        let slack_messages_per_second = parse_num::<u32>(&get, "SLACK_MESSAGES_PER_SECOND", 1)?;
+        if slack_messages_per_second == 0 {
+            return Err(bad("SLACK_MESSAGES_PER_SECOND", "must be at least 1"));
+        }
+        let app_env = get("APP_ENV");
+        let worker_concurrency = parse_num::<usize>(&get, "WORKER_CONCURRENCY", 8)?;
+        if worker_concurrency == 0 {
+            return Err(bad("WORKER_CONCURRENCY", "must be at least 1"));
+        }
 
         Ok(Config {
             host,
@@ -220,6 +254,12 @@ impl Config {
             license_signing_key,
             license_rate_per_address,
             license_rate_per_key,
+            slack_bot_token,
+            slack_api_url,
+            slack_default_channel,
+            slack_messages_per_second,
+            app_env,
+            worker_concurrency,
         })
     }
 }

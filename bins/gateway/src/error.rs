@@ -248,6 +248,20 @@ impl From<license_core::LicenseError> for ApiError {
     }
 }
 
+impl From<slack_notify::NotifyError> for ApiError {
+    fn from(e: slack_notify::NotifyError) -> Self {
+        use slack_notify::NotifyError as N;
+        match e {
+            N::Invalid { field, ref message } => {
+                ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
+            }
+            N::NotFound => ApiError::not_found("slack_message_not_found", e.to_string()),
+            N::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            N::Db(db) => db.into(),
+        }
+    }
+}
+
 /// The JSON body extractor's failures as problems: 413 too large, 415 wrong content
 /// type, 400 malformed JSON, 422 JSON of the wrong shape.
 pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {

@@ -18,4 +18,6 @@ pub struct AppState {
     pub licenses: license_core::LicenseService,
     /// Limits on licence-holder calls.
     pub holder_limits: std::sync::Arc<crate::ratelimit::HolderLimits>,
+    /// Slack messages.
+    pub slack: std::sync::Arc<slack_notify::SlackService>,
 }

@@ -138,6 +138,12 @@ impl Worker {
         self.wake.clone()
     }
 
+    /// Uses `wake` (shared with the services that enqueue) as the waker.
+    pub fn with_waker(mut self, wake: Arc<Notify>) -> Self {
+        self.wake = wake;
+        self
+    }
+
     /// Runs until `shutdown` is cancelled, then stops claiming and waits for the jobs in
     /// flight to finish.
     pub async fn run(self, shutdown: CancellationToken) {

@@ -44,8 +44,13 @@ pub enum NotifyError {
     #[error("no Slack message has that id")]
     NotFound,
     /// The request conflicts with the message's state or an earlier request.
-    #[error("{0}")]
-    Conflict(String),
+    #[error("{message}")]
+    Conflict {
+        /// `idempotency_conflict` or `invalid_state`.
+        code: &'static str,
+        /// In words.
+        message: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -432,7 +437,10 @@ impl SlackService {
                 let row = find(c, &target).await?.ok_or(NotifyError::NotFound)?;
                 let mut req = row.request()?;
                 if row.status == MessageStatus::Failed.as_str() {
-                    return Err(NotifyError::Conflict("the message failed; post a new one".into()));
+                    return Err(NotifyError::Conflict {
+                        code: "invalid_state",
+                        message: "the message failed; post a new one".into(),
+                    });
                 }
                 if let Some(v) = patch.level {
                     req.level = v;
@@ -659,7 +667,10 @@ impl SlackService {
 }
 
 fn conflict_key() -> NotifyError {
-    NotifyError::Conflict("this Idempotency-Key was used with a different request".into())
+    NotifyError::Conflict {
+        code: "idempotency_conflict",
+        message: "this Idempotency-Key was used with a different request".into(),
+    }
 }
 
 fn retry(e: NotifyError) -> JobError {

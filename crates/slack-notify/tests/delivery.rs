@@ -242,7 +242,7 @@ async fn permanent_errors_fail_at_once_with_slacks_code() {
         assert_eq!(bodies(&r.server, "chat.postMessage").await.len(), 1, "not retried");
         assert!(matches!(
             r.service.update(&msg.id, MessagePatch::default(), "t").await,
-            Err(NotifyError::Conflict(_))
+            Err(NotifyError::Conflict { .. })
         ));
     }
 }
@@ -312,7 +312,7 @@ async fn idempotent_submits_and_input_checks() {
         r.service
             .submit(message("other"), Some(("key-1", "hash-2")), "test")
             .await,
-        Err(NotifyError::Conflict(_))
+        Err(NotifyError::Conflict { .. })
     ));
     let field = |e: Result<_, NotifyError>| match e {
         Err(NotifyError::Invalid { field, .. }) => field,

@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod health;
 pub mod licenses;
+pub mod slack;
 
 use actix_web::dev::ResourceDef;
 use actix_web::http::header::{self, HeaderValue};
@@ -26,6 +27,7 @@ use crate::error::{ApiError, Problem};
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "api-keys", description = "API keys and their scopes (scope `api-keys:admin`)"),
+        (name = "slack", description = "Slack alerts: one layout per level, delivered in per-channel order at Slack's pace (scopes `slack:post`, `slack:read`)"),
         (name = "licenses", description = "Licences for `client` and `platform`: administration (scopes `licenses:admin`, `licenses:read`) and the licence-holder calls, authenticated by the licence key"),
     )
 )]
@@ -53,6 +55,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(health::configure);
     cfg.service(utoipa_actix_web::scope("/api/v1/api-keys").configure(api_keys::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/licenses").configure(licenses::configure));
+    cfg.service(utoipa_actix_web::scope("/api/v1/slack").configure(slack::configure));
 }
 
 /// Routes and their methods, read from the OpenAPI document, so that a known path with

@@ -9,3 +9,4 @@ mod health;
 mod helpers;
 mod licenses;
 mod openapi;
+mod slack;

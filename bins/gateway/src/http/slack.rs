@@ -1,0 +1,192 @@
+//! `/api/v1/slack`: post alert messages (stored and queued, delivered in per-channel
+//! order), read their status, update posted ones, and preview layouts.
+
+use actix_web::http::header::{HeaderName, HeaderValue, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use slack_notify::layout::Rendered;
+use slack_notify::model::{Accepted, MessageFilter, MessagePage, MessagePatch, PostMessage, SlackMessage};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+const POST: &str = "slack:post";
+const READ: &[&str] = &["slack:read", POST];
+
+/// Problems every Slack route can answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum SlackProblems {
+    /// No valid API key.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The key lacks the scope.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// Database unavailable.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// The `Idempotency-Key` header, checked.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(k) if shared_db::idempotency::valid_key(k) => Ok(Some(k.to_owned())),
+            _ => Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )),
+        },
+    }
+}
+
+/// Queues a message. Answers 202 at once; the message is delivered in the order its
+/// channel received messages, at Slack's pace, retried through 429s and outages.
+#[utoipa::path(
+    tag = "slack",
+    request_body = PostMessage,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same body within 24 h return the first message; another body is a 409")),
+    security(("api_key" = ["slack:post"])),
+    responses(
+        (status = 202, description = "Accepted; `Idempotent-Replayed: true` on a repeat", body = Accepted),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
+        SlackProblems,
+    )
+)]
+#[post("/messages")]
+async fn submit(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    body: web::Json<PostMessage>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(POST)?;
+    let key = idempotency_key(&req)?;
+    let body = body.into_inner();
+    let hash = shared_db::idempotency::request_hash(&serde_json::to_vec(&body).unwrap_or_default());
+    let (message, replayed) = state
+        .slack
+        .submit(body, key.as_deref().map(|k| (k, hash.as_str())), &principal.actor())
+        .await?;
+    let mut res = HttpResponse::Accepted();
+    res.insert_header((LOCATION, format!("/api/v1/slack/messages/{}", message.id)));
+    if replayed {
+        res.insert_header((
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        ));
+    }
+    Ok(res.json(Accepted {
+        id: message.id,
+        status: message.status,
+    }))
+}
+
+/// Lists messages, newest first.
+#[utoipa::path(
+    tag = "slack",
+    params(MessageFilter),
+    security(("api_key" = ["slack:read"])),
+    responses(
+        (status = 200, description = "One page", body = MessagePage),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        SlackProblems,
+    )
+)]
+#[get("/messages")]
+async fn list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    filter: web::Query<MessageFilter>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_any(READ)?;
+    Ok(HttpResponse::Ok().json(state.slack.list(&filter).await?))
+}
+
+/// One message: its status, Slack `ts` and channel once posted, and the last error.
+#[utoipa::path(
+    tag = "slack",
+    params(("id" = String, Path, description = "Message id")),
+    security(("api_key" = ["slack:read"])),
+    responses(
+        (status = 200, description = "The message", body = SlackMessage),
+        (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
+        SlackProblems,
+    )
+)]
+#[get("/messages/{id}")]
+async fn show(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_any(READ)?;
+    Ok(HttpResponse::Ok().json(state.slack.get(&id).await?))
+}
+
+/// Changes a message (for instance from `error` to `success` once resolved): a queued
+/// one is sent with the changes, a posted one is updated in Slack.
+#[utoipa::path(
+    tag = "slack",
+    params(("id" = String, Path, description = "Message id")),
+    request_body = MessagePatch,
+    security(("api_key" = ["slack:post"])),
+    responses(
+        (status = 202, description = "Accepted", body = Accepted),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The message failed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
+        SlackProblems,
+    )
+)]
+#[patch("/messages/{id}")]
+async fn update(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+    body: web::Json<MessagePatch>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(POST)?;
+    Ok(HttpResponse::Accepted().json(state.slack.update(&id, body.into_inner(), &principal.actor()).await?))
+}
+
+/// The Block Kit JSON a message would be posted as, without sending it (paste the
+/// `attachments` into Block Kit Builder).
+#[utoipa::path(
+    tag = "slack",
+    request_body = PostMessage,
+    security(("api_key" = ["slack:post"])),
+    responses(
+        (status = 200, description = "The message as Slack receives it", body = Rendered),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
+        SlackProblems,
+    )
+)]
+#[post("/preview")]
+async fn preview(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<PostMessage>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(POST)?;
+    Ok(HttpResponse::Ok().json(state.slack.preview(&body)?))
+}
+
+/// Registers the Slack routes.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(submit)
+        .service(list)
+        .service(show)
+        .service(update)
+        .service(preview);
+}
