@@ -1,0 +1,18 @@
+//! Event Bridge shared storage.
+//!
+//! - [`ObjectKey`]: the key rules (NFC, at most 1,024 bytes, no `.`/`..` segments, no
+//!   leading `/`, `//`, backslash or control characters), refused rather than rewritten.
+//! - [`namespace`]: namespaces with their prefixes, size limits and content types.
+//! - [`BlobStore`]: the trait, streaming in and out, with [`LocalStore`] (atomic writes
+//!   in a folder, the embedded default).
+
+mod key;
+mod local;
+pub mod namespace;
+mod store;
+
+pub use key::{KeyError, MAX_KEY_BYTES, ObjectKey};
+pub use local::LocalStore;
+pub use store::{
+    BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ObjectBody, ObjectMeta, PutOptions,
+};

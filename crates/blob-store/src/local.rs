@@ -1,0 +1,350 @@
+//! The local file-system backend (the embedded default).
+//!
+//! Layout under the root: a key's segments become folders named `<segment>.d`, and the
+//! last segment the files `<segment>.obj` (content) and `<segment>.meta` (JSON
+//! metadata), so `a` and `a/b` can both exist. Writes go to `.tmp/` first and are
+//! renamed into place, so a reader never sees half an object; `If-None-Match: *` uses a
+//! hard link, which fails when the object exists, so two racing creators cannot both win.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, TryStreamExt};
+use md5::{Digest, Md5};
+use ring::digest;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::ObjectKey;
+use crate::store::{
+    BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ObjectBody, ObjectMeta, PutOptions,
+};
+
+/// Longest file name segment (bytes) most file systems take, less our suffix.
+const MAX_SEGMENT_BYTES: usize = 250;
+
+/// Objects in a folder.
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+fn io(e: std::io::Error) -> BlobError {
+    BlobError::Backend(e.to_string())
+}
+
+impl LocalStore {
+    /// A store rooted at `root` (created if missing).
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        let root = root.into();
+        std::fs::create_dir_all(root.join(".tmp")).map_err(io)?;
+        Ok(Self { root })
+    }
+
+    /// (folder, content file, metadata file) of `key`.
+    fn paths(&self, key: &ObjectKey) -> Result<(PathBuf, PathBuf, PathBuf), BlobError> {
+        let segments: Vec<&str> = key.segments().collect();
+        if let Some(long) = segments.iter().find(|s| s.len() > MAX_SEGMENT_BYTES) {
+            return Err(BlobError::KeyUnsupported(format!(
+                "a segment of {} bytes; the local store takes at most {MAX_SEGMENT_BYTES}",
+                long.len()
+            )));
+        }
+        let mut dir = self.root.clone();
+        for s in &segments[..segments.len() - 1] {
+            dir.push(format!("{s}.d"));
+        }
+        let last = segments[segments.len() - 1];
+        Ok((
+            dir.clone(),
+            dir.join(format!("{last}.obj")),
+            dir.join(format!("{last}.meta")),
+        ))
+    }
+
+    async fn read_meta(path: &Path) -> Result<ObjectMeta, BlobError> {
+        match tokio::fs::read(path).await {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| BlobError::Backend(format!("corrupt metadata: {e}")))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::NotFound),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.root.join(".tmp").join(uuid::Uuid::now_v7().to_string())
+    }
+
+    async fn write_body(
+        &self,
+        tmp: &Path,
+        mut body: ByteStream,
+        options: &PutOptions,
+    ) -> Result<ObjectMeta, BlobError> {
+        let mut file = tokio::fs::File::create(tmp).await.map_err(io)?;
+        let mut sha = digest::Context::new(&digest::SHA256);
+        let mut md5 = Md5::new();
+        let mut size: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| BlobError::Interrupted(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > options.max_size {
+                return Err(BlobError::TooLarge {
+                    limit: options.max_size,
+                });
+            }
+            sha.update(&chunk);
+            md5.update(&chunk);
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.sync_all().await.map_err(io)?;
+        let sha = sha.finish();
+        let md5: [u8; 16] = md5.finalize().into();
+        if options.expected_md5.is_some_and(|want| want != md5) {
+            return Err(BlobError::ChecksumMismatch("Content-MD5"));
+        }
+        if options
+            .expected_sha256
+            .is_some_and(|want| want.as_slice() != sha.as_ref())
+        {
+            return Err(BlobError::ChecksumMismatch("SHA-256"));
+        }
+        Ok(ObjectMeta {
+            key: String::new(),
+            size,
+            etag: format!("\"{}\"", data_encoding::HEXLOWER.encode(&md5)),
+            content_type: options.content_type.clone(),
+            sha256: data_encoding::HEXLOWER.encode(sha.as_ref()),
+            last_modified: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0),
+        })
+    }
+
+    async fn install(
+        &self,
+        key: &ObjectKey,
+        tmp_data: &Path,
+        meta: &ObjectMeta,
+        create_only: bool,
+    ) -> Result<(), BlobError> {
+        let (dir, data, meta_path) = self.paths(key)?;
+        tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+        let tmp_meta = self.tmp();
+        tokio::fs::write(
+            &tmp_meta,
+            serde_json::to_vec(meta).map_err(|e| BlobError::Backend(e.to_string()))?,
+        )
+        .await
+        .map_err(io)?;
+        if create_only {
+            if let Err(e) = tokio::fs::hard_link(tmp_data, &data).await {
+                let _ = tokio::fs::remove_file(&tmp_meta).await;
+                return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    BlobError::AlreadyExists
+                } else {
+                    io(e)
+                });
+            }
+            let _ = tokio::fs::remove_file(tmp_data).await;
+        } else {
+            tokio::fs::rename(tmp_data, &data).await.map_err(io)?;
+        }
+        tokio::fs::rename(&tmp_meta, &meta_path).await.map_err(io)
+    }
+
+    /// Keys (and metadata paths) under `dir`, whose key prefix is `key_prefix`.
+    fn walk(
+        dir: &Path,
+        key_prefix: &str,
+        recursive: bool,
+        out: &mut Vec<(String, Option<PathBuf>)>,
+    ) -> std::io::Result<()> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(segment) = name.strip_suffix(".d") {
+                let prefix = format!("{key_prefix}{segment}/");
+                if recursive {
+                    Self::walk(&entry.path(), &prefix, true, out)?;
+                } else {
+                    out.push((prefix, None));
+                }
+            } else if let Some(segment) = name.strip_suffix(".meta") {
+                out.push((format!("{key_prefix}{segment}"), Some(entry.path())));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BlobStore for LocalStore {
+    fn put<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        body: ByteStream,
+        options: PutOptions,
+    ) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
+        Box::pin(async move {
+            let (_, data, _) = self.paths(key)?;
+            if options.if_none_match && tokio::fs::try_exists(&data).await.map_err(io)? {
+                return Err(BlobError::AlreadyExists);
+            }
+            let tmp = self.tmp();
+            let written = self.write_body(&tmp, body, &options).await;
+            let result = match written {
+                Ok(mut meta) => {
+                    meta.key = key.as_str().to_owned();
+                    self.install(key, &tmp, &meta, options.if_none_match)
+                        .await
+                        .map(|()| meta)
+                }
+                Err(e) => Err(e),
+            };
+            if result.is_err() {
+                let _ = tokio::fs::remove_file(&tmp).await;
+            }
+            result
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a ObjectKey, range: Option<ByteRange>) -> BoxFuture<'a, Result<ObjectBody, BlobError>> {
+        Box::pin(async move {
+            let (_, data, meta_path) = self.paths(key)?;
+            let meta = Self::read_meta(&meta_path).await?;
+            let mut file = match tokio::fs::File::open(&data).await {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::NotFound),
+                Err(e) => return Err(io(e)),
+            };
+            let span = match range {
+                Some(r) => Some(
+                    r.resolve(meta.size)
+                        .ok_or(BlobError::RangeNotSatisfiable { size: meta.size })?,
+                ),
+                None => None,
+            };
+            let (start, len) = match span {
+                Some((first, last)) => (first, last - first + 1),
+                None => (0, meta.size),
+            };
+            file.seek(std::io::SeekFrom::Start(start)).await.map_err(io)?;
+            let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024)
+                .map_ok(Bytes::from)
+                .boxed();
+            Ok(ObjectBody {
+                meta,
+                range: span,
+                body: stream,
+            })
+        })
+    }
+
+    fn head<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
+        Box::pin(async move {
+            let (_, _, meta_path) = self.paths(key)?;
+            Self::read_meta(&meta_path).await
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<bool, BlobError>> {
+        Box::pin(async move {
+            let (dir, data, meta_path) = self.paths(key)?;
+            let existed = match tokio::fs::remove_file(&meta_path).await {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => return Err(io(e)),
+            };
+            match tokio::fs::remove_file(&data).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+            // Tidy empty folders up to the root (a failure just leaves one behind).
+            let mut d = dir;
+            while d != self.root && tokio::fs::remove_dir(&d).await.is_ok() {
+                if !d.pop() {
+                    break;
+                }
+            }
+            Ok(existed)
+        })
+    }
+
+    fn list<'a>(&'a self, options: ListOptions) -> BoxFuture<'a, Result<ListPage, BlobError>> {
+        Box::pin(async move {
+            let root = self.root.clone();
+            let opts = options.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                // Walk from the folder of the prefix's complete segments.
+                let (dir_part, _) = opts.prefix.rsplit_once('/').unwrap_or(("", ""));
+                let mut dir = root.clone();
+                let mut key_prefix = String::new();
+                if !dir_part.is_empty() {
+                    for s in dir_part.split('/') {
+                        dir.push(format!("{s}.d"));
+                        key_prefix.push_str(s);
+                        key_prefix.push('/');
+                    }
+                }
+                let mut out = Vec::new();
+                LocalStore::walk(&dir, &key_prefix, opts.delimiter.is_none(), &mut out).map(|()| out)
+            })
+            .await
+            .map_err(|e| BlobError::Backend(e.to_string()))?
+            .map_err(io)?;
+            let mut entries: Vec<(String, Option<PathBuf>)> = found
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(&options.prefix))
+                .filter(|(k, _)| options.after.as_ref().is_none_or(|a| k > a))
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            let limit = options.limit.max(1);
+            let more = entries.len() > limit;
+            entries.truncate(limit);
+            let mut page = ListPage {
+                next_after: if more {
+                    entries.last().map(|e| e.0.clone())
+                } else {
+                    None
+                },
+                ..ListPage::default()
+            };
+            for (key, meta) in entries {
+                match meta {
+                    Some(path) => match Self::read_meta(&path).await {
+                        Ok(m) => page.objects.push(m),
+                        Err(BlobError::NotFound) => {} // deleted meanwhile
+                        Err(e) => return Err(e),
+                    },
+                    None => page.common_prefixes.push(key),
+                }
+            }
+            Ok(page)
+        })
+    }
+
+    fn copy<'a>(&'a self, from: &'a ObjectKey, to: &'a ObjectKey) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
+        Box::pin(async move {
+            let (_, data, meta_path) = self.paths(from)?;
+            let mut meta = Self::read_meta(&meta_path).await?;
+            let tmp = self.tmp();
+            tokio::fs::copy(&data, &tmp).await.map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    BlobError::NotFound
+                } else {
+                    io(e)
+                }
+            })?;
+            meta.key = to.as_str().to_owned();
+            let installed = self.install(to, &tmp, &meta, false).await;
+            if installed.is_err() {
+                let _ = tokio::fs::remove_file(&tmp).await;
+            }
+            installed.map(|()| meta)
+        })
+    }
+}
