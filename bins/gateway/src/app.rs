@@ -175,18 +175,32 @@ impl Application {
         .register(slack_notify::UPDATE_QUEUE, UpdateHandler(slack.clone()));
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
+        let store = blob_store::LocalStore::new(&config.blob_dir)
+            .with_context(|| format!("opening the storage folder {} (BLOB_DIR)", config.blob_dir.display()))?;
+        tracing::info!(folder = %config.blob_dir.display(), "storage: local folder");
+        let blobs = Arc::new(blob_store::BlobService::new(
+            config.blob_namespaces.clone(),
+            Arc::new(store),
+            secret.expose_secret().as_bytes(),
+        ));
+        let listener = TcpListener::bind((config.host, config.port))
+            .with_context(|| format!("binding {}:{} (APP_HOST/APP_PORT)", config.host, config.port))?;
+        let port = listener.local_addr()?.port();
+        let public_url = config
+            .app_url
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{port}"));
         let state = AppState {
+            public_url: public_url.clone(),
             pool: pool.clone(),
             api_keys: ApiKeys::new(&secret),
             config: config.clone(),
             licenses,
             holder_limits,
             slack,
+            blobs,
         };
 
-        let listener = TcpListener::bind((config.host, config.port))
-            .with_context(|| format!("binding {}:{} (APP_HOST/APP_PORT)", config.host, config.port))?;
-        let port = listener.local_addr()?.port();
         let doc = openapi();
         let routes = web::Data::new(RouteTable::new(&doc));
         let metrics = crate::metrics::build(&pool)?;
@@ -243,7 +257,7 @@ impl Application {
         tracing::info!(
             "Event Bridge listening on http://{}:{port} (docs: {}/docs)",
             config.host,
-            config.app_url.trim_end_matches('/')
+            public_url.trim_end_matches('/')
         );
         Ok(Self {
             port,

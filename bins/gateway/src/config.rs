@@ -29,6 +29,8 @@
 //! | `SLACK_MESSAGES_PER_SECOND` | `1` | messages per second per channel (Slack's guidance) |
 //! | `APP_ENV` | none | environment shown on Slack messages that name none |
 //! | `WORKER_CONCURRENCY` | `8` | jobs (email, Slack) run at once by this replica |
+//! | `BLOB_DIR` | `DATA_DIR/blobs` | the local storage backend's folder |
+//! | `BLOB_NAMESPACES` | `client`, `web` (1 GiB), `ai` (50 GiB) | JSON array of `{name, max_size, allowed_types?, prefix?, bucket?}` |
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -79,8 +81,8 @@ pub struct Config {
     pub host: IpAddr,
     /// Listen port (0 picks a free one).
     pub port: u16,
-    /// Public base URL.
-    pub app_url: String,
+    /// Public base URL, when configured (`http://localhost:<bound port>` otherwise).
+    pub app_url: Option<String>,
     /// Folder for embedded data.
     pub data_dir: PathBuf,
     /// The database.
@@ -121,6 +123,10 @@ pub struct Config {
     pub app_env: Option<String>,
     /// Jobs run at once.
     pub worker_concurrency: usize,
+    /// The local storage backend's folder.
+    pub blob_dir: PathBuf,
+    /// Storage namespaces.
+    pub blob_namespaces: Vec<blob_store::namespace::Namespace>,
 }
 
 impl Config {
@@ -146,8 +152,10 @@ impl Config {
             None => IpAddr::from([0, 0, 0, 0]),
         };
         let port = parse_num::<u16>(&get, "APP_PORT", 8002)?;
-        let app_url = get("APP_URL").unwrap_or_else(|| format!("http://localhost:{port}"));
-        url::Url::parse(&app_url).map_err(|e| bad("APP_URL", format!("not a URL: {e}")))?;
+        let app_url = get("APP_URL");
+        if let Some(u) = &app_url {
+            url::Url::parse(u).map_err(|e| bad("APP_URL", format!("not a URL: {e}")))?;
+        }
         let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".into()));
 
         let (database_url, database_is_default) = if let Some(raw) = get("DATABASE_URL") {
@@ -235,6 +243,11 @@ impl Config {
         if worker_concurrency == 0 {
             return Err(bad("WORKER_CONCURRENCY", "must be at least 1"));
         }
+        let blob_dir = get("BLOB_DIR").map_or_else(|| data_dir.join("blobs"), PathBuf::from);
+        let blob_namespaces = match get("BLOB_NAMESPACES") {
+            Some(json) => blob_store::namespace::parse(&json).map_err(|m| bad("BLOB_NAMESPACES", m))?,
+            None => blob_store::namespace::defaults(),
+        };
 
         Ok(Config {
             host,
@@ -260,6 +273,8 @@ impl Config {
             slack_messages_per_second,
             app_env,
             worker_concurrency,
+            blob_dir,
+            blob_namespaces,
         })
     }
 }
@@ -323,7 +338,7 @@ mod tests {
     fn nothing_configured_means_sqlite_in_data_with_a_generated_secret() {
         let c = config(&[]).unwrap();
         assert_eq!(c.port, 8002);
-        assert_eq!(c.app_url, "http://localhost:8002");
+        assert_eq!(c.app_url, None);
         assert!(c.database_is_default);
         assert_eq!(c.database_url.backend(), Backend::Sqlite);
         assert_eq!(c.database_url.expose_target(), "./data/event-bridge.db");

@@ -5,14 +5,17 @@
 //! - [`namespace`]: namespaces with their prefixes, size limits and content types.
 //! - [`BlobStore`]: the trait, streaming in and out, with [`LocalStore`] (atomic writes
 //!   in a folder, the embedded default).
+//! - [`BlobService`]: namespaces over a store, and URLs signed by the gateway.
 
 mod key;
 mod local;
 pub mod namespace;
+mod service;
 mod store;
 
 pub use key::{KeyError, MAX_KEY_BYTES, ObjectKey};
 pub use local::LocalStore;
+pub use service::{BlobService, MAX_PRESIGN_SECS, SignedRequest};
 pub use store::{
     BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ObjectBody, ObjectMeta, PutOptions,
 };

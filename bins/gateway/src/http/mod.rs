@@ -1,6 +1,7 @@
 //! HTTP scopes, the OpenAPI document and the fallback for unknown routes.
 
 pub mod api_keys;
+pub mod blobs;
 pub mod health;
 pub mod licenses;
 pub mod slack;
@@ -27,6 +28,7 @@ use crate::error::{ApiError, Problem};
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "api-keys", description = "API keys and their scopes (scope `api-keys:admin`)"),
+        (name = "blobs", description = "Shared storage for clients, the web and AI services: streamed uploads and downloads, ranges, listing, signed URLs (scopes `blobs:read:<namespace>`, `blobs:write:<namespace>`)"),
         (name = "slack", description = "Slack alerts: one layout per level, delivered in per-channel order at Slack's pace (scopes `slack:post`, `slack:read`)"),
         (name = "licenses", description = "Licences for `client` and `platform`: administration (scopes `licenses:admin`, `licenses:read`) and the licence-holder calls, authenticated by the licence key"),
     )
@@ -56,6 +58,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(utoipa_actix_web::scope("/api/v1/api-keys").configure(api_keys::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/licenses").configure(licenses::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/slack").configure(slack::configure));
+    cfg.service(utoipa_actix_web::scope("/api/v1/blobs").configure(blobs::configure));
 }
 
 /// Routes and their methods, read from the OpenAPI document, so that a known path with

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod auth;
+mod blobs;
 mod cli;
 mod errors;
 mod health;

@@ -1,0 +1,634 @@
+//! `/api/v1/blobs`: the shared storage of clients, the web and AI services. Bodies stream
+//! through in both directions; keys follow `blob_store::ObjectKey`'s rules; reads need
+//! `blobs:read:<namespace>`, writes `blobs:write:<namespace>`, or a URL the gateway signed.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, route, web};
+use blob_store::namespace::Namespace;
+use blob_store::{BlobError, ByteRange, ListOptions, ObjectKey, ObjectMeta, PutOptions, SignedRequest};
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+/// Media types served inline; everything else is sent as an attachment.
+const INLINE_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "application/pdf",
+    "text/plain",
+    "audio/mpeg",
+    "audio/ogg",
+    "video/mp4",
+    "video/webm",
+];
+
+/// A stored object, as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Blob {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its key in the namespace.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Entity tag (quoted hex MD5).
+    pub etag: String,
+    /// Media type.
+    pub content_type: String,
+    /// Hex SHA-256.
+    pub sha256: String,
+    /// Last written.
+    pub last_modified: chrono::DateTime<Utc>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlobList {
+    /// Objects in key order.
+    pub objects: Vec<Blob>,
+    /// Key groups up to the next delimiter (`photos/2026/`).
+    pub common_prefixes: Vec<String>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Listing parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only keys starting with this.
+    pub prefix: Option<String>,
+    /// `/` to group keys into folders.
+    pub delimiter: Option<String>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size (1 to 1000, default 100).
+    pub limit: Option<usize>,
+}
+
+/// A request for a signed URL.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresignRequest {
+    /// The object's key.
+    pub key: String,
+    /// `GET` or `PUT`.
+    pub method: String,
+    /// Seconds the URL stays valid (1 to 604800; default 3600).
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// For `PUT`: the content type the upload must send.
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+/// A signed URL: no API key needed to use it until `expires_at`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Presigned {
+    /// The URL.
+    pub url: String,
+    /// `GET` or `PUT`.
+    pub method: String,
+    /// Headers the request must send.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// When it stops working.
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+/// The signature query parameters of a gateway-signed URL.
+#[derive(Debug, Deserialize)]
+struct SignatureQuery {
+    #[serde(rename = "X-EB-Method")]
+    method: Option<String>,
+    #[serde(rename = "X-EB-Expires")]
+    expires: Option<i64>,
+    #[serde(rename = "X-EB-Content-Type", default)]
+    content_type: Option<String>,
+    #[serde(rename = "X-EB-Signature")]
+    signature: Option<String>,
+}
+
+fn blob_error(e: BlobError) -> ApiError {
+    match e {
+        BlobError::NotFound => ApiError::not_found("object_not_found", "no object has that key"),
+        BlobError::AlreadyExists => ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "object_exists",
+            "If-None-Match: * and the object exists",
+        ),
+        BlobError::TooLarge { limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the namespace takes objects up to {limit} bytes"),
+        ),
+        BlobError::ChecksumMismatch(which) => {
+            ApiError::bad_request("checksum_mismatch", format!("the body does not match its {which}"))
+        }
+        BlobError::RangeNotSatisfiable { size } => ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+            format!("the object has {size} bytes"),
+        )
+        .with_header(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes */{size}")).unwrap_or(HeaderValue::from_static("bytes */0")),
+        ),
+        BlobError::KeyUnsupported(m) => ApiError::bad_request("invalid_key", m).for_field("key"),
+        BlobError::Interrupted(m) => ApiError::bad_request("upload_interrupted", m),
+        BlobError::Backend(m) => ApiError::internal(m),
+    }
+}
+
+fn parse_key(raw: &str) -> Result<ObjectKey, ApiError> {
+    ObjectKey::parse(raw)
+        .map_err(|e| ApiError::bad_request("invalid_key", format!("{e} (rule: {})", e.rule())).for_field("key"))
+}
+
+fn namespace<'a>(state: &'a AppState, name: &str) -> Result<&'a Namespace, ApiError> {
+    state
+        .blobs
+        .namespace(name)
+        .ok_or_else(|| ApiError::not_found("namespace_not_found", format!("no namespace is called `{name}`")))
+}
+
+fn blob(state: &AppState, ns: &Namespace, meta: ObjectMeta) -> Blob {
+    Blob {
+        namespace: ns.name.clone(),
+        key: state.blobs.public_key(ns, &meta.key).to_owned(),
+        size: meta.size,
+        etag: meta.etag,
+        content_type: meta.content_type,
+        sha256: meta.sha256,
+        last_modified: meta.last_modified,
+    }
+}
+
+/// Authorises with an API key holding `scope`, or with a URL signed for `method`.
+async fn authorise(
+    req: &HttpRequest,
+    state: &AppState,
+    ns: &Namespace,
+    key: &ObjectKey,
+    method: &str,
+    scope: &str,
+) -> Result<Option<String>, ApiError> {
+    let q = web::Query::<SignatureQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
+    if let (Some(m), Some(expires), Some(signature)) = (&q.method, q.expires, &q.signature) {
+        let signed = SignedRequest {
+            method: m.clone(),
+            expires,
+            content_type: q.content_type.clone().unwrap_or_default(),
+            signature: signature.clone(),
+        };
+        if signed.method != method {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "signature_invalid",
+                "the URL was signed for another method",
+            ));
+        }
+        state
+            .blobs
+            .verify(&ns.name, key, &signed, Utc::now().timestamp())
+            .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, "signature_invalid", why))?;
+        return Ok((!signed.content_type.is_empty()).then_some(signed.content_type));
+    }
+    let principal = <Principal as actix_web::FromRequest>::extract(req).await?;
+    principal.require(scope)?;
+    Ok(None)
+}
+
+fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Stores an object from the raw body (streamed; never held whole).
+#[utoipa::path(
+    tag = "blobs",
+    params(
+        ("namespace" = String, Path, description = "Namespace (`client`, `web`, `ai`, ...)"),
+        ("key" = String, Path, description = "Object key: UTF-8, `/` separates folders"),
+        ("Content-MD5" = Option<String>, Header, description = "Base64 MD5 the body must match"),
+        ("x-checksum-sha256" = Option<String>, Header, description = "Hex or base64 SHA-256 the body must match"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: refuse to overwrite"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    security(("api_key" = ["blobs:write"])),
+    responses(
+        (status = 201, description = "Stored", body = Blob),
+        (status = 400, description = "Bad key, checksum mismatch or interrupted upload", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the namespace's write scope, or a bad signature", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-None-Match: * and the object exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Over the namespace's size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content type not allowed in the namespace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[put("/{namespace}/{key:.*}")]
+async fn upload(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (ns_name, raw_key) = path.into_inner();
+    let ns = namespace(&state, &ns_name)?;
+    let key = parse_key(&raw_key)?;
+    let signed_type = authorise(&req, &state, ns, &key, "PUT", &ns.write_scope()).await?;
+    let content_type = header_str(&req, "content-type")
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    if let Some(required) = signed_type
+        && required != content_type
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "signature_invalid",
+            format!("the URL was signed for Content-Type {required}"),
+        ));
+    }
+    if !ns.allows(&content_type) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type_not_allowed",
+            format!("`{content_type}` is not accepted in `{}`", ns.name),
+        ));
+    }
+    if let Some(len) = header_str(&req, "content-length").and_then(|v| v.parse::<u64>().ok())
+        && len > ns.max_size
+    {
+        return Err(blob_error(BlobError::TooLarge { limit: ns.max_size }));
+    }
+    let expected_md5 = match header_str(&req, "content-md5") {
+        Some(v) => Some(
+            data_encoding::BASE64
+                .decode(v.trim().as_bytes())
+                .ok()
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_checksum", "Content-MD5 must be the base64 of 16 bytes")
+                })?,
+        ),
+        None => None,
+    };
+    let expected_sha256 = match header_str(&req, "x-checksum-sha256") {
+        Some(v) => Some(
+            data_encoding::HEXLOWER_PERMISSIVE
+                .decode(v.trim().as_bytes())
+                .or_else(|_| data_encoding::BASE64.decode(v.trim().as_bytes()))
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_checksum",
+                        "x-checksum-sha256 must be hex or base64 of 32 bytes",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let if_none_match = match header_str(&req, "if-none-match") {
+        Some("*") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_precondition",
+                "only If-None-Match: * is supported on PUT",
+            ));
+        }
+        None => false,
+    };
+    let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
+    // Actix's payload cannot leave this thread: pump it into a bounded channel whose
+    // receiving end is the store's (sendable) body stream.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let pump = async move {
+        while let Some(chunk) = payload.next().await {
+            let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    };
+    let body = tokio_stream_from(rx);
+    let options = PutOptions {
+        content_type,
+        max_size: ns.max_size,
+        expected_md5,
+        expected_sha256,
+        if_none_match,
+    };
+    let store = state.blobs.store();
+    let (_, stored) = futures_util::join!(pump, store.put(&storage_key, body, options));
+    let meta = stored.map_err(blob_error)?;
+    let etag = meta.etag.clone();
+    Ok(HttpResponse::Created()
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::LOCATION, format!("/api/v1/blobs/{}/{}", ns.name, key)))
+        .json(blob(&state, ns, meta)))
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> blob_store::ByteStream {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// Streams an object; `Range` gives 206 (or 416), `If-None-Match` 304. HEAD answers the
+/// same headers without the body.
+#[utoipa::path(
+    tag = "blobs",
+    params(
+        ("namespace" = String, Path, description = "Namespace"),
+        ("key" = String, Path, description = "Object key"),
+        ("Range" = Option<String>, Header, description = "`bytes=first-last`, `bytes=first-` or `bytes=-suffix`"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag: 304 when it still matches"),
+    ),
+    security(("api_key" = ["blobs:read"])),
+    responses(
+        (status = 200, description = "The object", content_type = "application/octet-stream"),
+        (status = 206, description = "Part of it", content_type = "application/octet-stream"),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "Bad key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the namespace's read scope, or a bad signature", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such namespace or object", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "Range outside the object", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[route("/{namespace}/{key:.*}", method = "GET", method = "HEAD")]
+async fn download(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (ns_name, raw_key) = path.into_inner();
+    let ns = namespace(&state, &ns_name)?;
+    let key = parse_key(&raw_key)?;
+    authorise(&req, &state, ns, &key, "GET", &ns.read_scope()).await?;
+    let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
+    let head = state.blobs.store().head(&storage_key).await.map_err(blob_error)?;
+    if header_str(&req, "if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == head.etag || t.trim() == "*"))
+    {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, head.etag))
+            .finish());
+    }
+    let range = match header_str(&req, "range") {
+        Some(r) => {
+            Some(ByteRange::parse(r).ok_or_else(|| blob_error(BlobError::RangeNotSatisfiable { size: head.size }))?)
+        }
+        None => None,
+    };
+    let object = state.blobs.store().get(&storage_key, range).await.map_err(blob_error)?;
+    let meta = &object.meta;
+    let mut res = match object.range {
+        Some(_) => HttpResponse::PartialContent(),
+        None => HttpResponse::Ok(),
+    };
+    let length = match object.range {
+        Some((first, last)) => {
+            res.insert_header((header::CONTENT_RANGE, format!("bytes {first}-{last}/{}", meta.size)));
+            last - first + 1
+        }
+        None => meta.size,
+    };
+    let essence = meta
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let disposition = if INLINE_TYPES.contains(&essence.as_str()) {
+        "inline"
+    } else {
+        "attachment"
+    };
+    let file_name: String = url::form_urlencoded::byte_serialize(key.file_name().as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    res.insert_header((header::CONTENT_TYPE, meta.content_type.clone()))
+        .insert_header((header::ETAG, meta.etag.clone()))
+        .insert_header((
+            header::LAST_MODIFIED,
+            meta.last_modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+        ))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("{disposition}; filename*=UTF-8''{file_name}"),
+        ))
+        .no_chunking(length);
+    Ok(res.streaming(object.body))
+}
+
+/// Deletes an object.
+#[utoipa::path(
+    tag = "blobs",
+    params(("namespace" = String, Path, description = "Namespace"), ("key" = String, Path, description = "Object key")),
+    security(("api_key" = ["blobs:write"])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Bad key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the namespace's write scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such namespace or object", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/{namespace}/{key:.*}")]
+async fn remove(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (ns_name, raw_key) = path.into_inner();
+    let ns = namespace(&state, &ns_name)?;
+    principal.require(&ns.write_scope())?;
+    let key = parse_key(&raw_key)?;
+    let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
+    if state.blobs.store().delete(&storage_key).await.map_err(blob_error)? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(blob_error(BlobError::NotFound))
+    }
+}
+
+/// Lists objects (and folders, with `delimiter=/`) in key order.
+#[utoipa::path(
+    tag = "blobs",
+    params(("namespace" = String, Path, description = "Namespace"), ListQuery),
+    security(("api_key" = ["blobs:read"])),
+    responses(
+        (status = 200, description = "One page", body = BlobList),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the namespace's read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/{namespace}")]
+async fn list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ns = namespace(&state, &path)?;
+    principal.require(&ns.read_scope())?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit must be 1 to 1000"));
+    }
+    let delimiter = match query.delimiter.as_deref() {
+        None | Some("") => None,
+        Some("/") => Some('/'),
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "the only delimiter is /")),
+    };
+    let prefix = query.prefix.clone().unwrap_or_default();
+    if prefix.chars().any(char::is_control) || prefix.starts_with('/') {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "the prefix cannot start with / or hold control characters",
+        ));
+    }
+    let after = match &query.cursor {
+        Some(c) => Some(
+            data_encoding::BASE64URL_NOPAD
+                .decode(c.as_bytes())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::bad_request("invalid_query", "not a cursor from this API"))?,
+        ),
+        None => None,
+    };
+    let storage_prefix = ns.storage_prefix();
+    let page = state
+        .blobs
+        .store()
+        .list(ListOptions {
+            prefix: format!("{storage_prefix}{prefix}"),
+            delimiter,
+            after: after.map(|a| format!("{storage_prefix}{a}")),
+            limit,
+        })
+        .await
+        .map_err(blob_error)?;
+    Ok(HttpResponse::Ok().json(BlobList {
+        objects: page.objects.into_iter().map(|m| blob(&state, ns, m)).collect(),
+        common_prefixes: page
+            .common_prefixes
+            .iter()
+            .map(|p| state.blobs.public_key(ns, p).to_owned())
+            .collect(),
+        next_cursor: page
+            .next_after
+            .map(|a| data_encoding::BASE64URL_NOPAD.encode(state.blobs.public_key(ns, &a).as_bytes())),
+    }))
+}
+
+/// A URL for one direct `GET` or `PUT` without an API key, valid for `expires_in`
+/// seconds (at most 7 days), signed by the gateway with an HMAC under `SECRET_KEY`.
+#[utoipa::path(
+    tag = "blobs",
+    params(("namespace" = String, Path, description = "Namespace")),
+    request_body = PresignRequest,
+    security(("api_key" = ["blobs:read", "blobs:write"])),
+    responses(
+        (status = 200, description = "The signed URL", body = Presigned),
+        (status = 400, description = "Bad key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the scope the method needs", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad method or expiry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/{namespace}/presign")]
+async fn presign(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Json<PresignRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ns = namespace(&state, &path)?;
+    let method = body.method.to_ascii_uppercase();
+    match method.as_str() {
+        "GET" => principal.require(&ns.read_scope())?,
+        "PUT" => principal.require(&ns.write_scope())?,
+        _ => return Err(ApiError::unprocessable("invalid_field", "method must be GET or PUT").for_field("method")),
+    }
+    let key = parse_key(&body.key)?;
+    let expires_in = body.expires_in.unwrap_or(3600);
+    if !(1..=blob_store::MAX_PRESIGN_SECS).contains(&expires_in) {
+        return Err(
+            ApiError::unprocessable("invalid_field", "expires_in must be 1 to 604800 seconds").for_field("expires_in"),
+        );
+    }
+    let content_type = if method == "PUT" {
+        body.content_type.clone().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(expires_in).unwrap_or(3600));
+    let signed = state
+        .blobs
+        .sign(&method, &ns.name, &key, expires_at.timestamp(), &content_type);
+    let path_key: String = key
+        .segments()
+        .map(|s| {
+            url::form_urlencoded::byte_serialize(s.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    let mut url = url::Url::parse(&format!(
+        "{}/api/v1/blobs/{}/{path_key}",
+        state.public_url.trim_end_matches('/'),
+        ns.name
+    ))
+    .map_err(ApiError::internal)?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("X-EB-Method", &method)
+            .append_pair("X-EB-Expires", &signed.expires.to_string());
+        if !content_type.is_empty() {
+            q.append_pair("X-EB-Content-Type", &content_type);
+        }
+        q.append_pair("X-EB-Signature", &signed.signature);
+    }
+    let mut headers = std::collections::BTreeMap::new();
+    if !content_type.is_empty() {
+        headers.insert("Content-Type".to_owned(), content_type);
+    }
+    Ok(HttpResponse::Ok().json(Presigned {
+        url: url.into(),
+        method,
+        headers,
+        expires_at,
+    }))
+}
+
+/// Registers the storage routes.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(presign)
+        .service(list)
+        .service(upload)
+        .service(download)
+        .service(remove);
+}

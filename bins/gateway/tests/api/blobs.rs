@@ -1,0 +1,443 @@
+use futures_util::StreamExt;
+use ring::digest;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{TestApp, assert_problem};
+
+fn md5_b64(data: &[u8]) -> String {
+    use md5::Digest;
+    data_encoding::BASE64.encode(&md5::Md5::digest(data))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(digest::digest(&digest::SHA256, data).as_ref())
+}
+
+async fn put(app: &TestApp, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = app.client.put(app.url(path)).bearer_auth(&app.admin_key).body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_trips_with_checksums_ranges_and_conditions() {
+    let app = TestApp::spawn().await;
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let path = "/api/v1/blobs/client/reports/2026/%EA%B2%B0%EC%82%B0.bin";
+    let res = put(
+        &app,
+        path,
+        data.clone(),
+        &[
+            ("content-md5", &md5_b64(&data)),
+            ("x-checksum-sha256", &sha256_hex(&data)),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let stored: Value = res.json().await.unwrap();
+    assert_eq!(stored["key"], "reports/2026/결산.bin");
+    assert_eq!(stored["size"], 200_000);
+    assert_eq!(stored["sha256"], sha256_hex(&data));
+    let etag = stored["etag"].as_str().unwrap().to_owned();
+
+    let get = |h: Option<(&'static str, String)>| {
+        let mut req = app.client.get(app.url(path)).bearer_auth(&app.admin_key);
+        if let Some((k, v)) = h {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let res = get(None).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["etag"], etag.as_str());
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename*=UTF-8''")
+    );
+    assert_eq!(res.bytes().await.unwrap().as_ref(), data.as_slice());
+
+    let res = get(Some(("range", "bytes=100-199".into()))).await.unwrap();
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.headers()["content-range"], "bytes 100-199/200000");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), &data[100..200]);
+    let res = get(Some(("range", "bytes=999999-".into()))).await.unwrap();
+    assert_eq!(res.headers()["content-range"], "bytes */200000");
+    assert_problem(res, 416, "range_not_satisfiable").await;
+    let res = get(Some(("if-none-match", etag.clone()))).await.unwrap();
+    assert_eq!(res.status(), 304);
+    let head = app
+        .client
+        .head(app.url(path))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            head.status().as_u16(),
+            head.headers()["content-length"].to_str().unwrap()
+        ),
+        (200, "200000")
+    );
+
+    let res = put(&app, path, b"other".to_vec(), &[("if-none-match", "*")]).await;
+    assert_problem(res, 412, "object_exists").await;
+    let res = put(
+        &app,
+        "/api/v1/blobs/client/bad-md5",
+        b"abc".to_vec(),
+        &[("content-md5", &md5_b64(b"abd"))],
+    )
+    .await;
+    assert_problem(res, 400, "checksum_mismatch").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/blobs/client/bad-md5"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "object_not_found").await;
+
+    let res = app
+        .client
+        .delete(app.url(path))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = app
+        .client
+        .delete(app.url(path))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "object_not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_bodies_stream_through_and_limits_hold() {
+    let app = TestApp::with_vars(
+        &[(
+            "BLOB_NAMESPACES",
+            r#"[{"name":"big","max_size":33554432},{"name":"img","max_size":1000,"allowed_types":["image/*"]}]"#,
+        )],
+        None,
+    )
+    .await;
+    // 24 MiB sent as a chunked stream (no Content-Length), read back whole.
+    let chunk: Vec<u8> = (0..65_536u32).map(|i| (i * 7 % 256) as u8).collect();
+    let mut expected = digest::Context::new(&digest::SHA256);
+    for _ in 0..384 {
+        expected.update(&chunk);
+    }
+    let expected = data_encoding::HEXLOWER.encode(expected.finish().as_ref());
+    let c = chunk.clone();
+    let stream = futures_util::stream::iter((0..384).map(move |_| Ok::<_, std::io::Error>(c.clone())));
+    let res = app
+        .client
+        .put(app.url("/api/v1/blobs/big/artefacts/model.bin"))
+        .bearer_auth(&app.admin_key)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.json::<Value>().await.unwrap()["sha256"], expected);
+    let res = app
+        .client
+        .get(app.url("/api/v1/blobs/big/artefacts/model.bin"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    let mut body = res.bytes_stream();
+    let mut got = digest::Context::new(&digest::SHA256);
+    let mut size = 0usize;
+    while let Some(part) = body.next().await {
+        let part = part.unwrap();
+        size += part.len();
+        got.update(&part);
+    }
+    assert_eq!(size, 384 * 65_536);
+    assert_eq!(data_encoding::HEXLOWER.encode(got.finish().as_ref()), expected);
+
+    // Over the limit: refused from Content-Length before reading, or as the stream passes it.
+    let res = put(
+        &app,
+        "/api/v1/blobs/img/a.png",
+        vec![0; 2000],
+        &[("content-type", "image/png")],
+    )
+    .await;
+    assert_problem(res, 413, "payload_too_large").await;
+    let stream = futures_util::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(vec![1u8; 400])));
+    let res = app
+        .client
+        .put(app.url("/api/v1/blobs/img/b.png"))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "image/png")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 413, "payload_too_large").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/blobs/img/b.png"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "object_not_found").await;
+    let res = put(
+        &app,
+        "/api/v1/blobs/img/c.html",
+        b"<p>".to_vec(),
+        &[("content-type", "text/html")],
+    )
+    .await;
+    assert_problem(res, 415, "content_type_not_allowed").await;
+    let res = put(&app, "/api/v1/blobs/nowhere/x", b"1".to_vec(), &[]).await;
+    assert_problem(res, 404, "namespace_not_found").await;
+}
+
+/// Sends a request line as written, without any client normalising the path.
+async fn raw_put(app: &TestApp, raw_path: &str) -> String {
+    let addr = app.address.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "PUT {raw_path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
+        app.admin_key
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_rules_are_enforced_not_rewritten() {
+    let app = TestApp::spawn().await;
+    for (path, rule) in [
+        ("/api/v1/blobs/web/a/../b", "dot_segment"),
+        ("/api/v1/blobs/web/a/%2e%2e/b", "dot_segment"),
+        ("/api/v1/blobs/web/./a", "dot_segment"),
+        ("/api/v1/blobs/web/a//b", "empty_segment"),
+        ("/api/v1/blobs/web//etc/passwd", "leading_slash"),
+        ("/api/v1/blobs/web/a%5Cb", "backslash"),
+        ("/api/v1/blobs/web/a%00b", "control_character"),
+        ("/api/v1/blobs/web/a/", "empty_segment"),
+    ] {
+        let res = raw_put(&app, path).await;
+        assert!(res.starts_with("HTTP/1.1 400"), "{path}: {res}");
+        assert!(res.contains(&format!("rule: {rule}")), "{path}: {res}");
+    }
+    let list: Value = app
+        .client
+        .get(app.url("/api/v1/blobs/web"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["objects"], json!([]), "nothing was stored under another name");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scopes_are_per_namespace() {
+    let app = TestApp::spawn().await;
+    put(&app, "/api/v1/blobs/client/doc.txt", b"hi".to_vec(), &[]).await;
+    let (_, client_reader) = app.create_key(&["blobs:read:client"]).await;
+    let (_, ai_writer) = app.create_key(&["blobs:write:ai"]).await;
+    let (_, all_reader) = app.create_key(&["blobs:read"]).await;
+    let get = |ns: &str, key: &str| {
+        app.client
+            .get(app.url(&format!("/api/v1/blobs/{ns}/doc.txt")))
+            .bearer_auth(key.to_owned())
+            .send()
+    };
+    assert_eq!(get("client", &client_reader).await.unwrap().status(), 200);
+    assert_problem(get("ai", &client_reader).await.unwrap(), 403, "insufficient_scope").await;
+    assert_eq!(get("client", &all_reader).await.unwrap().status(), 200);
+    assert_problem(get("client", &ai_writer).await.unwrap(), 403, "insufficient_scope").await;
+    let write = |ns: &str, key: &str| {
+        app.client
+            .put(app.url(&format!("/api/v1/blobs/{ns}/new.txt")))
+            .bearer_auth(key.to_owned())
+            .body("x")
+            .send()
+    };
+    assert_eq!(write("ai", &ai_writer).await.unwrap().status(), 201);
+    assert_problem(write("web", &ai_writer).await.unwrap(), 403, "insufficient_scope").await;
+    assert_problem(
+        write("client", &client_reader).await.unwrap(),
+        403,
+        "insufficient_scope",
+    )
+    .await;
+    let res = app
+        .client
+        .put(app.url("/api/v1/blobs/ai/anon.txt"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "missing_credentials").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/blobs/client"))
+        .bearer_auth(&ai_writer)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "insufficient_scope").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn presigned_urls_work_without_a_key_and_refuse_tampering() {
+    let app = TestApp::spawn().await;
+    let presign = |body: Value| {
+        app.client
+            .post(app.url("/api/v1/blobs/ai/presign"))
+            .bearer_auth(&app.admin_key)
+            .json(&body)
+            .send()
+    };
+    let p: Value =
+        presign(json!({"key": "uploads/데이터.csv", "method": "PUT", "expires_in": 120, "content_type": "text/csv"}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let put_url = p["url"].as_str().unwrap().to_owned();
+    assert_eq!(p["headers"]["Content-Type"], "text/csv");
+    let plain = reqwest::Client::new();
+    let res = plain
+        .put(&put_url)
+        .header("content-type", "text/csv")
+        .body("a,b\n1,2\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = plain
+        .put(&put_url)
+        .header("content-type", "text/html")
+        .body("<x>")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "signature_invalid").await;
+
+    let p: Value = presign(json!({"key": "uploads/데이터.csv", "method": "get"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let get_url = p["url"].as_str().unwrap().to_owned();
+    let res = plain.get(&get_url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "a,b\n1,2\n");
+    let res = plain.put(&get_url).body("x").send().await.unwrap();
+    assert_problem(res, 403, "signature_invalid").await;
+
+    for altered in [
+        get_url.replace("uploads/", "other/"),
+        get_url.replace("X-EB-Expires=", "X-EB-Expires=9"),
+        format!("{}0", &get_url[..get_url.len() - 1]),
+    ] {
+        let res = plain.get(&altered).send().await.unwrap();
+        assert!(
+            matches!(res.status().as_u16(), 403 | 404),
+            "{altered}: {}",
+            res.status()
+        );
+        if res.status() == 403 {
+            assert_problem(res, 403, "signature_invalid").await;
+        }
+    }
+    let p: Value = presign(json!({"key": "uploads/데이터.csv", "method": "GET", "expires_in": 1}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let res = plain.get(p["url"].as_str().unwrap()).send().await.unwrap();
+    let problem = assert_problem(res, 403, "signature_invalid").await;
+    assert!(problem["detail"].as_str().unwrap().contains("expired"));
+
+    let res = presign(json!({"key": "x", "method": "DELETE"})).await.unwrap();
+    assert_problem(res, 422, "invalid_field").await;
+    let res = presign(json!({"key": "x", "method": "GET", "expires_in": 999999999}))
+        .await
+        .unwrap();
+    assert_problem(res, 422, "invalid_field").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listing_pages_through_folders() {
+    let app = TestApp::spawn().await;
+    for key in ["a.txt", "photos/1.jpg", "photos/2.jpg", "photos/2026/3.jpg", "z.txt"] {
+        assert_eq!(
+            put(&app, &format!("/api/v1/blobs/web/{key}"), b"1".to_vec(), &[])
+                .await
+                .status(),
+            201
+        );
+    }
+    let get = |q: &str| {
+        app.client
+            .get(app.url(&format!("/api/v1/blobs/web{q}")))
+            .bearer_auth(&app.admin_key)
+            .send()
+    };
+    let top: Value = get("?delimiter=/").await.unwrap().json().await.unwrap();
+    let keys: Vec<&str> = top["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["a.txt", "z.txt"]);
+    assert_eq!(top["common_prefixes"], json!(["photos/"]));
+    let photos: Value = get("?prefix=photos/&delimiter=/").await.unwrap().json().await.unwrap();
+    assert_eq!(photos["objects"].as_array().unwrap().len(), 2);
+    assert_eq!(photos["common_prefixes"], json!(["photos/2026/"]));
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = get(&format!("?limit=2{cursor}")).await.unwrap().json().await.unwrap();
+        seen.extend(
+            page["objects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["key"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["a.txt", "photos/1.jpg", "photos/2.jpg", "photos/2026/3.jpg", "z.txt"]
+    );
+    assert_problem(get("?limit=0").await.unwrap(), 400, "invalid_query").await;
+    assert_problem(get("?delimiter=,").await.unwrap(), 400, "invalid_query").await;
+}

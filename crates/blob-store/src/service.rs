@@ -1,0 +1,158 @@
+//! Namespaces over one store: key composition, limits, content types, and URLs signed
+//! by the gateway for backends that cannot presign.
+
+use std::sync::Arc;
+
+use ring::hmac;
+
+use crate::namespace::Namespace;
+use crate::{BlobError, BlobStore, ObjectKey};
+
+/// The longest a signed URL may live (7 days, as S3).
+pub const MAX_PRESIGN_SECS: u64 = 7 * 24 * 3600;
+
+/// A signed request the gateway will honour without an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// `GET` or `PUT`.
+    pub method: String,
+    /// Unix time it expires at.
+    pub expires: i64,
+    /// The content type a signed PUT must send (empty for any).
+    pub content_type: String,
+    /// Hex HMAC-SHA256.
+    pub signature: String,
+}
+
+/// Namespaces and the store behind them.
+pub struct BlobService {
+    namespaces: Vec<Namespace>,
+    store: Arc<dyn BlobStore>,
+    signing: hmac::Key,
+}
+
+impl BlobService {
+    /// `secret` signs presigned URLs.
+    pub fn new(namespaces: Vec<Namespace>, store: Arc<dyn BlobStore>, secret: &[u8]) -> Self {
+        Self {
+            namespaces,
+            store,
+            signing: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn BlobStore {
+        self.store.as_ref()
+    }
+
+    /// The namespace called `name`.
+    pub fn namespace(&self, name: &str) -> Option<&Namespace> {
+        self.namespaces.iter().find(|n| n.name == name)
+    }
+
+    /// The configured namespaces.
+    pub fn namespaces(&self) -> &[Namespace] {
+        &self.namespaces
+    }
+
+    /// The full storage key of `key` in `ns`.
+    pub fn storage_key(&self, ns: &Namespace, key: &ObjectKey) -> Result<ObjectKey, BlobError> {
+        ObjectKey::parse(&format!("{}{}", ns.storage_prefix(), key.as_str()))
+            .map_err(|e| BlobError::KeyUnsupported(e.to_string()))
+    }
+
+    /// `key` as callers see it in `ns` (the storage prefix removed).
+    pub fn public_key<'a>(&self, ns: &Namespace, storage_key: &'a str) -> &'a str {
+        let prefix = ns.storage_prefix();
+        storage_key.strip_prefix(prefix.as_str()).unwrap_or(storage_key)
+    }
+
+    fn string_to_sign(method: &str, ns: &str, key: &str, expires: i64, content_type: &str) -> String {
+        format!("{method}\n{ns}\n{key}\n{expires}\n{content_type}")
+    }
+
+    /// Signs a `method` request for `key` in `ns` until `expires` (unix seconds).
+    pub fn sign(&self, method: &str, ns: &str, key: &ObjectKey, expires: i64, content_type: &str) -> SignedRequest {
+        let tag = hmac::sign(
+            &self.signing,
+            Self::string_to_sign(method, ns, key.as_str(), expires, content_type).as_bytes(),
+        );
+        SignedRequest {
+            method: method.to_owned(),
+            expires,
+            content_type: content_type.to_owned(),
+            signature: data_encoding::HEXLOWER.encode(tag.as_ref()),
+        }
+    }
+
+    /// Checks a signed request in constant time; `Err` says why it is refused.
+    pub fn verify(&self, ns: &str, key: &ObjectKey, req: &SignedRequest, now: i64) -> Result<(), &'static str> {
+        let tag = data_encoding::HEXLOWER
+            .decode(req.signature.as_bytes())
+            .map_err(|_| "malformed signature")?;
+        let signed = Self::string_to_sign(&req.method, ns, key.as_str(), req.expires, &req.content_type);
+        hmac::verify(&self.signing, signed.as_bytes(), &tag).map_err(|_| "bad signature")?;
+        if req.expires < now {
+            return Err("the signed URL has expired");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::LocalStore;
+
+    #[test]
+    fn signatures_bind_method_key_expiry_and_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = BlobService::new(
+            crate::namespace::defaults(),
+            Arc::new(LocalStore::new(dir.path()).unwrap()),
+            b"secret-0123456789",
+        );
+        let key = ObjectKey::parse("a/b.bin").unwrap();
+        let signed = svc.sign("PUT", "ai", &key, 2_000, "application/octet-stream");
+        assert_eq!(svc.verify("ai", &key, &signed, 1_000), Ok(()));
+        assert_eq!(
+            svc.verify("ai", &key, &signed, 2_001),
+            Err("the signed URL has expired")
+        );
+        assert!(svc.verify("web", &key, &signed, 1_000).is_err());
+        assert!(
+            svc.verify("ai", &ObjectKey::parse("a/c.bin").unwrap(), &signed, 1_000)
+                .is_err()
+        );
+        for tamper in [
+            SignedRequest {
+                method: "GET".into(),
+                ..signed.clone()
+            },
+            SignedRequest {
+                expires: 9_999,
+                ..signed.clone()
+            },
+            SignedRequest {
+                content_type: String::new(),
+                ..signed.clone()
+            },
+            SignedRequest {
+                signature: "00".repeat(32),
+                ..signed.clone()
+            },
+            SignedRequest {
+                signature: "zz".into(),
+                ..signed.clone()
+            },
+        ] {
+            assert!(svc.verify("ai", &key, &tamper, 1_000).is_err(), "{tamper:?}");
+        }
+        let ns = svc.namespace("ai").unwrap();
+        let full = svc.storage_key(ns, &key).unwrap();
+        assert_eq!(full.as_str(), "ai/a/b.bin");
+        assert_eq!(svc.public_key(ns, full.as_str()), "a/b.bin");
+    }
+}
