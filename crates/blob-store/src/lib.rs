@@ -10,12 +10,19 @@
 mod key;
 mod local;
 pub mod namespace;
+#[cfg(feature = "s3")]
+mod s3;
 mod service;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use key::{KeyError, MAX_KEY_BYTES, ObjectKey};
 pub use local::LocalStore;
+#[cfg(feature = "s3")]
+pub use s3::{MIN_PART_SIZE, S3Config, S3Store};
 pub use service::{BlobService, MAX_PRESIGN_SECS, SignedRequest};
 pub use store::{
-    BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ObjectBody, ObjectMeta, PutOptions,
+    BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
+    PutOptions,
 };

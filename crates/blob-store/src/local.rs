@@ -17,7 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::ObjectKey;
 use crate::store::{
-    BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ObjectBody, ObjectMeta, PutOptions,
+    BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
+    PutOptions,
 };
 
 /// Longest file name segment (bytes) most file systems take, less our suffix.
@@ -316,7 +317,12 @@ impl BlobStore for LocalStore {
             for (key, meta) in entries {
                 match meta {
                     Some(path) => match Self::read_meta(&path).await {
-                        Ok(m) => page.objects.push(m),
+                        Ok(m) => page.objects.push(ListedObject {
+                            key: m.key,
+                            size: m.size,
+                            etag: m.etag,
+                            last_modified: m.last_modified,
+                        }),
                         Err(BlobError::NotFound) => {} // deleted meanwhile
                         Err(e) => return Err(e),
                     },

@@ -110,11 +110,24 @@ pub struct ListOptions {
     pub limit: usize,
 }
 
+/// An object as a listing shows it (S3 listings carry no content type or hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Its full key in the store.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Entity tag, quoted.
+    pub etag: String,
+    /// Last written.
+    pub last_modified: DateTime<Utc>,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListPage {
     /// Objects, in key order.
-    pub objects: Vec<ObjectMeta>,
+    pub objects: Vec<ListedObject>,
     /// Groups of keys (`prefix` + segment + delimiter), in order.
     pub common_prefixes: Vec<String>,
     /// The last key or prefix of this page when there are more.

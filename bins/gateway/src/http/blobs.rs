@@ -51,11 +51,24 @@ pub struct Blob {
     pub last_modified: chrono::DateTime<Utc>,
 }
 
+/// An object in a listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlobEntry {
+    /// Its key in the namespace.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Entity tag (quoted).
+    pub etag: String,
+    /// Last written.
+    pub last_modified: chrono::DateTime<Utc>,
+}
+
 /// One page of a listing.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BlobList {
     /// Objects in key order.
-    pub objects: Vec<Blob>,
+    pub objects: Vec<BlobEntry>,
     /// Key groups up to the next delimiter (`photos/2026/`).
     pub common_prefixes: Vec<String>,
     /// Pass as `cursor` for the next page; absent on the last.
@@ -530,7 +543,16 @@ async fn list(
         .await
         .map_err(blob_error)?;
     Ok(HttpResponse::Ok().json(BlobList {
-        objects: page.objects.into_iter().map(|m| blob(&state, ns, m)).collect(),
+        objects: page
+            .objects
+            .into_iter()
+            .map(|o| BlobEntry {
+                key: state.blobs.public_key(ns, &o.key).to_owned(),
+                size: o.size,
+                etag: o.etag,
+                last_modified: o.last_modified,
+            })
+            .collect(),
         common_prefixes: page
             .common_prefixes
             .iter()

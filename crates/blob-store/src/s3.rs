@@ -1,0 +1,553 @@
+//! The S3 backend (any S3-compatible server through an endpoint URL and path-style
+//! addressing). Bodies stream: a body that fits in one part is sent with `PutObject`,
+//! a larger one with a multipart upload of `part_size` parts, aborted on any failure
+//! (a too-large or interrupted body, a checksum mismatch), so nothing half-written stays.
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation};
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::primitives::ByteStream as AwsBody;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use md5::{Digest, Md5};
+use ring::digest;
+
+use crate::ObjectKey;
+use crate::store::{
+    BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
+    PutOptions,
+};
+
+/// Smallest part S3 accepts (except the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// Where and how to reach S3.
+#[derive(Clone)]
+pub struct S3Config {
+    /// The bucket.
+    pub bucket: String,
+    /// The region.
+    pub region: String,
+    /// An S3-compatible endpoint (`AWS_ENDPOINT_URL_S3`); AWS when absent.
+    pub endpoint: Option<String>,
+    /// Path-style addressing (most S3-compatible servers want it).
+    pub force_path_style: bool,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Bytes per multipart part (at least 5 MiB); also the memory a transfer holds.
+    pub part_size: usize,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("force_path_style", &self.force_path_style)
+            .field("access_key_id", &"***")
+            .field("part_size", &self.part_size)
+            .finish()
+    }
+}
+
+/// Objects in an S3 bucket.
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    part_size: usize,
+}
+
+type Response = aws_sdk_s3::config::http::HttpResponse;
+
+fn backend<E: std::error::Error + 'static>(e: SdkError<E, Response>) -> BlobError {
+    let text = format!("S3: {}", aws_sdk_s3::error::DisplayErrorContext(&e));
+    BlobError::Backend(text.chars().take(500).collect())
+}
+
+fn status<E>(e: &SdkError<E, Response>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+fn to_utc(t: Option<&aws_sdk_s3::primitives::DateTime>) -> chrono::DateTime<chrono::Utc> {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
+        .unwrap_or_else(chrono::Utc::now)
+}
+
+fn quoted(etag: Option<&str>) -> String {
+    match etag {
+        Some(e) if e.starts_with('"') => e.to_owned(),
+        Some(e) => format!("\"{e}\""),
+        None => "\"\"".to_owned(),
+    }
+}
+
+impl S3Store {
+    /// A client for `config`, on rustls with ring.
+    pub fn new(config: &S3Config) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .credentials_provider(Credentials::new(
+                config.access_key_id.clone(),
+                config.secret_access_key.clone(),
+                None,
+                None,
+                "event-bridge",
+            ))
+            .force_path_style(config.force_path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .http_client(http);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            bucket: config.bucket.clone(),
+            part_size: config.part_size.max(MIN_PART_SIZE),
+        }
+    }
+
+    /// The SDK client (for presigning).
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn fetch_meta(&self, key: &str) -> Result<ObjectMeta, BlobError> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if status(&e) == Some(404) {
+                    BlobError::NotFound
+                } else {
+                    backend(e)
+                }
+            })?;
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size: u64::try_from(head.content_length().unwrap_or(0)).unwrap_or(0),
+            etag: match head.e_tag() {
+                Some(e) => quoted(Some(e)),
+                None => quoted(head.metadata().and_then(|m| m.get("md5")).map(String::as_str)),
+            },
+            // Our own copy first: some S3-compatible servers do not keep Content-Type.
+            content_type: head
+                .metadata()
+                .and_then(|m| m.get("content-type"))
+                .map(String::as_str)
+                .or(head.content_type())
+                .unwrap_or("application/octet-stream")
+                .to_owned(),
+            sha256: head
+                .metadata()
+                .and_then(|m| m.get("sha256"))
+                .cloned()
+                .unwrap_or_default(),
+            last_modified: to_utc(head.last_modified()),
+        })
+    }
+
+    /// Reads up to one part from `body` into `buf`; false at the end of the body.
+    async fn fill(
+        &self,
+        body: &mut ByteStream,
+        buf: &mut BytesMut,
+        carry: &mut Option<Bytes>,
+    ) -> Result<bool, BlobError> {
+        if let Some(c) = carry.take() {
+            buf.extend_from_slice(&c);
+        }
+        while buf.len() < self.part_size {
+            match body.next().await {
+                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                Some(Err(e)) => return Err(BlobError::Interrupted(e.to_string())),
+                None => return Ok(false),
+            }
+        }
+        if buf.len() > self.part_size {
+            *carry = Some(buf.split_off(self.part_size).freeze());
+        }
+        Ok(true)
+    }
+
+    async fn multipart(
+        &self,
+        key: &str,
+        first: Bytes,
+        mut body: ByteStream,
+        carry: Option<Bytes>,
+        options: &PutOptions,
+        hashes: &mut (digest::Context, Md5, u64),
+    ) -> Result<(), BlobError> {
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(&options.content_type)
+            .metadata("content-type", &options.content_type)
+            .send()
+            .await
+            .map_err(backend)?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_owned();
+        let result = self
+            .upload_parts(key, &upload_id, first, &mut body, carry, options, hashes)
+            .await;
+        match result {
+            Ok(parts) => {
+                let done = self
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                    .send()
+                    .await;
+                if let Err(e) = done {
+                    self.abort(key, &upload_id).await;
+                    return Err(backend(e));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.abort(key, &upload_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        first: Bytes,
+        body: &mut ByteStream,
+        mut carry: Option<Bytes>,
+        options: &PutOptions,
+        hashes: &mut (digest::Context, Md5, u64),
+    ) -> Result<Vec<CompletedPart>, BlobError> {
+        let mut parts = Vec::new();
+        let mut part = first;
+        let mut number = 1;
+        loop {
+            let res = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(AwsBody::from(part))
+                .send()
+                .await
+                .map_err(backend)?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(res.e_tag().map(str::to_owned))
+                    .build(),
+            );
+            let mut buf = BytesMut::with_capacity(self.part_size);
+            let more = self.fill(body, &mut buf, &mut carry).await?;
+            if buf.is_empty() {
+                break;
+            }
+            hash(hashes, &buf, options.max_size)?;
+            part = buf.freeze();
+            number += 1;
+            if !more && carry.is_none() {
+                // The last (short) part.
+                self.client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .body(AwsBody::from(part))
+                    .send()
+                    .await
+                    .map_err(backend)
+                    .map(|r| {
+                        parts.push(
+                            CompletedPart::builder()
+                                .part_number(number)
+                                .set_e_tag(r.e_tag().map(str::to_owned))
+                                .build(),
+                        )
+                    })?;
+                break;
+            }
+        }
+        check(hashes, options)?;
+        Ok(parts)
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) {
+        if let Err(e) = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            tracing::warn!(error = ?e, key, "could not abort a multipart upload; the bucket's lifecycle rule will clean it");
+        }
+    }
+}
+
+fn hash(hashes: &mut (digest::Context, Md5, u64), data: &[u8], max: u64) -> Result<(), BlobError> {
+    hashes.2 += data.len() as u64;
+    if hashes.2 > max {
+        return Err(BlobError::TooLarge { limit: max });
+    }
+    hashes.0.update(data);
+    hashes.1.update(data);
+    Ok(())
+}
+
+fn check(hashes: &(digest::Context, Md5, u64), options: &PutOptions) -> Result<(String, String), BlobError> {
+    let sha = hashes.0.clone().finish();
+    let md5: [u8; 16] = hashes.1.clone().finalize().into();
+    if options.expected_md5.is_some_and(|want| want != md5) {
+        return Err(BlobError::ChecksumMismatch("Content-MD5"));
+    }
+    if options
+        .expected_sha256
+        .is_some_and(|want| want.as_slice() != sha.as_ref())
+    {
+        return Err(BlobError::ChecksumMismatch("SHA-256"));
+    }
+    Ok((
+        data_encoding::HEXLOWER.encode(sha.as_ref()),
+        data_encoding::HEXLOWER.encode(&md5),
+    ))
+}
+
+impl BlobStore for S3Store {
+    fn put<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        mut body: ByteStream,
+        options: PutOptions,
+    ) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
+        Box::pin(async move {
+            let key = key.as_str();
+            if options.if_none_match {
+                match self.fetch_meta(key).await {
+                    Ok(_) => return Err(BlobError::AlreadyExists),
+                    Err(BlobError::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut hashes = (digest::Context::new(&digest::SHA256), Md5::new(), 0u64);
+            let mut buf = BytesMut::with_capacity(self.part_size.min(1024 * 1024));
+            let mut carry = None;
+            let more = self.fill(&mut body, &mut buf, &mut carry).await?;
+            hash(&mut hashes, &buf, options.max_size)?;
+            let first = buf.freeze();
+            let (sha, md5) = if !more && carry.is_none() {
+                // Fits in one request: check first, then send it whole.
+                let (sha, md5) = check(&hashes, &options)?;
+                let mut put = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .content_type(&options.content_type)
+                    .metadata("sha256", &sha)
+                    .metadata("md5", &md5)
+                    .metadata("content-type", &options.content_type)
+                    .body(AwsBody::from(first));
+                if options.if_none_match {
+                    put = put.if_none_match("*");
+                }
+                put.send().await.map_err(|e| {
+                    if status(&e) == Some(412) {
+                        BlobError::AlreadyExists
+                    } else {
+                        backend(e)
+                    }
+                })?;
+                (sha, md5)
+            } else {
+                // The hashes are known only at the end, after S3 has the metadata: a
+                // multipart object's stored metadata carries none (its ETag is S3's).
+                self.multipart(key, first, body, carry, &options, &mut hashes).await?;
+                check(&hashes, &options)?
+            };
+            let stored = self.fetch_meta(key).await?;
+            Ok(ObjectMeta {
+                size: hashes.2,
+                etag: if stored.etag == "\"\"" {
+                    format!("\"{md5}\"")
+                } else {
+                    stored.etag
+                },
+                content_type: options.content_type,
+                sha256: sha,
+                ..stored
+            })
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a ObjectKey, range: Option<ByteRange>) -> BoxFuture<'a, Result<ObjectBody, BlobError>> {
+        Box::pin(async move {
+            let meta = self.fetch_meta(key.as_str()).await?;
+            let span = match range {
+                Some(r) => Some(
+                    r.resolve(meta.size)
+                        .ok_or(BlobError::RangeNotSatisfiable { size: meta.size })?,
+                ),
+                None => None,
+            };
+            let mut req = self.client.get_object().bucket(&self.bucket).key(key.as_str());
+            if let Some((first, last)) = span {
+                req = req.range(format!("bytes={first}-{last}"));
+            }
+            let out = req.send().await.map_err(|e| {
+                if status(&e) == Some(404) {
+                    BlobError::NotFound
+                } else {
+                    backend(e)
+                }
+            })?;
+            let stream = futures_util::stream::unfold(out.body, |mut b| async move {
+                b.next().await.map(|item| (item.map_err(std::io::Error::other), b))
+            })
+            .boxed();
+            Ok(ObjectBody {
+                meta,
+                range: span,
+                body: stream,
+            })
+        })
+    }
+
+    fn head<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
+        Box::pin(self.fetch_meta(key.as_str()))
+    }
+
+    fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<bool, BlobError>> {
+        Box::pin(async move {
+            match self.fetch_meta(key.as_str()).await {
+                Ok(_) => {}
+                Err(BlobError::NotFound) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .send()
+                .await
+                .map_err(backend)?;
+            Ok(true)
+        })
+    }
+
+    fn list<'a>(&'a self, options: ListOptions) -> BoxFuture<'a, Result<ListPage, BlobError>> {
+        Box::pin(async move {
+            let mut req = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&options.prefix)
+                .max_keys(i32::try_from(options.limit.max(1)).unwrap_or(1000));
+            if let Some(d) = options.delimiter {
+                req = req.delimiter(d.to_string());
+            }
+            if let Some(a) = &options.after {
+                req = req.start_after(a);
+            }
+            let out = req.send().await.map_err(backend)?;
+            let mut common_prefixes: Vec<String> = out
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned))
+                .collect();
+            let mut objects = Vec::new();
+            for o in out.contents() {
+                let key = o.key().unwrap_or_default();
+                // Group here too, for S3-compatible servers that ignore `delimiter`.
+                if let Some(d) = options.delimiter
+                    && let Some(rest) = key.strip_prefix(options.prefix.as_str())
+                    && let Some(i) = rest.find(d)
+                {
+                    let group = format!("{}{}", options.prefix, &rest[..=i]);
+                    if !common_prefixes.contains(&group) {
+                        common_prefixes.push(group);
+                    }
+                    continue;
+                }
+                objects.push(ListedObject {
+                    key: key.to_owned(),
+                    size: u64::try_from(o.size().unwrap_or(0)).unwrap_or(0),
+                    etag: quoted(o.e_tag()),
+                    last_modified: to_utc(o.last_modified()),
+                });
+            }
+            common_prefixes.sort();
+            let last = objects
+                .iter()
+                .map(|o| o.key.clone())
+                .chain(common_prefixes.iter().cloned())
+                .max();
+            Ok(ListPage {
+                objects,
+                common_prefixes,
+                next_after: if out.is_truncated() == Some(true) { last } else { None },
+            })
+        })
+    }
+
+    fn copy<'a>(&'a self, from: &'a ObjectKey, to: &'a ObjectKey) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
+        Box::pin(async move {
+            self.fetch_meta(from.as_str()).await?;
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(to.as_str())
+                .copy_source(copy_source(&self.bucket, from.as_str()))
+                .send()
+                .await
+                .map_err(backend)?;
+            self.fetch_meta(to.as_str()).await
+        })
+    }
+}
+
+/// `bucket/key` with the key percent-encoded (slashes kept), as `x-amz-copy-source` wants.
+fn copy_source(bucket: &str, key: &str) -> String {
+    let encoded: Vec<String> = key
+        .split('/')
+        .map(|s| {
+            url::form_urlencoded::byte_serialize(s.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        })
+        .collect();
+    format!("{bucket}/{}", encoded.join("/"))
+}
