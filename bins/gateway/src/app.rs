@@ -102,6 +102,37 @@ pub fn load_secret(source: &SecretSource) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(secret))
 }
 
+/// Each namespace with its store: S3 (one client per bucket) when `S3_BUCKET` is set,
+/// otherwise the local folder.
+fn storage(config: &Config) -> anyhow::Result<Vec<(blob_store::namespace::Namespace, Arc<dyn blob_store::BlobStore>)>> {
+    let mut out = Vec::new();
+    match &config.s3 {
+        Some(s3) => {
+            let mut by_bucket: std::collections::HashMap<String, Arc<dyn blob_store::BlobStore>> = Default::default();
+            for ns in &config.blob_namespaces {
+                let bucket = ns.bucket.clone().unwrap_or_else(|| s3.bucket.clone());
+                let store = by_bucket
+                    .entry(bucket.clone())
+                    .or_insert_with(|| {
+                        Arc::new(blob_store::S3Store::new(&blob_store::S3Config { bucket, ..s3.clone() }))
+                    })
+                    .clone();
+                out.push((ns.clone(), store));
+            }
+            tracing::info!(bucket = %s3.bucket, endpoint = ?s3.endpoint, "storage: S3");
+        }
+        None => {
+            let local: Arc<dyn blob_store::BlobStore> = Arc::new(
+                blob_store::LocalStore::new(&config.blob_dir)
+                    .with_context(|| format!("opening the storage folder {} (BLOB_DIR)", config.blob_dir.display()))?,
+            );
+            out.extend(config.blob_namespaces.iter().map(|ns| (ns.clone(), local.clone())));
+            tracing::info!(folder = %config.blob_dir.display(), "storage: local folder");
+        }
+    }
+    Ok(out)
+}
+
 /// A bound, not yet running gateway.
 pub struct Application {
     port: u16,
@@ -175,12 +206,8 @@ impl Application {
         .register(slack_notify::UPDATE_QUEUE, UpdateHandler(slack.clone()));
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
-        let store = blob_store::LocalStore::new(&config.blob_dir)
-            .with_context(|| format!("opening the storage folder {} (BLOB_DIR)", config.blob_dir.display()))?;
-        tracing::info!(folder = %config.blob_dir.display(), "storage: local folder");
         let blobs = Arc::new(blob_store::BlobService::new(
-            config.blob_namespaces.clone(),
-            Arc::new(store),
+            storage(&config)?,
             secret.expose_secret().as_bytes(),
         ));
         let listener = TcpListener::bind((config.host, config.port))

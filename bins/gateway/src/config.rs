@@ -29,7 +29,13 @@
 //! | `SLACK_MESSAGES_PER_SECOND` | `1` | messages per second per channel (Slack's guidance) |
 //! | `APP_ENV` | none | environment shown on Slack messages that name none |
 //! | `WORKER_CONCURRENCY` | `8` | jobs (email, Slack) run at once by this replica |
-//! | `BLOB_DIR` | `DATA_DIR/blobs` | the local storage backend's folder |
+//! | `BLOB_DIR` | `DATA_DIR/blobs` | the local storage backend's folder (when `S3_BUCKET` is unset) |
+//! | `S3_BUCKET` | unset: the local backend | turns on the S3 backend with this default bucket |
+//! | `S3_REGION` | `AWS_SES_REGION`, then `us-east-1` | the bucket's region |
+//! | `AWS_ENDPOINT_URL_S3` | AWS | an S3-compatible endpoint (MinIO, Ceph, R2, ...) |
+//! | `S3_FORCE_PATH_STYLE` | `false` | path-style addressing (most S3-compatible servers want `true`) |
+//! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | required with `S3_BUCKET` | S3 credentials (the original names) |
+//! | `S3_PART_SIZE_MB` | `8` | multipart part size (5 or more); the memory one transfer holds |
 //! | `BLOB_NAMESPACES` | `client`, `web` (1 GiB), `ai` (50 GiB) | JSON array of `{name, max_size, allowed_types?, prefix?, bucket?}` |
 
 use std::net::IpAddr;
@@ -127,6 +133,8 @@ pub struct Config {
     pub blob_dir: PathBuf,
     /// Storage namespaces.
     pub blob_namespaces: Vec<blob_store::namespace::Namespace>,
+    /// The S3 backend, when `S3_BUCKET` is set.
+    pub s3: Option<blob_store::S3Config>,
 }
 
 impl Config {
@@ -248,6 +256,34 @@ impl Config {
             Some(json) => blob_store::namespace::parse(&json).map_err(|m| bad("BLOB_NAMESPACES", m))?,
             None => blob_store::namespace::defaults(),
         };
+        let s3 = match get("S3_BUCKET") {
+            None => None,
+            Some(bucket) => {
+                let endpoint = get("AWS_ENDPOINT_URL_S3");
+                if let Some(e) = &endpoint
+                    && !url::Url::parse(e).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                {
+                    return Err(bad("AWS_ENDPOINT_URL_S3", format!("`{e}` is not an http(s) URL")));
+                }
+                let part_mb = parse_num::<usize>(&get, "S3_PART_SIZE_MB", 8)?;
+                if !(5..=5120).contains(&part_mb) {
+                    return Err(bad("S3_PART_SIZE_MB", "must be 5 to 5120"));
+                }
+                Some(blob_store::S3Config {
+                    bucket,
+                    region: get("S3_REGION")
+                        .or_else(|| get("AWS_SES_REGION"))
+                        .unwrap_or_else(|| "us-east-1".into()),
+                    endpoint,
+                    force_path_style: parse_bool(&get, "S3_FORCE_PATH_STYLE", false)?,
+                    access_key_id: get("AWS_ACCESS_KEY_ID")
+                        .ok_or_else(|| bad("AWS_ACCESS_KEY_ID", "required when S3_BUCKET is set"))?,
+                    secret_access_key: get("AWS_SECRET_ACCESS_KEY")
+                        .ok_or_else(|| bad("AWS_SECRET_ACCESS_KEY", "required when S3_BUCKET is set"))?,
+                    part_size: part_mb * 1024 * 1024,
+                })
+            }
+        };
 
         Ok(Config {
             host,
@@ -275,6 +311,7 @@ impl Config {
             worker_concurrency,
             blob_dir,
             blob_namespaces,
+            s3,
         })
     }
 }
@@ -428,6 +465,30 @@ mod tests {
             assert_eq!(err.var, *var, "{vars:?}");
             assert!(err.to_string().contains(var));
         }
+    }
+
+    #[test]
+    fn s3_settings_and_their_secret_stay_out_of_debug() {
+        let c = config(&[
+            ("S3_BUCKET", "shared"),
+            ("AWS_SES_REGION", "ap-northeast-2"),
+            ("AWS_ENDPOINT_URL_S3", "http://minio:9000"),
+            ("S3_FORCE_PATH_STYLE", "true"),
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG"),
+        ])
+        .unwrap();
+        let s3 = c.s3.clone().unwrap();
+        assert_eq!(
+            (s3.bucket.as_str(), s3.region.as_str(), s3.force_path_style),
+            ("shared", "ap-northeast-2", true)
+        );
+        assert_eq!(s3.part_size, 8 * 1024 * 1024);
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("wJalrXUtnFEMI") && !debug.contains("AKIAEXAMPLE"),
+            "{debug}"
+        );
     }
 
     #[test]

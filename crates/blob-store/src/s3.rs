@@ -17,7 +17,7 @@ use ring::digest;
 use crate::ObjectKey;
 use crate::store::{
     BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
-    PutOptions,
+    PresignedUrl, PutOptions,
 };
 
 /// Smallest part S3 accepts (except the last).
@@ -347,6 +347,40 @@ fn check(hashes: &(digest::Context, Md5, u64), options: &PutOptions) -> Result<(
 }
 
 impl BlobStore for S3Store {
+    fn presign<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        method: &'a str,
+        expires_in: std::time::Duration,
+        content_type: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<PresignedUrl>, BlobError>> {
+        Box::pin(async move {
+            let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+                .map_err(|e| BlobError::Backend(e.to_string()))?;
+            let signed = match method {
+                "PUT" => {
+                    let mut put = self.client.put_object().bucket(&self.bucket).key(key.as_str());
+                    if let Some(ct) = content_type {
+                        put = put.content_type(ct);
+                    }
+                    put.presigned(config).await.map_err(backend)?
+                }
+                _ => self
+                    .client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key.as_str())
+                    .presigned(config)
+                    .await
+                    .map_err(backend)?,
+            };
+            Ok(Some(PresignedUrl {
+                url: signed.uri().to_owned(),
+                headers: signed.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            }))
+        })
+    }
+
     fn put<'a>(
         &'a self,
         key: &'a ObjectKey,

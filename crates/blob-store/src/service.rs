@@ -24,36 +24,28 @@ pub struct SignedRequest {
     pub signature: String,
 }
 
-/// Namespaces and the store behind them.
+/// Namespaces and the stores behind them.
 pub struct BlobService {
-    namespaces: Vec<Namespace>,
-    store: Arc<dyn BlobStore>,
+    namespaces: Vec<(Namespace, Arc<dyn BlobStore>)>,
     signing: hmac::Key,
 }
 
 impl BlobService {
-    /// `secret` signs presigned URLs.
-    pub fn new(namespaces: Vec<Namespace>, store: Arc<dyn BlobStore>, secret: &[u8]) -> Self {
+    /// Each namespace with its store (namespaces may name their own bucket); `secret`
+    /// signs the gateway's URLs.
+    pub fn new(namespaces: Vec<(Namespace, Arc<dyn BlobStore>)>, secret: &[u8]) -> Self {
         Self {
             namespaces,
-            store,
             signing: hmac::Key::new(hmac::HMAC_SHA256, secret),
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &dyn BlobStore {
-        self.store.as_ref()
-    }
-
-    /// The namespace called `name`.
-    pub fn namespace(&self, name: &str) -> Option<&Namespace> {
-        self.namespaces.iter().find(|n| n.name == name)
-    }
-
-    /// The configured namespaces.
-    pub fn namespaces(&self) -> &[Namespace] {
-        &self.namespaces
+    /// The namespace called `name` and the store holding it.
+    pub fn namespace(&self, name: &str) -> Option<(&Namespace, &dyn BlobStore)> {
+        self.namespaces
+            .iter()
+            .find(|(n, _)| n.name == name)
+            .map(|(n, s)| (n, s.as_ref()))
     }
 
     /// The full storage key of `key` in `ns`.
@@ -109,11 +101,12 @@ mod tests {
     #[test]
     fn signatures_bind_method_key_expiry_and_type() {
         let dir = tempfile::tempdir().unwrap();
-        let svc = BlobService::new(
-            crate::namespace::defaults(),
-            Arc::new(LocalStore::new(dir.path()).unwrap()),
-            b"secret-0123456789",
-        );
+        let store: Arc<dyn BlobStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+        let namespaces = crate::namespace::defaults()
+            .into_iter()
+            .map(|n| (n, store.clone()))
+            .collect();
+        let svc = BlobService::new(namespaces, b"secret-0123456789");
         let key = ObjectKey::parse("a/b.bin").unwrap();
         let signed = svc.sign("PUT", "ai", &key, 2_000, "application/octet-stream");
         assert_eq!(svc.verify("ai", &key, &signed, 1_000), Ok(()));
@@ -150,7 +143,7 @@ mod tests {
         ] {
             assert!(svc.verify("ai", &key, &tamper, 1_000).is_err(), "{tamper:?}");
         }
-        let ns = svc.namespace("ai").unwrap();
+        let (ns, _) = svc.namespace("ai").unwrap();
         let full = svc.storage_key(ns, &key).unwrap();
         assert_eq!(full.as_str(), "ai/a/b.bin");
         assert_eq!(svc.public_key(ns, full.as_str()), "a/b.bin");

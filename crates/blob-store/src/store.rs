@@ -169,8 +169,29 @@ pub enum BlobError {
     Backend(String),
 }
 
+/// A URL signed by the storage itself (S3's SigV4 query signing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedUrl {
+    /// The URL.
+    pub url: String,
+    /// Headers the request must send.
+    pub headers: Vec<(String, String)>,
+}
+
 /// Object storage.
 pub trait BlobStore: Send + Sync + 'static {
+    /// A URL for one `GET` or `PUT` of `key` valid for `expires_in`, when the backend can
+    /// sign one itself; `None` when the gateway must sign (the local backend).
+    fn presign<'a>(
+        &'a self,
+        _key: &'a ObjectKey,
+        _method: &'a str,
+        _expires_in: std::time::Duration,
+        _content_type: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<PresignedUrl>, BlobError>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Stores `body` under `key`, all or nothing.
     fn put<'a>(
         &'a self,

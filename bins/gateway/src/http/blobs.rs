@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, route, web};
 use blob_store::namespace::Namespace;
-use blob_store::{BlobError, ByteRange, ListOptions, ObjectKey, ObjectMeta, PutOptions, SignedRequest};
+use blob_store::{BlobError, BlobStore, ByteRange, ListOptions, ObjectKey, ObjectMeta, PutOptions, SignedRequest};
 use chrono::Utc;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -169,7 +169,7 @@ fn parse_key(raw: &str) -> Result<ObjectKey, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid_key", format!("{e} (rule: {})", e.rule())).for_field("key"))
 }
 
-fn namespace<'a>(state: &'a AppState, name: &str) -> Result<&'a Namespace, ApiError> {
+fn namespace<'a>(state: &'a AppState, name: &str) -> Result<(&'a Namespace, &'a dyn BlobStore), ApiError> {
     state
         .blobs
         .namespace(name)
@@ -259,7 +259,7 @@ async fn upload(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (ns_name, raw_key) = path.into_inner();
-    let ns = namespace(&state, &ns_name)?;
+    let (ns, store) = namespace(&state, &ns_name)?;
     let key = parse_key(&raw_key)?;
     let signed_type = authorise(&req, &state, ns, &key, "PUT", &ns.write_scope()).await?;
     let content_type = header_str(&req, "content-type")
@@ -345,7 +345,6 @@ async fn upload(
         expected_sha256,
         if_none_match,
     };
-    let store = state.blobs.store();
     let (_, stored) = futures_util::join!(pump, store.put(&storage_key, body, options));
     let meta = stored.map_err(blob_error)?;
     let etag = meta.etag.clone();
@@ -390,11 +389,11 @@ async fn download(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (ns_name, raw_key) = path.into_inner();
-    let ns = namespace(&state, &ns_name)?;
+    let (ns, store) = namespace(&state, &ns_name)?;
     let key = parse_key(&raw_key)?;
     authorise(&req, &state, ns, &key, "GET", &ns.read_scope()).await?;
     let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
-    let head = state.blobs.store().head(&storage_key).await.map_err(blob_error)?;
+    let head = store.head(&storage_key).await.map_err(blob_error)?;
     if header_str(&req, "if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == head.etag || t.trim() == "*"))
     {
         return Ok(HttpResponse::NotModified()
@@ -407,7 +406,7 @@ async fn download(
         }
         None => None,
     };
-    let object = state.blobs.store().get(&storage_key, range).await.map_err(blob_error)?;
+    let object = store.get(&storage_key, range).await.map_err(blob_error)?;
     let meta = &object.meta;
     let mut res = match object.range {
         Some(_) => HttpResponse::PartialContent(),
@@ -471,11 +470,11 @@ async fn remove(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (ns_name, raw_key) = path.into_inner();
-    let ns = namespace(&state, &ns_name)?;
+    let (ns, store) = namespace(&state, &ns_name)?;
     principal.require(&ns.write_scope())?;
     let key = parse_key(&raw_key)?;
     let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
-    if state.blobs.store().delete(&storage_key).await.map_err(blob_error)? {
+    if store.delete(&storage_key).await.map_err(blob_error)? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(blob_error(BlobError::NotFound))
@@ -502,7 +501,7 @@ async fn list(
     path: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let ns = namespace(&state, &path)?;
+    let (ns, store) = namespace(&state, &path)?;
     principal.require(&ns.read_scope())?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -531,9 +530,7 @@ async fn list(
         None => None,
     };
     let storage_prefix = ns.storage_prefix();
-    let page = state
-        .blobs
-        .store()
+    let page = store
         .list(ListOptions {
             prefix: format!("{storage_prefix}{prefix}"),
             delimiter,
@@ -587,7 +584,7 @@ async fn presign(
     path: web::Path<String>,
     body: web::Json<PresignRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ns = namespace(&state, &path)?;
+    let (ns, store) = namespace(&state, &path)?;
     let method = body.method.to_ascii_uppercase();
     match method.as_str() {
         "GET" => principal.require(&ns.read_scope())?,
@@ -607,6 +604,27 @@ async fn presign(
         String::new()
     };
     let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(expires_in).unwrap_or(3600));
+    // S3 signs its own URLs (SigV4); the local backend's are signed by the gateway.
+    let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
+    let wanted_type = (!content_type.is_empty()).then_some(content_type.as_str());
+    let by_store = store
+        .presign(
+            &storage_key,
+            &method,
+            std::time::Duration::from_secs(expires_in),
+            wanted_type,
+        )
+        .await
+        .map_err(blob_error)?;
+    if let Some(p) = by_store {
+        let headers = p.headers.into_iter().collect();
+        return Ok(HttpResponse::Ok().json(Presigned {
+            url: p.url,
+            method,
+            headers,
+            expires_at,
+        }));
+    }
     let signed = state
         .blobs
         .sign(&method, &ns.name, &key, expires_at.timestamp(), &content_type);

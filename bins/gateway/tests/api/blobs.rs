@@ -441,3 +441,118 @@ async fn listing_pages_through_folders() {
     assert_problem(get("?limit=0").await.unwrap(), 400, "invalid_query").await;
     assert_problem(get("?delimiter=,").await.unwrap(), 400, "invalid_query").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_s3_backend_serves_the_same_api_and_presigns_with_sigv4() {
+    let s3 = blob_store::testing::S3TestServer::start().await;
+    let app = TestApp::with_vars(
+        &[
+            ("S3_BUCKET", blob_store::testing::BUCKET),
+            ("AWS_ENDPOINT_URL_S3", &s3.endpoint),
+            ("S3_FORCE_PATH_STYLE", "true"),
+            ("AWS_ACCESS_KEY_ID", blob_store::testing::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", blob_store::testing::SECRET_KEY),
+            ("S3_PART_SIZE_MB", "5"),
+        ],
+        None,
+    )
+    .await;
+    // 12 MiB streamed: three parts of a multipart upload.
+    let data: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let res = put(
+        &app,
+        "/api/v1/blobs/ai/models/v2/weights.bin",
+        data.clone(),
+        &[("x-checksum-sha256", &sha256_hex(&data))],
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let stored: Value = res.json().await.unwrap();
+    assert_eq!(
+        (stored["size"].as_u64(), stored["sha256"].as_str()),
+        (Some(data.len() as u64), Some(sha256_hex(&data).as_str()))
+    );
+    let object = s3
+        .dir
+        .path()
+        .join(blob_store::testing::BUCKET)
+        .join("ai/models/v2/weights.bin");
+    assert_eq!(
+        std::fs::metadata(&object).unwrap().len(),
+        data.len() as u64,
+        "stored under the namespace prefix"
+    );
+
+    let res = app
+        .client
+        .get(app.url("/api/v1/blobs/ai/models/v2/weights.bin"))
+        .bearer_auth(&app.admin_key)
+        .header("range", "bytes=5242878-5242881")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), &data[5_242_878..5_242_882]);
+
+    let res = put(
+        &app,
+        "/api/v1/blobs/ai/small.txt",
+        b"hello".to_vec(),
+        &[("content-type", "text/plain")],
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let list: Value = app
+        .client
+        .get(app.url("/api/v1/blobs/ai?delimiter=/"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["common_prefixes"], json!(["models/"]));
+    assert_eq!(list["objects"][0]["key"], "small.txt");
+
+    // A SigV4 URL from S3 itself, used by a plain client straight against the S3 server.
+    let p: Value = app
+        .client
+        .post(app.url("/api/v1/blobs/ai/presign"))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"key": "small.txt", "method": "GET", "expires_in": 300}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = p["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&s3.endpoint) && url.contains("X-Amz-Signature="),
+        "{url}"
+    );
+    let plain = reqwest::Client::new();
+    let res = plain.get(url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "hello");
+    let tampered = url.replace("small.txt", "other.txt");
+    assert_eq!(plain.get(&tampered).send().await.unwrap().status(), 403);
+
+    let res = app
+        .client
+        .delete(app.url("/api/v1/blobs/ai/small.txt"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = app
+        .client
+        .get(app.url("/api/v1/blobs/ai/small.txt"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "object_not_found").await;
+}
