@@ -256,7 +256,7 @@ async fn upload(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (ns_name, raw_key) = path.into_inner();
     let (ns, store) = namespace(&state, &ns_name)?;
@@ -325,19 +325,6 @@ async fn upload(
         None => false,
     };
     let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
-    // Actix's payload cannot leave this thread: pump it into a bounded channel whose
-    // receiving end is the store's (sendable) body stream.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
-    let pump = async move {
-        while let Some(chunk) = payload.next().await {
-            let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                break;
-            }
-        }
-    };
-    let body = tokio_stream_from(rx);
     let options = PutOptions {
         content_type,
         max_size: ns.max_size,
@@ -345,7 +332,7 @@ async fn upload(
         expected_sha256,
         if_none_match,
     };
-    let (_, stored) = futures_util::join!(pump, store.put(&storage_key, body, options));
+    let stored = pump_into_store(payload, store, &storage_key, options).await;
     let meta = stored.map_err(blob_error)?;
     let etag = meta.etag.clone();
     Ok(HttpResponse::Created()
@@ -354,10 +341,126 @@ async fn upload(
         .json(blob(&state, ns, meta)))
 }
 
+/// Streams `source` into the store. Actix's bodies cannot leave their thread, so they are
+/// pumped through a small bounded channel whose receiving end is the store's (sendable)
+/// body stream; memory stays bounded by the channel and the store's part size.
+async fn pump_into_store<S, E>(
+    mut source: S,
+    store: &dyn BlobStore,
+    key: &ObjectKey,
+    options: PutOptions,
+) -> Result<ObjectMeta, BlobError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let pump = async move {
+        while let Some(chunk) = source.next().await {
+            let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    };
+    let (_, stored) = futures_util::join!(pump, store.put(key, tokio_stream_from(rx), options));
+    stored
+}
+
 fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
 ) -> blob_store::ByteStream {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// Stores an object from a `multipart/form-data` form (browser uploads): an optional
+/// `key` field, then one `file` field whose file name is the key when `key` is absent.
+#[utoipa::path(
+    tag = "blobs",
+    params(("namespace" = String, Path, description = "Namespace")),
+    request_body(content = String, content_type = "multipart/form-data", description = "Fields `key` (optional, first) and `file`"),
+    security(("api_key" = ["blobs:write"])),
+    responses(
+        (status = 201, description = "Stored", body = Blob),
+        (status = 400, description = "Bad form, key or interrupted upload", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the namespace's write scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Over the namespace's size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a form, or a content type not allowed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/{namespace}")]
+async fn upload_form(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    mut form: actix_multipart::Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let (ns, store) = namespace(&state, &path)?;
+    principal.require(&ns.write_scope())?;
+    let bad_form = |m: String| ApiError::bad_request("invalid_form", m);
+    let mut key: Option<ObjectKey> = None;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| bad_form(e.to_string()))?;
+        match field.name() {
+            Some("key") => {
+                let mut raw = Vec::new();
+                while let Some(chunk) = field.next().await {
+                    raw.extend_from_slice(&chunk.map_err(|e| bad_form(e.to_string()))?);
+                    if raw.len() > blob_store::MAX_KEY_BYTES * 4 {
+                        return Err(bad_form("the key field is too long".into()));
+                    }
+                }
+                let text = String::from_utf8(raw).map_err(|_| bad_form("the key field is not UTF-8".into()))?;
+                key = Some(parse_key(&text)?);
+            }
+            Some("file") => {
+                let key = match key.take() {
+                    Some(k) => k,
+                    None => parse_key(
+                        field
+                            .content_disposition()
+                            .and_then(|d| d.get_filename())
+                            .ok_or_else(|| bad_form("give a key field or a file name".into()))?,
+                    )?,
+                };
+                let content_type = field
+                    .content_type()
+                    .map_or_else(|| "application/octet-stream".to_owned(), ToString::to_string);
+                if !ns.allows(&content_type) {
+                    return Err(ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "content_type_not_allowed",
+                        format!("`{content_type}` is not accepted in `{}`", ns.name),
+                    ));
+                }
+                let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
+                let options = PutOptions {
+                    content_type,
+                    max_size: ns.max_size,
+                    expected_md5: None,
+                    expected_sha256: None,
+                    if_none_match: false,
+                };
+                let meta = pump_into_store(field, store, &storage_key, options)
+                    .await
+                    .map_err(blob_error)?;
+                return Ok(HttpResponse::Created()
+                    .insert_header((header::ETAG, meta.etag.clone()))
+                    .insert_header((header::LOCATION, format!("/api/v1/blobs/{}/{}", ns.name, key)))
+                    .json(blob(&state, ns, meta)));
+            }
+            other => {
+                return Err(bad_form(format!(
+                    "unexpected field `{}`; send `key` and `file`",
+                    other.unwrap_or("")
+                )));
+            }
+        }
+    }
+    Err(bad_form("the form has no `file` field".into()))
 }
 
 /// Streams an object; `Range` gives 206 (or 416), `If-None-Match` 304. HEAD answers the
@@ -668,6 +771,7 @@ async fn presign(
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(presign)
         .service(list)
+        .service(upload_form)
         .service(upload)
         .service(download)
         .service(remove);

@@ -556,3 +556,94 @@ async fn the_s3_backend_serves_the_same_api_and_presigns_with_sigv4() {
         .unwrap();
     assert_problem(res, 404, "object_not_found").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_forms_upload_files() {
+    let app = TestApp::spawn().await;
+    let form = reqwest::multipart::Form::new().text("key", "forms/사진.png").part(
+        "file",
+        reqwest::multipart::Part::bytes(vec![0x89, b'P', b'N', b'G'])
+            .file_name("ignored.png")
+            .mime_str("image/png")
+            .unwrap(),
+    );
+    let res = app
+        .client
+        .post(app.url("/api/v1/blobs/web"))
+        .bearer_auth(&app.admin_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let stored: Value = res.json().await.unwrap();
+    assert_eq!(
+        (
+            stored["key"].as_str(),
+            stored["content_type"].as_str(),
+            stored["size"].as_u64()
+        ),
+        (Some("forms/사진.png"), Some("image/png"), Some(4))
+    );
+    let res = app
+        .client
+        .get(app.url("/api/v1/blobs/web/forms/%EC%82%AC%EC%A7%84.png"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["content-disposition"].to_str().unwrap().split(';').next(),
+        Some("inline"),
+        "a safe image is shown inline"
+    );
+
+    // Without a key field the file name is the key; a bad name is refused by the key rules.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"a,b".to_vec())
+            .file_name("report.csv")
+            .mime_str("text/csv")
+            .unwrap(),
+    );
+    let res = app
+        .client
+        .post(app.url("/api/v1/blobs/web"))
+        .bearer_auth(&app.admin_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["key"], "report.csv");
+    let form =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"x".to_vec()).file_name(".."));
+    let res = app
+        .client
+        .post(app.url("/api/v1/blobs/web"))
+        .bearer_auth(&app.admin_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 400, "invalid_key").await;
+    let form = reqwest::multipart::Form::new().text("note", "hi");
+    let res = app
+        .client
+        .post(app.url("/api/v1/blobs/web"))
+        .bearer_auth(&app.admin_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 400, "invalid_form").await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/blobs/web"))
+        .bearer_auth(&app.admin_key)
+        .body("not a form")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error());
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+}
