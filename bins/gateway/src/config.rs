@@ -37,6 +37,7 @@
 //! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | required with `S3_BUCKET` | S3 credentials (the original names) |
 //! | `S3_PART_SIZE_MB` | `8` | multipart part size (5 or more); the memory one transfer holds |
 //! | `BLOB_NAMESPACES` | `client`, `web` (1 GiB), `ai` (50 GiB) | JSON array of `{name, max_size, allowed_types?, prefix?, bucket?}` |
+//! | `BLOB_NAMESPACES_FILE` | none | the same JSON read from a file (when `BLOB_NAMESPACES` is unset) |
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -252,9 +253,14 @@ impl Config {
             return Err(bad("WORKER_CONCURRENCY", "must be at least 1"));
         }
         let blob_dir = get("BLOB_DIR").map_or_else(|| data_dir.join("blobs"), PathBuf::from);
-        let blob_namespaces = match get("BLOB_NAMESPACES") {
-            Some(json) => blob_store::namespace::parse(&json).map_err(|m| bad("BLOB_NAMESPACES", m))?,
-            None => blob_store::namespace::defaults(),
+        let blob_namespaces = match (get("BLOB_NAMESPACES"), get("BLOB_NAMESPACES_FILE")) {
+            (Some(json), _) => blob_store::namespace::parse(&json).map_err(|m| bad("BLOB_NAMESPACES", m))?,
+            (None, Some(path)) => {
+                let json = std::fs::read_to_string(&path)
+                    .map_err(|e| bad("BLOB_NAMESPACES_FILE", format!("cannot read {path}: {e}")))?;
+                blob_store::namespace::parse(&json).map_err(|m| bad("BLOB_NAMESPACES_FILE", m))?
+            }
+            (None, None) => blob_store::namespace::defaults(),
         };
         let s3 = match get("S3_BUCKET") {
             None => None,
