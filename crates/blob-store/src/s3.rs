@@ -247,60 +247,46 @@ impl S3Store {
         options: &PutOptions,
         hashes: &mut (digest::Context, Md5, u64),
     ) -> Result<Vec<CompletedPart>, BlobError> {
-        let mut parts = Vec::new();
-        let mut part = first;
-        let mut number = 1;
+        let mut parts = vec![self.upload_part(key, upload_id, 1, first).await?];
         loop {
-            let res = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .body(AwsBody::from(part))
-                .send()
-                .await
-                .map_err(backend)?;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(res.e_tag().map(str::to_owned))
-                    .build(),
-            );
             let mut buf = BytesMut::with_capacity(self.part_size);
             let more = self.fill(body, &mut buf, &mut carry).await?;
             if buf.is_empty() {
                 break;
             }
             hash(hashes, &buf, options.max_size)?;
-            part = buf.freeze();
-            number += 1;
+            let number = i32::try_from(parts.len() + 1).unwrap_or(i32::MAX);
+            parts.push(self.upload_part(key, upload_id, number, buf.freeze()).await?);
             if !more && carry.is_none() {
-                // The last (short) part.
-                self.client
-                    .upload_part()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .part_number(number)
-                    .body(AwsBody::from(part))
-                    .send()
-                    .await
-                    .map_err(backend)
-                    .map(|r| {
-                        parts.push(
-                            CompletedPart::builder()
-                                .part_number(number)
-                                .set_e_tag(r.e_tag().map(str::to_owned))
-                                .build(),
-                        )
-                    })?;
                 break;
             }
         }
         check(hashes, options)?;
         Ok(parts)
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        part: Bytes,
+    ) -> Result<CompletedPart, BlobError> {
+        let res = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(AwsBody::from(part))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(res.e_tag().map(str::to_owned))
+            .build())
     }
 
     async fn abort(&self, key: &str, upload_id: &str) {

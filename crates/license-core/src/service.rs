@@ -9,7 +9,7 @@ use data_encoding::BASE64URL_NOPAD;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use ring::hmac;
-use shared_db::events::{self, NewEvent};
+use shared_db::events;
 use shared_db::{DbConn, DbError, DbPool, with_conn};
 
 use crate::cert::{CertificatePayload, Signer};
@@ -961,18 +961,7 @@ async fn record(
     license_id: &str,
     data: serde_json::Value,
 ) -> Result<(), LicenseError> {
-    let subject = format!("license:{license_id}");
-    events::append(
-        conn,
-        NewEvent {
-            event_type,
-            actor: Some(actor),
-            subject: Some(&subject),
-            data,
-        },
-    )
-    .await?;
-    Ok(())
+    Ok(events::record(conn, event_type, actor, &format!("license:{license_id}"), data).await?)
 }
 
 async fn find(conn: &mut DbConn, id: &str) -> Result<Option<(LicenseRow, i64)>, LicenseError> {

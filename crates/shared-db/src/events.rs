@@ -57,6 +57,28 @@ pub async fn append(conn: &mut DbConn, event: NewEvent<'_>) -> Result<Event, DbE
     Ok(row)
 }
 
+/// Appends an event about `subject` (such as `license:<id>`) by `actor`; the short form
+/// of [`append`] the domain crates use.
+pub async fn record(
+    conn: &mut DbConn,
+    event_type: &str,
+    actor: &str,
+    subject: &str,
+    data: serde_json::Value,
+) -> Result<(), DbError> {
+    append(
+        conn,
+        NewEvent {
+            event_type,
+            actor: Some(actor),
+            subject: Some(subject),
+            data,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Events about one subject, oldest first.
 pub async fn for_subject(conn: &mut DbConn, subject: &str) -> Result<Vec<Event>, DbError> {
     let rows = with_conn!(conn, |c| events::table

@@ -11,7 +11,7 @@ use diesel_async::RunQueryDsl;
 use futures_util::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use shared_db::events::{self, NewEvent};
+use shared_db::events;
 use shared_db::idempotency::{self, Seen};
 use shared_db::jobs::{self, Job, NewJob};
 use shared_db::worker::{JobError, JobHandler};
@@ -713,18 +713,7 @@ async fn record(
     id: &str,
     data: serde_json::Value,
 ) -> Result<(), NotifyError> {
-    let subject = format!("slack_message:{id}");
-    events::append(
-        conn,
-        NewEvent {
-            event_type,
-            actor: Some(actor),
-            subject: Some(&subject),
-            data,
-        },
-    )
-    .await?;
-    Ok(())
+    Ok(events::record(conn, event_type, actor, &format!("slack_message:{id}"), data).await?)
 }
 
 /// Runs `slack.post` jobs.

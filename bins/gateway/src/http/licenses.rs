@@ -13,6 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
+use crate::http::AuthProblems;
 use crate::state::AppState;
 
 const ADMIN: &str = "licenses:admin";
@@ -34,21 +35,6 @@ pub struct IssuedLicense {
 pub struct MachineList {
     /// Machines, oldest first.
     pub items: Vec<Machine>,
-}
-
-/// Problems every admin route can answer.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-enum AdminProblems {
-    /// No valid API key.
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem),
-    /// The key lacks the scope.
-    #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(Problem),
-    /// Database unavailable.
-    #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(Problem),
 }
 
 /// Problems every licence-holder route can answer.
@@ -85,7 +71,7 @@ fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
         (status = 201, description = "Issued; `key` is shown only now", body = IssuedLicense),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
-        AdminProblems,
+        AuthProblems,
     )
 )]
 #[post("")]
@@ -116,7 +102,7 @@ async fn issue(
         (status = 200, description = "One page", body = LicensePage),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
-        AdminProblems,
+        AuthProblems,
     )
 )]
 #[get("")]
@@ -263,7 +249,7 @@ async fn checkout(
     responses(
         (status = 200, description = "The licence", body = License),
         (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
-        AdminProblems,
+        AuthProblems,
     )
 )]
 #[get("/{id}")]
@@ -289,7 +275,7 @@ async fn show(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
-        AdminProblems,
+        AuthProblems,
     )
 )]
 #[patch("/{id}")]
@@ -317,7 +303,7 @@ async fn update(
         (status = 200, description = "Suspended", body = License),
         (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not active", body = Problem, content_type = "application/problem+json"),
-        AdminProblems,
+        AuthProblems,
     )
 )]
 #[post("/{id}/suspend")]
@@ -339,7 +325,7 @@ async fn suspend(
         (status = 200, description = "Active again", body = License),
         (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not suspended", body = Problem, content_type = "application/problem+json"),
-        AdminProblems,
+        AuthProblems,
     )
 )]
 #[post("/{id}/reinstate")]
@@ -361,7 +347,7 @@ async fn reinstate(
         (status = 200, description = "Revoked", body = License),
         (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already revoked", body = Problem, content_type = "application/problem+json"),
-        AdminProblems,
+        AuthProblems,
     )
 )]
 #[post("/{id}/revoke")]
@@ -387,7 +373,7 @@ async fn revoke(
         (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Revoked", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad duration or date", body = Problem, content_type = "application/problem+json"),
-        AdminProblems,
+        AuthProblems,
     )
 )]
 #[post("/{id}/renew")]
@@ -409,7 +395,7 @@ async fn renew(
     responses(
         (status = 200, description = "Its machines", body = MachineList),
         (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
-        AdminProblems,
+        AuthProblems,
     )
 )]
 #[get("/{id}/machines")]
@@ -435,7 +421,7 @@ async fn machines(
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "No such machine on the licence", body = Problem, content_type = "application/problem+json"),
-        AdminProblems,
+        AuthProblems,
     )
 )]
 #[delete("/{id}/machines/{machine_id}")]

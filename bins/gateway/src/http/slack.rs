@@ -9,25 +9,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
+use crate::http::AuthProblems;
 use crate::state::AppState;
 
 const POST: &str = "slack:post";
 const READ: &[&str] = &["slack:read", POST];
-
-/// Problems every Slack route can answer.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-enum SlackProblems {
-    /// No valid API key.
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem),
-    /// The key lacks the scope.
-    #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(Problem),
-    /// Database unavailable.
-    #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(Problem),
-}
 
 /// The `Idempotency-Key` header, checked.
 pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
@@ -57,7 +43,7 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
-        SlackProblems,
+        AuthProblems,
     )
 )]
 #[post("/messages")]
@@ -98,7 +84,7 @@ async fn submit(
         (status = 200, description = "One page", body = MessagePage),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
-        SlackProblems,
+        AuthProblems,
     )
 )]
 #[get("/messages")]
@@ -119,7 +105,7 @@ async fn list(
     responses(
         (status = 200, description = "The message", body = SlackMessage),
         (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
-        SlackProblems,
+        AuthProblems,
     )
 )]
 #[get("/messages/{id}")]
@@ -145,7 +131,7 @@ async fn show(
         (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The message failed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
-        SlackProblems,
+        AuthProblems,
     )
 )]
 #[patch("/messages/{id}")]
@@ -169,7 +155,7 @@ async fn update(
         (status = 200, description = "The message as Slack receives it", body = Rendered),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
-        SlackProblems,
+        AuthProblems,
     )
 )]
 #[post("/preview")]
