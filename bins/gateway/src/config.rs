@@ -29,6 +29,7 @@
 //! | `SLACK_MESSAGES_PER_SECOND` | `1` | messages per second per channel (Slack's guidance) |
 //! | `APP_ENV` | none | environment shown on Slack messages that name none |
 //! | `WORKER_CONCURRENCY` | `8` | jobs (email, Slack) run at once by this replica |
+//! | `TRUSTED_PROXIES` | none | proxies (addresses or CIDR blocks) whose `X-Forwarded-For` / `Forwarded` are believed |
 //! | `BLOB_DIR` | `DATA_DIR/blobs` | the local storage backend's folder (when `S3_BUCKET` is unset) |
 //! | `S3_BUCKET` | unset: the local backend | turns on the S3 backend with this default bucket |
 //! | `S3_REGION` | `AWS_SES_REGION`, then `us-east-1` | the bucket's region |
@@ -136,6 +137,8 @@ pub struct Config {
     pub blob_namespaces: Vec<blob_store::namespace::Namespace>,
     /// The S3 backend, when `S3_BUCKET` is set.
     pub s3: Option<blob_store::S3Config>,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -262,6 +265,10 @@ impl Config {
             }
             (None, None) => blob_store::namespace::defaults(),
         };
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            Some(v) => crate::net::parse_trusted(&v).map_err(|m| bad("TRUSTED_PROXIES", m))?,
+            None => Vec::new(),
+        };
         let s3 = match get("S3_BUCKET") {
             None => None,
             Some(bucket) => {
@@ -318,6 +325,7 @@ impl Config {
             blob_dir,
             blob_namespaces,
             s3,
+            trusted_proxies,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod net;
 pub mod ratelimit;
 pub mod state;
 pub mod telemetry;

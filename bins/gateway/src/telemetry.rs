@@ -57,7 +57,15 @@ pub async fn request_id(
         .get(&REQUEST_ID_HEADER)
         .and_then(usable_id)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let trusted = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map(|s| s.config.trusted_proxies.clone())
+        .unwrap_or_default();
+    let client = crate::net::client_ip(req.request(), &trusted)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path(), client = %client);
     let quiet = matches!(req.path(), "/healthz" | "/readyz" | "/metrics");
     let started = Instant::now();
     let result = REQUEST_ID

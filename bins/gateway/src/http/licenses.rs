@@ -59,7 +59,11 @@ enum HolderProblems {
 }
 
 fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
-    req.peer_addr().map(|a| a.ip())
+    let trusted = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.config.trusted_proxies.clone())
+        .unwrap_or_default();
+    crate::net::client_ip(req, &trusted)
 }
 
 /// Issues a licence. Returns its key, once.

@@ -492,3 +492,45 @@ async fn every_admin_licence_route_checks_credentials_and_scope() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let app = TestApp::with_vars(
+        &[("TRUSTED_PROXIES", "127.0.0.1"), ("LICENSE_RATE_LIMIT_PER_MINUTE", "2")],
+        None,
+    )
+    .await;
+    let validate = |client: &'static str| {
+        let key = license_core::key::LicenseKey::generate().unwrap();
+        app.client
+            .post(app.url("/api/v1/licenses/validate"))
+            .header("x-forwarded-for", format!("203.0.113.50, {client}"))
+            .json(&json!({"key": key.as_str()}))
+            .send()
+    };
+    assert_eq!(validate("198.51.100.1").await.unwrap().status(), 200);
+    assert_eq!(validate("198.51.100.1").await.unwrap().status(), 200);
+    assert_problem(validate("198.51.100.1").await.unwrap(), 429, "rate_limited").await;
+    assert_eq!(
+        validate("198.51.100.2").await.unwrap().status(),
+        200,
+        "another client behind the same proxy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untrusted_peer_cannot_dodge_its_limit_with_forwarded_headers() {
+    let app = TestApp::with_vars(&[("LICENSE_RATE_LIMIT_PER_MINUTE", "2")], None).await;
+    for (i, expected) in [(1, 200), (2, 200), (3, 429)] {
+        let key = license_core::key::LicenseKey::generate().unwrap();
+        let res = app
+            .client
+            .post(app.url("/api/v1/licenses/validate"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .json(&json!({"key": key.as_str()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), expected);
+    }
+}
