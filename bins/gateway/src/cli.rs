@@ -39,6 +39,12 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     ApiKeys(ApiKeysCommand),
+    /// Exit 0 when the running gateway answers /healthz (for container health checks).
+    Healthcheck {
+        /// What to ask; `http://127.0.0.1:<APP_PORT>/healthz` by default.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,8 +96,13 @@ pub async fn run() -> ExitCode {
 }
 
 async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
+    if let Command::Healthcheck { url } = command {
+        let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{}/healthz", config.port));
+        return healthcheck(&url);
+    }
     ensure_database_folder(&config)?;
     match command {
+        Command::Healthcheck { .. } => Ok(()),
         Command::Serve => Application::build(config).await?.run_until_stopped().await,
         Command::Migrate { status: true } => {
             for version in migrations::pending(&config.database_url).await? {
@@ -109,6 +120,31 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::ApiKeys(cmd) => api_keys_command(cmd, config).await,
     }
+}
+
+/// A plain HTTP/1.0 GET (no TLS: the check runs beside the server).
+fn healthcheck(url: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let url = url::Url::parse(url)?;
+    anyhow::ensure!(url.scheme() == "http", "the health check speaks plain http");
+    let host = url.host_str().unwrap_or("127.0.0.1");
+    let addr = (host, url.port_or_known_default().unwrap_or(80));
+    let timeout = std::time::Duration::from_secs(3);
+    let target = std::net::ToSocketAddrs::to_socket_addrs(&addr)?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {host}"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(stream, "GET {} HTTP/1.0\r\nHost: {host}\r\n\r\n", url.path())?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head)?;
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    anyhow::ensure!(
+        status_line.starts_with("HTTP/1.0 200") || status_line.starts_with("HTTP/1.1 200"),
+        "unhealthy: {}",
+        status_line.lines().next().unwrap_or("")
+    );
+    Ok(())
 }
 
 async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result<()> {

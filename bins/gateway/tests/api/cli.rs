@@ -251,3 +251,21 @@ async fn the_same_binary_migrates_and_serves_mariadb() {
     assert!(terminate(&mut child).success());
     assert!(logs.join().unwrap().contains("applied database migrations"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthcheck_exits_zero_only_when_the_gateway_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, _logs) = serve(dir.path(), &[]);
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let ok = run(dir.path(), &[], &["healthcheck", "--url", &url]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(terminate(&mut child).success());
+    let down = run(dir.path(), &[], &["healthcheck", "--url", &url]);
+    assert!(!down.status.success());
+    let not_found = run(
+        dir.path(),
+        &[("APP_PORT", &port.to_string())],
+        &["healthcheck", "--url", "http://127.0.0.1:9/none"],
+    );
+    assert!(!not_found.status.success());
+}
