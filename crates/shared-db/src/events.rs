@@ -79,6 +79,61 @@ pub async fn record(
     Ok(())
 }
 
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// An exact type, or a prefix ending in `*` (`license.*`).
+    pub event_type: Option<String>,
+    /// Only events about this subject.
+    pub subject: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<NaiveDateTime>,
+    /// Only events before this time.
+    pub until: Option<NaiveDateTime>,
+    /// Only events with a greater id (ids sort by time).
+    pub after_id: Option<String>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// Events matching `filter`, oldest first.
+pub async fn list(conn: &mut DbConn, filter: &EventFilter) -> Result<Vec<Event>, DbError> {
+    let rows = with_conn!(conn, |c| {
+        let mut q = events::table.select(Event::as_select()).into_boxed();
+        match filter.event_type.as_deref() {
+            Some(t) if t.ends_with('*') => {
+                let prefix = t.trim_end_matches('*').replace('%', "\\%").replace('_', "\\_");
+                q = q.filter(events::event_type.like(format!("{prefix}%")).escape('\\'));
+            }
+            Some(t) => q = q.filter(events::event_type.eq(t.to_owned())),
+            None => {}
+        }
+        if let Some(s) = &filter.subject {
+            q = q.filter(events::subject.eq(s.clone()));
+        }
+        if let Some(t) = filter.since {
+            q = q.filter(events::occurred_at.ge(t));
+        }
+        if let Some(t) = filter.until {
+            q = q.filter(events::occurred_at.lt(t));
+        }
+        if let Some(a) = &filter.after_id {
+            q = q.filter(events::id.gt(a.clone()));
+        }
+        q.order(events::id.asc()).limit(filter.limit.max(1)).load(c).await
+    })?;
+    Ok(rows)
+}
+
+/// The newest event's id, if any.
+pub async fn latest_id(conn: &mut DbConn) -> Result<Option<String>, DbError> {
+    let id = with_conn!(conn, |c| events::table
+        .select(diesel::dsl::max(events::id))
+        .first::<Option<String>>(c)
+        .await)?;
+    Ok(id)
+}
+
 /// Events about one subject, oldest first.
 pub async fn for_subject(conn: &mut DbConn, subject: &str) -> Result<Vec<Event>, DbError> {
     let rows = with_conn!(conn, |c| events::table

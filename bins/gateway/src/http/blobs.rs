@@ -196,7 +196,7 @@ async fn authorise(
     key: &ObjectKey,
     method: &str,
     scope: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<(Option<String>, String), ApiError> {
     let q = web::Query::<SignatureQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
     if let (Some(m), Some(expires), Some(signature)) = (&q.method, q.expires, &q.signature) {
@@ -217,11 +217,14 @@ async fn authorise(
             .blobs
             .verify(&ns.name, key, &signed, Utc::now().timestamp())
             .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, "signature_invalid", why))?;
-        return Ok((!signed.content_type.is_empty()).then_some(signed.content_type));
+        return Ok((
+            (!signed.content_type.is_empty()).then_some(signed.content_type),
+            "signed_url".to_owned(),
+        ));
     }
     let principal = <Principal as actix_web::FromRequest>::extract(req).await?;
     principal.require(scope)?;
-    Ok(None)
+    Ok((None, principal.actor()))
 }
 
 fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -261,7 +264,7 @@ async fn upload(
     let (ns_name, raw_key) = path.into_inner();
     let (ns, store) = namespace(&state, &ns_name)?;
     let key = parse_key(&raw_key)?;
-    let signed_type = authorise(&req, &state, ns, &key, "PUT", &ns.write_scope()).await?;
+    let (signed_type, actor) = authorise(&req, &state, ns, &key, "PUT", &ns.write_scope()).await?;
     let content_type = header_str(&req, "content-type")
         .unwrap_or("application/octet-stream")
         .to_owned();
@@ -334,11 +337,39 @@ async fn upload(
     };
     let stored = pump_into_store(payload, store, &storage_key, options).await;
     let meta = stored.map_err(blob_error)?;
+    record_blob_event(&state, "blob.written", &actor, ns, &key, Some(&meta)).await;
     let etag = meta.etag.clone();
     Ok(HttpResponse::Created()
         .insert_header((header::ETAG, etag))
         .insert_header((header::LOCATION, format!("/api/v1/blobs/{}/{}", ns.name, key)))
         .json(blob(&state, ns, meta)))
+}
+
+/// Appends `blob.written` / `blob.deleted` to the audit trail. The object store is not in
+/// the database's transaction, so this follows the change; a failure is logged, never
+/// turned into a failed request for a write that happened.
+async fn record_blob_event(
+    state: &AppState,
+    event_type: &str,
+    actor: &str,
+    ns: &Namespace,
+    key: &ObjectKey,
+    meta: Option<&ObjectMeta>,
+) {
+    let data = match meta {
+        Some(m) => {
+            serde_json::json!({ "size": m.size, "etag": m.etag, "content_type": m.content_type, "sha256": m.sha256 })
+        }
+        None => serde_json::json!({}),
+    };
+    let subject = format!("blob:{}/{key}", ns.name);
+    let recorded = match state.pool.get().await {
+        Ok(mut conn) => shared_db::events::record(&mut conn, event_type, actor, &subject, data).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, event_type, subject, "could not record a storage event");
+    }
 }
 
 /// Streams `source` into the store. Actix's bodies cannot leave their thread, so they are
@@ -447,6 +478,7 @@ async fn upload_form(
                 let meta = pump_into_store(field, store, &storage_key, options)
                     .await
                     .map_err(blob_error)?;
+                record_blob_event(&state, "blob.written", &principal.actor(), ns, &key, Some(&meta)).await;
                 return Ok(HttpResponse::Created()
                     .insert_header((header::ETAG, meta.etag.clone()))
                     .insert_header((header::LOCATION, format!("/api/v1/blobs/{}/{}", ns.name, key)))
@@ -578,6 +610,7 @@ async fn remove(
     let key = parse_key(&raw_key)?;
     let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
     if store.delete(&storage_key).await.map_err(blob_error)? {
+        record_blob_event(&state, "blob.deleted", &principal.actor(), ns, &key, None).await;
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(blob_error(BlobError::NotFound))

@@ -6,6 +6,7 @@ mod auth;
 mod blobs;
 mod cli;
 mod errors;
+mod events;
 mod health;
 mod helpers;
 mod licenses;

@@ -1,0 +1,235 @@
+//! `/api/v1/events`: the audit trail (scope `events:read`), as pages or as a live
+//! Server-Sent Events tail that resumes from `Last-Event-ID`.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared_db::events::{self, Event, EventFilter};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem};
+use crate::http::AuthProblems;
+use crate::state::AppState;
+
+const SCOPE: &str = "events:read";
+
+/// One audit event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEvent {
+    /// Event id (sorts by time); the SSE `id`.
+    pub id: String,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Dotted type, such as `license.revoked`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Who did it: `api_key:<id>`, `license:<id>`, `cli` or `system`.
+    pub actor: Option<String>,
+    /// What it happened to, such as `license:<id>`.
+    pub subject: Option<String>,
+    /// Details.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+impl From<Event> for AuditEvent {
+    fn from(e: Event) -> Self {
+        AuditEvent {
+            data: serde_json::from_str(&e.data).unwrap_or(serde_json::Value::Null),
+            id: e.id,
+            occurred_at: e.occurred_at.and_utc(),
+            event_type: e.event_type,
+            actor: e.actor,
+            subject: e.subject,
+        }
+    }
+}
+
+/// One page of events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    /// Events, oldest first.
+    pub items: Vec<AuditEvent>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Event filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// An exact type, or a prefix ending in `*` (`license.*`).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
+    /// Only events about this subject (`license:<id>`).
+    pub subject: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Only events before this time (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// From a previous page's `next_cursor` (the last event id).
+    pub cursor: Option<String>,
+    /// Page size (1 to 500, default 100).
+    pub limit: Option<i64>,
+}
+
+impl EventQuery {
+    fn filter(&self, after_id: Option<String>) -> Result<EventFilter, ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::bad_request("invalid_query", "limit must be 1 to 500"));
+        }
+        if let Some(t) = &self.event_type {
+            let ok = !t.is_empty()
+                && t.len() <= 64
+                && t.trim_end_matches('*')
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_');
+            if !ok {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "type is a dotted name such as license.revoked, or a prefix such as license.*",
+                ));
+            }
+        }
+        Ok(EventFilter {
+            event_type: self.event_type.clone(),
+            subject: self.subject.clone(),
+            since: self.since.map(|t| t.naive_utc()),
+            until: self.until.map(|t| t.naive_utc()),
+            after_id,
+            limit,
+        })
+    }
+}
+
+/// Lists audit events, oldest first.
+#[utoipa::path(
+    tag = "events",
+    params(EventQuery),
+    security(("api_key" = ["events:read"])),
+    responses(
+        (status = 200, description = "One page", body = EventPage),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+    )
+)]
+#[get("")]
+async fn list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<EventQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(SCOPE)?;
+    let filter = query.filter(query.cursor.clone())?;
+    let mut conn = state.pool.get().await?;
+    let items: Vec<AuditEvent> = events::list(&mut conn, &filter)
+        .await?
+        .into_iter()
+        .map(AuditEvent::from)
+        .collect();
+    let next_cursor = (items.len() as i64 == filter.limit)
+        .then(|| items.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(EventPage { items, next_cursor }))
+}
+
+/// How often the tail looks for new events.
+const POLL: Duration = Duration::from_millis(500);
+/// A comment line this often keeps proxies from closing an idle stream.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// A live tail of events as Server-Sent Events (`id`, `event` = type, `data` = JSON);
+/// reconnecting with `Last-Event-ID` resumes after that event.
+#[utoipa::path(
+    tag = "events",
+    params(EventQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    security(("api_key" = ["events:read"])),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream"),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+    )
+)]
+#[get("/stream")]
+async fn stream(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    query: web::Query<EventQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(SCOPE)?;
+    let resume = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(query.cursor.clone());
+    // Without a position, the tail starts after the newest event.
+    let start = match resume {
+        Some(id) => Some(id),
+        None => {
+            let mut conn = state.pool.get().await?;
+            events::latest_id(&mut conn).await?
+        }
+    };
+    let base = query.filter(None)?;
+    let pool = state.pool.clone();
+    let body = futures_util::stream::unfold(
+        (pool, start, VecDeque::<Event>::new(), tokio::time::Instant::now()),
+        move |(pool, mut last, mut pending, mut quiet_since)| {
+            let base = base.clone();
+            async move {
+                loop {
+                    if let Some(e) = pending.pop_front() {
+                        last = Some(e.id.clone());
+                        let event = AuditEvent::from(e);
+                        let json = serde_json::to_string(&event).unwrap_or_default();
+                        let frame = format!("id: {}\nevent: {}\ndata: {json}\n\n", event.id, event.event_type);
+                        return Some((
+                            Ok::<_, actix_web::Error>(web::Bytes::from(frame)),
+                            (pool, last, pending, tokio::time::Instant::now()),
+                        ));
+                    }
+                    if quiet_since.elapsed() >= KEEPALIVE {
+                        quiet_since = tokio::time::Instant::now();
+                        return Some((
+                            Ok(web::Bytes::from_static(b": keep-alive\n\n")),
+                            (pool, last, pending, quiet_since),
+                        ));
+                    }
+                    tokio::time::sleep(POLL).await;
+                    let mut filter = base.clone();
+                    filter.after_id = last.clone();
+                    filter.limit = 200;
+                    match pool.get().await {
+                        Ok(mut conn) => match events::list(&mut conn, &filter).await {
+                            Ok(found) => pending.extend(found),
+                            Err(e) => tracing::warn!(error = %e, "event tail: query failed; retrying"),
+                        },
+                        Err(e) => tracing::warn!(error = %e, "event tail: database unavailable; retrying"),
+                    }
+                }
+            }
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body))
+}
+
+/// Registers the event routes.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list).service(stream);
+}

@@ -1,0 +1,200 @@
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem};
+
+async fn issue(app: &TestApp, name: &str) -> String {
+    let res = app
+        .client
+        .post(app.url("/api/v1/licenses"))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"product": "client", "name": name, "owner_email": "o@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_trail_is_listed_with_filters_and_pages() {
+    for app in TestApp::each().await {
+        let first = issue(&app, "one").await;
+        let second = issue(&app, "two").await;
+        let res = app
+            .client
+            .post(app.url(&format!("/api/v1/licenses/{first}/suspend")))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let res = app
+            .client
+            .put(app.url("/api/v1/blobs/web/note.txt"))
+            .bearer_auth(&app.admin_key)
+            .body("hi")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+
+        let get = |q: String| {
+            app.client
+                .get(app.url(&format!("/api/v1/events{q}")))
+                .bearer_auth(&app.admin_key)
+                .send()
+        };
+        let licences: Value = get("?type=license.*".into()).await.unwrap().json().await.unwrap();
+        let types: Vec<&str> = licences["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["license.issued", "license.issued", "license.suspended"],
+            "{}",
+            app.backend()
+        );
+        let about: Value = get(format!("?subject=license:{first}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(about["items"].as_array().unwrap().len(), 2);
+        assert!(about["items"][0]["actor"].as_str().unwrap().starts_with("api_key:"));
+        assert_eq!(about["items"][0]["data"]["name"], "one");
+        let blob: Value = get("?type=blob.written".into()).await.unwrap().json().await.unwrap();
+        assert_eq!(blob["items"][0]["subject"], "blob:web/note.txt");
+        assert_eq!(blob["items"][0]["data"]["size"], 2);
+
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page: Value = get(format!("?type=license.*&limit=2{cursor}"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            seen.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["subject"].as_str().unwrap().to_owned()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                format!("license:{first}"),
+                format!("license:{second}"),
+                format!("license:{first}")
+            ]
+        );
+        assert_problem(get("?limit=0".into()).await.unwrap(), 400, "invalid_query").await;
+        assert_problem(get("?type=DROP TABLE".into()).await.unwrap(), 400, "invalid_query").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_need_their_scope() {
+    let app = TestApp::spawn().await;
+    let (_, reader) = app.create_key(&["events:read"]).await;
+    let (_, other) = app.create_key(&["licenses:admin"]).await;
+    assert_eq!(
+        app.client
+            .get(app.url("/api/v1/events"))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let res = app
+        .client
+        .get(app.url("/api/v1/events"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "insufficient_scope").await;
+    let res = app.client.get(app.url("/api/v1/events/stream")).send().await.unwrap();
+    assert_problem(res, 401, "missing_credentials").await;
+}
+
+/// Reads SSE frames until one with `event: <ty>` arrives; returns its id and data.
+async fn next_frame(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    ty: &str,
+) -> (String, Value) {
+    let mut buf = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let field = |name: &str| frame.lines().find_map(|l| l.strip_prefix(name)).map(str::to_owned);
+            if field("event: ").as_deref() == Some(ty) {
+                return (
+                    field("id: ").unwrap(),
+                    serde_json::from_str(&field("data: ").unwrap()).unwrap(),
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_live_tail_streams_new_events_and_resumes_from_last_event_id() {
+    let app = TestApp::spawn().await;
+    issue(&app, "before the tail").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/events/stream?type=license.*"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.bytes_stream();
+    let id = issue(&app, "during the tail").await;
+    let (event_id, data) = next_frame(&mut body, "license.issued").await;
+    assert_eq!(
+        data["subject"],
+        format!("license:{id}"),
+        "the tail starts now, not with older events"
+    );
+    drop(body);
+
+    // Reconnect with Last-Event-ID: only what came after it.
+    let later = issue(&app, "while disconnected").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/events/stream?type=license.*"))
+        .bearer_auth(&app.admin_key)
+        .header("last-event-id", event_id)
+        .send()
+        .await
+        .unwrap();
+    let mut body = res.bytes_stream();
+    let (_, data) = next_frame(&mut body, "license.issued").await;
+    assert_eq!(data["subject"], format!("license:{later}"));
+}
