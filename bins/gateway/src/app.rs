@@ -233,6 +233,7 @@ impl Application {
         let metrics = crate::metrics::build(&pool)?;
         let data = web::Data::new(state.clone());
         let max_json = config.max_json_body;
+        let max_payload = config.max_json_body.max(config.max_document_bytes);
 
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
@@ -243,6 +244,7 @@ impl Application {
                         .limit(max_json)
                         .error_handler(|err, _| json_error(err).into()),
                 )
+                .app_data(web::PayloadConfig::new(max_payload))
                 .app_data(
                     web::PathConfig::default()
                         .error_handler(|err, _| ApiError::bad_request("invalid_path", err.to_string()).into()),

@@ -29,6 +29,7 @@
 //! | `SLACK_MESSAGES_PER_SECOND` | `1` | messages per second per channel (Slack's guidance) |
 //! | `APP_ENV` | none | environment shown on Slack messages that name none |
 //! | `WORKER_CONCURRENCY` | `8` | jobs (email, Slack) run at once by this replica |
+//! | `MAX_DOCUMENT_BYTES` | `1048576` | largest shared document |
 //! | `TRUSTED_PROXIES` | none | proxies (addresses or CIDR blocks) whose `X-Forwarded-For` / `Forwarded` are believed |
 //! | `BLOB_DIR` | `DATA_DIR/blobs` | the local storage backend's folder (when `S3_BUCKET` is unset) |
 //! | `S3_BUCKET` | unset: the local backend | turns on the S3 backend with this default bucket |
@@ -139,6 +140,8 @@ pub struct Config {
     pub s3: Option<blob_store::S3Config>,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Largest shared document in bytes.
+    pub max_document_bytes: usize,
 }
 
 impl Config {
@@ -265,6 +268,7 @@ impl Config {
             }
             (None, None) => blob_store::namespace::defaults(),
         };
+        let max_document_bytes = parse_num::<usize>(&get, "MAX_DOCUMENT_BYTES", 1024 * 1024)?;
         let trusted_proxies = match get("TRUSTED_PROXIES") {
             Some(v) => crate::net::parse_trusted(&v).map_err(|m| bad("TRUSTED_PROXIES", m))?,
             None => Vec::new(),
@@ -326,6 +330,7 @@ impl Config {
             blob_namespaces,
             s3,
             trusted_proxies,
+            max_document_bytes,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! - [`jobs`] and [`worker`]: the durable job queue.
 //! - [`events`]: the append-only audit trail.
 //! - [`api_keys`]: storage of API key digests.
+//! - [`documents`]: shared JSON documents with versions, merge patch and schemas.
 //! - [`idempotency`]: `Idempotency-Key` bookkeeping.
 //! - `testing` (feature `testing`): a fresh database per test on either backend.
 
@@ -14,6 +15,7 @@ mod time;
 mod url;
 
 pub mod api_keys;
+pub mod documents;
 pub mod events;
 pub mod idempotency;
 pub mod jobs;

@@ -56,3 +56,22 @@ diesel::table! {
         data -> Text,
     }
 }
+
+diesel::table! {
+    documents (collection, id) {
+        collection -> Text,
+        id -> Text,
+        version -> BigInt,
+        body -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    collection_schemas (collection) {
+        collection -> Text,
+        json_schema -> Text,
+        updated_at -> Timestamp,
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod blobs;
+pub mod data;
 pub mod events;
 pub mod health;
 pub mod licenses;
@@ -29,6 +30,7 @@ use crate::error::{ApiError, Problem};
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "api-keys", description = "API keys and their scopes (scope `api-keys:admin`)"),
+        (name = "data", description = "Shared JSON documents for client and web, with versions, merge patch and schemas (scopes `data:read:<collection>`, `data:write:<collection>`)"),
         (name = "events", description = "The audit trail of every change (scope `events:read`): pages and a live Server-Sent Events tail"),
         (name = "blobs", description = "Shared storage for clients, the web and AI services: streamed uploads and downloads, ranges, listing, signed URLs (scopes `blobs:read:<namespace>`, `blobs:write:<namespace>`)"),
         (name = "slack", description = "Slack alerts: one layout per level, delivered in per-channel order at Slack's pace (scopes `slack:post`, `slack:read`)"),
@@ -77,6 +79,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(utoipa_actix_web::scope("/api/v1/slack").configure(slack::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/blobs").configure(blobs::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/events").configure(events::configure));
+    cfg.service(utoipa_actix_web::scope("/api/v1/data").configure(data::configure));
 }
 
 /// Routes and their methods, read from the OpenAPI document, so that a known path with

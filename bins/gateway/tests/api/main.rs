@@ -5,6 +5,7 @@ mod api_keys;
 mod auth;
 mod blobs;
 mod cli;
+mod data;
 mod errors;
 mod events;
 mod health;

@@ -1,0 +1,2 @@
+DROP TABLE collection_schemas;
+DROP TABLE documents;
