@@ -57,11 +57,9 @@ pub async fn request_id(
         .get(&REQUEST_ID_HEADER)
         .and_then(usable_id)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let trusted = req
+    let client = req
         .app_data::<actix_web::web::Data<crate::state::AppState>>()
-        .map(|s| s.config.trusted_proxies.clone())
-        .unwrap_or_default();
-    let client = crate::net::client_ip(req.request(), &trusted)
+        .and_then(|s| crate::net::client_ip(req.request(), &s.config.trusted_proxies))
         .map(|ip| ip.to_string())
         .unwrap_or_default();
     let span =

@@ -549,7 +549,7 @@ impl LicenseService {
         .filter_map(|(f, set)| set.then_some(f))
         .collect();
         if changed.is_empty() {
-            return Err(invalid("body", "name at least one field to change"));
+            return Err(invalid("body", "give at least one field to change"));
         }
         self.change(id, actor, move |mut row| {
             if let Some(v) = name {

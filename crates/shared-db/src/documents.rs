@@ -40,6 +40,14 @@ pub enum DocumentError {
         /// The current version (none when it does not exist).
         current: Option<i64>,
     },
+    /// The document would exceed the size limit.
+    #[error("the document would be {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The body breaks the collection's JSON Schema.
     #[error("the document breaks the collection's schema")]
     SchemaViolation(Vec<String>),
@@ -142,14 +150,15 @@ fn validate(schema: &Value, body: &Value) -> Result<(), DocumentError> {
     }
 }
 
-/// Writes a document under `conditions` in one transaction with its audit event;
-/// returns it and whether it was created.
+/// Writes a document of at most `max_bytes` under `conditions` in one transaction with
+/// its audit event; returns it and whether it was created.
 pub async fn write(
     conn: &mut DbConn,
     collection: &str,
     id: &str,
     change: Change,
     conditions: Conditions,
+    max_bytes: usize,
     actor: &str,
 ) -> Result<(Document, bool), DocumentError> {
     let (collection, id, actor) = (collection.to_owned(), id.to_owned(), actor.to_owned());
@@ -172,6 +181,12 @@ pub async fn write(
         }
         let now = crate::now();
         let text = body.to_string();
+        if text.len() > max_bytes {
+            return Err(DocumentError::TooLarge {
+                size: text.len(),
+                limit: max_bytes,
+            });
+        }
         let doc = match current {
             Some(old) => {
                 let doc = Document {

@@ -136,6 +136,11 @@ fn doc_error(e: DocumentError) -> ApiError {
                 None => err,
             }
         }
+        DocumentError::TooLarge { size, limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the document would be {size} bytes; documents are at most {limit} bytes"),
+        ),
         DocumentError::SchemaViolation(paths) => ApiError::unprocessable("schema_violation", paths.join("; ")),
         DocumentError::InvalidSchema(m) => ApiError::unprocessable("invalid_schema", m),
         DocumentError::Db(db) => db.into(),
@@ -225,6 +230,7 @@ async fn replace(
         &id,
         Change::Replace(value),
         cond,
+        state.config.max_document_bytes,
         &principal.actor(),
     )
     .await
@@ -275,13 +281,11 @@ async fn merge(
         &id,
         Change::MergePatch(patch),
         cond,
+        state.config.max_document_bytes,
         &principal.actor(),
     )
     .await
     .map_err(doc_error)?;
-    if doc.body.len() > state.config.max_document_bytes {
-        tracing::warn!(collection, id, "a patch grew a document past the size limit");
-    }
     Ok(written(doc, false))
 }
 

@@ -59,11 +59,8 @@ enum HolderProblems {
 }
 
 fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
-    let trusted = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.config.trusted_proxies.clone())
-        .unwrap_or_default();
-    crate::net::client_ip(req, &trusted)
+    let state = req.app_data::<web::Data<AppState>>()?;
+    crate::net::client_ip(req, &state.config.trusted_proxies)
 }
 
 /// Issues a licence. Returns its key, once.

@@ -279,6 +279,21 @@ async fn schemas_scopes_listing_and_limits() {
 
     let res = put(&app, "/api/v1/data/people/big", json!({"name": "x".repeat(300)}), &[]).await;
     assert_problem(res, 413, "payload_too_large").await;
+    // Small patches cannot grow a document past the limit either.
+    for i in 0..3 {
+        let res = patch(
+            &app,
+            "/api/v1/data/people/p2",
+            json!({ format!("note{i}"): "y".repeat(60) }),
+            &[],
+        )
+        .await;
+        if i == 2 {
+            assert_problem(res, 413, "payload_too_large").await;
+        } else {
+            assert_eq!(res.status(), 200);
+        }
+    }
     let res = put(&app, "/api/v1/data/Bad!/x", json!({}), &[]).await;
     assert_problem(res, 400, "invalid_collection").await;
     let res = put(&app, "/api/v1/data/people/_private", json!({}), &[]).await;
