@@ -260,7 +260,7 @@ async fn an_expired_lease_is_run_again_and_fails_when_exhausted() {
             .await
             .unwrap();
         // Worker A claims with a short lease and "dies".
-        let a = jobs::claim(&mut conn, &queues, "a", Duration::from_millis(200), 1)
+        let a = jobs::claim(&mut conn, &queues, "a", Duration::from_millis(1000), 1)
             .await
             .unwrap();
         assert_eq!(a.len(), 1);
@@ -271,8 +271,8 @@ async fn an_expired_lease_is_run_again_and_fails_when_exhausted() {
                 .is_empty(),
             "lease still held"
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let b = jobs::claim(&mut conn, &queues, "b", Duration::from_millis(200), 1)
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let b = jobs::claim(&mut conn, &queues, "b", Duration::from_millis(1000), 1)
             .await
             .unwrap();
         assert_eq!(
@@ -292,7 +292,7 @@ async fn an_expired_lease_is_run_again_and_fails_when_exhausted() {
         );
         // B renews its lease, then dies on the last attempt: the job fails, it is not lost.
         assert!(
-            jobs::extend_lease(&mut conn, id.id(), "b", Duration::from_millis(200))
+            jobs::extend_lease(&mut conn, id.id(), "b", Duration::from_millis(1000))
                 .await
                 .unwrap()
         );
@@ -301,7 +301,7 @@ async fn an_expired_lease_is_run_again_and_fails_when_exhausted() {
                 .await
                 .unwrap()
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         assert!(
             jobs::claim(&mut conn, &queues, "c", Duration::from_secs(30), 1)
                 .await
@@ -478,7 +478,7 @@ impl JobHandler for Slow {
     fn handle<'a>(&'a self, _job: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
             self.started.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(400)).await;
+            tokio::time::sleep(Duration::from_millis(1000)).await;
             self.finished.fetch_add(1, Ordering::SeqCst);
             Ok(())
         })
@@ -490,7 +490,7 @@ async fn shutdown_finishes_jobs_in_flight_and_renews_leases() {
     let db = TestDb::sqlite().await;
     let (started, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut options = fast_options("w");
-    options.lease = Duration::from_millis(150); // shorter than the job: must be renewed
+    options.lease = Duration::from_millis(600); // shorter than the job: must be renewed
     let worker = Worker::new(db.pool.clone(), options).register(
         "slow",
         Slow {
@@ -624,7 +624,7 @@ async fn jobs_with_one_ordering_key_run_one_at_a_time_in_order() {
 
         // a1 is retried later: a2 still waits (order is kept through retries).
         let a1_job = first.iter().find(|j| j.id == a1.id()).unwrap();
-        jobs::record_failure(&mut conn, a1_job, "w", "429", Some(Duration::from_millis(200)))
+        jobs::record_failure(&mut conn, a1_job, "w", "429", Some(Duration::from_millis(1000)))
             .await
             .unwrap();
         assert!(
@@ -633,7 +633,7 @@ async fn jobs_with_one_ordering_key_run_one_at_a_time_in_order() {
                 .unwrap()
                 .is_empty()
         );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         let again = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
             .await
             .unwrap();
