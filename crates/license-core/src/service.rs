@@ -483,13 +483,9 @@ impl LicenseService {
             return Err(invalid("limit", "must be 1 to 200"));
         }
         let after = match &filter.cursor {
-            Some(c) => Some(
-                BASE64URL_NOPAD
-                    .decode(c.as_bytes())
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| invalid("cursor", "not a cursor from this API"))?,
-            ),
+            Some(c) => {
+                Some(shared_db::cursor::decode(c).ok_or_else(|| invalid("cursor", "not a cursor from this API"))?)
+            }
             None => None,
         };
         let mut conn = self.pool.get().await?;
@@ -520,7 +516,7 @@ impl LicenseService {
             items.push(row.into_license(count)?);
         }
         let next_cursor = more
-            .then(|| items.last().map(|l: &License| BASE64URL_NOPAD.encode(l.id.as_bytes())))
+            .then(|| items.last().map(|l: &License| shared_db::cursor::encode(&l.id)))
             .flatten();
         Ok(LicensePage { items, next_cursor })
     }

@@ -15,6 +15,7 @@ mod time;
 mod url;
 
 pub mod api_keys;
+pub mod cursor;
 pub mod documents;
 pub mod events;
 pub mod idempotency;

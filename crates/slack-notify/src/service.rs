@@ -385,13 +385,7 @@ impl SlackService {
         let before = filter
             .cursor
             .as_deref()
-            .map(|c| {
-                data_encoding::BASE64URL_NOPAD
-                    .decode(c.as_bytes())
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| invalid("cursor", "not a cursor from this API"))
-            })
+            .map(|c| shared_db::cursor::decode(c).ok_or_else(|| invalid("cursor", "not a cursor from this API")))
             .transpose()?;
         let mut conn = self.pool.get().await?;
         let rows: Vec<Row> = with_conn!(&mut *conn, |c| {
@@ -417,9 +411,7 @@ impl SlackService {
             .map(Row::into_message)
             .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if more {
-            items
-                .last()
-                .map(|m| data_encoding::BASE64URL_NOPAD.encode(m.id.as_bytes()))
+            items.last().map(|m| shared_db::cursor::encode(&m.id))
         } else {
             None
         };

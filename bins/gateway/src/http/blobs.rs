@@ -657,10 +657,7 @@ async fn list(
     }
     let after = match &query.cursor {
         Some(c) => Some(
-            data_encoding::BASE64URL_NOPAD
-                .decode(c.as_bytes())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
+            shared_db::cursor::decode(c)
                 .ok_or_else(|| ApiError::bad_request("invalid_query", "not a cursor from this API"))?,
         ),
         None => None,
@@ -693,7 +690,7 @@ async fn list(
             .collect(),
         next_cursor: page
             .next_after
-            .map(|a| data_encoding::BASE64URL_NOPAD.encode(state.blobs.public_key(ns, &a).as_bytes())),
+            .map(|a| shared_db::cursor::encode(state.blobs.public_key(ns, &a))),
     }))
 }
 

@@ -176,14 +176,44 @@ fn is_json(req: &HttpRequest) -> Result<(), ApiError> {
     }
 }
 
-fn written(doc: Document, created: bool) -> HttpResponse {
+/// The write both `PUT` (replace) and `PATCH` (merge) perform: 201 when it created the
+/// document, 200 otherwise, with the new `ETag`.
+async fn write_document(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    change: fn(Value) -> Change,
+) -> Result<HttpResponse, ApiError> {
+    let (collection, id) = path.into_inner();
+    check_collection(&collection)?;
+    principal.require(&format!("data:write:{collection}"))?;
+    check_id(&id)?;
+    is_json(&req)?;
+    let value = parse_body(&state, &body)?;
+    let cond = conditions(&req)?;
+    let mut conn = state.pool.get().await?;
+    let max = state.config.max_document_bytes;
+    let (doc, created) = documents::write(
+        &mut conn,
+        &collection,
+        &id,
+        change(value),
+        cond,
+        max,
+        &principal.actor(),
+    )
+    .await
+    .map_err(doc_error)?;
     let mut res = if created {
         HttpResponse::Created()
     } else {
         HttpResponse::Ok()
     };
-    res.insert_header((header::ETAG, etag(doc.version)))
-        .json(DataDocument::from(doc))
+    Ok(res
+        .insert_header((header::ETAG, etag(doc.version)))
+        .json(DataDocument::from(doc)))
 }
 
 /// Creates or replaces a document.
@@ -216,26 +246,7 @@ async fn replace(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (collection, id) = path.into_inner();
-    check_collection(&collection)?;
-    principal.require(&format!("data:write:{collection}"))?;
-    check_id(&id)?;
-    is_json(&req)?;
-    let value = parse_body(&state, &body)?;
-    let cond = conditions(&req)?;
-    let mut conn = state.pool.get().await?;
-    let (doc, created) = documents::write(
-        &mut conn,
-        &collection,
-        &id,
-        Change::Replace(value),
-        cond,
-        state.config.max_document_bytes,
-        &principal.actor(),
-    )
-    .await
-    .map_err(doc_error)?;
-    Ok(written(doc, created))
+    write_document(state, principal, req, path, body, Change::Replace).await
 }
 
 /// Applies a JSON Merge Patch (RFC 7396) to a document, atomically.
@@ -267,26 +278,7 @@ async fn merge(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (collection, id) = path.into_inner();
-    check_collection(&collection)?;
-    principal.require(&format!("data:write:{collection}"))?;
-    check_id(&id)?;
-    is_json(&req)?;
-    let patch = parse_body(&state, &body)?;
-    let cond = conditions(&req)?;
-    let mut conn = state.pool.get().await?;
-    let (doc, _) = documents::write(
-        &mut conn,
-        &collection,
-        &id,
-        Change::MergePatch(patch),
-        cond,
-        state.config.max_document_bytes,
-        &principal.actor(),
-    )
-    .await
-    .map_err(doc_error)?;
-    Ok(written(doc, false))
+    write_document(state, principal, req, path, body, Change::MergePatch).await
 }
 
 /// One document; `If-None-Match` with its ETag answers 304.
