@@ -1,0 +1,225 @@
+//! Email templates: a subject, an HTML part and a text part in minijinja syntax
+//! (`{{ name }}`, `{% if %}`, filters). The HTML part is escaped by default; a variable
+//! the template uses but the caller did not give is an error naming it, never a
+//! half-filled mail.
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde_json::Value;
+
+/// The parts of a template (or of one rendering of it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Parts {
+    /// The subject line.
+    pub subject: String,
+    /// The HTML body.
+    pub html: Option<String>,
+    /// The plain-text body.
+    pub text: Option<String>,
+}
+
+/// Why a template cannot be stored or rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// A part does not parse.
+    #[error("{part}: {message}")]
+    Syntax {
+        /// `subject`, `html` or `text`.
+        part: &'static str,
+        /// The parser's message, with the line.
+        message: String,
+    },
+    /// A variable the template uses was not given.
+    #[error("missing variable `{name}` (used in the {part})")]
+    Missing {
+        /// The variable (`user.name` for a nested one).
+        name: String,
+        /// Where it is used.
+        part: &'static str,
+    },
+    /// Rendering failed otherwise (a filter's error, for instance).
+    #[error("{part}: {message}")]
+    Render {
+        /// The part.
+        part: &'static str,
+        /// What failed.
+        message: String,
+    },
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|name| {
+        if name == "html" {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env
+}
+
+fn each(parts: &Parts) -> impl Iterator<Item = (&'static str, &str)> {
+    [
+        ("subject", Some(parts.subject.as_str())),
+        ("html", parts.html.as_deref()),
+        ("text", parts.text.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(n, s)| s.map(|s| (n, s)))
+}
+
+/// Checks that every part parses.
+pub fn check(parts: &Parts) -> Result<(), TemplateError> {
+    let env = environment();
+    for (part, source) in each(parts) {
+        env.template_from_named_str(part, source)
+            .map_err(|e| TemplateError::Syntax {
+                part,
+                message: describe(&e),
+            })?;
+    }
+    Ok(())
+}
+
+/// The variables the template uses at top level, sorted.
+pub fn variables(parts: &Parts) -> Vec<String> {
+    let env = environment();
+    let mut names: Vec<String> = each(parts)
+        .filter_map(|(part, source)| env.template_from_named_str(part, source).ok())
+        .flat_map(|t| t.undeclared_variables(false))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Renders every part with `variables` (a JSON object).
+pub fn render(parts: &Parts, variables: &Value) -> Result<Parts, TemplateError> {
+    let env = environment();
+    let ctx = minijinja::Value::from_serialize(variables);
+    let mut out = Parts::default();
+    for (part, source) in each(parts) {
+        let tmpl = env
+            .template_from_named_str(part, source)
+            .map_err(|e| TemplateError::Syntax {
+                part,
+                message: describe(&e),
+            })?;
+        let mut used: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
+        used.sort();
+        if let Some(name) = used.into_iter().find(|path| !present(variables, path)) {
+            return Err(TemplateError::Missing { name, part });
+        }
+        let rendered = tmpl.render(&ctx).map_err(|e| match e.kind() {
+            minijinja::ErrorKind::UndefinedError => TemplateError::Missing {
+                name: e.detail().unwrap_or("a variable").to_owned(),
+                part,
+            },
+            _ => TemplateError::Render {
+                part,
+                message: describe(&e),
+            },
+        })?;
+        match part {
+            "subject" => out.subject = rendered.trim().to_owned(),
+            "html" => out.html = Some(rendered),
+            _ => out.text = Some(rendered),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a dotted path (`user.name`) resolves in `vars`. Names that are minijinja
+/// globals (`range`, `loop`...) count as present.
+fn present(vars: &Value, path: &str) -> bool {
+    let mut segments = path.split('.');
+    let Some(first) = segments.next() else {
+        return true;
+    };
+    let Some(mut v) = vars.get(first) else {
+        return matches!(
+            first,
+            "range" | "dict" | "namespace" | "debug" | "loop" | "self" | "super"
+        );
+    };
+    for s in segments {
+        match v.get(s) {
+            Some(next) => v = next,
+            // A nested path into a non-object may be a method or a filter's job.
+            None => return !v.is_object(),
+        }
+    }
+    true
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    let mut m = e.kind().to_string();
+    if let Some(d) = e.detail() {
+        m = format!("{m}: {d}");
+    }
+    if let Some(line) = e.line() {
+        m = format!("{m} (line {line})");
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    fn t(subject: &str, html: &str, text: &str) -> Parts {
+        Parts {
+            subject: subject.into(),
+            html: Some(html.into()),
+            text: Some(text.into()),
+        }
+    }
+
+    #[test]
+    fn renders_and_escapes_html_only() {
+        let p = t(
+            "Hello {{ name }}",
+            "<p>{{ name }} {% for i in items %}<b>{{ i }}</b>{% endfor %}</p>",
+            "{{ name }}",
+        );
+        let out = render(&p, &json!({"name": "<Tom & Jerry>", "items": [1, 2]})).unwrap();
+        assert_eq!(out.subject, "Hello <Tom & Jerry>");
+        assert_eq!(out.html.unwrap(), "<p>&lt;Tom &amp; Jerry&gt; <b>1</b><b>2</b></p>");
+        assert_eq!(out.text.unwrap(), "<Tom & Jerry>");
+    }
+
+    #[test]
+    fn names_the_missing_variable() {
+        let p = t("Hi {{ user.name }}", "{{ code }}", "x");
+        assert_eq!(
+            render(&p, &json!({"user": {"name": "a"}})).unwrap_err(),
+            TemplateError::Missing {
+                name: "code".into(),
+                part: "html"
+            }
+        );
+        assert_eq!(
+            render(&p, &json!({"user": {}, "code": 1})).unwrap_err(),
+            TemplateError::Missing {
+                name: "user.name".into(),
+                part: "subject"
+            }
+        );
+        assert_eq!(variables(&p), vec!["code".to_owned(), "user".to_owned()]);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_part_and_line() {
+        let e = check(&t("ok", "<p>\n{% if x %}", "")).unwrap_err();
+        match e {
+            TemplateError::Syntax { part, message } => {
+                assert_eq!(part, "html");
+                assert!(message.contains("line"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

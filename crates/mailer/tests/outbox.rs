@@ -1,0 +1,431 @@
+//! The outbox against a real SES endpoint (moto in server mode), on SQLite and MariaDB:
+//! MIME as received, splitting, suppression, idempotency, retries and permanent failures.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mail_parser::{MessageParser, MimeHeaders};
+use mailer::model::{AddSuppression, AttachmentIn, EmailStatus, SendEmail, TemplateBody, TemplateRef};
+use mailer::testing::SesTestServer;
+use mailer::transport::{DevMailbox, Mailer, SesConfig, SesMailer};
+use mailer::{MailError, MailService, MailSettings, SEND_QUEUE, SendHandler};
+use serde_json::json;
+use shared_db::testing::TestDb;
+use shared_db::worker::{Backoff, Worker, WorkerOptions};
+use tokio::sync::Notify;
+
+fn worker(db: &TestDb, service: &Arc<MailService>) -> Worker {
+    let options = WorkerOptions {
+        worker_id: format!("w-{}", uuid()),
+        concurrency: 8,
+        poll_interval: Duration::from_millis(20),
+        lease: Duration::from_secs(30),
+        backoff: Backoff {
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(10),
+            factor: 1.0,
+            jitter: false,
+        },
+    };
+    Worker::new(db.pool.clone(), options).register(SEND_QUEUE, SendHandler(service.clone()))
+}
+
+fn uuid() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+fn service(db: &TestDb, mailer: Arc<dyn Mailer>, from: &str) -> Arc<MailService> {
+    Arc::new(
+        MailService::new(
+            db.pool.clone(),
+            mailer,
+            None,
+            MailSettings {
+                default_from: Some(from.into()),
+                max_send_rate: Some(10_000.0),
+                ..MailSettings::default()
+            },
+            Arc::new(Notify::new()),
+        )
+        .unwrap(),
+    )
+}
+
+fn simple(to: &[&str]) -> SendEmail {
+    SendEmail {
+        to: to.iter().map(|s| s.to_string()).collect(),
+        subject: Some("Hello".into()),
+        text: Some("plain".into()),
+        ..SendEmail::default()
+    }
+}
+
+/// Drains the queue until `done` or a deadline (retries are due after 10 ms).
+async fn drain_until(w: &Worker, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        w.drain().await.unwrap();
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the outbox did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_the_full_mime_through_ses() {
+    let Some(ses) = SesTestServer::start().await else {
+        return;
+    };
+    for db in TestDb::each().await {
+        let sender = format!("news-{}@example.com", uuid());
+        ses.verify(&sender).await;
+        let svc = service(
+            &db,
+            Arc::new(SesMailer::new(&ses.config())),
+            &format!("Newsroom <{sender}>"),
+        );
+        let png = vec![0x89, b'P', b'N', b'G', 1, 2, 3];
+        let req = SendEmail {
+            to: vec!["홍길동 <hong@bücher.example>".into(), "b@example.org".into()],
+            cc: vec!["c@example.org".into()],
+            bcc: vec!["hidden@example.org".into()],
+            reply_to: vec!["support@example.com".into()],
+            subject: Some("Quarterly report — Q3".into()),
+            text: Some("See the report.".into()),
+            html: Some("<p>See the report.</p><img src=\"cid:logo\">".into()),
+            attachments: vec![
+                AttachmentIn {
+                    filename: "report.pdf".into(),
+                    content_type: None,
+                    content_base64: data_encoding::BASE64.encode(b"%PDF-1.4 fake"),
+                    content_id: None,
+                },
+                AttachmentIn {
+                    filename: "logo.png".into(),
+                    content_type: Some("image/png".into()),
+                    content_base64: data_encoding::BASE64.encode(&png),
+                    content_id: Some("logo".into()),
+                },
+            ],
+            tags: BTreeMap::from([("campaign".into(), "q3".into())]),
+            headers: BTreeMap::from([("List-Unsubscribe".into(), "<mailto:unsub@example.com>".into())]),
+            ..SendEmail::default()
+        };
+        let (accepted, replay) = svc.submit(req, None, "test").await.unwrap();
+        assert!(!replay);
+        assert_eq!(accepted.status, EmailStatus::Queued);
+        let w = worker(&db, &svc);
+        drain_until(&w, async || {
+            svc.get(&accepted.id).await.unwrap().status == EmailStatus::Sent
+        })
+        .await;
+
+        let sent = ses.sent_from(&sender).await;
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        for r in [
+            "hong@xn--bcher-kva.example",
+            "b@example.org",
+            "c@example.org",
+            "hidden@example.org",
+        ] {
+            assert!(
+                sent[0].destinations.iter().any(|d| d == r),
+                "{r} missing from {:?}",
+                sent[0].destinations
+            );
+        }
+        let msg = MessageParser::default().parse(sent[0].raw_data.as_bytes()).unwrap();
+        assert_eq!(msg.subject(), Some("Quarterly report — Q3"));
+        let from = msg.from().unwrap().first().unwrap();
+        assert_eq!((from.name(), from.address()), (Some("Newsroom"), Some(sender.as_str())));
+        assert_eq!(msg.to().unwrap().first().unwrap().name(), Some("홍길동"));
+        assert!(msg.bcc().is_none(), "Bcc must not be in the headers");
+        assert!(!sent[0].raw_data.contains("hidden@example.org"));
+        assert_eq!(
+            msg.reply_to().unwrap().first().unwrap().address(),
+            Some("support@example.com")
+        );
+        assert_eq!(
+            msg.header_raw("List-Unsubscribe").map(str::trim),
+            Some("<mailto:unsub@example.com>")
+        );
+        assert_eq!(msg.body_text(0).unwrap().trim(), "See the report.");
+        assert!(msg.body_html(0).unwrap().contains("cid:logo"));
+        let files: Vec<_> = msg.attachments().collect();
+        assert_eq!(files.len(), 2);
+        let pdf = files
+            .iter()
+            .find(|a| a.attachment_name() == Some("report.pdf"))
+            .unwrap();
+        assert_eq!(pdf.contents(), b"%PDF-1.4 fake");
+        assert_eq!(pdf.content_type().unwrap().subtype(), Some("pdf"));
+        let logo = files.iter().find(|a| a.content_id() == Some("logo")).unwrap();
+        assert_eq!(logo.contents(), png.as_slice());
+        assert!(sent[0].raw_data.contains("multipart/related"));
+
+        let email = svc.get(&accepted.id).await.unwrap();
+        assert_eq!(email.provider_ids, vec![sent[0].id.clone()]);
+        assert!(email.sent_at.is_some());
+        assert_eq!(email.attachments.len(), 2);
+        assert_eq!(email.tags["campaign"], "q3");
+        let kinds: Vec<_> = email.history.unwrap().into_iter().map(|h| h.kind).collect();
+        assert_eq!(kinds, ["email.queued", "email.sending", "email.sent"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn splits_more_than_fifty_recipients() {
+    let Some(ses) = SesTestServer::start().await else {
+        return;
+    };
+    for db in TestDb::each().await {
+        let sender = format!("bulk-{}@example.com", uuid());
+        ses.verify(&sender).await;
+        let svc = service(&db, Arc::new(SesMailer::new(&ses.config())), &sender);
+        // All in Bcc: moto (unlike SES) counts header recipients against the 50 as well.
+        let mut req = simple(&[]);
+        req.bcc = (0..120).map(|i| format!("r{i}@example.org")).collect();
+        let (accepted, _) = svc.submit(req, None, "test").await.unwrap();
+        let w = worker(&db, &svc);
+        drain_until(&w, async || {
+            svc.get(&accepted.id).await.unwrap().status == EmailStatus::Sent
+        })
+        .await;
+        let sent = ses.sent_from(&sender).await;
+        assert_eq!(sent.len(), 3);
+        assert!(sent.iter().all(|m| m.destinations.len() <= 50));
+        let mut all: Vec<String> = sent.iter().flat_map(|m| m.destinations.clone()).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 120);
+        assert_eq!(svc.get(&accepted.id).await.unwrap().provider_ids.len(), 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suppressed_recipients_are_dropped_and_shown() {
+    let Some(ses) = SesTestServer::start().await else {
+        return;
+    };
+    for db in TestDb::each().await {
+        let sender = format!("s-{}@example.com", uuid());
+        ses.verify(&sender).await;
+        let svc = service(&db, Arc::new(SesMailer::new(&ses.config())), &sender);
+        let (s, added) = svc
+            .add_suppression(
+                AddSuppression {
+                    address: "Gone@Example.org".into(),
+                    detail: None,
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        assert!(added);
+        assert_eq!(s.address, "gone@example.org");
+        let (partly, _) = svc
+            .submit(simple(&["gone@example.org", "here@example.org"]), None, "t")
+            .await
+            .unwrap();
+        let (wholly, _) = svc.submit(simple(&["GONE@example.org"]), None, "t").await.unwrap();
+        let w = worker(&db, &svc);
+        drain_until(&w, async || {
+            svc.get(&wholly.id).await.unwrap().status == EmailStatus::Suppressed
+                && svc.get(&partly.id).await.unwrap().status == EmailStatus::Sent
+        })
+        .await;
+        let sent = ses.sent_from(&sender).await;
+        assert_eq!(sent.len(), 1);
+        assert!(
+            !sent[0].destinations.contains(&"gone@example.org".to_owned()) || {
+                // moto re-adds header recipients; the envelope we sent is what matters
+                sent[0].destinations.iter().filter(|d| *d == "gone@example.org").count() == 1
+            }
+        );
+        let partly = svc.get(&partly.id).await.unwrap();
+        assert_eq!(partly.suppressed, vec!["gone@example.org".to_owned()]);
+        let sent_event = partly
+            .history
+            .unwrap()
+            .into_iter()
+            .find(|h| h.kind == "email.sent")
+            .unwrap();
+        assert_eq!(sent_event.data["recipients"], json!(["here@example.org"]));
+        assert!(svc.get(&wholly.id).await.unwrap().provider_ids.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_while_ses_is_unreachable_then_sends() {
+    let Some(ses) = SesTestServer::start().await else {
+        return;
+    };
+    for db in TestDb::each().await {
+        let sender = format!("r-{}@example.com", uuid());
+        ses.verify(&sender).await;
+        let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let down = SesMailer::new(&SesConfig {
+            endpoint: Some(format!("http://127.0.0.1:{dead_port}")),
+            ..ses.config()
+        });
+        let offline = service(&db, Arc::new(down), &sender);
+        let (accepted, _) = offline.submit(simple(&["a@example.org"]), None, "t").await.unwrap();
+        let w = worker(&db, &offline);
+        w.drain().await.unwrap();
+        let email = offline.get(&accepted.id).await.unwrap();
+        assert!(matches!(email.status, EmailStatus::Queued | EmailStatus::Sending));
+        assert!(email.error.unwrap().contains("could not reach SES"));
+        assert!(ses.sent_from(&sender).await.is_empty());
+
+        // SES is back (a new process with the same database).
+        let online = service(&db, Arc::new(SesMailer::new(&ses.config())), &sender);
+        let w = worker(&db, &online);
+        drain_until(&w, async || {
+            online.get(&accepted.id).await.unwrap().status == EmailStatus::Sent
+        })
+        .await;
+        assert_eq!(ses.sent_from(&sender).await.len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_message_fails_at_once_with_the_reason() {
+    let Some(ses) = SesTestServer::start().await else {
+        return;
+    };
+    for db in TestDb::each().await {
+        let unverified = format!("nobody-{}@example.com", uuid());
+        let svc = service(&db, Arc::new(SesMailer::new(&ses.config())), &unverified);
+        let (accepted, _) = svc.submit(simple(&["a@example.org"]), None, "t").await.unwrap();
+        let w = worker(&db, &svc);
+        drain_until(&w, async || {
+            svc.get(&accepted.id).await.unwrap().status == EmailStatus::Failed
+        })
+        .await;
+        let email = svc.get(&accepted.id).await.unwrap();
+        assert!(
+            email.error.as_deref().unwrap().starts_with("MessageRejected"),
+            "{email:?}"
+        );
+        let failed = email
+            .history
+            .unwrap()
+            .into_iter()
+            .find(|h| h.kind == "email.failed")
+            .unwrap();
+        assert!(failed.data["reason"].as_str().unwrap().contains("MessageRejected"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_keys_replay_or_conflict() {
+    for db in TestDb::each().await {
+        let svc = service(&db, Arc::new(DevMailbox), "app@example.com");
+        let (first, replay) = svc
+            .submit(simple(&["a@example.org"]), Some(("k1", "h1")), "t")
+            .await
+            .unwrap();
+        assert!(!replay);
+        let (again, replay) = svc
+            .submit(simple(&["a@example.org"]), Some(("k1", "h1")), "t")
+            .await
+            .unwrap();
+        assert!(replay);
+        assert_eq!(again.id, first.id);
+        let err = svc
+            .submit(simple(&["b@example.org"]), Some(("k1", "h2")), "t")
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            MailError::Conflict {
+                code: "idempotency_conflict",
+                ..
+            }
+        ));
+        // Concurrent first requests with one key: one message.
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let svc = svc.clone();
+            tasks.push(tokio::spawn(async move {
+                svc.submit(simple(&["c@example.org"]), Some(("k2", "h")), "t")
+                    .await
+                    .unwrap()
+                    .0
+                    .id
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn templates_render_or_name_the_missing_variable() {
+    let db = TestDb::sqlite().await;
+    let svc = service(&db, Arc::new(DevMailbox), "app@example.com");
+    let body = TemplateBody {
+        subject: "Welcome, {{ name }}".into(),
+        html: Some("<p>Hi {{ name }}, your code is <b>{{ code }}</b></p>".into()),
+        text: Some("Hi {{ name }}, your code is {{ code }}".into()),
+        description: None,
+    };
+    let (t, created) = svc.put_template("welcome", body.clone(), "t").await.unwrap();
+    assert!(created);
+    assert_eq!(t.variables, ["code", "name"]);
+    let (t, created) = svc.put_template("welcome", body, "t").await.unwrap();
+    assert!(!created);
+    assert_eq!(t.version, 2);
+    let mut req = simple(&["a@example.org"]);
+    req.subject = None;
+    req.text = None;
+    req.template = Some(TemplateRef {
+        name: "welcome".into(),
+        variables: json!({ "name": "<Ann>" }),
+    });
+    let err = svc.submit(req.clone(), None, "t").await.unwrap_err();
+    assert_eq!(err.to_string(), "missing variable `code` (used in the html)");
+    req.template.as_mut().unwrap().variables = json!({ "name": "<Ann>", "code": 42 });
+    let (accepted, _) = svc.submit(req, None, "t").await.unwrap();
+    let raw = String::from_utf8(svc.raw(&accepted.id).await.unwrap()).unwrap();
+    let msg = MessageParser::default().parse(raw.as_bytes()).unwrap();
+    assert_eq!(msg.subject(), Some("Welcome, <Ann>"));
+    assert!(
+        msg.body_html(0)
+            .unwrap()
+            .contains("Hi &lt;Ann&gt;, your code is <b>42</b>")
+    );
+    assert_eq!(msg.body_text(0).unwrap().trim(), "Hi <Ann>, your code is 42");
+    let email = svc.get(&accepted.id).await.unwrap();
+    assert_eq!(email.template.as_deref(), Some("welcome"));
+    svc.delete_template("welcome", "t").await.unwrap();
+    assert!(matches!(svc.get_template("welcome").await, Err(MailError::NotFound(_))));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_mailbox_marks_sent_and_keeps_the_raw_message() {
+    let db = TestDb::sqlite().await;
+    let svc = service(&db, Arc::new(DevMailbox), "app@example.com");
+    let (accepted, _) = svc.submit(simple(&["a@example.org"]), None, "t").await.unwrap();
+    let w = worker(&db, &svc);
+    drain_until(&w, async || {
+        svc.get(&accepted.id).await.unwrap().status == EmailStatus::Sent
+    })
+    .await;
+    let email = svc.get(&accepted.id).await.unwrap();
+    assert!(email.provider_ids[0].starts_with("dev-"));
+    let raw = svc.raw(&accepted.id).await.unwrap();
+    assert_eq!(raw.len() as u64, email.size);
+    assert!(String::from_utf8(raw).unwrap().contains("Subject: Hello"));
+}
