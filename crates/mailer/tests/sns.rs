@@ -1,0 +1,316 @@
+//! SES notifications through SNS: signatures checked against a certificate served by a
+//! test server (a fixture key pair), forgeries refused, bounces and complaints turned
+//! into statuses and suppressions, redeliveries recognised, subscriptions confirmed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailer::model::{EmailStatus, SendEmail, SuppressionFilter, SuppressionReason};
+use mailer::sns::{SnsConfig, SnsError, SnsVerifier};
+use mailer::transport::DevMailbox;
+use mailer::{MailError, MailService, MailSettings, SEND_QUEUE, SendHandler};
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use serde_json::{Value, json};
+use shared_db::testing::TestDb;
+use shared_db::worker::{Worker, WorkerOptions};
+use tokio::sync::Notify;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const CERT: &str = include_str!("fixtures/sns-test-cert.pem");
+const KEY: &[u8] = include_bytes!("fixtures/sns-test-key.pk8");
+const OTHER_KEY: &[u8] = include_bytes!("fixtures/other-key.pk8");
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ses-events";
+
+struct Rig {
+    server: MockServer,
+    svc: Arc<MailService>,
+    db: TestDb,
+}
+
+async fn rig_with(config: impl FnOnce(&MockServer) -> SnsConfig) -> Rig {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/SimpleNotificationService-test.pem"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(CERT))
+        .mount(&server)
+        .await;
+    let db = TestDb::sqlite().await;
+    let verifier = SnsVerifier::new(config(&server)).unwrap();
+    let svc = Arc::new(
+        MailService::new(
+            db.pool.clone(),
+            Arc::new(DevMailbox),
+            Some(verifier),
+            MailSettings {
+                default_from: Some("app@example.com".into()),
+                ..MailSettings::default()
+            },
+            Arc::new(Notify::new()),
+        )
+        .unwrap(),
+    );
+    Rig { server, svc, db }
+}
+
+async fn rig() -> Rig {
+    rig_with(|_| SnsConfig {
+        cert_hosts: vec!["127.0.0.1".into()],
+        allow_http: true,
+        ..SnsConfig::default()
+    })
+    .await
+}
+
+/// An SNS delivery signed (SignatureVersion 2) with `key`.
+fn signed(rig: &Rig, kind: &str, message: &str, key: &[u8], extra: Value) -> Value {
+    let mut msg = json!({
+        "Type": kind,
+        "MessageId": uuid::Uuid::now_v7().to_string(),
+        "TopicArn": TOPIC,
+        "Message": message,
+        "Timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "SignatureVersion": "2",
+        "SigningCertURL": format!("{}/SimpleNotificationService-test.pem", rig.server.uri()),
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        msg[k] = v.clone();
+    }
+    sign(&mut msg, key);
+    msg
+}
+
+fn sign(msg: &mut Value, key: &[u8]) {
+    msg["Signature"] = json!("");
+    let parsed: mailer::sns::SnsMessage = serde_json::from_value(msg.clone()).unwrap();
+    let pair = RsaKeyPair::from_pkcs8(key).unwrap();
+    let mut sig = vec![0; pair.public().modulus_len()];
+    pair.sign(
+        &RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        parsed.string_to_sign().as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    msg["Signature"] = json!(data_encoding::BASE64.encode(&sig));
+}
+
+/// Sends one message through the dev mailbox; returns (email id, provider id).
+async fn sent_email(rig: &Rig, to: &[&str]) -> (String, String) {
+    let req = SendEmail {
+        to: to.iter().map(|s| s.to_string()).collect(),
+        subject: Some("Hi".into()),
+        text: Some("x".into()),
+        ..SendEmail::default()
+    };
+    let (accepted, _) = rig.svc.submit(req, None, "t").await.unwrap();
+    let w = Worker::new(
+        rig.db.pool.clone(),
+        WorkerOptions {
+            poll_interval: Duration::from_millis(20),
+            ..WorkerOptions::default()
+        },
+    )
+    .register(SEND_QUEUE, SendHandler(rig.svc.clone()));
+    w.drain().await.unwrap();
+    let email = rig.svc.get(&accepted.id).await.unwrap();
+    assert_eq!(email.status, EmailStatus::Sent);
+    (accepted.id, email.provider_ids[0].clone())
+}
+
+fn bounce(provider_id: &str, kind: &str, addresses: &[&str]) -> String {
+    json!({
+        "notificationType": "Bounce",
+        "bounce": {
+            "bounceType": kind, "bounceSubType": "General",
+            "bouncedRecipients": addresses.iter().map(|a| json!({"emailAddress": a, "diagnosticCode": "smtp; 550 5.1.1 user unknown"})).collect::<Vec<_>>(),
+        },
+        "mail": { "messageId": provider_id },
+    })
+    .to_string()
+}
+
+async fn handle(rig: &Rig, msg: &Value) -> Result<String, MailError> {
+    rig.svc.handle_sns(msg.to_string().as_bytes()).await.map(|o| o.result)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanent_bounce_suppresses_and_marks_the_message() {
+    let r = rig().await;
+    let (id, provider) = sent_email(&r, &["gone@example.org", "fine@example.org"]).await;
+    let msg = signed(
+        &r,
+        "Notification",
+        &bounce(&provider, "Permanent", &["Gone <gone@example.org>"]),
+        KEY,
+        json!({}),
+    );
+    assert_eq!(handle(&r, &msg).await.unwrap(), "processed");
+    assert_eq!(handle(&r, &msg).await.unwrap(), "duplicate");
+    let email = r.svc.get(&id).await.unwrap();
+    assert_eq!(email.status, EmailStatus::Bounced);
+    let bounced = email
+        .history
+        .unwrap()
+        .into_iter()
+        .find(|h| h.kind == "email.bounced")
+        .unwrap();
+    assert_eq!(bounced.data["recipients"][0]["address"], "gone@example.org");
+    let list = r.svc.list_suppressions(&SuppressionFilter::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].address, "gone@example.org");
+    assert_eq!(list.items[0].reason, SuppressionReason::Bounce);
+    assert_eq!(list.items[0].email_id.as_deref(), Some(id.as_str()));
+
+    // A later delivery report does not hide the bounce.
+    let delivery = json!({"notificationType": "Delivery", "mail": {"messageId": provider},
+        "delivery": {"recipients": ["fine@example.org"], "smtpResponse": "250 ok"}});
+    let msg = signed(&r, "Notification", &delivery.to_string(), KEY, json!({}));
+    handle(&r, &msg).await.unwrap();
+    assert_eq!(r.svc.get(&id).await.unwrap().status, EmailStatus::Bounced);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_bounces_record_only_and_deliveries_and_complaints_update() {
+    let r = rig().await;
+    let (id, provider) = sent_email(&r, &["busy@example.org"]).await;
+    let msg = signed(
+        &r,
+        "Notification",
+        &bounce(&provider, "Transient", &["busy@example.org"]),
+        KEY,
+        json!({"Subject": "Amazon SES Email Event Notification"}),
+    );
+    handle(&r, &msg).await.unwrap();
+    assert_eq!(r.svc.get(&id).await.unwrap().status, EmailStatus::Sent);
+    let delivery = json!({"notificationType": "Delivery", "mail": {"messageId": provider},
+        "delivery": {"recipients": ["busy@example.org"], "smtpResponse": "250 ok"}});
+    handle(&r, &signed(&r, "Notification", &delivery.to_string(), KEY, json!({})))
+        .await
+        .unwrap();
+    assert_eq!(r.svc.get(&id).await.unwrap().status, EmailStatus::Delivered);
+    let complaint = json!({"notificationType": "Complaint", "mail": {"messageId": provider},
+        "complaint": {"complainedRecipients": [{"emailAddress": "busy@example.org"}], "complaintFeedbackType": "abuse"}});
+    handle(&r, &signed(&r, "Notification", &complaint.to_string(), KEY, json!({})))
+        .await
+        .unwrap();
+    assert_eq!(r.svc.get(&id).await.unwrap().status, EmailStatus::Complained);
+    let s = r.svc.suppression("busy@example.org").await.unwrap();
+    assert_eq!(s.reason, SuppressionReason::Complaint);
+    assert!(
+        r.svc
+            .list_suppressions(&SuppressionFilter::default())
+            .await
+            .unwrap()
+            .items
+            .len()
+            == 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forgeries_are_refused() {
+    let r = rig().await;
+    let (id, provider) = sent_email(&r, &["x@example.org"]).await;
+    let body = bounce(&provider, "Permanent", &["x@example.org"]);
+    let forged = |e: Result<String, MailError>| match e {
+        Err(MailError::Sns(SnsError::Forged(m))) => m,
+        other => panic!("expected a forgery, got {other:?}"),
+    };
+
+    // Signed by another key.
+    forged(handle(&r, &signed(&r, "Notification", &body, OTHER_KEY, json!({}))).await);
+    // Signed, then altered.
+    let mut altered = signed(
+        &r,
+        "Notification",
+        &bounce(&provider, "Transient", &["x@example.org"]),
+        KEY,
+        json!({}),
+    );
+    altered["Message"] = json!(body);
+    assert!(forged(handle(&r, &altered).await).contains("signature"));
+    // A certificate from a host that is not pinned (never fetched).
+    let mut evil = signed(&r, "Notification", &body, KEY, json!({}));
+    evil["SigningCertURL"] = json!("https://sns.evil.example.com/cert.pem");
+    assert!(forged(handle(&r, &evil).await).contains("trusted SNS host"));
+    // Too old.
+    let mut old = signed(&r, "Notification", &body, KEY, json!({}));
+    old["Timestamp"] = json!("2020-01-01T00:00:00.000Z");
+    sign(&mut old, KEY);
+    assert!(forged(handle(&r, &old).await).contains("window"));
+    // An unknown signature version.
+    let mut v3 = signed(&r, "Notification", &body, KEY, json!({}));
+    v3["SignatureVersion"] = json!("3");
+    forged(handle(&r, &v3).await);
+    // Not SNS at all.
+    assert!(matches!(
+        r.svc.handle_sns(b"{\"hello\": 1}").await,
+        Err(MailError::Sns(SnsError::Malformed(_)))
+    ));
+
+    assert_eq!(r.svc.get(&id).await.unwrap().status, EmailStatus::Sent);
+    assert!(
+        r.svc
+            .list_suppressions(&SuppressionFilter::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_http_certificates_and_foreign_topics_are_refused_by_default() {
+    let r = rig_with(|_| SnsConfig {
+        cert_hosts: vec!["127.0.0.1".into()],
+        allow_http: false,
+        topics: vec!["arn:aws:sns:us-east-1:123456789012:other".into()],
+        ..SnsConfig::default()
+    })
+    .await;
+    let msg = signed(&r, "Notification", "{}", KEY, json!({}));
+    let err = handle(&r, &msg).await.unwrap_err();
+    assert!(err.to_string().contains("not accepted"), "{err}");
+    let r = rig_with(|_| SnsConfig {
+        cert_hosts: vec!["127.0.0.1".into()],
+        ..SnsConfig::default()
+    })
+    .await;
+    let msg = signed(&r, "Notification", "{}", KEY, json!({}));
+    let err = handle(&r, &msg).await.unwrap_err();
+    assert!(err.to_string().contains("trusted SNS host"), "{err}");
+    assert!(r.server.received_requests().await.unwrap_or_default().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_are_confirmed() {
+    let r = rig().await;
+    Mock::given(method("GET"))
+        .and(path("/confirm"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<ConfirmSubscriptionResponse/>"))
+        .expect(1)
+        .mount(&r.server)
+        .await;
+    let msg = signed(
+        &r,
+        "SubscriptionConfirmation",
+        "You have chosen to subscribe to the topic",
+        KEY,
+        json!({
+            "Token": "tok-123",
+            "SubscribeURL": format!("{}/confirm?Action=ConfirmSubscription&Token=tok-123", r.server.uri()),
+        }),
+    );
+    assert_eq!(handle(&r, &msg).await.unwrap(), "confirmed");
+    // A confirmation URL on another host is refused even when correctly signed.
+    let mut evil = msg.clone();
+    evil["MessageId"] = json!("another");
+    evil["SubscribeURL"] = json!("http://evil.example.com/confirm");
+    sign(&mut evil, KEY);
+    assert!(matches!(
+        handle(&r, &evil).await,
+        Err(MailError::Sns(SnsError::Forged(_)))
+    ));
+}
