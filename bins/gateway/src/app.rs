@@ -10,6 +10,9 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
 use anyhow::Context;
 use license_core::{LicenseError, LicenseService};
+use mailer::MailService;
+use mailer::sns::SnsVerifier;
+use mailer::transport::{DevMailbox, Mailer, SesMailer};
 use secrecy::{ExposeSecret, SecretString};
 use shared_db::worker::{Worker, WorkerOptions};
 use shared_db::{Backend, DbPool, migrations};
@@ -33,7 +36,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, doc) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
-        .configure(http::configure)
+        .configure(http::configure(0))
         .split_for_parts();
     doc
 }
@@ -133,6 +136,36 @@ fn storage(config: &Config) -> anyhow::Result<Vec<(blob_store::namespace::Namesp
     Ok(out)
 }
 
+/// Email through SES when configured, otherwise the dev mailbox; says which.
+fn mail_service(config: &Config, pool: &DbPool, wake: Arc<tokio::sync::Notify>) -> anyhow::Result<MailService> {
+    let mail = &config.mail;
+    let transport: Arc<dyn Mailer> = match &mail.ses {
+        Some(ses) => {
+            tracing::info!(
+                region = %ses.region,
+                endpoint = ses.endpoint.as_deref().unwrap_or("AWS"),
+                sender = mail.settings.default_from.as_deref().unwrap_or("-"),
+                "email: sending through Amazon SES"
+            );
+            Arc::new(SesMailer::new(ses))
+        }
+        None => {
+            tracing::info!(
+                "email: dev mailbox (messages are kept in the database; GET /api/v1/emails/{{id}}/raw). Set SES_SENDER_EMAIL and AWS_SES_REGION to send through SES"
+            );
+            Arc::new(DevMailbox)
+        }
+    };
+    let sns = SnsVerifier::new(mail.sns.clone()).map_err(|e| anyhow::anyhow!("SNS verifier: {e}"))?;
+    Ok(MailService::new(
+        pool.clone(),
+        transport,
+        Some(sns),
+        mail.settings.clone(),
+        wake,
+    )?)
+}
+
 /// A bound, not yet running gateway.
 pub struct Application {
     port: u16,
@@ -194,16 +227,19 @@ impl Application {
             config.slack_messages_per_second,
             wake.clone(),
         ));
+        let mail = Arc::new(mail_service(&config, &pool, wake.clone())?);
         let worker = Worker::new(
             pool.clone(),
             WorkerOptions {
                 concurrency: config.worker_concurrency,
+                lease: config.job_lease,
                 ..WorkerOptions::default()
             },
         )
         .with_waker(wake)
         .register(slack_notify::POST_QUEUE, PostHandler(slack.clone()))
-        .register(slack_notify::UPDATE_QUEUE, UpdateHandler(slack.clone()));
+        .register(slack_notify::UPDATE_QUEUE, UpdateHandler(slack.clone()))
+        .register(mailer::SEND_QUEUE, mailer::SendHandler(mail.clone()));
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
         let blobs = Arc::new(blob_store::BlobService::new(
@@ -225,6 +261,7 @@ impl Application {
             licenses,
             holder_limits,
             slack,
+            mail,
             blobs,
         };
 
@@ -234,6 +271,12 @@ impl Application {
         let data = web::Data::new(state.clone());
         let max_json = config.max_json_body;
         let max_payload = config.max_json_body.max(config.max_document_bytes);
+        // Attachments travel base64-encoded: a third larger than the MIME they become.
+        let routes_for = http::configure(
+            config
+                .max_json_body
+                .max(config.mail.settings.max_message_bytes / 3 * 4 + 64 * 1024),
+        );
 
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
@@ -255,7 +298,7 @@ impl Application {
                 )
                 .into_utoipa_app()
                 .openapi(ApiDoc::openapi())
-                .configure(http::configure)
+                .configure(routes_for.clone())
                 .split_for_parts();
             app.route("/docs", web::get().to(http::docs_redirect))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))

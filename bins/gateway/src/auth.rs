@@ -23,6 +23,7 @@ pub const SCOPES: &[&str] = &[
     "licenses:read",
     "emails:send",
     "emails:read",
+    "emails:admin",
     "slack:post",
     "slack:read",
     "blobs:read",

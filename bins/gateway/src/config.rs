@@ -40,6 +40,18 @@
 //! | `S3_PART_SIZE_MB` | `8` | multipart part size (5 or more); the memory one transfer holds |
 //! | `BLOB_NAMESPACES` | `client`, `web` (1 GiB), `ai` (50 GiB) | JSON array of `{name, max_size, allowed_types?, prefix?, bucket?}` |
 //! | `BLOB_NAMESPACES_FILE` | none | the same JSON read from a file (when `BLOB_NAMESPACES` is unset) |
+//! | `MAIL_TRANSPORT` | `ses` when `SES_SENDER_EMAIL` and `AWS_SES_REGION` are set, else `dev` | `ses` or `dev` (the dev mailbox keeps messages in the database) |
+//! | `SES_SENDER_EMAIL` | none | default sender (`Name <noreply@example.com>` or a bare address) |
+//! | `AWS_SES_REGION` | none | SES region; with `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` |
+//! | `AWS_ENDPOINT_URL_SES` | AWS | an SES-compatible endpoint (the AWS SDK's standard name) |
+//! | `SES_CONFIGURATION_SET` | none | configuration set named on every send (event publishing) |
+//! | `EMAIL_MAX_SEND_RATE` | SES `GetSendQuota` (`MaxSendRate`), refreshed every 10 minutes | recipients per second, per replica |
+//! | `EMAIL_MAX_MESSAGE_BYTES` | `10485760` | largest built MIME message (SES: 10 MB) |
+//! | `SNS_CERT_HOSTS` | `sns.*.amazonaws.com,sns.*.amazonaws.com.cn` | hosts SNS signing certificates and subscribe URLs may come from (`*` = one label) |
+//! | `SNS_TOPIC_ARNS` | any | comma-separated topics whose notifications are accepted |
+//! | `SNS_MAX_AGE_SECS` | `3600` | oldest SNS message accepted |
+//! | `SNS_ALLOW_HTTP_CERTS` | `false` | accept `http://` certificate URLs (test servers only) |
+//! | `JOB_LEASE_SECS` | `60` | how long a claimed job is held without a heartbeat before another replica takes it |
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -142,6 +154,95 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Largest shared document in bytes.
     pub max_document_bytes: usize,
+    /// Email.
+    pub mail: MailConfig,
+    /// How long a claimed job is held without a heartbeat.
+    pub job_lease: Duration,
+}
+
+/// Email settings.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// SES, or the dev mailbox when `None`.
+    pub ses: Option<mailer::transport::SesConfig>,
+    /// The outbox's settings.
+    pub settings: mailer::MailSettings,
+    /// SNS verification.
+    pub sns: mailer::sns::SnsConfig,
+}
+
+fn mail_config(get: &impl Fn(&str) -> Option<String>) -> Result<MailConfig, ConfigError> {
+    let default_from = get("SES_SENDER_EMAIL");
+    if let Some(f) = &default_from {
+        mailer::address::Mailbox::parse(f).map_err(|m| bad("SES_SENDER_EMAIL", m))?;
+    }
+    let region = get("AWS_SES_REGION");
+    let use_ses = match get("MAIL_TRANSPORT").as_deref() {
+        Some("ses") => true,
+        Some("dev") => false,
+        Some(other) => return Err(bad("MAIL_TRANSPORT", format!("`{other}`: use ses or dev"))),
+        None => default_from.is_some() && region.is_some(),
+    };
+    let ses = if use_ses {
+        let endpoint = get("AWS_ENDPOINT_URL_SES");
+        if let Some(e) = &endpoint
+            && !url::Url::parse(e).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(bad("AWS_ENDPOINT_URL_SES", format!("`{e}` is not an http(s) URL")));
+        }
+        Some(mailer::transport::SesConfig {
+            region: region.ok_or_else(|| bad("AWS_SES_REGION", "required to send through SES"))?,
+            endpoint,
+            access_key_id: get("AWS_ACCESS_KEY_ID")
+                .ok_or_else(|| bad("AWS_ACCESS_KEY_ID", "required to send through SES"))?,
+            secret_access_key: get("AWS_SECRET_ACCESS_KEY")
+                .ok_or_else(|| bad("AWS_SECRET_ACCESS_KEY", "required to send through SES"))?,
+            configuration_set: get("SES_CONFIGURATION_SET"),
+            timeout: Duration::from_secs(30),
+        })
+    } else {
+        None
+    };
+    let max_send_rate = match get("EMAIL_MAX_SEND_RATE") {
+        None => None,
+        Some(v) => match v.parse::<f64>() {
+            Ok(r) if r.is_finite() && r > 0.0 => Some(r),
+            _ => return Err(bad("EMAIL_MAX_SEND_RATE", format!("`{v}` is not a positive number"))),
+        },
+    };
+    let max_message_bytes = parse_num::<usize>(get, "EMAIL_MAX_MESSAGE_BYTES", 10 * 1024 * 1024)?;
+    if max_message_bytes < 1024 {
+        return Err(bad("EMAIL_MAX_MESSAGE_BYTES", "must be at least 1024"));
+    }
+    let list = |var: &str| -> Vec<String> {
+        get(var)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut sns = mailer::sns::SnsConfig::default();
+    let hosts = list("SNS_CERT_HOSTS");
+    if !hosts.is_empty() {
+        sns.cert_hosts = hosts;
+    }
+    sns.topics = list("SNS_TOPIC_ARNS");
+    sns.allow_http = parse_bool(get, "SNS_ALLOW_HTTP_CERTS", false)?;
+    sns.max_age = Duration::from_secs(parse_num::<u64>(get, "SNS_MAX_AGE_SECS", 3600)?);
+    Ok(MailConfig {
+        ses,
+        settings: mailer::MailSettings {
+            default_from,
+            max_message_bytes,
+            max_send_rate,
+            ..mailer::MailSettings::default()
+        },
+        sns,
+    })
 }
 
 impl Config {
@@ -331,6 +432,8 @@ impl Config {
             s3,
             trusted_proxies,
             max_document_bytes,
+            mail: mail_config(&get)?,
+            job_lease: Duration::from_secs(parse_num::<u64>(&get, "JOB_LEASE_SECS", 60)?.max(3)),
         })
     }
 }

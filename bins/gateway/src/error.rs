@@ -45,7 +45,7 @@ pub struct ApiError {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// The cause of a 5xx, logged and never sent.
     cause: Option<String>,
-    field: Option<&'static str>,
+    field: Option<String>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -165,8 +165,8 @@ impl ApiError {
     }
 
     /// Names the request field at fault.
-    pub fn for_field(mut self, field: &'static str) -> Self {
-        self.field = Some(field);
+    pub fn for_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
         self
     }
 
@@ -183,7 +183,7 @@ impl ApiError {
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             code: self.code.to_owned(),
-            field: self.field.map(str::to_owned),
+            field: self.field.clone(),
             request_id: current_request_id(),
         }
     }
@@ -258,6 +258,40 @@ impl From<slack_notify::NotifyError> for ApiError {
             N::NotFound => ApiError::not_found("slack_message_not_found", e.to_string()),
             N::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             N::Db(db) => db.into(),
+        }
+    }
+}
+
+impl From<mailer::MailError> for ApiError {
+    fn from(e: mailer::MailError) -> Self {
+        use mailer::MailError as M;
+        use mailer::sns::SnsError;
+        use mailer::template::TemplateError as T;
+        match e {
+            M::Invalid { field, message } => {
+                ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
+            }
+            M::Template(ref t @ T::Missing { .. }) => {
+                ApiError::unprocessable("template_variable_missing", t.to_string()).for_field("template.variables")
+            }
+            M::Template(ref t @ (T::Syntax { part, .. } | T::Render { part, .. })) => {
+                ApiError::unprocessable("template_invalid", t.to_string()).for_field(part)
+            }
+            M::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "message_too_large", e.to_string()),
+            M::NotFound(what) => ApiError::not_found(
+                match what {
+                    "template" => "email_template_not_found",
+                    "suppression" => "suppression_not_found",
+                    _ => "email_not_found",
+                },
+                e.to_string(),
+            ),
+            M::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            M::RawUnavailable(_) => ApiError::not_found("raw_not_available", e.to_string()),
+            M::Sns(SnsError::Malformed(m)) => ApiError::bad_request("sns_malformed", m),
+            M::Sns(SnsError::Forged(m)) => ApiError::new(StatusCode::FORBIDDEN, "sns_signature_invalid", m),
+            M::Sns(SnsError::Unavailable(m)) => ApiError::unavailable(m),
+            M::Db(db) => db.into(),
         }
     }
 }

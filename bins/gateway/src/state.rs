@@ -20,6 +20,8 @@ pub struct AppState {
     pub holder_limits: std::sync::Arc<crate::ratelimit::HolderLimits>,
     /// Slack messages.
     pub slack: std::sync::Arc<slack_notify::SlackService>,
+    /// Email.
+    pub mail: std::sync::Arc<mailer::MailService>,
     /// Shared storage.
     pub blobs: std::sync::Arc<blob_store::BlobService>,
     /// The public base URL (`APP_URL`, or this server's own address).

@@ -151,3 +151,61 @@ impl SesTestServer {
         self.sent().await.into_iter().filter(|m| m.source == source).collect()
     }
 }
+
+/// The fixture certificate SNS test messages are signed under (test-only key pair).
+pub const SNS_TEST_CERT: &str = include_str!("../tests/fixtures/sns-test-cert.pem");
+/// Its PKCS#8 private key.
+pub const SNS_TEST_KEY: &[u8] = include_bytes!("../tests/fixtures/sns-test-key.pk8");
+/// Another key, for forgeries.
+pub const SNS_OTHER_KEY: &[u8] = include_bytes!("../tests/fixtures/other-key.pk8");
+
+/// Signs an SNS message (a JSON object) in place with SignatureVersion 2.
+pub fn sign_sns(msg: &mut serde_json::Value, pkcs8: &[u8]) {
+    msg["SignatureVersion"] = serde_json::json!("2");
+    msg["Signature"] = serde_json::json!("");
+    let parsed: crate::sns::SnsMessage = match serde_json::from_value(msg.clone()) {
+        Ok(m) => m,
+        Err(e) => panic!("not an SNS message: {e}"),
+    };
+    let pair = match ring::signature::RsaKeyPair::from_pkcs8(pkcs8) {
+        Ok(p) => p,
+        Err(e) => panic!("bad key: {e}"),
+    };
+    let mut sig = vec![0; pair.public().modulus_len()];
+    if let Err(e) = pair.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        parsed.string_to_sign().as_bytes(),
+        &mut sig,
+    ) {
+        panic!("signing: {e}");
+    }
+    msg["Signature"] = serde_json::json!(data_encoding::BASE64.encode(&sig));
+}
+
+/// A signed SNS delivery of `kind` carrying `message`, from `cert_url`; `extra` fields
+/// (a JSON object: `Subject`, `Token`, `SubscribeURL`...) are added before signing.
+pub fn sns_message(
+    kind: &str,
+    topic: &str,
+    message: &str,
+    cert_url: &str,
+    extra: serde_json::Value,
+    pkcs8: &[u8],
+) -> serde_json::Value {
+    let mut msg = serde_json::json!({
+        "Type": kind,
+        "MessageId": uuid::Uuid::now_v7().to_string(),
+        "TopicArn": topic,
+        "Message": message,
+        "Timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "SigningCertURL": cert_url,
+    });
+    if let Some(fields) = extra.as_object() {
+        for (k, v) in fields {
+            msg[k] = v.clone();
+        }
+    }
+    sign_sns(&mut msg, pkcs8);
+    msg
+}

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use mailer::model::{EmailStatus, SendEmail, SuppressionFilter, SuppressionReason};
 use mailer::sns::{SnsConfig, SnsError, SnsVerifier};
+use mailer::testing::{SNS_OTHER_KEY, SNS_TEST_CERT, SNS_TEST_KEY, sign_sns, sns_message};
 use mailer::transport::DevMailbox;
 use mailer::{MailError, MailService, MailSettings, SEND_QUEUE, SendHandler};
-use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde_json::{Value, json};
 use shared_db::testing::TestDb;
 use shared_db::worker::{Worker, WorkerOptions};
@@ -18,9 +18,9 @@ use tokio::sync::Notify;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const CERT: &str = include_str!("fixtures/sns-test-cert.pem");
-const KEY: &[u8] = include_bytes!("fixtures/sns-test-key.pk8");
-const OTHER_KEY: &[u8] = include_bytes!("fixtures/other-key.pk8");
+const CERT: &str = SNS_TEST_CERT;
+const KEY: &[u8] = SNS_TEST_KEY;
+const OTHER_KEY: &[u8] = SNS_OTHER_KEY;
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ses-events";
 
 struct Rig {
@@ -63,37 +63,10 @@ async fn rig() -> Rig {
     .await
 }
 
-/// An SNS delivery signed (SignatureVersion 2) with `key`.
+/// An SNS delivery signed with `key`.
 fn signed(rig: &Rig, kind: &str, message: &str, key: &[u8], extra: Value) -> Value {
-    let mut msg = json!({
-        "Type": kind,
-        "MessageId": uuid::Uuid::now_v7().to_string(),
-        "TopicArn": TOPIC,
-        "Message": message,
-        "Timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "SignatureVersion": "2",
-        "SigningCertURL": format!("{}/SimpleNotificationService-test.pem", rig.server.uri()),
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        msg[k] = v.clone();
-    }
-    sign(&mut msg, key);
-    msg
-}
-
-fn sign(msg: &mut Value, key: &[u8]) {
-    msg["Signature"] = json!("");
-    let parsed: mailer::sns::SnsMessage = serde_json::from_value(msg.clone()).unwrap();
-    let pair = RsaKeyPair::from_pkcs8(key).unwrap();
-    let mut sig = vec![0; pair.public().modulus_len()];
-    pair.sign(
-        &RSA_PKCS1_SHA256,
-        &ring::rand::SystemRandom::new(),
-        parsed.string_to_sign().as_bytes(),
-        &mut sig,
-    )
-    .unwrap();
-    msg["Signature"] = json!(data_encoding::BASE64.encode(&sig));
+    let cert = format!("{}/SimpleNotificationService-test.pem", rig.server.uri());
+    sns_message(kind, TOPIC, message, &cert, extra, key)
 }
 
 /// Sends one message through the dev mailbox; returns (email id, provider id).
@@ -238,7 +211,7 @@ async fn forgeries_are_refused() {
     // Too old.
     let mut old = signed(&r, "Notification", &body, KEY, json!({}));
     old["Timestamp"] = json!("2020-01-01T00:00:00.000Z");
-    sign(&mut old, KEY);
+    sign_sns(&mut old, KEY);
     assert!(forged(handle(&r, &old).await).contains("window"));
     // An unknown signature version.
     let mut v3 = signed(&r, "Notification", &body, KEY, json!({}));
@@ -308,7 +281,7 @@ async fn subscriptions_are_confirmed() {
     let mut evil = msg.clone();
     evil["MessageId"] = json!("another");
     evil["SubscribeURL"] = json!("http://evil.example.com/confirm");
-    sign(&mut evil, KEY);
+    sign_sns(&mut evil, KEY);
     assert!(matches!(
         handle(&r, &evil).await,
         Err(MailError::Sns(SnsError::Forged(_)))

@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod blobs;
 pub mod data;
+pub mod emails;
 pub mod events;
 pub mod health;
 pub mod licenses;
@@ -33,6 +34,7 @@ use crate::error::{ApiError, Problem};
         (name = "data", description = "Shared JSON documents for client and web, with versions, merge patch and schemas (scopes `data:read:<collection>`, `data:write:<collection>`)"),
         (name = "events", description = "The audit trail of every change (scope `events:read`): pages and a live Server-Sent Events tail"),
         (name = "blobs", description = "Shared storage for clients, the web and AI services: streamed uploads and downloads, ranges, listing, signed URLs (scopes `blobs:read:<namespace>`, `blobs:write:<namespace>`)"),
+        (name = "emails", description = "Email through Amazon SES: a durable outbox with idempotency, templates, attachments, status history, bounce and complaint handling and a suppression list (scopes `emails:send`, `emails:read`, `emails:admin`)"),
         (name = "slack", description = "Slack alerts: one layout per level, delivered in per-channel order at Slack's pace (scopes `slack:post`, `slack:read`)"),
         (name = "licenses", description = "Licences for `client` and `platform`: administration (scopes `licenses:admin`, `licenses:read`) and the licence-holder calls, authenticated by the licence key"),
     )
@@ -71,8 +73,25 @@ pub enum AuthProblems {
     Unavailable(Problem),
 }
 
-/// Registers every documented route.
-pub fn configure(cfg: &mut ServiceConfig) {
+/// Registers every documented route; email bodies (which carry attachments) may be up
+/// to `email_json_limit` bytes.
+pub fn configure(email_json_limit: usize) -> impl Fn(&mut ServiceConfig) + Clone {
+    move |cfg| routes(cfg, email_json_limit)
+}
+
+fn routes(cfg: &mut ServiceConfig, email_json_limit: usize) {
+    let email_json = || {
+        web::JsonConfig::default()
+            .limit(email_json_limit)
+            .error_handler(|err, _| crate::error::json_error(err).into())
+    };
+    cfg.service(
+        utoipa_actix_web::scope("/api/v1/emails")
+            .app_data(email_json())
+            .configure(emails::configure),
+    );
+    cfg.service(utoipa_actix_web::scope("/api/v1/email-templates").configure(emails::configure_templates));
+    cfg.service(utoipa_actix_web::scope("/api/v1/email-suppressions").configure(emails::configure_suppressions));
     cfg.configure(health::configure);
     cfg.service(utoipa_actix_web::scope("/api/v1/api-keys").configure(api_keys::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/licenses").configure(licenses::configure));
@@ -80,6 +99,20 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(utoipa_actix_web::scope("/api/v1/blobs").configure(blobs::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/events").configure(events::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/data").configure(data::configure));
+}
+
+/// The `Idempotency-Key` header, checked.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(k) if shared_db::idempotency::valid_key(k) => Ok(Some(k.to_owned())),
+            _ => Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )),
+        },
+    }
 }
 
 /// Routes and their methods, read from the OpenAPI document, so that a known path with

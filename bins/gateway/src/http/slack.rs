@@ -9,25 +9,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
-use crate::http::AuthProblems;
+use crate::http::{AuthProblems, idempotency_key};
 use crate::state::AppState;
 
 const POST: &str = "slack:post";
 const READ: &[&str] = &["slack:read", POST];
-
-/// The `Idempotency-Key` header, checked.
-pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    match req.headers().get("idempotency-key") {
-        None => Ok(None),
-        Some(v) => match v.to_str() {
-            Ok(k) if shared_db::idempotency::valid_key(k) => Ok(Some(k.to_owned())),
-            _ => Err(ApiError::bad_request(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be 1 to 255 visible ASCII characters",
-            )),
-        },
-    }
-}
 
 /// Queues a message. Answers 202 at once; the message is delivered in the order its
 /// channel received messages, at Slack's pace, retried through 429s and outages.

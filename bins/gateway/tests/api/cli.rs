@@ -15,7 +15,7 @@ fn gateway(dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
     cmd
 }
 
-fn run(dir: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
+pub fn run(dir: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
     gateway(dir, vars).args(args).output().unwrap()
 }
 
@@ -134,7 +134,7 @@ async fn migrate_applies_then_reports_nothing_pending_on_both_backends() {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -143,7 +143,10 @@ fn free_port() -> u16 {
 }
 
 /// Starts `gateway` (serve) and waits until /healthz answers.
-fn serve(dir: &std::path::Path, vars: &[(&str, &str)]) -> (std::process::Child, u16, std::thread::JoinHandle<String>) {
+pub fn serve(
+    dir: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> (std::process::Child, u16, std::thread::JoinHandle<String>) {
     let port = free_port();
     let port_s = port.to_string();
     let mut all = vec![("APP_PORT", port_s.as_str()), ("APP_HOST", "127.0.0.1")];

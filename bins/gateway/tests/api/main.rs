@@ -6,6 +6,7 @@ mod auth;
 mod blobs;
 mod cli;
 mod data;
+mod emails;
 mod errors;
 mod events;
 mod health;

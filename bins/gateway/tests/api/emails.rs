@@ -1,0 +1,612 @@
+//! `/api/v1/emails`, templates and suppressions over HTTP: SES (moto) end to end on both
+//! backends, every refusal as a problem, scopes, SNS, and no loss when the gateway is
+//! killed while sending.
+
+use std::time::{Duration, Instant};
+
+use mailer::testing::{SNS_TEST_CERT, SNS_TEST_KEY, SesTestServer, sns_message};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::cli::{run, serve};
+use crate::helpers::{TestApp, assert_problem};
+
+fn ses_vars<'a>(ses: &'a SesTestServer, sender: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("SES_SENDER_EMAIL", sender),
+        ("AWS_SES_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL_SES", ses.url()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("EMAIL_MAX_SEND_RATE", "1000"),
+    ]
+}
+
+async fn app_with(vars: &[(&str, &str)], mysql: bool) -> Option<TestApp> {
+    if !mysql {
+        return Some(TestApp::with_vars(vars, None).await);
+    }
+    let db = shared_db::testing::TestDb::mysql().await?;
+    let url = db.url.expose_target().to_owned();
+    let mut all = vars.to_vec();
+    all.push(("DATABASE_URL", &url));
+    Some(TestApp::with_vars(&all, Some(db)).await)
+}
+
+async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(&app.admin_key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get(app: &TestApp, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn wait_for(app: &TestApp, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let email: Value = get(app, &format!("/api/v1/emails/{id}")).await.json().await.unwrap();
+        if email["status"] == status {
+            return email;
+        }
+        assert!(Instant::now() < deadline, "still {email}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_through_ses_with_idempotency_on_both_backends() {
+    let Some(ses) = SesTestServer::start().await else {
+        return;
+    };
+    for mysql in [false, true] {
+        let sender = format!("gw-{}@example.com", uuid::Uuid::now_v7().simple());
+        ses.verify(&sender).await;
+        let Some(app) = app_with(&ses_vars(&ses, &format!("Event Bridge <{sender}>")), mysql).await else {
+            continue;
+        };
+        assert_eq!(app.state.mail.transport(), "ses");
+        let body = json!({
+            "to": "Ann <ann@example.org>", "subject": "Welcome", "text": "Hello Ann",
+            "html": "<p>Hello Ann</p>", "tags": {"kind": "welcome"},
+        });
+        let send = |body: &Value, key: &str| {
+            app.client
+                .post(app.url("/api/v1/emails"))
+                .bearer_auth(&app.admin_key)
+                .header("Idempotency-Key", key)
+                .json(body)
+                .send()
+        };
+        let res = send(&body, "welcome-ann").await.unwrap();
+        assert_eq!(res.status(), 202);
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let accepted: Value = res.json().await.unwrap();
+        assert_eq!(accepted["status"], "queued");
+        let id = accepted["id"].as_str().unwrap().to_owned();
+        assert_eq!(location, format!("/api/v1/emails/{id}"));
+
+        let again = send(&body, "welcome-ann").await.unwrap();
+        assert_eq!(again.status(), 202);
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
+        let mut other = body.clone();
+        other["subject"] = json!("Another");
+        assert_problem(send(&other, "welcome-ann").await.unwrap(), 409, "idempotency_conflict").await;
+
+        let email = wait_for(&app, &id, "sent").await;
+        let sent = ses.sent_from(&sender).await;
+        assert_eq!(sent.len(), 1, "one message despite the repeat");
+        assert_eq!(email["provider_ids"], json!([sent[0].id]));
+        assert_eq!(email["to"], json!(["\"Ann\" <ann@example.org>"]));
+        assert_eq!(email["tags"]["kind"], "welcome");
+        let kinds: Vec<&str> = email["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["email.queued", "email.sending", "email.sent"]);
+        assert!(sent[0].raw_data.contains("Subject: Welcome"));
+
+        let page: Value = get(&app, "/api/v1/emails?status=sent&limit=5")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(page["items"].as_array().unwrap().iter().any(|e| e["id"] == id.as_str()));
+        assert!(page["items"][0].get("history").is_none());
+        assert_problem(
+            get(&app, &format!("/api/v1/emails/{id}/raw")).await,
+            404,
+            "raw_not_available",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_bad_request_is_a_clear_problem() {
+    let app = TestApp::with_vars(
+        &[
+            ("SES_SENDER_EMAIL", "app@example.com"),
+            ("EMAIL_MAX_MESSAGE_BYTES", "4096"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(app.state.mail.transport(), "dev");
+    let ok = json!({"to": ["a@example.org"], "subject": "s", "text": "t"});
+    let with = |k: &str, v: Value| {
+        let mut b = ok.clone();
+        b[k] = v;
+        b
+    };
+    let cases = [
+        (
+            with("to", json!(["a@example.org", "not an address"])),
+            "invalid_field",
+            Some("to[1]"),
+        ),
+        (with("to", json!([])), "invalid_field", Some("to")),
+        (
+            with(
+                "to",
+                json!((0..501).map(|i| format!("r{i}@example.org")).collect::<Vec<_>>()),
+            ),
+            "invalid_field",
+            Some("to"),
+        ),
+        (
+            with("to", json!(["a@example.org\r\nBcc: victim@example.org"])),
+            "invalid_field",
+            Some("to[0]"),
+        ),
+        (
+            with("subject", json!("Hi\r\nBcc: victim@example.org")),
+            "invalid_field",
+            Some("subject"),
+        ),
+        (
+            with("from", json!("Mallory <m@example.com")),
+            "invalid_field",
+            Some("from"),
+        ),
+        (
+            with("headers", json!({"Bcc": "x@example.org"})),
+            "invalid_field",
+            Some("headers"),
+        ),
+        (
+            with("headers", json!({"X-Ok": "a\nb"})),
+            "invalid_field",
+            Some("headers"),
+        ),
+        (with("tags", json!({"bad tag": "x"})), "invalid_field", Some("tags")),
+        (
+            with("attachments", json!([{"filename": "a.pdf", "content_base64": "***"}])),
+            "invalid_field",
+            Some("attachments[0].content_base64"),
+        ),
+        (
+            with(
+                "attachments",
+                json!([{"filename": "run.exe", "content_base64": "AAAA"}]),
+            ),
+            "invalid_field",
+            Some("attachments[0].filename"),
+        ),
+        (
+            with(
+                "attachments",
+                json!([{"filename": "x.png", "content_base64": "AAAA", "content_id": "logo"}]),
+            ),
+            "invalid_field",
+            Some("attachments"),
+        ),
+        (
+            json!({"to": ["a@example.org"], "subject": "s"}),
+            "invalid_field",
+            Some("text"),
+        ),
+        (
+            json!({"to": ["a@example.org"], "template": {"name": "nope", "variables": {}}}),
+            "invalid_field",
+            Some("template.name"),
+        ),
+    ];
+    for (body, code, field) in cases {
+        let p = assert_problem(post(&app, "/api/v1/emails", &body).await, 422, code).await;
+        assert_eq!(p["field"].as_str(), field, "{body} -> {p}");
+    }
+    // Too large once built.
+    let big = with(
+        "attachments",
+        json!([{"filename": "big.bin", "content_base64": data_encoding::BASE64.encode(&[7u8; 8192])}]),
+    );
+    assert_problem(post(&app, "/api/v1/emails", &big).await, 413, "message_too_large").await;
+    // Unknown fields, wrong types, not JSON.
+    assert_problem(
+        post(&app, "/api/v1/emails", &with("too", json!("x"))).await,
+        422,
+        "invalid_body",
+    )
+    .await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/emails"))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 415, "unsupported_media_type").await;
+    // Batches: size and the index of the bad message.
+    let p = assert_problem(
+        post(
+            &app,
+            "/api/v1/emails/batch",
+            &json!([ok.clone(), with("to", json!(["x"]))]),
+        )
+        .await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    assert_eq!(p["field"], "[1].to[0]");
+    let too_many: Vec<Value> = (0..101).map(|_| ok.clone()).collect();
+    assert_problem(
+        post(&app, "/api/v1/emails/batch", &json!(too_many)).await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    // Nothing was stored by any refusal.
+    let page: Value = get(&app, "/api/v1/emails").await.json().await.unwrap();
+    assert_eq!(page["items"], json!([]));
+    assert_problem(get(&app, "/api/v1/emails/nope").await, 404, "email_not_found").await;
+    assert_problem(get(&app, "/api/v1/emails?limit=0").await, 422, "invalid_field").await;
+    assert_problem(get(&app, "/api/v1/emails?cursor=%%%").await, 422, "invalid_field").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn templates_batches_and_the_dev_mailbox() {
+    let app = TestApp::with_vars(&[("SES_SENDER_EMAIL", "Shop <shop@example.com>")], None).await;
+    let put = |name: &str, body: Value| {
+        app.client
+            .put(app.url(&format!("/api/v1/email-templates/{name}")))
+            .bearer_auth(&app.admin_key)
+            .json(&body)
+            .send()
+    };
+    let body =
+        json!({"subject": "Order {{ order.id }} shipped", "html": "<p>Hi {{ name }}</p>", "text": "Hi {{ name }}"});
+    let res = put("shipped", body.clone()).await.unwrap();
+    assert_eq!(res.status(), 201);
+    let t: Value = res.json().await.unwrap();
+    assert_eq!(t["variables"], json!(["name", "order"]));
+    assert_eq!(put("shipped", body).await.unwrap().status(), 200);
+    let p = assert_problem(
+        put("broken", json!({"subject": "x", "html": "{% if %}"}))
+            .await
+            .unwrap(),
+        422,
+        "template_invalid",
+    )
+    .await;
+    assert_eq!(p["field"], "html");
+    assert_problem(
+        put("bad name!", json!({"subject": "x", "text": "y"})).await.unwrap(),
+        422,
+        "invalid_field",
+    )
+    .await;
+    let list: Value = get(&app, "/api/v1/email-templates").await.json().await.unwrap();
+    assert_eq!(list["items"][0]["version"], 2);
+
+    let missing = json!({"to": "a@example.org", "template": {"name": "shipped", "variables": {"name": "Ann"}}});
+    let p = assert_problem(
+        post(&app, "/api/v1/emails", &missing).await,
+        422,
+        "template_variable_missing",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("`order.id`"), "{p}");
+
+    let one = |to: &str| json!({"to": to, "template": {"name": "shipped", "variables": {"name": "<Ann>", "order": {"id": 7}}}});
+    let res = post(
+        &app,
+        "/api/v1/emails/batch",
+        &json!([one("a@example.org"), one("b@example.org")]),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    let batch: Value = res.json().await.unwrap();
+    assert_eq!(batch["items"].as_array().unwrap().len(), 2);
+    let id = batch["items"][0]["id"].as_str().unwrap();
+    wait_for(&app, id, "sent").await;
+    let raw = get(&app, &format!("/api/v1/emails/{id}/raw")).await;
+    assert_eq!(raw.headers()["content-type"], "message/rfc822");
+    let raw = raw.text().await.unwrap();
+    assert!(raw.contains("Subject: Order 7 shipped"));
+    assert!(raw.contains("Hi &lt;Ann&gt;"));
+    let listed: Value = get(
+        &app,
+        &format!("/api/v1/emails?batch_id={}", batch["batch_id"].as_str().unwrap()),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+
+    let del = app
+        .client
+        .delete(app.url("/api/v1/email-templates/shipped"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    assert_problem(
+        get(&app, "/api/v1/email-templates/shipped").await,
+        404,
+        "email_template_not_found",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suppressions_and_scopes() {
+    let app = TestApp::with_vars(&[("SES_SENDER_EMAIL", "app@example.com")], None).await;
+    let add = post(
+        &app,
+        "/api/v1/email-suppressions",
+        &json!({"address": "No@Example.org", "detail": "asked"}),
+    )
+    .await;
+    assert_eq!(add.status(), 201);
+    let again = post(
+        &app,
+        "/api/v1/email-suppressions",
+        &json!({"address": "no@example.org"}),
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    let s: Value = get(&app, "/api/v1/email-suppressions/no@example.org")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (s["reason"].as_str(), s["detail"].as_str()),
+        (Some("manual"), Some("asked"))
+    );
+    assert_problem(
+        post(&app, "/api/v1/email-suppressions", &json!({"address": "nope"})).await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    let res = post(
+        &app,
+        "/api/v1/emails",
+        &json!({"to": "no@example.org", "subject": "s", "text": "t"}),
+    )
+    .await;
+    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let email = wait_for(&app, &id, "suppressed").await;
+    assert_eq!(email["suppressed"], json!(["no@example.org"]));
+    let delete = |addr: &str| {
+        app.client
+            .delete(app.url(&format!("/api/v1/email-suppressions/{addr}")))
+            .bearer_auth(&app.admin_key)
+            .send()
+    };
+    assert_eq!(delete("no@example.org").await.unwrap().status(), 204);
+    assert_problem(delete("no@example.org").await.unwrap(), 404, "suppression_not_found").await;
+
+    // Scopes.
+    let (_, reader) = app.create_key(&["emails:read"]).await;
+    let (_, sender) = app.create_key(&["emails:send"]).await;
+    let send = |key: &str| {
+        app.client
+            .post(app.url("/api/v1/emails"))
+            .bearer_auth(key)
+            .json(&json!({"to": "a@example.org", "subject": "s", "text": "t"}))
+            .send()
+    };
+    assert_problem(send(&reader).await.unwrap(), 403, "insufficient_scope").await;
+    assert_eq!(send(&sender).await.unwrap().status(), 202);
+    let res = app
+        .client
+        .put(app.url("/api/v1/email-templates/x"))
+        .bearer_auth(&sender)
+        .json(&json!({"subject": "x", "text": "y"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "insufficient_scope").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/email-suppressions"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app.client.get(app.url("/api/v1/emails")).send().await.unwrap();
+    assert_problem(res, 401, "missing_credentials").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sns_notifications_need_a_valid_signature() {
+    let certs = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/cert.pem"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(SNS_TEST_CERT))
+        .mount(&certs)
+        .await;
+    let app = TestApp::with_vars(
+        &[
+            ("SES_SENDER_EMAIL", "app@example.com"),
+            ("SNS_CERT_HOSTS", "127.0.0.1"),
+            ("SNS_ALLOW_HTTP_CERTS", "true"),
+        ],
+        None,
+    )
+    .await;
+    let res = post(
+        &app,
+        "/api/v1/emails",
+        &json!({"to": "gone@example.org", "subject": "s", "text": "t"}),
+    )
+    .await;
+    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let email = wait_for(&app, &id, "sent").await;
+    let provider = email["provider_ids"][0].as_str().unwrap();
+    let bounce = json!({"notificationType": "Bounce", "mail": {"messageId": provider},
+        "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "gone@example.org"}]}});
+    let cert = format!("{}/cert.pem", certs.uri());
+    let msg = sns_message(
+        "Notification",
+        "arn:aws:sns:us-east-1:1:ses",
+        &bounce.to_string(),
+        &cert,
+        json!({}),
+        SNS_TEST_KEY,
+    );
+    let deliver = |body: String| {
+        app.client
+            .post(app.url("/api/v1/emails/events/sns"))
+            .header("content-type", "text/plain; charset=UTF-8")
+            .body(body)
+            .send()
+    };
+    let mut forged = msg.clone();
+    forged["Message"] = json!(bounce.to_string().replace("Permanent", "Transient"));
+    assert_problem(deliver(forged.to_string()).await.unwrap(), 403, "sns_signature_invalid").await;
+    assert_problem(deliver("not json".into()).await.unwrap(), 400, "sns_malformed").await;
+    let ok = deliver(msg.to_string()).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.json::<Value>().await.unwrap()["result"], "processed");
+    wait_for(&app, &id, "bounced").await;
+    let s = get(&app, "/api/v1/email-suppressions/gone@example.org").await;
+    assert_eq!(s.json::<Value>().await.unwrap()["reason"], "bounce");
+}
+
+/// Accepts connections and never answers: an SES that hangs mid-request.
+fn blackhole() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(conn);
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_during_sending_loses_nothing() {
+    let Some(ses) = SesTestServer::start().await else {
+        return;
+    };
+    let sender = format!("kill-{}@example.com", uuid::Uuid::now_v7().simple());
+    ses.verify(&sender).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (hole, seen) = blackhole();
+    let hanging = format!("http://127.0.0.1:{hole}");
+    let base = [
+        ("SECRET_KEY", "kill-test-secret-key-0123456789"),
+        ("SES_SENDER_EMAIL", sender.as_str()),
+        ("AWS_SES_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("EMAIL_MAX_SEND_RATE", "1000"),
+        ("JOB_LEASE_SECS", "3"),
+    ];
+    let with_endpoint = |endpoint: &str| {
+        let mut v: Vec<(&str, String)> = base.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        v.push(("AWS_ENDPOINT_URL_SES", endpoint.to_owned()));
+        v
+    };
+    let created = run(
+        dir.path(),
+        &[("SECRET_KEY", "kill-test-secret-key-0123456789")],
+        &[
+            "api-keys",
+            "create",
+            "--name",
+            "t",
+            "--scopes",
+            "emails:send,emails:read",
+        ],
+    );
+    assert!(created.status.success());
+    let key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+
+    let first = with_endpoint(&hanging);
+    let first: Vec<(&str, &str)> = first.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (mut child, port, _logs) = serve(dir.path(), &first);
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/emails"))
+        .bearer_auth(&key)
+        .json(&json!({"to": ["a@example.org", "b@example.org"], "subject": "Survives", "text": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the send never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL while the request to SES is in flight
+    child.wait().unwrap();
+    assert!(ses.sent_from(&sender).await.is_empty());
+
+    let second = with_endpoint(ses.url());
+    let second: Vec<(&str, &str)> = second.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (mut child, port, _logs) = serve(dir.path(), &second);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let email = loop {
+        let email: Value = client
+            .get(format!("http://127.0.0.1:{port}/api/v1/emails/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if email["status"] == "sent" {
+            break email;
+        }
+        assert!(Instant::now() < deadline, "not sent after the restart: {email}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let sent = ses.sent_from(&sender).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(email["provider_ids"], json!([sent[0].id]));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
