@@ -52,7 +52,7 @@ impl SesTestServer {
     /// neither can be had outside CI.
     pub async fn start() -> Option<Self> {
         if let Ok(url) = std::env::var("TEST_SES_URL") {
-            let server = Self { url, child: None };
+            let mut server = Self { url, child: None };
             return match server.wait_ready(Duration::from_secs(20)).await {
                 Ok(()) => Some(server),
                 Err(e) => skip_or_fail(format!("TEST_SES_URL={} does not answer: {e}", server.url)),
@@ -62,32 +62,40 @@ impl SesTestServer {
             Ok(a) => a.port(),
             Err(e) => return skip_or_fail(format!("no free port: {e}")),
         };
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
         let child = match child {
             Ok(c) => c,
-            Err(e) => return skip_or_fail(format!("cannot start moto_server: {e}")),
+            Err(e) => return skip_or_fail(format!("cannot start python3 -m moto.server: {e}")),
         };
-        let server = Self {
+        let mut server = Self {
             url: format!("http://127.0.0.1:{port}"),
             child: Some(child),
         };
         match server.wait_ready(Duration::from_secs(30)).await {
             Ok(()) => Some(server),
-            Err(e) => skip_or_fail(format!("moto_server did not start: {e}")),
+            Err(e) => skip_or_fail(format!("moto did not start: {e}")),
         }
     }
 
-    async fn wait_ready(&self, within: Duration) -> Result<(), String> {
+    async fn wait_ready(&mut self, within: Duration) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match reqwest::get(format!("{}/moto-api/data.json", self.url)).await {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) => return Err(format!("status {}", r.status())),
                 Err(e) if tokio::time::Instant::now() > deadline => return Err(e.to_string()),
+                Err(_)
+                    if self
+                        .child
+                        .as_mut()
+                        .is_some_and(|c| c.try_wait().ok().flatten().is_some()) =>
+                {
+                    return Err("python3 -m moto.server exited: is moto installed?".into());
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
