@@ -136,6 +136,25 @@ fn storage(config: &Config) -> anyhow::Result<Vec<(blob_store::namespace::Namesp
     Ok(out)
 }
 
+/// The earlier secrets (`SECRET_KEY_PREVIOUS`) as bytes.
+fn previous_secrets(config: &Config) -> Vec<&[u8]> {
+    config
+        .secret_previous
+        .iter()
+        .map(|s| s.expose_secret().as_bytes())
+        .collect()
+}
+
+/// Licences, with the configured signing key and any earlier secrets.
+pub fn license_service(config: &Config, pool: &DbPool, secret: &SecretString) -> anyhow::Result<LicenseService> {
+    Ok(LicenseService::new(
+        pool.clone(),
+        secret.expose_secret().as_bytes(),
+        config.license_signing_key.as_ref().map(|k| k.expose_secret()),
+    )?
+    .with_previous_secrets(&previous_secrets(config)))
+}
+
 /// Email through SES when configured, otherwise the dev mailbox; says which.
 fn mail_service(config: &Config, pool: &DbPool, wake: Arc<tokio::sync::Notify>) -> anyhow::Result<MailService> {
     let mail = &config.mail;
@@ -181,11 +200,7 @@ impl Application {
         let config = Arc::new(config);
         let secret = load_secret(&config.secret)?;
         let pool = open_database(&config).await?;
-        let licenses = LicenseService::new(
-            pool.clone(),
-            secret.expose_secret().as_bytes(),
-            config.license_signing_key.as_ref().map(|k| k.expose_secret()),
-        )?;
+        let licenses = license_service(&config, &pool, &secret)?;
         match licenses.signer().await {
             Ok(signer) => tracing::info!(kid = signer.kid(), "licence signing key ready"),
             Err(LicenseError::Db(e)) => {
@@ -242,10 +257,10 @@ impl Application {
         .register(mailer::SEND_QUEUE, mailer::SendHandler(mail.clone()));
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
-        let blobs = Arc::new(blob_store::BlobService::new(
-            storage(&config)?,
-            secret.expose_secret().as_bytes(),
-        ));
+        let blobs = Arc::new(
+            blob_store::BlobService::new(storage(&config)?, secret.expose_secret().as_bytes())
+                .with_previous_secrets(&previous_secrets(&config)),
+        );
         let listener = TcpListener::bind((config.host, config.port))
             .with_context(|| format!("binding {}:{} (APP_HOST/APP_PORT)", config.host, config.port))?;
         let port = listener.local_addr()?.port();
@@ -256,7 +271,7 @@ impl Application {
         let state = AppState {
             public_url: public_url.clone(),
             pool: pool.clone(),
-            api_keys: ApiKeys::new(&secret),
+            api_keys: ApiKeys::new(&secret).with_previous(&config.secret_previous),
             config: config.clone(),
             licenses,
             holder_limits,

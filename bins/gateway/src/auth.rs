@@ -79,6 +79,7 @@ pub fn grants(held: &str, needed: &str) -> bool {
 #[derive(Clone)]
 pub struct ApiKeys {
     key: Arc<hmac::Key>,
+    previous: Arc<Vec<hmac::Key>>,
 }
 
 /// A new key: shown once, then only its digest exists.
@@ -127,11 +128,61 @@ impl ApiKeys {
     pub fn new(secret: &SecretString) -> Self {
         Self {
             key: Arc::new(hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret().as_bytes())),
+            previous: Arc::new(Vec::new()),
         }
     }
 
+    /// Also accepts keys digested under earlier secrets (`SECRET_KEY_PREVIOUS`); each is
+    /// re-digested under the current secret the first time it is used.
+    pub fn with_previous(mut self, previous: &[SecretString]) -> Self {
+        self.previous = Arc::new(
+            previous
+                .iter()
+                .map(|s| hmac::Key::new(hmac::HMAC_SHA256, s.expose_secret().as_bytes()))
+                .collect(),
+        );
+        self
+    }
+
     fn digest(&self, key: &str) -> String {
-        data_encoding::HEXLOWER.encode(hmac::sign(&self.key, key.as_bytes()).as_ref())
+        digest_with(&self.key, key)
+    }
+
+    /// The stored key `presented` names: under the current secret, else under an earlier
+    /// one (then re-digested under the current secret, with an `api_key.rekeyed` event).
+    async fn find(&self, conn: &mut DbConn, presented: &str) -> Result<Option<ApiKeyRow>, ApiError> {
+        let current = self.digest(presented);
+        if let Some(row) = api_keys::find_by_digest(conn, &current).await? {
+            return Ok(self.matches(&self.key, presented, &row.digest).then_some(row));
+        }
+        for old in self.previous.iter() {
+            let Some(mut row) = api_keys::find_by_digest(conn, &digest_with(old, presented)).await? else {
+                continue;
+            };
+            if !self.matches(old, presented, &row.digest) {
+                return Ok(None);
+            }
+            let id = row.id.clone();
+            let digest = current.clone();
+            conn.transaction::<_, DbError, _>(async move |c| {
+                api_keys::set_digest(c, &id, &digest).await?;
+                events::append(
+                    c,
+                    events::NewEvent {
+                        event_type: "api_key.rekeyed",
+                        actor: Some("system"),
+                        subject: Some(&format!("api_key:{id}")),
+                        data: serde_json::json!({}),
+                    },
+                )
+                .await?;
+                Ok(())
+            })
+            .await?;
+            row.digest = current;
+            return Ok(Some(row));
+        }
+        Ok(None)
     }
 
     /// Creates a key with `scopes`, recording an `api_key.created` event by `actor`.
@@ -236,10 +287,8 @@ impl ApiKeys {
     /// Finds the key a caller presented; 401 unless it exists, is not revoked and has not
     /// expired.
     pub async fn authenticate(&self, pool: &DbPool, presented: &str) -> Result<Principal, ApiError> {
-        let digest = self.digest(presented);
         let mut conn = pool.get().await?;
-        let row = api_keys::find_by_digest(&mut conn, &digest).await?;
-        let Some(row) = row.filter(|r| self.matches(presented, &r.digest)) else {
+        let Some(row) = self.find(&mut conn, presented).await? else {
             return Err(ApiError::unauthorized("invalid_api_key", "the API key is not valid"));
         };
         let now = shared_db::now();
@@ -264,12 +313,16 @@ impl ApiKeys {
         })
     }
 
-    /// Constant-time check of `presented` against a stored hex digest.
-    fn matches(&self, presented: &str, stored_hex: &str) -> bool {
+    /// Constant-time check of `presented` against a stored hex digest made with `key`.
+    fn matches(&self, key: &hmac::Key, presented: &str, stored_hex: &str) -> bool {
         data_encoding::HEXLOWER
             .decode(stored_hex.as_bytes())
-            .is_ok_and(|tag| hmac::verify(&self.key, presented.as_bytes(), &tag).is_ok())
+            .is_ok_and(|tag| hmac::verify(key, presented.as_bytes(), &tag).is_ok())
     }
+}
+
+fn digest_with(key: &hmac::Key, presented: &str) -> String {
+    data_encoding::HEXLOWER.encode(hmac::sign(key, presented.as_bytes()).as_ref())
 }
 
 /// True when the key's expiry has passed.
@@ -364,10 +417,10 @@ mod tests {
         let d = a.digest("eb_key");
         assert_eq!(d.len(), 64);
         assert_ne!(d, b.digest("eb_key"));
-        assert!(a.matches("eb_key", &d));
-        assert!(!a.matches("eb_kez", &d));
-        assert!(!b.matches("eb_key", &d));
-        assert!(!a.matches("eb_key", "not hex"));
+        assert!(a.matches(&a.key, "eb_key", &d));
+        assert!(!a.matches(&a.key, "eb_kez", &d));
+        assert!(!b.matches(&b.key, "eb_key", &d));
+        assert!(!a.matches(&a.key, "eb_key", "not hex"));
     }
 
     proptest::proptest! {

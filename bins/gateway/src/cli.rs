@@ -39,6 +39,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     ApiKeys(ApiKeysCommand),
+    /// Manage the keys that sign licence certificates.
+    #[command(subcommand)]
+    LicenseKeys(LicenseKeysCommand),
     /// Exit 0 when the running gateway answers /healthz (for container health checks).
     Healthcheck {
         /// What to ask; `http://127.0.0.1:<APP_PORT>/healthz` by default.
@@ -71,6 +74,20 @@ enum ApiKeysCommand {
     Revoke {
         /// The key's id.
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LicenseKeysCommand {
+    /// List the published keys (the first signs new certificates).
+    List,
+    /// Generate a new signing key; replicas sign with it after their next restart, and
+    /// the old key stays published so its certificates keep verifying. Prints the new kid.
+    Rotate,
+    /// Stop publishing an earlier key (once every certificate it signed has expired).
+    Retire {
+        /// The key id.
+        kid: String,
     },
 }
 
@@ -119,6 +136,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ApiKeys(cmd) => api_keys_command(cmd, config).await,
+        Command::LicenseKeys(cmd) => license_keys_command(cmd, config).await,
     }
 }
 
@@ -147,9 +165,34 @@ fn healthcheck(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn license_keys_command(cmd: LicenseKeysCommand, config: Config) -> anyhow::Result<()> {
+    let secret = load_secret(&config.secret)?;
+    let pool = open_database(&config).await?;
+    let licenses = crate::app::license_service(&config, &pool, &secret)?;
+    match cmd {
+        LicenseKeysCommand::List => {
+            for key in licenses.public_key().await?.keys {
+                println!("{}\t{}", key.kid, key.public_key);
+            }
+        }
+        LicenseKeysCommand::Rotate => {
+            anyhow::ensure!(
+                config.license_signing_key.is_none(),
+                "LICENSE_SIGNING_KEY is set: rotate by changing it"
+            );
+            println!("{}", licenses.rotate_signing_key().await?);
+        }
+        LicenseKeysCommand::Retire { kid } => {
+            licenses.retire_signing_key(&kid).await?;
+            eprintln!("retired {kid}");
+        }
+    }
+    Ok(())
+}
+
 async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result<()> {
     let secret = load_secret(&config.secret)?;
-    let keys = ApiKeys::new(&secret);
+    let keys = ApiKeys::new(&secret).with_previous(&config.secret_previous);
     let pool = open_database(&config).await?;
     let mut conn = pool.get().await?;
     match cmd {

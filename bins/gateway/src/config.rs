@@ -14,7 +14,8 @@
 //! | `DB_CONNECT_TIMEOUT_SECS` | `5` | opening one connection |
 //! | `DB_ACQUIRE_TIMEOUT_SECS` | `5` | waiting for a free connection (then 503) |
 //! | `DB_MIGRATE_ON_START` | `true` | apply pending migrations at start-up |
-//! | `SECRET_KEY` | generated in `DATA_DIR` for SQLite; required for MySQL | keys API key digests |
+//! | `SECRET_KEY` | generated in `DATA_DIR` for SQLite; required for MySQL | keys API key and licence key digests, seals the licence signing key, signs storage URLs |
+//! | `SECRET_KEY_PREVIOUS` | none | comma-separated earlier secrets still accepted after a rotation (keys are re-keyed on use) |
 //! | `LOG_FORMAT` | `text` | `text` (coloured in a terminal) or `json` |
 //! | `LOG_LEVEL` | `info` | a `tracing` filter; `RUST_LOG` wins when set |
 //! | `MAX_JSON_BODY_BYTES` | `1048576` | larger JSON bodies get 413 |
@@ -116,6 +117,8 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// The API key secret.
     pub secret: SecretSource,
+    /// Earlier secrets still accepted (`SECRET_KEY_PREVIOUS`).
+    pub secret_previous: Vec<SecretString>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -321,6 +324,22 @@ impl Config {
             }
             None => SecretSource::GeneratedFile(data_dir.join("secret_key")),
         };
+        let secret_previous = get("SECRET_KEY_PREVIOUS")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| {
+                        if s.len() < 16 {
+                            Err(bad("SECRET_KEY_PREVIOUS", "each secret must be at least 16 characters"))
+                        } else {
+                            Ok(SecretString::from(s.to_owned()))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
 
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") | Some("pretty") => LogFormat::Text,
@@ -413,6 +432,7 @@ impl Config {
             pool,
             migrate_on_start,
             secret,
+            secret_previous,
             log_format,
             log_level,
             max_json_body,

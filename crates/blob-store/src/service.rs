@@ -28,6 +28,8 @@ pub struct SignedRequest {
 pub struct BlobService {
     namespaces: Vec<(Namespace, Arc<dyn BlobStore>)>,
     signing: hmac::Key,
+    /// Earlier secrets: URLs they signed still verify until they expire.
+    previous: Vec<hmac::Key>,
 }
 
 impl BlobService {
@@ -37,7 +39,14 @@ impl BlobService {
         Self {
             namespaces,
             signing: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            previous: Vec::new(),
         }
+    }
+
+    /// Also accepts URLs signed under earlier secrets (a `SECRET_KEY` rotation).
+    pub fn with_previous_secrets(mut self, previous: &[&[u8]]) -> Self {
+        self.previous = previous.iter().map(|s| hmac::Key::new(hmac::HMAC_SHA256, s)).collect();
+        self
     }
 
     /// The namespace called `name` and the store holding it.
@@ -84,7 +93,10 @@ impl BlobService {
             .decode(req.signature.as_bytes())
             .map_err(|_| "malformed signature")?;
         let signed = Self::string_to_sign(&req.method, ns, key.as_str(), req.expires, &req.content_type);
-        hmac::verify(&self.signing, signed.as_bytes(), &tag).map_err(|_| "bad signature")?;
+        std::iter::once(&self.signing)
+            .chain(self.previous.iter())
+            .find(|k| hmac::verify(k, signed.as_bytes(), &tag).is_ok())
+            .ok_or("bad signature")?;
         if req.expires < now {
             return Err("the signed URL has expired");
         }

@@ -372,6 +372,23 @@ pub struct PublicKey {
     pub public_key: String,
     /// The same key as a PEM SubjectPublicKeyInfo (for OpenSSL and friends).
     pub public_key_pem: String,
+    /// Every key whose certificates still verify: the current one first, then earlier
+    /// ones kept after a rotation (trust them all; pick by the certificate's `kid`).
+    pub keys: Vec<PublishedKey>,
+}
+
+/// One published verification key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PublishedKey {
+    /// Key id, as in certificates.
+    pub kid: String,
+    /// Always `Ed25519`.
+    pub algorithm: &'static str,
+    /// The 32-byte key, base64url without padding.
+    pub public_key: String,
+    /// The same key as a PEM SubjectPublicKeyInfo.
+    pub public_key_pem: String,
 }
 
 /// Filters for listing licences.

@@ -16,7 +16,8 @@ use crate::cert::{CertificatePayload, Signer};
 use crate::key::LicenseKey;
 use crate::model::{
     ActivateRequest, Checkout, CheckoutRequest, IssueLicense, License, LicenseFilter, LicensePage, LicensePatch,
-    LicenseStatus, Machine, MachineRequest, Product, PublicKey, Renew, ValidateRequest, Validation, ValidationCode,
+    LicenseStatus, Machine, MachineRequest, Product, PublicKey, PublishedKey, Renew, ValidateRequest, Validation,
+    ValidationCode,
 };
 use crate::schema::{licenses, machines, signing_keys};
 use crate::sealing::Sealer;
@@ -362,6 +363,9 @@ pub struct LicenseService {
     pool: DbPool,
     digest_key: Arc<hmac::Key>,
     secret: Arc<[u8]>,
+    /// Earlier secrets (`SECRET_KEY_PREVIOUS`): keys digested and signing keys sealed
+    /// under them still open, and are re-keyed under the current secret on use.
+    previous: Arc<Vec<(hmac::Key, Arc<[u8]>)>>,
     signer: Arc<tokio::sync::OnceCell<Signer>>,
 }
 
@@ -388,8 +392,77 @@ impl LicenseService {
             pool,
             digest_key: Arc::new(hmac::Key::new(hmac::HMAC_SHA256, secret)),
             secret: Arc::from(secret),
+            previous: Arc::new(Vec::new()),
             signer: Arc::new(signer),
         })
+    }
+
+    /// Also accepts what earlier secrets digested or sealed (a `SECRET_KEY` rotation).
+    pub fn with_previous_secrets(mut self, previous: &[&[u8]]) -> Self {
+        self.previous = Arc::new(
+            previous
+                .iter()
+                .map(|s| (hmac::Key::new(hmac::HMAC_SHA256, s), Arc::from(*s)))
+                .collect(),
+        );
+        self
+    }
+
+    /// The licence `key` opens: by its digest under the current secret, else under an
+    /// earlier one (then re-digested under the current secret).
+    async fn find_key(&self, conn: &mut DbConn, key: &LicenseKey) -> Result<Option<(LicenseRow, i64)>, LicenseError> {
+        let current = self.digest(key);
+        if let Some(found) = find_by_digest(conn, &current).await? {
+            return Ok(Some(found));
+        }
+        for (old, _) in self.previous.iter() {
+            let digest = data_encoding::HEXLOWER.encode(hmac::sign(old, key.as_str().as_bytes()).as_ref());
+            let Some((mut row, count)) = find_by_digest(conn, &digest).await? else {
+                continue;
+            };
+            let id = row.id.clone();
+            let new_digest = current.clone();
+            conn.transaction::<_, LicenseError, _>(async move |c| {
+                with_conn!(&mut *c, |c| diesel::update(licenses::table.find(&id))
+                    .set(licenses::key_digest.eq(&new_digest))
+                    .execute(c)
+                    .await)?;
+                record(c, "license.rekeyed", "system", &id, serde_json::json!({})).await
+            })
+            .await?;
+            row.key_digest = current;
+            return Ok(Some((row, count)));
+        }
+        Ok(None)
+    }
+
+    /// Generates a new signing key and stores it sealed; it signs from the next start
+    /// of each replica, while every earlier key stays published so the certificates it
+    /// signed keep verifying. Returns the new key id.
+    pub async fn rotate_signing_key(&self) -> Result<String, LicenseError> {
+        let sealer =
+            Sealer::new(&self.secret, SEALING_PURPOSE).map_err(|_| LicenseError::Signing("key derivation".into()))?;
+        let mut conn = self.pool.get().await?;
+        let signer = store_new_signer(&mut conn, &sealer).await?;
+        record_key_event(&mut conn, "license.signing_key_rotated", signer.kid()).await?;
+        Ok(signer.kid().to_owned())
+    }
+
+    /// Stops publishing an earlier signing key (certificates it signed stop verifying
+    /// against the published keys). The key in use cannot be retired.
+    pub async fn retire_signing_key(&self, kid: &str) -> Result<(), LicenseError> {
+        let current = self.signer().await?.kid().to_owned();
+        if kid == current {
+            return Err(invalid("kid", "that key signs new certificates; rotate first"));
+        }
+        let mut conn = self.pool.get().await?;
+        let n = with_conn!(&mut *conn, |c| diesel::delete(signing_keys::table.find(kid))
+            .execute(c)
+            .await)?;
+        if n == 0 {
+            return Err(invalid("kid", "no stored signing key has that id"));
+        }
+        record_key_event(&mut conn, "license.signing_key_retired", kid).await
     }
 
     /// The signing key, loaded (or created) from the database on first use. Call it at
@@ -397,7 +470,7 @@ impl LicenseService {
     /// is down then is retried on the next use.
     pub async fn signer(&self) -> Result<&Signer, LicenseError> {
         self.signer
-            .get_or_try_init(|| load_or_create_signer(&self.pool, &self.secret))
+            .get_or_try_init(|| load_or_create_signer(&self.pool, &self.secret, &self.previous))
             .await
     }
 
@@ -408,17 +481,27 @@ impl LicenseService {
     /// The key that verifies certificates.
     pub async fn public_key(&self) -> Result<PublicKey, LicenseError> {
         let signer = self.signer().await?;
-        const SPKI_ED25519: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
-        let mut der = SPKI_ED25519.to_vec();
-        der.extend_from_slice(signer.public_key());
+        let current = published(signer.kid(), signer.public_key());
+        let mut conn = self.pool.get().await?;
+        let stored: Vec<(String, String)> = with_conn!(&mut *conn, |c| signing_keys::table
+            .order((signing_keys::created_at.desc(), signing_keys::kid.desc()))
+            .select((signing_keys::kid, signing_keys::public_key))
+            .load(c)
+            .await)?;
+        let mut keys: Vec<PublishedKey> = vec![current.clone()];
+        for (kid, public_key) in stored {
+            if kid != current.kid
+                && let Ok(raw) = BASE64URL_NOPAD.decode(public_key.as_bytes())
+            {
+                keys.push(published(&kid, &raw));
+            }
+        }
         Ok(PublicKey {
-            kid: signer.kid().to_owned(),
-            algorithm: "Ed25519",
-            public_key: BASE64URL_NOPAD.encode(signer.public_key()),
-            public_key_pem: format!(
-                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-                data_encoding::BASE64.encode(&der)
-            ),
+            kid: current.kid,
+            algorithm: current.algorithm,
+            public_key: current.public_key,
+            public_key_pem: current.public_key_pem,
+            keys,
         })
     }
 
@@ -713,7 +796,7 @@ impl LicenseService {
             });
         };
         let mut conn = self.pool.get().await?;
-        let Some((row, count)) = find_by_digest(&mut conn, &self.digest(&key)).await? else {
+        let Some((row, count)) = self.find_key(&mut conn, &key).await? else {
             return Ok(Validation {
                 valid: false,
                 code: ValidationCode::NotFound,
@@ -749,7 +832,7 @@ impl LicenseService {
     /// Opens the licence a holder's key names, or refuses the key.
     async fn open(&self, conn: &mut DbConn, key: &str) -> Result<(LicenseRow, i64), LicenseError> {
         let key = LicenseKey::parse(key).map_err(|e| LicenseError::KeyInvalid(e.to_string()))?;
-        find_by_digest(conn, &self.digest(&key))
+        self.find_key(conn, &key)
             .await?
             .ok_or_else(|| LicenseError::KeyInvalid("no licence has this key".into()))
     }
@@ -1047,26 +1130,85 @@ async fn delete_machine(
     .await
 }
 
-/// The oldest stored signing key, or a new one stored sealed under `secret`.
-async fn load_or_create_signer(pool: &DbPool, secret: &[u8]) -> Result<Signer, LicenseError> {
-    let sealer =
-        Sealer::new(secret, b"license signing key").map_err(|_| LicenseError::Signing("key derivation".into()))?;
+const SEALING_PURPOSE: &[u8] = b"license signing key";
+
+/// A key as `GET /public-key` publishes it.
+fn published(kid: &str, raw: &[u8]) -> PublishedKey {
+    const SPKI_ED25519: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+    let mut der = SPKI_ED25519.to_vec();
+    der.extend_from_slice(raw);
+    PublishedKey {
+        kid: kid.to_owned(),
+        algorithm: "Ed25519",
+        public_key: BASE64URL_NOPAD.encode(raw),
+        public_key_pem: format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            data_encoding::BASE64.encode(&der)
+        ),
+    }
+}
+
+async fn record_key_event(conn: &mut DbConn, event_type: &str, kid: &str) -> Result<(), LicenseError> {
+    Ok(events::record(
+        conn,
+        event_type,
+        "cli",
+        &format!("signing_key:{kid}"),
+        serde_json::json!({ "kid": kid }),
+    )
+    .await?)
+}
+
+/// The newest stored signing key (opened with the current secret, or with an earlier
+/// one and then sealed again under the current), or a new one stored sealed.
+async fn load_or_create_signer(
+    pool: &DbPool,
+    secret: &[u8],
+    previous: &[(hmac::Key, Arc<[u8]>)],
+) -> Result<Signer, LicenseError> {
+    let derive = |s: &[u8]| Sealer::new(s, SEALING_PURPOSE).map_err(|_| LicenseError::Signing("key derivation".into()));
+    let sealer = derive(secret)?;
     let mut conn = pool.get().await?;
     for _ in 0..2 {
         let stored: Option<SigningKeyRow> = with_conn!(&mut *conn, |c| signing_keys::table
-            .order((signing_keys::created_at.asc(), signing_keys::kid.asc()))
+            .order((signing_keys::created_at.desc(), signing_keys::kid.desc()))
             .first(c)
             .await
             .optional())?;
         if let Some(row) = stored {
-            let pkcs8 = sealer.open(&row.private_key_sealed, &row.kid).map_err(|_| {
+            let mut opened = sealer.open(&row.private_key_sealed, &row.kid).ok();
+            if opened.is_none() {
+                for (_, old) in previous {
+                    if let Ok(pkcs8) = derive(old)?.open(&row.private_key_sealed, &row.kid) {
+                        let resealed = sealer
+                            .seal(&pkcs8, &row.kid)
+                            .map_err(|_| LicenseError::Signing("sealing".into()))?;
+                        with_conn!(&mut *conn, |c| diesel::update(signing_keys::table.find(&row.kid))
+                            .set(signing_keys::private_key_sealed.eq(&resealed))
+                            .execute(c)
+                            .await)?;
+                        tracing::info!(kid = %row.kid, "sealed the licence signing key again under the new SECRET_KEY");
+                        opened = Some(pkcs8);
+                        break;
+                    }
+                }
+            }
+            let pkcs8 = opened.ok_or_else(|| {
                 LicenseError::Signing(format!(
-                    "the stored key `{}` cannot be opened with this SECRET_KEY (was SECRET_KEY changed?)",
+                    "the stored key `{}` cannot be opened with this SECRET_KEY (was SECRET_KEY changed? keep the old one in SECRET_KEY_PREVIOUS)",
                     row.kid
                 ))
             })?;
             return Signer::from_pkcs8(&pkcs8).map_err(|_| LicenseError::Signing("stored key is not Ed25519".into()));
         }
+        store_new_signer(&mut conn, &sealer).await?;
+    }
+    Err(LicenseError::Signing("could not store a signing key".into()))
+}
+
+/// Generates a signing key and stores it sealed under `sealer`.
+async fn store_new_signer(conn: &mut DbConn, sealer: &Sealer) -> Result<Signer, LicenseError> {
+    {
         let (signer, pkcs8) = Signer::generate().map_err(|_| LicenseError::Signing("key generation".into()))?;
         let row = SigningKeyRow {
             kid: signer.kid().to_owned(),
@@ -1077,21 +1219,13 @@ async fn load_or_create_signer(pool: &DbPool, secret: &[u8]) -> Result<Signer, L
                 .map_err(|_| LicenseError::Signing("sealing".into()))?,
             created_at: shared_db::now(),
         };
-        let inserted = with_conn!(&mut *conn, |c| diesel::insert_into(signing_keys::table)
+        with_conn!(&mut *conn, |c| diesel::insert_into(signing_keys::table)
             .values(&row)
             .execute(c)
-            .await);
-        match inserted {
-            Ok(_) => {
-                tracing::info!(kid = %row.kid, "generated the licence signing key");
-                // Another replica may have stored one first: the oldest wins, so read back.
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "signing key insert raced; reading the stored one")
-            }
-        }
+            .await)?;
+        tracing::info!(kid = %row.kid, "generated a licence signing key");
+        Ok(signer)
     }
-    Err(LicenseError::Signing("could not store a signing key".into()))
 }
 
 #[cfg(test)]

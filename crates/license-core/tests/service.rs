@@ -615,3 +615,82 @@ async fn listing_filters_and_pages() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_rotation_keeps_issued_keys_and_the_signing_key() {
+    const NEW: &[u8] = b"the-new-secret-key-0123456789abcdef";
+    for (db, old) in services().await {
+        let (lic, key) = old.issue(issue(Product::Client), "t").await.unwrap();
+        let kid = old.public_key().await.unwrap().kid;
+
+        // Without the old secret, neither the key nor the signing key opens.
+        let alone = LicenseService::new(db.pool.clone(), NEW, None).unwrap();
+        assert_eq!(
+            alone.validate(&validate(&key)).await.unwrap().code,
+            ValidationCode::NotFound
+        );
+        assert!(alone.signer().await.is_err());
+
+        // With it, both do, and are re-keyed under the new secret on the way.
+        let rotated = LicenseService::new(db.pool.clone(), NEW, None)
+            .unwrap()
+            .with_previous_secrets(&[SECRET]);
+        assert_eq!(rotated.signer().await.unwrap().kid(), kid);
+        let v = rotated.validate(&validate(&key)).await.unwrap();
+        assert_eq!((v.code, v.license.unwrap().id), (ValidationCode::Valid, lic.id.clone()));
+        let mut conn = db.pool.get().await.unwrap();
+        let trail = events::for_subject(&mut conn, &format!("license:{}", lic.id))
+            .await
+            .unwrap();
+        assert!(trail.iter().any(|e| e.event_type == "license.rekeyed"));
+
+        // Now the old secret can go.
+        let after = LicenseService::new(db.pool.clone(), NEW, None).unwrap();
+        assert_eq!(
+            after.validate(&validate(&key)).await.unwrap().code,
+            ValidationCode::Valid
+        );
+        assert_eq!(after.signer().await.unwrap().kid(), kid);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signing_key_rotation_keeps_old_certificates_verifiable() {
+    for (db, svc) in services().await {
+        let (_, key) = svc.issue(issue(Product::Platform), "t").await.unwrap();
+        let req = CheckoutRequest {
+            key: key.as_str().into(),
+            fingerprint: None,
+            ttl: Some("7d".into()),
+        };
+        let before = svc.checkout(&req).await.unwrap();
+        let new_kid = svc.rotate_signing_key().await.unwrap();
+        assert_ne!(new_kid, before.kid);
+
+        // A replica started after the rotation signs with the new key...
+        let restarted = LicenseService::new(db.pool.clone(), SECRET, None).unwrap();
+        let after = restarted.checkout(&req).await.unwrap();
+        assert_eq!(after.kid, new_kid);
+        // ...and publishes both, the new one first.
+        let published = restarted.public_key().await.unwrap();
+        assert_eq!(published.kid, new_kid);
+        let kids: Vec<&str> = published.keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, [new_kid.as_str(), before.kid.as_str()]);
+        let mut verifier = Verifier::new();
+        for k in &published.keys {
+            verifier = verifier.with_base64_key(&k.kid, &k.public_key).unwrap();
+        }
+        for cert in [&before.certificate, &after.certificate] {
+            verifier.verify(cert, Utc::now(), Expect::default()).unwrap();
+        }
+
+        // Retiring the old key unpublishes it; the key in use cannot be retired.
+        assert!(matches!(
+            restarted.retire_signing_key(&new_kid).await,
+            Err(LicenseError::Invalid { field: "kid", .. })
+        ));
+        restarted.retire_signing_key(&before.kid).await.unwrap();
+        assert_eq!(restarted.public_key().await.unwrap().keys.len(), 1);
+        let _ = db;
+    }
+}

@@ -429,3 +429,56 @@ async fn dev_mailbox_marks_sent_and_keeps_the_raw_message() {
     assert_eq!(raw.len() as u64, email.size);
     assert!(String::from_utf8(raw).unwrap().contains("Subject: Hello"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_are_paced_by_the_ses_quota() {
+    let Some(ses) = SesTestServer::start().await else {
+        return;
+    };
+    let db = TestDb::sqlite().await;
+    let sender = format!("paced-{}@example.com", uuid());
+    ses.verify(&sender).await;
+    // No configured rate: the pace comes from GetSendQuota (moto: 1 recipient/s).
+    let svc = Arc::new(
+        MailService::new(
+            db.pool.clone(),
+            Arc::new(SesMailer::new(&ses.config())),
+            None,
+            MailSettings {
+                default_from: Some(sender.clone()),
+                ..MailSettings::default()
+            },
+            Arc::new(Notify::new()),
+        )
+        .unwrap(),
+    );
+    let thirty = |n: usize| {
+        let mut req = simple(&[]);
+        req.bcc = (0..30).map(|i| format!("p{n}-{i}@example.org")).collect();
+        req
+    };
+    let (first, _) = svc.submit(thirty(1), None, "t").await.unwrap();
+    let (second, _) = svc.submit(thirty(2), None, "t").await.unwrap();
+    let w = worker(&db, &svc);
+    w.drain().await.unwrap();
+    assert_eq!(svc.send_rate(), Some(1.0));
+    // A burst of 50 recipients is allowed; the second 30 wait for the bucket to refill.
+    let statuses = [
+        svc.get(&first.id).await.unwrap().status,
+        svc.get(&second.id).await.unwrap().status,
+    ];
+    assert_eq!(
+        statuses.iter().filter(|s| **s == EmailStatus::Sent).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == EmailStatus::Queued).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(ses.sent_from(&sender).await.len(), 1);
+    let mut conn = db.pool.get().await.unwrap();
+    let pending = shared_db::jobs::counts(&mut conn, SEND_QUEUE).await.unwrap();
+    assert_eq!(pending, vec![("queued".to_owned(), 1)], "deferred, not failed");
+}

@@ -86,6 +86,15 @@ pub async fn revoke(conn: &mut DbConn, id: &str, at: NaiveDateTime) -> Result<bo
     Ok(n == 1)
 }
 
+/// Replaces a key's digest (after a `SECRET_KEY` rotation).
+pub async fn set_digest(conn: &mut DbConn, id: &str, digest: &str) -> Result<(), DbError> {
+    with_conn!(conn, |c| diesel::update(api_keys::table.find(id))
+        .set(api_keys::digest.eq(digest))
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
 /// Records a use of the key.
 pub async fn touch(conn: &mut DbConn, id: &str, at: NaiveDateTime) -> Result<(), DbError> {
     with_conn!(conn, |c| diesel::update(api_keys::table.find(id))

@@ -162,3 +162,44 @@ async fn a_key_from_another_secret_is_refused() {
         .unwrap();
     assert_problem(res, 401, "invalid_api_key").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_key_rotation_keeps_api_keys_working() {
+    let db = shared_db::testing::TestDb::sqlite().await;
+    let url = format!("sqlite://{}", db.url.expose_target());
+    // Boxed: three apps' start-up futures would not fit on the test thread's stack.
+    let old = Box::pin(TestApp::with_vars(&[("DATABASE_URL", &url)], None)).await;
+    let (id, used) = old.create_key(&["events:read"]).await;
+    let (_, unused) = old.create_key(&["events:read"]).await;
+    let call = |app: &TestApp, key: &str| {
+        app.client
+            .get(app.url("/api/v1/events?limit=1"))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(call(&old, &used).await.unwrap().status(), 200);
+
+    const NEW: &str = "a-brand-new-secret-key-0123456789";
+    let rotated = Box::pin(TestApp::with_vars(
+        &[
+            ("DATABASE_URL", &url),
+            ("SECRET_KEY", NEW),
+            ("SECRET_KEY_PREVIOUS", crate::helpers::SECRET),
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(call(&rotated, &used).await.unwrap().status(), 200);
+    let mut conn = rotated.state.pool.get().await.unwrap();
+    let trail = shared_db::events::for_subject(&mut conn, &format!("api_key:{id}"))
+        .await
+        .unwrap();
+    assert!(trail.iter().any(|e| e.event_type == "api_key.rekeyed"));
+
+    // With the new secret alone: the key used during the rotation works (re-keyed), the
+    // one never used does not; the signing key was sealed again, so the app starts.
+    let after = Box::pin(TestApp::with_vars(&[("DATABASE_URL", &url), ("SECRET_KEY", NEW)], None)).await;
+    assert_eq!(call(&after, &used).await.unwrap().status(), 200);
+    assert_problem(call(&after, &unused).await.unwrap(), 401, "invalid_api_key").await;
+    drop(db);
+}

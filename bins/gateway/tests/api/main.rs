@@ -13,4 +13,5 @@ mod health;
 mod helpers;
 mod licenses;
 mod openapi;
+mod replicas;
 mod slack;
