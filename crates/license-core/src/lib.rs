@@ -14,8 +14,6 @@ pub mod model;
 #[cfg(feature = "store")]
 mod schema;
 #[cfg(feature = "store")]
-mod sealing;
-#[cfg(feature = "store")]
 mod service;
 
 #[cfg(feature = "store")]

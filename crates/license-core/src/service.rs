@@ -20,7 +20,7 @@ use crate::model::{
     ValidationCode,
 };
 use crate::schema::{licenses, machines, signing_keys};
-use crate::sealing::Sealer;
+use shared_db::sealing::Sealer;
 
 /// Everything a licence operation can refuse or fail with.
 #[derive(Debug, thiserror::Error)]

@@ -22,6 +22,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod migrations;
 pub mod schema;
+pub mod sealing;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod worker;

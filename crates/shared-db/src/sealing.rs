@@ -1,5 +1,6 @@
-//! Encrypts the licence signing key at rest (AES-256-GCM under a key derived from
-//! `SECRET_KEY` with HKDF-SHA256), so the database never holds it in plain text.
+//! Encrypts small secrets at rest (the licence signing key, webhook signing secrets):
+//! AES-256-GCM under a key derived from `SECRET_KEY` with HKDF-SHA256, so the database
+//! never holds them in plain text.
 
 use data_encoding::BASE64URL_NOPAD;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};

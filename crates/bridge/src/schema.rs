@@ -1,0 +1,54 @@
+//! The bridge's tables.
+
+diesel::table! {
+    bridge_rules (id) {
+        id -> Text,
+        name -> Text,
+        event_type -> Text,
+        filter -> Text,
+        actions -> Text,
+        enabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        url -> Text,
+        event_types -> Text,
+        description -> Nullable<Text>,
+        secret_sealed -> Text,
+        enabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        webhook_id -> Text,
+        event_id -> Text,
+        attempt -> Integer,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> BigInt,
+        delivered_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    bridge_marks (mark) {
+        mark -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    bridge_state (name) {
+        name -> Text,
+        value -> Text,
+    }
+}

@@ -1,0 +1,501 @@
+//! Rules, webhooks and reminders on SQLite and MariaDB: events become Slack messages,
+//! emails and signed webhook deliveries exactly once per target, whatever reruns.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bridge::model::*;
+use bridge::{BridgeError, BridgeService, BridgeSettings, RULE_QUEUE, RuleHandler, WEBHOOK_QUEUE, WebhookHandler};
+use diesel_async::RunQueryDsl;
+use license_core::LicenseService;
+use license_core::model::{IssueLicense, Product};
+use mailer::model::{EmailFilter, TemplateBody};
+use mailer::transport::DevMailbox;
+use mailer::{MailService, MailSettings};
+use serde_json::{Value, json};
+use shared_db::testing::TestDb;
+use shared_db::worker::{Backoff, Worker, WorkerOptions};
+use shared_db::{events, with_conn};
+use slack_notify::layout::Level;
+use slack_notify::model::MessageFilter;
+use slack_notify::transport::DevSink;
+use slack_notify::{POST_QUEUE, PostHandler, SlackService};
+use tokio::sync::Notify;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const SECRET: &[u8] = b"bridge-test-secret-0123456789abcdef";
+
+struct Rig {
+    db: TestDb,
+    bridge: Arc<BridgeService>,
+    mail: Arc<MailService>,
+    slack: Arc<SlackService>,
+    licenses: LicenseService,
+    worker: Worker,
+}
+
+async fn rig(db: TestDb, settings: BridgeSettings) -> Rig {
+    let wake = Arc::new(Notify::new());
+    let mail = Arc::new(
+        MailService::new(
+            db.pool.clone(),
+            Arc::new(DevMailbox),
+            None,
+            MailSettings {
+                default_from: Some("app@example.com".into()),
+                ..MailSettings::default()
+            },
+            wake.clone(),
+        )
+        .unwrap(),
+    );
+    let slack = Arc::new(SlackService::new(
+        db.pool.clone(),
+        Arc::new(DevSink::default()),
+        Some("#ops".into()),
+        None,
+        1000,
+        wake.clone(),
+    ));
+    let licenses = LicenseService::new(db.pool.clone(), SECRET, None).unwrap();
+    let bridge = Arc::new(
+        BridgeService::new(
+            db.pool.clone(),
+            mail.clone(),
+            slack.clone(),
+            licenses.clone(),
+            SECRET,
+            settings,
+        )
+        .unwrap(),
+    );
+    let worker = Worker::new(
+        db.pool.clone(),
+        WorkerOptions {
+            poll_interval: Duration::from_millis(20),
+            backoff: Backoff {
+                base: Duration::from_millis(10),
+                max: Duration::from_millis(10),
+                factor: 1.0,
+                jitter: false,
+            },
+            ..WorkerOptions::default()
+        },
+    )
+    .register(RULE_QUEUE, RuleHandler(bridge.clone()))
+    .register(WEBHOOK_QUEUE, WebhookHandler(bridge.clone()))
+    .register(POST_QUEUE, PostHandler(slack.clone()))
+    .register(mailer::SEND_QUEUE, mailer::SendHandler(mail.clone()));
+    Rig {
+        db,
+        bridge,
+        mail,
+        slack,
+        licenses,
+        worker,
+    }
+}
+
+fn internal_ok() -> BridgeSettings {
+    BridgeSettings {
+        allow_internal_webhooks: true,
+        reminder_channel: Some("#licences".into()),
+        ..BridgeSettings::default()
+    }
+}
+
+async fn record(r: &Rig, event_type: &str, actor: &str, data: Value) {
+    let mut conn = r.db.pool.get().await.unwrap();
+    events::record(&mut conn, event_type, actor, "license:x", data)
+        .await
+        .unwrap();
+}
+
+fn issue(name: &str, days: i64) -> IssueLicense {
+    IssueLicense {
+        product: Product::Client,
+        name: name.into(),
+        owner_email: format!("{}@example.org", name.to_lowercase()),
+        expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(days * 24 - 1)),
+        duration: None,
+        max_machines: None,
+        entitlements: vec![],
+        metadata: serde_json::Map::new(),
+        require_machine: false,
+        heartbeat_interval_secs: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_turn_events_into_slack_and_email_once() {
+    for db in TestDb::each().await {
+        let r = rig(db, internal_ok()).await;
+        r.mail
+            .put_template(
+                "licence-issued",
+                TemplateBody {
+                    subject: "Licence for {{ data.product }}".into(),
+                    html: None,
+                    text: Some("Issued by {{ event.actor }}".into()),
+                    description: None,
+                },
+                "t",
+            )
+            .await
+            .unwrap();
+        let rule = r
+            .bridge
+            .create_rule(
+                NewRule {
+                    name: "new client licences".into(),
+                    event_type: "license.*".into(),
+                    filter: BTreeMap::from([("product".into(), json!("client"))]),
+                    actions: Actions {
+                        slack: Some(SlackAction {
+                            channel: Some("#sales".into()),
+                            level: Level::Success,
+                            title: "New {{ data.product }} licence".into(),
+                            text: Some("for {{ data.owner }}".into()),
+                        }),
+                        email: Some(EmailAction {
+                            to: "{{ data.owner }}".into(),
+                            template: "licence-issued".into(),
+                        }),
+                    },
+                    enabled: true,
+                },
+                "t",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.bridge.dispatch().await.unwrap(),
+            0,
+            "the first run only sets the cursor"
+        );
+        record(
+            &r,
+            "license.issued",
+            "api_key:k",
+            json!({"product": "client", "owner": "ann@example.org"}),
+        )
+        .await;
+        record(
+            &r,
+            "license.issued",
+            "api_key:k",
+            json!({"product": "platform", "owner": "bob@example.org"}),
+        )
+        .await;
+        record(&r, "api_key.created", "api_key:k", json!({"product": "client"})).await;
+        // What the bridge itself does never triggers rules.
+        record(
+            &r,
+            "license.issued",
+            "bridge:rule:x",
+            json!({"product": "client", "owner": "loop@example.org"}),
+        )
+        .await;
+
+        assert_eq!(r.bridge.dispatch().await.unwrap(), 1);
+        assert_eq!(r.bridge.dispatch().await.unwrap(), 0, "a rerun queues nothing again");
+        r.worker.drain().await.unwrap();
+        // A rerun of the rule's job sends nothing twice (idempotency keys).
+        let mut conn = r.db.pool.get().await.unwrap();
+        let job = shared_db::jobs::NewJob::new(
+            RULE_QUEUE,
+            &json!({"target": rule.id, "event_id": latest_issued(&r).await}),
+        )
+        .unwrap();
+        shared_db::jobs::enqueue(&mut conn, job).await.unwrap();
+        r.worker.drain().await.unwrap();
+
+        let posted = r.slack.list(&MessageFilter::default()).await.unwrap().items;
+        assert_eq!(posted.len(), 1, "{posted:?}");
+        assert_eq!(posted[0].title, "New client licence");
+        assert_eq!(posted[0].channel, "#sales");
+        assert_eq!(posted[0].request.text.as_deref(), Some("for ann@example.org"));
+        let emails = r.mail.list(&EmailFilter::default()).await.unwrap().items;
+        assert_eq!(emails.len(), 1);
+        assert_eq!(emails[0].to, vec!["ann@example.org".to_owned()]);
+        assert_eq!(emails[0].subject, "Licence for client");
+        assert_eq!(emails[0].tags["rule"], rule.id);
+    }
+}
+
+async fn latest_issued(r: &Rig) -> String {
+    let mut conn = r.db.pool.get().await.unwrap();
+    events::list(
+        &mut conn,
+        &events::EventFilter {
+            event_type: Some("license.issued".into()),
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .find(|e| e.actor.as_deref() == Some("api_key:k") && e.data.contains("ann@"))
+    .unwrap()
+    .id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_are_checked() {
+    let r = rig(TestDb::sqlite().await, internal_ok()).await;
+    let base = NewRule {
+        name: "x".into(),
+        event_type: "license.issued".into(),
+        filter: BTreeMap::new(),
+        actions: Actions {
+            slack: Some(SlackAction {
+                channel: None,
+                level: Level::Info,
+                title: "t".into(),
+                text: None,
+            }),
+            email: None,
+        },
+        enabled: true,
+    };
+    let field = |e: BridgeError| match e {
+        BridgeError::Invalid { field, .. } => field,
+        other => panic!("{other:?}"),
+    };
+    let mut looped = base.clone();
+    looped.event_type = "slack.*".into();
+    assert_eq!(
+        field(r.bridge.create_rule(looped, "t").await.unwrap_err()),
+        "event_type"
+    );
+    let mut all = base.clone();
+    all.event_type = "*".into();
+    assert_eq!(field(r.bridge.create_rule(all, "t").await.unwrap_err()), "event_type");
+    let mut bad_type = base.clone();
+    bad_type.event_type = "License Issued".into();
+    assert_eq!(
+        field(r.bridge.create_rule(bad_type, "t").await.unwrap_err()),
+        "event_type"
+    );
+    let mut nothing = base.clone();
+    nothing.actions = Actions::default();
+    assert_eq!(field(r.bridge.create_rule(nothing, "t").await.unwrap_err()), "actions");
+    let mut broken = base.clone();
+    broken.actions.slack.as_mut().unwrap().title = "{% if %}".into();
+    assert_eq!(
+        field(r.bridge.create_rule(broken, "t").await.unwrap_err()),
+        "actions.slack.title"
+    );
+    let rule = r.bridge.create_rule(base, "t").await.unwrap();
+    let off = r
+        .bridge
+        .update_rule(
+            &rule.id,
+            RulePatch {
+                enabled: Some(false),
+                ..RulePatch::default()
+            },
+            "t",
+        )
+        .await
+        .unwrap();
+    assert!(!off.enabled);
+    r.bridge.delete_rule(&rule.id, "t").await.unwrap();
+    assert!(matches!(r.bridge.rule(&rule.id).await, Err(BridgeError::NotFound(_))));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_are_signed_retried_and_logged() {
+    for db in TestDb::each().await {
+        let r = rig(db, internal_ok()).await;
+        let receiver = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(1)
+            .mount(&receiver)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&receiver)
+            .await;
+        let created = r
+            .bridge
+            .create_webhook(
+                NewWebhook {
+                    url: format!("{}/hooks/eb", receiver.uri()),
+                    event_types: vec!["license.*".into()],
+                    description: None,
+                },
+                "t",
+            )
+            .await
+            .unwrap();
+        assert!(created.secret.starts_with("whsec_"));
+        r.bridge.dispatch().await.unwrap();
+        record(&r, "license.revoked", "api_key:k", json!({"reason": "fraud"})).await;
+        record(&r, "slack.posted", "system", json!({})).await;
+        assert_eq!(r.bridge.dispatch().await.unwrap(), 1);
+        for _ in 0..50 {
+            r.worker.drain().await.unwrap();
+            if receiver.received_requests().await.unwrap_or_default().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let got: Vec<Request> = receiver.received_requests().await.unwrap_or_default();
+        assert_eq!(got.len(), 2, "one failure, one success");
+        let req = &got[1];
+        let header = |n: &str| req.headers.get(n).unwrap().to_str().unwrap().to_owned();
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(body["type"], "license.revoked");
+        assert_eq!(body["data"]["reason"], "fraud");
+        assert_eq!(header("webhook-id"), body["id"].as_str().unwrap());
+        // Verify the signature independently: HMAC-SHA256(base64-decoded secret, id.ts.body).
+        let key = data_encoding::BASE64
+            .decode(created.secret.strip_prefix("whsec_").unwrap().as_bytes())
+            .unwrap();
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+        let signed = [
+            header("webhook-id").as_bytes(),
+            b".",
+            header("webhook-timestamp").as_bytes(),
+            b".",
+            &req.body,
+        ]
+        .concat();
+        let sig = header("webhook-signature");
+        let tag = data_encoding::BASE64
+            .decode(sig.strip_prefix("v1,").unwrap().as_bytes())
+            .unwrap();
+        ring::hmac::verify(&key, &signed, &tag).unwrap();
+        let log = r.bridge.deliveries(&created.webhook.id, 10).await.unwrap();
+        let codes: Vec<Option<i32>> = log.iter().rev().map(|d| d.status_code).collect();
+        assert_eq!(codes, vec![Some(503), Some(204)]);
+        assert_eq!(log.iter().rev().map(|d| d.attempt).collect::<Vec<_>>(), vec![1, 2]);
+
+        // The secret is stored sealed, never in plain text.
+        let mut conn = r.db.pool.get().await.unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Sealed {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            secret_sealed: String,
+        }
+        let rows: Vec<Sealed> = with_conn!(&mut *conn, |c| diesel::sql_query("SELECT secret_sealed FROM webhooks")
+            .load(c)
+            .await)
+        .unwrap();
+        assert!(
+            !rows[0]
+                .secret_sealed
+                .contains(created.secret.trim_start_matches("whsec_"))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn internal_webhook_targets_are_refused_unless_allowed() {
+    let r = rig(TestDb::sqlite().await, BridgeSettings::default()).await;
+    for url in [
+        "http://127.0.0.1:9/x",
+        "http://localhost/x",
+        "http://10.0.0.5/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/x",
+    ] {
+        let err = r
+            .bridge
+            .create_webhook(
+                NewWebhook {
+                    url: url.into(),
+                    event_types: vec!["*".into()],
+                    description: None,
+                },
+                "t",
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BridgeError::Invalid { field: "url", .. }),
+            "{url}: {err:?}"
+        );
+    }
+    // A public-looking name that resolves to loopback is refused at connect time.
+    let hook = r
+        .bridge
+        .create_webhook(
+            NewWebhook {
+                url: "http://127.0.0.1.nip.io.invalid/x".into(),
+                event_types: vec!["*".into()],
+                description: None,
+            },
+            "t",
+        )
+        .await;
+    assert!(hook.is_ok(), "names are checked when connecting, not when registering");
+    assert!(bridge::net::is_internal("127.0.0.1".parse().unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expiry_reminders_and_expired_events_happen_once() {
+    for db in TestDb::each().await {
+        let r = rig(db, internal_ok()).await;
+        r.bridge.ensure_reminder_template().await.unwrap();
+        r.bridge.ensure_reminder_template().await.unwrap();
+        let (far, _) = r.licenses.issue(issue("Far", 20), "t").await.unwrap();
+        let (week, _) = r.licenses.issue(issue("Week", 5), "t").await.unwrap();
+        let (day, _) = r.licenses.issue(issue("Day", 1), "t").await.unwrap();
+        let (later, _) = r.licenses.issue(issue("Later", 90), "t").await.unwrap();
+        let (gone, _) = r.licenses.issue(issue("Gone", 3), "t").await.unwrap();
+        // `Gone` expired an hour ago.
+        let mut conn = r.db.pool.get().await.unwrap();
+        let past = shared_db::now() - chrono::Duration::hours(1);
+        with_conn!(&mut *conn, |c| diesel::sql_query(
+            "UPDATE licenses SET expires_at = ? WHERE id = ?"
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(past)
+        .bind::<diesel::sql_types::Text, _>(&gone.id)
+        .execute(c)
+        .await)
+        .unwrap();
+
+        assert_eq!(r.bridge.run_reminders().await.unwrap(), (3, 1));
+        assert_eq!(
+            r.bridge.run_reminders().await.unwrap(),
+            (0, 0),
+            "running it twice sends nothing twice"
+        );
+
+        let emails = r.mail.list(&EmailFilter::default()).await.unwrap().items;
+        let mut to: Vec<(String, String)> = emails
+            .iter()
+            .map(|e| (e.to[0].clone(), e.tags["reminder"].clone()))
+            .collect();
+        to.sort();
+        assert_eq!(
+            to,
+            [
+                ("day@example.org".to_owned(), "1d".to_owned()),
+                ("far@example.org".to_owned(), "30d".to_owned()),
+                ("week@example.org".to_owned(), "7d".to_owned()),
+            ]
+        );
+        let week_mail = emails.iter().find(|e| e.to[0] == "week@example.org").unwrap();
+        assert_eq!(week_mail.subject, "Your client licence \"Week\" expires in 5 days");
+        let posts = r.slack.list(&MessageFilter::default()).await.unwrap().items;
+        assert_eq!(posts.len(), 3);
+        assert!(
+            posts
+                .iter()
+                .all(|p| p.channel == "#licences" && p.level == Level::Warning)
+        );
+        let trail = events::for_subject(&mut conn, &format!("license:{}", gone.id))
+            .await
+            .unwrap();
+        assert_eq!(trail.iter().filter(|e| e.event_type == "license.expired").count(), 1);
+        let _ = (far, week, day, later);
+    }
+}
