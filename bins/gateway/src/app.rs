@@ -9,6 +9,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
 use anyhow::Context;
+use bridge::BridgeService;
 use license_core::{LicenseError, LicenseService};
 use mailer::MailService;
 use mailer::sns::SnsVerifier;
@@ -185,6 +186,42 @@ fn mail_service(config: &Config, pool: &DbPool, wake: Arc<tokio::sync::Notify>) 
     )?)
 }
 
+/// The bridge's background work until `stop`: events dispatched to rules and webhooks
+/// every second, licence reminders checked at start and every hour.
+async fn bridge_loops(bridge: Arc<BridgeService>, wake: Arc<tokio::sync::Notify>, stop: CancellationToken) {
+    let mut dispatch = tokio::time::interval(std::time::Duration::from_secs(1));
+    dispatch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reminders = tokio::time::interval(std::time::Duration::from_secs(3600));
+    reminders.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = dispatch.tick() => match bridge.dispatch().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(queued = n, "bridged events");
+                    wake.notify_one();
+                }
+                Err(e) => tracing::warn!(error = %e, "bridging events failed; retrying"),
+            },
+            _ = reminders.tick() => {
+                let run = async {
+                    bridge.ensure_reminder_template().await?;
+                    bridge.run_reminders().await
+                };
+                match run.await {
+                    Ok((0, 0)) => {}
+                    Ok((reminded, expired)) => {
+                        tracing::info!(reminded, expired, "licence expiry reminders");
+                        wake.notify_one();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "licence reminders failed; retrying in an hour"),
+                }
+            }
+        }
+    }
+}
+
 /// A bound, not yet running gateway.
 pub struct Application {
     port: u16,
@@ -243,6 +280,14 @@ impl Application {
             wake.clone(),
         ));
         let mail = Arc::new(mail_service(&config, &pool, wake.clone())?);
+        let bridge = Arc::new(BridgeService::new(
+            pool.clone(),
+            mail.clone(),
+            slack.clone(),
+            licenses.clone(),
+            secret.expose_secret().as_bytes(),
+            config.bridge.clone(),
+        )?);
         let worker = Worker::new(
             pool.clone(),
             WorkerOptions {
@@ -251,12 +296,15 @@ impl Application {
                 ..WorkerOptions::default()
             },
         )
-        .with_waker(wake)
+        .with_waker(wake.clone())
         .register(slack_notify::POST_QUEUE, PostHandler(slack.clone()))
         .register(slack_notify::UPDATE_QUEUE, UpdateHandler(slack.clone()))
-        .register(mailer::SEND_QUEUE, mailer::SendHandler(mail.clone()));
+        .register(mailer::SEND_QUEUE, mailer::SendHandler(mail.clone()))
+        .register(bridge::RULE_QUEUE, bridge::RuleHandler(bridge.clone()))
+        .register(bridge::WEBHOOK_QUEUE, bridge::WebhookHandler(bridge.clone()));
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
+        tokio::spawn(bridge_loops(bridge.clone(), wake.clone(), worker_stop.clone()));
         let blobs = Arc::new(
             blob_store::BlobService::new(storage(&config)?, secret.expose_secret().as_bytes())
                 .with_previous_secrets(&previous_secrets(&config)),
@@ -277,6 +325,7 @@ impl Application {
             holder_limits,
             slack,
             mail,
+            bridge,
             blobs,
         };
 

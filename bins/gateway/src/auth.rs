@@ -30,6 +30,7 @@ pub const SCOPES: &[&str] = &[
     "blobs:write",
     "events:read",
     "rules:admin",
+    "webhooks:admin",
     "data:read",
     "data:write",
 ];

@@ -52,6 +52,9 @@
 //! | `SNS_TOPIC_ARNS` | any | comma-separated topics whose notifications are accepted |
 //! | `SNS_MAX_AGE_SECS` | `3600` | oldest SNS message accepted |
 //! | `SNS_ALLOW_HTTP_CERTS` | `false` | accept `http://` certificate URLs (test servers only) |
+//! | `LICENSE_REMINDER_DAYS` | `30,7,1` | days before expiry at which owners get a reminder email; `off` for none |
+//! | `LICENSE_REMINDER_CHANNEL` | `SLACK_DEFAULT_CHANNEL` | Slack channel for reminder warnings |
+//! | `WEBHOOK_ALLOW_PRIVATE` | `false` | let webhooks target loopback, private and link-local addresses |
 //! | `JOB_LEASE_SECS` | `60` | how long a claimed job is held without a heartbeat before another replica takes it |
 
 use std::net::IpAddr;
@@ -161,6 +164,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// How long a claimed job is held without a heartbeat.
     pub job_lease: Duration,
+    /// Rules, webhooks and reminders.
+    pub bridge: bridge::BridgeSettings,
 }
 
 /// Email settings.
@@ -454,6 +459,24 @@ impl Config {
             max_document_bytes,
             mail: mail_config(&get)?,
             job_lease: Duration::from_secs(parse_num::<u64>(&get, "JOB_LEASE_SECS", 60)?.max(3)),
+            bridge: bridge::BridgeSettings {
+                reminder_days: match get("LICENSE_REMINDER_DAYS").as_deref() {
+                    None => vec![30, 7, 1],
+                    Some("off") | Some("none") => Vec::new(),
+                    Some(v) => v
+                        .split(',')
+                        .map(|d| d.trim().parse::<i64>().ok().filter(|d| (1..=365).contains(d)))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| {
+                            bad(
+                                "LICENSE_REMINDER_DAYS",
+                                format!("`{v}`: days from 1 to 365, comma-separated, or off"),
+                            )
+                        })?,
+                },
+                reminder_channel: get("LICENSE_REMINDER_CHANNEL").or_else(|| get("SLACK_DEFAULT_CHANNEL")),
+                allow_internal_webhooks: parse_bool(&get, "WEBHOOK_ALLOW_PRIVATE", false)?,
+            },
         })
     }
 }

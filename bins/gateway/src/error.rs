@@ -296,6 +296,20 @@ impl From<mailer::MailError> for ApiError {
     }
 }
 
+impl From<bridge::BridgeError> for ApiError {
+    fn from(e: bridge::BridgeError) -> Self {
+        use bridge::BridgeError as B;
+        match e {
+            B::Invalid { field, ref message } => {
+                ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
+            }
+            B::NotFound("rule") => ApiError::not_found("rule_not_found", e.to_string()),
+            B::NotFound(_) => ApiError::not_found("webhook_not_found", e.to_string()),
+            B::Db(db) => db.into(),
+        }
+    }
+}
+
 /// The JSON body extractor's failures as problems: 413 too large, 415 wrong content
 /// type, 400 malformed JSON, 422 JSON of the wrong shape.
 pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {

@@ -22,6 +22,8 @@ pub struct AppState {
     pub slack: std::sync::Arc<slack_notify::SlackService>,
     /// Email.
     pub mail: std::sync::Arc<mailer::MailService>,
+    /// Rules, webhooks and reminders.
+    pub bridge: std::sync::Arc<bridge::BridgeService>,
     /// Shared storage.
     pub blobs: std::sync::Arc<blob_store::BlobService>,
     /// The public base URL (`APP_URL`, or this server's own address).

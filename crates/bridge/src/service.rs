@@ -738,22 +738,43 @@ impl BridgeService {
             return Err(JobError::Fatal(format!("event {event_id} is gone")));
         };
         drop(conn);
-        let ctx = context(&event);
-        let key = format!("bridge:{rule_id}:{event_id}");
-        let actor = format!("bridge:rule:{rule_id}");
+        match self.apply(&rule, &event).await {
+            Ok(()) => Ok(()),
+            Err(Failure::Later(reason)) => Err(JobError::Retry(reason)),
+            Err(Failure::Final(reason)) => {
+                // Visible in the audit trail (and, being the bridge's own, never re-bridged).
+                let mut conn = self.pool.get().await.map_err(|e| retry(e.into()))?;
+                events::record(
+                    &mut conn,
+                    "rule.failed",
+                    &format!("bridge:rule:{rule_id}"),
+                    &format!("rule:{rule_id}"),
+                    json!({ "event_id": event_id, "reason": reason }),
+                )
+                .await
+                .map_err(|e| retry(e.into()))?;
+                Err(JobError::Fatal(reason))
+            }
+        }
+    }
+
+    /// A rule's actions for one event.
+    async fn apply(&self, rule: &Rule, event: &Event) -> Result<(), Failure> {
+        let ctx = context(event);
+        let key = format!("bridge:{}:{}", rule.id, event.id);
+        let actor = format!("bridge:rule:{}", rule.id);
+        let hash = shared_db::idempotency::request_hash(key.as_bytes());
         if let Some(s) = &rule.actions.slack {
-            let title = render(&s.title, &ctx).map_err(JobError::Fatal)?;
-            let text = s
-                .text
-                .as_deref()
-                .map(|t| render(t, &ctx))
-                .transpose()
-                .map_err(JobError::Fatal)?;
             let msg = PostMessage {
                 channel: s.channel.clone(),
                 level: s.level,
-                title,
-                text,
+                title: render(&s.title, &ctx).map_err(Failure::Final)?,
+                text: s
+                    .text
+                    .as_deref()
+                    .map(|t| render(t, &ctx))
+                    .transpose()
+                    .map_err(Failure::Final)?,
                 fields: vec![],
                 links: vec![],
                 source: Some(format!("rule: {}", rule.name)),
@@ -761,16 +782,17 @@ impl BridgeService {
                 thread_of: None,
                 mention: None,
             };
-            let hash = shared_db::idempotency::request_hash(key.as_bytes());
             self.slack
                 .submit(msg, Some((&key, &hash)), &actor)
                 .await
-                .map_err(|e| JobError::Fatal(format!("slack: {e}")))?;
+                .map_err(|e| match e {
+                    slack_notify::NotifyError::Db(_) => Failure::Later(format!("slack: {e}")),
+                    _ => Failure::Final(format!("slack: {e}")),
+                })?;
         }
         if let Some(m) = &rule.actions.email {
-            let to = render(&m.to, &ctx).map_err(JobError::Fatal)?;
             let req = SendEmail {
-                to: vec![to],
+                to: vec![render(&m.to, &ctx).map_err(Failure::Final)?],
                 template: Some(TemplateRef {
                     name: m.template.clone(),
                     variables: ctx.clone(),
@@ -778,11 +800,13 @@ impl BridgeService {
                 tags: BTreeMap::from([("rule".to_owned(), rule.id.clone())]),
                 ..SendEmail::default()
             };
-            let hash = shared_db::idempotency::request_hash(key.as_bytes());
             self.mail
                 .submit(req, Some((&key, &hash)), &actor)
                 .await
-                .map_err(|e| JobError::Fatal(format!("email: {e}")))?;
+                .map_err(|e| match e {
+                    mailer::MailError::Db(_) => Failure::Later(format!("email: {e}")),
+                    _ => Failure::Final(format!("email: {e}")),
+                })?;
         }
         Ok(())
     }
@@ -1030,6 +1054,14 @@ impl BridgeService {
         }
         Ok((reminded, expired))
     }
+}
+
+/// Why a rule could not run.
+enum Failure {
+    /// Try again (the database failed).
+    Later(String),
+    /// It cannot work (a template error, a refused message); recorded as `rule.failed`.
+    Final(String),
 }
 
 /// Inserts an idempotency mark; `false` when it was already there.

@@ -499,3 +499,41 @@ async fn expiry_reminders_and_expired_events_happen_once() {
         let _ = (far, week, day, later);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_that_cannot_render_is_recorded_as_failed() {
+    let r = rig(TestDb::sqlite().await, internal_ok()).await;
+    let rule = r
+        .bridge
+        .create_rule(
+            NewRule {
+                name: "needs a field the event lacks".into(),
+                event_type: "license.suspended".into(),
+                filter: BTreeMap::new(),
+                actions: Actions {
+                    slack: Some(SlackAction {
+                        channel: None,
+                        level: Level::Warning,
+                        title: "Suspended: {{ data.missing }}".into(),
+                        text: None,
+                    }),
+                    email: None,
+                },
+                enabled: true,
+            },
+            "t",
+        )
+        .await
+        .unwrap();
+    r.bridge.dispatch().await.unwrap();
+    record(&r, "license.suspended", "api_key:k", json!({})).await;
+    assert_eq!(r.bridge.dispatch().await.unwrap(), 1);
+    r.worker.drain().await.unwrap();
+    let mut conn = r.db.pool.get().await.unwrap();
+    let trail = events::for_subject(&mut conn, &format!("rule:{}", rule.id))
+        .await
+        .unwrap();
+    let failed = trail.iter().find(|e| e.event_type == "rule.failed").unwrap();
+    assert!(failed.data.contains("data.missing"), "{}", failed.data);
+    assert!(r.slack.list(&MessageFilter::default()).await.unwrap().items.is_empty());
+}

@@ -543,9 +543,16 @@ impl LicenseService {
                 .values(&stored)
                 .execute(c)
                 .await)?;
-            record(c, "license.issued", &actor, &stored.id, serde_json::json!({
-                "product": stored.product, "name": stored.name, "expires_at": stored.expires_at.map(|t| t.and_utc()),
-            }))
+            record(
+                c,
+                "license.issued",
+                &actor,
+                &stored.id,
+                serde_json::json!({
+                    "product": stored.product, "name": stored.name, "owner_email": stored.owner_email,
+                    "expires_at": stored.expires_at.map(|t| t.and_utc()),
+                }),
+            )
             .await
         })
         .await?;

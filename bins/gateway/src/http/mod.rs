@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod blobs;
+pub mod bridge;
 pub mod data;
 pub mod emails;
 pub mod events;
@@ -36,6 +37,7 @@ use crate::error::{ApiError, Problem};
         (name = "blobs", description = "Shared storage for clients, the web and AI services: streamed uploads and downloads, ranges, listing, signed URLs (scopes `blobs:read:<namespace>`, `blobs:write:<namespace>`)"),
         (name = "emails", description = "Email through Amazon SES: a durable outbox with idempotency, templates, attachments, status history, bounce and complaint handling and a suppression list (scopes `emails:send`, `emails:read`, `emails:admin`)"),
         (name = "slack", description = "Slack alerts: one layout per level, delivered in per-channel order at Slack's pace (scopes `slack:post`, `slack:read`)"),
+        (name = "bridge", description = "Rules that turn events into Slack messages and emails (scope `rules:admin`), and signed outgoing webhooks (scope `webhooks:admin`)"),
         (name = "licenses", description = "Licences for `client` and `platform`: administration (scopes `licenses:admin`, `licenses:read`) and the licence-holder calls, authenticated by the licence key"),
     )
 )]
@@ -92,6 +94,8 @@ fn routes(cfg: &mut ServiceConfig, email_json_limit: usize) {
     );
     cfg.service(utoipa_actix_web::scope("/api/v1/email-templates").configure(emails::configure_templates));
     cfg.service(utoipa_actix_web::scope("/api/v1/email-suppressions").configure(emails::configure_suppressions));
+    cfg.service(utoipa_actix_web::scope("/api/v1/rules").configure(bridge::configure_rules));
+    cfg.service(utoipa_actix_web::scope("/api/v1/webhooks").configure(bridge::configure_webhooks));
     cfg.configure(health::configure);
     cfg.service(utoipa_actix_web::scope("/api/v1/api-keys").configure(api_keys::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/licenses").configure(licenses::configure));

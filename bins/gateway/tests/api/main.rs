@@ -4,6 +4,7 @@
 mod api_keys;
 mod auth;
 mod blobs;
+mod bridge;
 mod cli;
 mod data;
 mod emails;
