@@ -368,6 +368,33 @@ async fn idempotency_keys_replay_or_conflict() {
         }
         ids.dedup();
         assert_eq!(ids.len(), 1, "{ids:?}");
+        // The losers' transactions had written their message, job and `email.queued`
+        // event before the key's unique index refused them: all rolled back together.
+        let mut conn = db.pool.get().await.unwrap();
+        let queued = shared_db::events::list(
+            &mut conn,
+            &shared_db::events::EventFilter {
+                event_type: Some("email.queued".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            queued.len(),
+            2,
+            "one event per stored message, none for the refused ones"
+        );
+        let stored = svc
+            .list(&mailer::model::EmailFilter::default())
+            .await
+            .unwrap()
+            .items
+            .len();
+        assert_eq!(stored, 2);
+        let jobs = shared_db::jobs::counts(&mut conn, SEND_QUEUE).await.unwrap();
+        assert_eq!(jobs, vec![("queued".to_owned(), 2)]);
     }
 }
 

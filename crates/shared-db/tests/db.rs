@@ -74,10 +74,14 @@ async fn transactions_commit_roll_back_and_nest() {
         let failed: Result<(), DbError> = conn
             .transaction(async |c| {
                 jobs::enqueue(c, NewJob::new("t", &2).unwrap()).await?;
+                events::record(c, "thing.changed", "test", "thing:2", serde_json::json!({})).await?;
                 Err(DbError::Corrupt("caller changed its mind".into()))
             })
             .await;
         assert!(failed.is_err());
+        // A change that fails leaves no event: the event was in its transaction.
+        let trail = events::for_subject(&mut conn, "thing:2").await.unwrap();
+        assert!(trail.is_empty(), "{trail:?}");
         let nested = conn
             .transaction::<_, DbError, _>(async |c| {
                 jobs::enqueue(c, NewJob::new("t", &3).unwrap()).await?;
