@@ -289,6 +289,14 @@ impl SuppressionRow {
     }
 }
 
+/// What `accept` did.
+enum Stored {
+    /// Stored: the message or batch id, and the message ids in request order.
+    New { resource: String, ids: Vec<String> },
+    /// A repeat of an earlier request: its message or batch id.
+    Replay(String),
+}
+
 /// A message checked and built, ready to store.
 struct Prepared {
     row: Row,
@@ -376,45 +384,19 @@ impl MailService {
         idempotency: Option<(&str, &str)>,
         actor: &str,
     ) -> Result<(Accepted, bool), MailError> {
-        let mut conn = self.pool.get().await?;
-        if let Some((key, hash)) = idempotency {
-            match idempotency::check(&mut conn, IDEMPOTENCY_SCOPE, key, hash).await? {
-                Seen::Replay(id) => return Ok((self.accepted(&mut conn, &id).await?, true)),
-                Seen::Conflict => return Err(conflict_key()),
-                Seen::New => {}
+        match self.accept(vec![req], false, idempotency, actor).await? {
+            Stored::Replay(id) => {
+                let mut conn = self.pool.get().await?;
+                Ok((self.accepted(&mut conn, &id).await?, true))
             }
+            Stored::New { ids, .. } => Ok((
+                Accepted {
+                    id: ids.into_iter().next().unwrap_or_default(),
+                    status: EmailStatus::Queued,
+                },
+                false,
+            )),
         }
-        let prepared = self.prepare(&mut conn, req, None, "").await?;
-        let id = prepared.row.id.clone();
-        let accepted = Accepted {
-            id: id.clone(),
-            status: EmailStatus::Queued,
-        };
-        let key = idempotency.map(|(k, h)| (k.to_owned(), h.to_owned()));
-        let actor = actor.to_owned();
-        let saved = conn
-            .transaction::<_, MailError, _>(async move |c| {
-                store(c, prepared, &actor).await?;
-                if let Some((k, h)) = &key {
-                    idempotency::remember(c, IDEMPOTENCY_SCOPE, k, h, &id).await?;
-                }
-                Ok(())
-            })
-            .await;
-        if let Err(e) = saved {
-            return match (e, idempotency) {
-                (MailError::Db(e), Some((key, hash))) if e.is_unique_violation() => {
-                    // A concurrent request with the same key won: answer as a repeat.
-                    match idempotency::check(&mut conn, IDEMPOTENCY_SCOPE, key, hash).await? {
-                        Seen::Replay(id) => Ok((self.accepted(&mut conn, &id).await?, true)),
-                        _ => Err(conflict_key()),
-                    }
-                }
-                (e, _) => Err(e),
-            };
-        }
-        self.wake.notify_one();
-        Ok((accepted, false))
     }
 
     /// Checks, renders and queues up to 100 messages, all or none: a problem in any
@@ -428,53 +410,79 @@ impl MailService {
         if reqs.is_empty() || reqs.len() > MAX_BATCH {
             return Err(invalid("", format!("a batch holds 1 to {MAX_BATCH} messages")));
         }
-        let mut conn = self.pool.get().await?;
-        if let Some((key, hash)) = idempotency {
-            match idempotency::check(&mut conn, BATCH_SCOPE, key, hash).await? {
-                Seen::Replay(batch) => return Ok((self.batch(&mut conn, &batch).await?, true)),
-                Seen::Conflict => return Err(conflict_key()),
-                Seen::New => {}
+        match self.accept(reqs, true, idempotency, actor).await? {
+            Stored::Replay(batch) => {
+                let mut conn = self.pool.get().await?;
+                Ok((self.batch(&mut conn, &batch).await?, true))
             }
+            Stored::New { resource, ids } => Ok((
+                BatchAccepted {
+                    batch_id: resource,
+                    items: ids
+                        .into_iter()
+                        .map(|id| Accepted {
+                            id,
+                            status: EmailStatus::Queued,
+                        })
+                        .collect(),
+                },
+                false,
+            )),
         }
-        let batch_id = shared_db::new_id();
+    }
+
+    /// Prepares `reqs` (one message, or a batch) and stores them with their jobs in one
+    /// transaction, remembering the idempotency key for the message or batch id. A
+    /// request that loses a race for the same key is answered as a repeat.
+    async fn accept(
+        &self,
+        reqs: Vec<SendEmail>,
+        batch: bool,
+        idempotency: Option<(&str, &str)>,
+        actor: &str,
+    ) -> Result<Stored, MailError> {
+        let scope = if batch { BATCH_SCOPE } else { IDEMPOTENCY_SCOPE };
+        let mut conn = self.pool.get().await?;
+        match seen(&mut conn, scope, idempotency).await? {
+            Seen::Replay(id) => return Ok(Stored::Replay(id)),
+            Seen::Conflict => return Err(conflict_key()),
+            Seen::New => {}
+        }
+        let batch_id = batch.then(shared_db::new_id);
         let mut prepared = Vec::with_capacity(reqs.len());
         for (i, req) in reqs.into_iter().enumerate() {
-            prepared.push(self.prepare(&mut conn, req, Some(&batch_id), &format!("[{i}]")).await?);
+            let at = if batch { format!("[{i}]") } else { String::new() };
+            prepared.push(self.prepare(&mut conn, req, batch_id.as_deref(), &at).await?);
         }
-        let items: Vec<Accepted> = prepared
-            .iter()
-            .map(|p| Accepted {
-                id: p.row.id.clone(),
-                status: EmailStatus::Queued,
-            })
-            .collect();
+        let ids: Vec<String> = prepared.iter().map(|p| p.row.id.clone()).collect();
+        let resource = batch_id.unwrap_or_else(|| <[String]>::first(&ids).cloned().unwrap_or_default());
         let key = idempotency.map(|(k, h)| (k.to_owned(), h.to_owned()));
         let actor = actor.to_owned();
-        let batch = batch_id.clone();
+        let remembered = resource.clone();
         let saved = conn
             .transaction::<_, MailError, _>(async move |c| {
                 for p in prepared {
                     store(c, p, &actor).await?;
                 }
                 if let Some((k, h)) = &key {
-                    idempotency::remember(c, BATCH_SCOPE, k, h, &batch).await?;
+                    idempotency::remember(c, scope, k, h, &remembered).await?;
                 }
                 Ok(())
             })
             .await;
-        if let Err(e) = saved {
-            return match (e, idempotency) {
-                (MailError::Db(e), Some((key, hash))) if e.is_unique_violation() => {
-                    match idempotency::check(&mut conn, BATCH_SCOPE, key, hash).await? {
-                        Seen::Replay(b) => Ok((self.batch(&mut conn, &b).await?, true)),
-                        _ => Err(conflict_key()),
-                    }
+        match saved {
+            Ok(()) => {
+                self.wake.notify_one();
+                Ok(Stored::New { resource, ids })
+            }
+            Err(MailError::Db(e)) if e.is_unique_violation() && idempotency.is_some() => {
+                match seen(&mut conn, scope, idempotency).await? {
+                    Seen::Replay(id) => Ok(Stored::Replay(id)),
+                    _ => Err(conflict_key()),
                 }
-                (e, _) => Err(e),
-            };
+            }
+            Err(e) => Err(e),
         }
-        self.wake.notify_one();
-        Ok((BatchAccepted { batch_id, items }, false))
     }
 
     async fn accepted(&self, conn: &mut DbConn, id: &str) -> Result<Accepted, MailError> {
@@ -1277,6 +1285,14 @@ enum Outcome {
     Sent(String, Vec<String>),
     Failed(String, Vec<String>),
     Suppressed,
+}
+
+/// What an idempotency key says about a request (always new without a key).
+async fn seen(conn: &mut DbConn, scope: &str, key: Option<(&str, &str)>) -> Result<Seen, DbError> {
+    match key {
+        Some((k, h)) => idempotency::check(conn, scope, k, h).await,
+        None => Ok(Seen::New),
+    }
 }
 
 /// Stores a prepared message, its deliveries, their jobs and the `email.queued` event.
