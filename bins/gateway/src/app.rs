@@ -34,11 +34,12 @@ use crate::telemetry;
 
 /// The OpenAPI document of every registered route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, doc) = App::new()
+    let (_, mut doc) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(http::configure(0))
         .split_for_parts();
+    utoipa::Modify::modify(&http::CommonProblems, &mut doc);
     doc
 }
 

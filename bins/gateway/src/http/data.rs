@@ -436,6 +436,13 @@ async fn put_schema(
     principal.require(&format!("data:write:{collection}"))?;
     is_json(&req)?;
     let schema = parse_body(&state, &body)?;
+    if !schema.is_object() {
+        // `true` / `false` are schemas too, but `false` would refuse every write.
+        return Err(ApiError::unprocessable(
+            "invalid_schema",
+            "the schema must be a JSON object",
+        ));
+    }
     let mut conn = state.pool.get().await?;
     documents::set_schema(&mut conn, &collection, Some(&schema))
         .await

@@ -60,6 +60,54 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Problems any operation can answer, added where an operation does not name them: 400
+/// for a malformed query, path or body, and 413 / 415 for operations that take a body.
+/// Applied to the finished document (the paths are collected after `ApiDoc`'s own
+/// modifiers run).
+pub struct CommonProblems;
+
+impl Modify for CommonProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+            ];
+            for op in ops.into_iter().flatten() {
+                let has_body = op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                responses
+                    .entry("400".into())
+                    .or_insert_with(|| problem("Malformed query, path or body").into());
+                if has_body {
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| problem("Body too large").into());
+                    responses
+                        .entry("415".into())
+                        .or_insert_with(|| problem("Unsupported content type").into());
+                }
+            }
+        }
+    }
+}
+
 /// Problems every route behind an API key can answer (for `responses(...)`).
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // read by the OpenAPI derive only
@@ -156,12 +204,17 @@ impl RouteTable {
 
     /// The methods `path` accepts, if it is a known route.
     pub fn allowed(&self, path: &str) -> Option<Vec<Method>> {
-        let mut methods: Vec<Method> = self
-            .routes
+        let matching: Vec<&(ResourceDef, Vec<Method>)> =
+            self.routes.iter().filter(|(def, _)| def.is_match(path)).collect();
+        // A literal route (`/licenses/validate`) speaks for its path, not a pattern that
+        // also matches it (`/licenses/{id}`).
+        let literal: Vec<&(ResourceDef, Vec<Method>)> = matching
             .iter()
-            .filter(|(def, _)| def.is_match(path))
-            .flat_map(|(_, m)| m.iter().cloned())
+            .copied()
+            .filter(|(def, _)| !def.pattern().is_some_and(|p| p.contains('{')))
             .collect();
+        let chosen = if literal.is_empty() { matching } else { literal };
+        let mut methods: Vec<Method> = chosen.iter().flat_map(|(_, m)| m.iter().cloned()).collect();
         if methods.is_empty() {
             return None;
         }
