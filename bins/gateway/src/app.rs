@@ -246,10 +246,10 @@ impl Application {
             }
             Err(e) => return Err(e.into()),
         }
-        let holder_limits = Arc::new(HolderLimits::new(
-            config.license_rate_per_address,
-            config.license_rate_per_key,
-        ));
+        let holder_limits = Arc::new(
+            HolderLimits::new(config.license_rate_per_address, config.license_rate_per_key)
+                .with_auth_failures(config.auth_failures_per_minute),
+        );
         let pruned = Arc::downgrade(&holder_limits);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -368,6 +368,7 @@ impl Application {
             app.route("/docs", web::get().to(http::docs_redirect))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
                 .default_service(web::to(http::fallback))
+                .wrap(from_fn(crate::auth::gate))
                 .wrap(ErrorHandlers::new().default_handler(problem_fallback))
                 .wrap(metrics.clone())
                 .wrap(from_fn(telemetry::request_id))

@@ -24,6 +24,7 @@
 //! | `LICENSE_SIGNING_KEY` | generated, stored sealed in the database | PKCS#8 Ed25519 private key (PEM or base64) that signs licence certificates |
 //! | `LICENSE_RATE_LIMIT_PER_MINUTE` | `600` | licence-holder calls (validate, activate, ...) per client address |
 //! | `LICENSE_KEY_RATE_LIMIT_PER_MINUTE` | `120` | licence-holder calls per licence key |
+//! | `AUTH_FAILURES_PER_MINUTE` | `60` | failed API-key authentications per client address before it gets 429 |
 //! | `SLACK_BOT_TOKEN` | unset: messages go to the dev sink (kept in the database) | a bot token (`xoxb-...`) with `chat:write` |
 //! | `SLACK_API_URL` | `https://slack.com/api` | Slack Web API base URL (plain `http://` allowed, for test servers) |
 //! | `SLACK_DEFAULT_CHANNEL` | none | channel for messages that name none |
@@ -138,6 +139,8 @@ pub struct Config {
     pub license_rate_per_address: u32,
     /// Licence-holder calls per minute per licence key.
     pub license_rate_per_key: u32,
+    /// Failed API-key authentications per minute per address.
+    pub auth_failures_per_minute: u32,
     /// Slack bot token; the dev sink when absent.
     pub slack_bot_token: Option<SecretString>,
     /// Slack Web API base URL.
@@ -446,6 +449,10 @@ impl Config {
             license_signing_key,
             license_rate_per_address,
             license_rate_per_key,
+            auth_failures_per_minute: match parse_num::<u32>(&get, "AUTH_FAILURES_PER_MINUTE", 60)? {
+                0 => return Err(bad("AUTH_FAILURES_PER_MINUTE", "must be at least 1")),
+                n => n,
+            },
             slack_bot_token,
             slack_api_url,
             slack_default_channel,

@@ -1,9 +1,12 @@
-//! Per-address and per-key limits on licence-holder calls (validate, activate, ...), so
-//! keys cannot be brute-forced. Limits are kept in each replica's memory (`governor`'s
+//! Per-address and per-key limits on licence-holder calls (validate, activate, ...), and
+//! per-address limits on failed API-key authentications, so keys cannot be brute-forced. Limits are kept in each replica's memory (`governor`'s
 //! GCRA): with N replicas behind a balancer the effective limit is up to N times higher.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -15,17 +18,50 @@ use crate::error::ApiError;
 pub struct HolderLimits {
     by_address: DefaultKeyedRateLimiter<IpAddr>,
     by_key: DefaultKeyedRateLimiter<[u8; 16]>,
+    auth_failures: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses that used up their failures, until when.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
     clock: DefaultClock,
 }
 
 impl HolderLimits {
     /// `per_address` and `per_key` calls per minute, each with a burst of the same size.
     pub fn new(per_address: u32, per_key: u32) -> Self {
-        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         Self {
             by_address: DefaultKeyedRateLimiter::keyed(quota(per_address)),
             by_key: DefaultKeyedRateLimiter::keyed(quota(per_key)),
+            auth_failures: DefaultKeyedRateLimiter::keyed(quota(60)),
+            blocked: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
+        }
+    }
+
+    /// Allows `per_minute` failed API-key authentications per address (default 60);
+    /// past that, every API-key request from the address is refused with 429 until the
+    /// bucket refills, right key or not.
+    pub fn with_auth_failures(mut self, per_minute: u32) -> Self {
+        self.auth_failures = DefaultKeyedRateLimiter::keyed(quota(per_minute));
+        self
+    }
+
+    /// 429 while `address` is blocked for failing too often.
+    pub fn auth_allowed(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(ip) = address else { return Ok(()) };
+        let until = self.blocked.lock().ok().and_then(|b| b.get(&ip).copied());
+        match until {
+            Some(t) if t > Instant::now() => Err(ApiError::rate_limited(t - Instant::now())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication from `address`.
+    pub fn auth_failed(&self, address: Option<IpAddr>) {
+        let Some(ip) = address else { return };
+        if let Err(not_until) = self.auth_failures.check_key(&ip) {
+            let wait = not_until.wait_time_from(self.clock.now()).max(Duration::from_secs(1));
+            if let Ok(mut blocked) = self.blocked.lock() {
+                blocked.insert(ip, Instant::now() + wait);
+            }
         }
     }
 
@@ -54,11 +90,21 @@ impl HolderLimits {
 
     /// Forgets idle buckets (called periodically).
     pub fn prune(&self) {
+        if let Ok(mut blocked) = self.blocked.lock() {
+            let now = Instant::now();
+            blocked.retain(|_, until| *until > now);
+        }
+        self.auth_failures.retain_recent();
+        self.auth_failures.shrink_to_fit();
         self.by_address.retain_recent();
         self.by_key.retain_recent();
         self.by_address.shrink_to_fit();
         self.by_key.shrink_to_fit();
     }
+}
+
+fn quota(n: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
 }
 
 #[cfg(test)]
@@ -77,5 +123,20 @@ mod tests {
         assert_eq!(e.code(), "rate_limited", "the key's bucket is empty");
         assert!(limits.check(a, "key-2").is_err(), "the address's bucket is empty");
         assert!(limits.check(b, "key-3").is_ok());
+    }
+
+    #[test]
+    fn failed_authentications_block_the_address() {
+        let limits = HolderLimits::new(10, 10).with_auth_failures(2);
+        let a = Some(IpAddr::from([10, 0, 0, 1]));
+        let b = Some(IpAddr::from([10, 0, 0, 2]));
+        for _ in 0..2 {
+            assert!(limits.auth_allowed(a).is_ok());
+            limits.auth_failed(a);
+        }
+        assert!(limits.auth_allowed(a).is_ok(), "two failures are within the burst");
+        limits.auth_failed(a);
+        assert_eq!(limits.auth_allowed(a).unwrap_err().code(), "rate_limited");
+        assert!(limits.auth_allowed(b).is_ok(), "other addresses are not affected");
     }
 }

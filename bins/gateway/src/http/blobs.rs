@@ -700,7 +700,7 @@ async fn list(
     tag = "blobs",
     params(("namespace" = String, Path, description = "Namespace")),
     request_body = PresignRequest,
-    security(("api_key" = ["blobs:read", "blobs:write"])),
+    security(("api_key" = ["blobs:read"]), ("api_key" = ["blobs:write"])),
     responses(
         (status = 200, description = "The signed URL", body = Presigned),
         (status = 400, description = "Bad key", body = Problem, content_type = "application/problem+json"),

@@ -108,7 +108,7 @@ async fn send_batch(
 #[utoipa::path(
     tag = "emails",
     params(EmailFilter),
-    security(("api_key" = ["emails:read"])),
+    security(("api_key" = ["emails:read"]), ("api_key" = ["emails:send"]), ("api_key" = ["emails:admin"])),
     responses(
         (status = 200, description = "One page", body = EmailPage),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
@@ -131,7 +131,7 @@ async fn list(
 #[utoipa::path(
     tag = "emails",
     params(("id" = String, Path, description = "Message id")),
-    security(("api_key" = ["emails:read"])),
+    security(("api_key" = ["emails:read"]), ("api_key" = ["emails:send"]), ("api_key" = ["emails:admin"])),
     responses(
         (status = 200, description = "The message", body = Email),
         (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
@@ -152,7 +152,7 @@ async fn show(
 #[utoipa::path(
     tag = "emails",
     params(("id" = String, Path, description = "Message id")),
-    security(("api_key" = ["emails:read"])),
+    security(("api_key" = ["emails:read"]), ("api_key" = ["emails:send"]), ("api_key" = ["emails:admin"])),
     responses(
         (status = 200, description = "The message as `message/rfc822`", content_type = "message/rfc822", body = String),
         (status = 404, description = "No such message, or not in the dev mailbox mode", body = Problem, content_type = "application/problem+json"),
@@ -238,7 +238,7 @@ async fn put_template(
 #[utoipa::path(
     tag = "emails",
     params(("name" = String, Path, description = "Template name")),
-    security(("api_key" = ["emails:read"])),
+    security(("api_key" = ["emails:read"]), ("api_key" = ["emails:send"]), ("api_key" = ["emails:admin"])),
     responses(
         (status = 200, description = "The template", body = EmailTemplate),
         (status = 404, description = "No such template", body = Problem, content_type = "application/problem+json"),
@@ -292,7 +292,7 @@ struct Paging {
 #[utoipa::path(
     tag = "emails",
     params(Paging),
-    security(("api_key" = ["emails:read"])),
+    security(("api_key" = ["emails:read"]), ("api_key" = ["emails:send"]), ("api_key" = ["emails:admin"])),
     responses(
         (status = 200, description = "One page", body = TemplatePage),
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
@@ -326,7 +326,7 @@ pub fn configure_templates(cfg: &mut ServiceConfig) {
 #[utoipa::path(
     tag = "emails",
     params(SuppressionFilter),
-    security(("api_key" = ["emails:read"])),
+    security(("api_key" = ["emails:read"]), ("api_key" = ["emails:send"]), ("api_key" = ["emails:admin"])),
     responses(
         (status = 200, description = "One page, by address", body = SuppressionPage),
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
@@ -377,7 +377,7 @@ async fn add_suppression(
 #[utoipa::path(
     tag = "emails",
     params(("address" = String, Path, description = "The address")),
-    security(("api_key" = ["emails:read"])),
+    security(("api_key" = ["emails:read"]), ("api_key" = ["emails:send"]), ("api_key" = ["emails:admin"])),
     responses(
         (status = 200, description = "Suppressed", body = Suppression),
         (status = 404, description = "Not suppressed", body = Problem, content_type = "application/problem+json"),

@@ -98,7 +98,7 @@ async fn issue(
 #[utoipa::path(
     tag = "licenses",
     params(LicenseFilter),
-    security(("api_key" = ["licenses:read"])),
+    security(("api_key" = ["licenses:read"]), ("api_key" = ["licenses:admin"])),
     responses(
         (status = 200, description = "One page", body = LicensePage),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
@@ -246,7 +246,7 @@ async fn checkout(
 #[utoipa::path(
     tag = "licenses",
     params(("id" = String, Path, description = "Licence id")),
-    security(("api_key" = ["licenses:read"])),
+    security(("api_key" = ["licenses:read"]), ("api_key" = ["licenses:admin"])),
     responses(
         (status = 200, description = "The licence", body = License),
         (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
@@ -392,7 +392,7 @@ async fn renew(
 #[utoipa::path(
     tag = "licenses",
     params(("id" = String, Path, description = "Licence id")),
-    security(("api_key" = ["licenses:read"])),
+    security(("api_key" = ["licenses:read"]), ("api_key" = ["licenses:admin"])),
     responses(
         (status = 200, description = "Its machines", body = MachineList),
         (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),

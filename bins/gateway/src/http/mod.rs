@@ -171,6 +171,9 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 /// the wrong method answers 405 (with `Allow`) rather than 404.
 pub struct RouteTable {
     routes: Vec<(ResourceDef, Vec<Method>)>,
+    /// Every operation, with the scopes its `api_key` security names (empty: public or
+    /// authenticated otherwise, such as licence-holder calls).
+    secured: Vec<(ResourceDef, Method, Vec<String>)>,
 }
 
 impl RouteTable {
@@ -199,7 +202,48 @@ impl RouteTable {
         for path in ["/openapi.json", "/metrics", "/docs", "/docs/", "/docs/{_:.*}"] {
             routes.push((ResourceDef::new(path), vec![Method::GET]));
         }
-        Self { routes }
+        let mut secured = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            let ops = [
+                (Method::GET, &item.get),
+                (Method::PUT, &item.put),
+                (Method::POST, &item.post),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+                (Method::HEAD, &item.head),
+            ];
+            for (method, op) in ops {
+                let Some(op) = op else { continue };
+                let scopes: Vec<String> = serde_json::to_value(&op.security)
+                    .ok()
+                    .and_then(|v| v.as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|req| req.get("api_key").and_then(|s| s.as_array()).cloned())
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect();
+                secured.push((ResourceDef::new(path.as_str()), method, scopes));
+            }
+        }
+        Self { routes, secured }
+    }
+
+    /// The scopes an API key needs for `method` on `path`, when the operation is behind
+    /// one (a literal route wins over a pattern that also matches).
+    pub fn scopes(&self, method: &Method, path: &str) -> Option<Vec<String>> {
+        let matching: Vec<&(ResourceDef, Method, Vec<String>)> = self
+            .secured
+            .iter()
+            .filter(|(def, m, _)| m == method && def.is_match(path))
+            .collect();
+        let literal = matching
+            .iter()
+            .find(|(def, _, _)| !def.pattern().is_some_and(|p| p.contains('{')));
+        literal
+            .or(matching.first())
+            .map(|(_, _, s)| s.clone())
+            .filter(|s| !s.is_empty())
     }
 
     /// The methods `path` accepts, if it is a known route.

@@ -65,7 +65,7 @@ async fn submit(
 #[utoipa::path(
     tag = "slack",
     params(MessageFilter),
-    security(("api_key" = ["slack:read"])),
+    security(("api_key" = ["slack:read"]), ("api_key" = ["slack:post"])),
     responses(
         (status = 200, description = "One page", body = MessagePage),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
@@ -87,7 +87,7 @@ async fn list(
 #[utoipa::path(
     tag = "slack",
     params(("id" = String, Path, description = "Message id")),
-    security(("api_key" = ["slack:read"])),
+    security(("api_key" = ["slack:read"]), ("api_key" = ["slack:post"])),
     responses(
         (status = 200, description = "The message", body = SlackMessage),
         (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),

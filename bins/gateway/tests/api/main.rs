@@ -15,4 +15,5 @@ mod helpers;
 mod licenses;
 mod openapi;
 mod replicas;
+mod scopes;
 mod slack;
