@@ -61,7 +61,8 @@ impl Modify for BearerAuth {
 }
 
 /// Problems any operation can answer, added where an operation does not name them: 400
-/// for a malformed query, path or body, and 413 / 415 for operations that take a body.
+/// for a malformed query, path or body, 413 / 415 for operations that take a body, and
+/// 429 for operations behind an API key.
 /// Applied to the finished document (the paths are collected after `ApiDoc`'s own
 /// modifiers run).
 pub struct CommonProblems;
@@ -91,7 +92,13 @@ impl Modify for CommonProblems {
             ];
             for op in ops.into_iter().flatten() {
                 let has_body = op.request_body.is_some();
+                let keyed = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let responses = &mut op.responses.responses;
+                if keyed {
+                    responses.entry("429".into()).or_insert_with(|| {
+                        problem("Too many failed keys from this address (see `Retry-After`)").into()
+                    });
+                }
                 responses
                     .entry("400".into())
                     .or_insert_with(|| problem("Malformed query, path or body").into());
@@ -118,6 +125,9 @@ pub enum AuthProblems {
     /// The key lacks the scope.
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem),
+    /// Too many failed keys from this address (see `Retry-After`).
+    #[response(status = 429, content_type = "application/problem+json")]
+    TooManyFailures(Problem),
     /// Database unavailable.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
