@@ -1,5 +1,8 @@
 //! The database layer's error type.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 /// Everything that can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -11,7 +14,7 @@ pub enum DbError {
     Unavailable(String),
     /// A query failed.
     #[error(transparent)]
-    Query(#[from] diesel::result::Error),
+    Query(diesel::result::Error),
     /// Running migrations failed.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -20,17 +23,72 @@ pub enum DbError {
     Corrupt(String),
 }
 
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        if lost_connection(&e) {
+            note_connection_loss();
+        }
+        DbError::Query(e)
+    }
+}
+
+/// Whether a query failed because the connection is gone (the server stopped or
+/// restarted, the network dropped), rather than because of the query.
+fn lost_connection(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match e {
+        E::BrokenTransactionManager | E::DatabaseError(K::ClosedConnection, _) => true,
+        // mysql_async reports I/O and driver failures as unknown database errors.
+        E::DatabaseError(K::Unknown, info) => {
+            let m = info.message();
+            [
+                "Input/output error",
+                "Connection to the server is closed",
+                "Broken pipe",
+                "Connection reset",
+                "Connection refused",
+                "unexpected end of file",
+                "server has gone away",
+                "Lost connection",
+            ]
+            .iter()
+            .any(|needle| m.to_ascii_lowercase().contains(&needle.to_ascii_lowercase()))
+        }
+        _ => false,
+    }
+}
+
+static LAST_LOSS_MS: AtomicU64 = AtomicU64::new(0);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Records that a connection was found lost: for the next few seconds every pooled
+/// connection is checked before reuse, so dead ones are replaced as soon as the server
+/// is back instead of failing until they idle out.
+pub fn note_connection_loss() {
+    LAST_LOSS_MS.store(now_ms(), Ordering::Relaxed);
+}
+
+/// Whether a connection was found lost in the last ten seconds.
+pub(crate) fn recent_connection_loss() -> bool {
+    let last = LAST_LOSS_MS.load(Ordering::Relaxed);
+    last != 0 && now_ms().saturating_sub(last) < 10_000
+}
+
 impl DbError {
     /// True when the database could not be reached (as opposed to a bad query): callers
     /// answer 503 and retry later.
     pub fn is_unavailable(&self) -> bool {
-        use diesel::result::Error as E;
-        matches!(
-            self,
-            DbError::Unavailable(_)
-                | DbError::Query(E::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _))
-                | DbError::Query(E::BrokenTransactionManager)
-        )
+        match self {
+            DbError::Unavailable(_) => true,
+            DbError::Query(e) => lost_connection(e),
+            _ => false,
+        }
     }
 
     /// True when the statement lost a lock race (MySQL deadlock or lock wait timeout,

@@ -244,7 +244,11 @@ impl deadpool::managed::Manager for Manager {
         // would double the round trips of a busy service. An idle one is checked first.
         // SQLite is always pinged: the ping goes through the connection's mutex, so it
         // also waits for a call whose future was dropped (see `BlockingTasks`).
-        if conn.backend() == Backend::Sqlite || metrics.last_used() > IDLE_BEFORE_PING {
+        // After a lost connection was seen, every one is checked for a while.
+        if conn.backend() == Backend::Sqlite
+            || metrics.last_used() > IDLE_BEFORE_PING
+            || crate::error::recent_connection_loss()
+        {
             conn.ping().await.map_err(deadpool::managed::RecycleError::Backend)?;
         }
         // diesel-async panics instead of answering when such a call still holds the

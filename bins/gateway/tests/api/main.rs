@@ -10,6 +10,7 @@ mod data;
 mod emails;
 mod errors;
 mod events;
+mod faults;
 mod health;
 mod helpers;
 mod licenses;
