@@ -260,6 +260,17 @@ impl SnsVerifier {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Arbitrary bodies and hosts: parsed or refused, never a panic.
+        #[test]
+        fn arbitrary_input_never_panics(body in "\\PC{0,200}", host in "[a-z.*-]{0,40}", pattern in "[a-z.*-]{0,40}") {
+            if let Ok(m) = serde_json::from_str::<SnsMessage>(&body) {
+                let _ = m.string_to_sign();
+            }
+            let _ = host_matches(&pattern, &host);
+        }
+    }
+
     #[test]
     fn host_patterns() {
         assert!(host_matches("sns.*.amazonaws.com", "sns.eu-west-1.amazonaws.com"));

@@ -211,6 +211,21 @@ mod tests {
         assert_eq!(variables(&p), vec!["code".to_owned(), "user".to_owned()]);
     }
 
+    proptest::proptest! {
+        /// Any template text and variables: a rendering or a named error, never a panic.
+        #[test]
+        fn arbitrary_templates_never_panic(
+            subject in "[a-z {}%#|.()\\[\\]'\"0-9-]{0,60}",
+            html in proptest::option::of("[<>a-z {}%|.()0-9]{0,80}"),
+            name in "[a-z]{0,8}",
+        ) {
+            let parts = Parts { subject, html, text: None };
+            let _ = check(&parts);
+            let _ = variables(&parts);
+            let _ = render(&parts, &json!({ "name": name, "n": 3, "items": [1, 2] }));
+        }
+    }
+
     #[test]
     fn syntax_errors_name_the_part_and_line() {
         let e = check(&t("ok", "<p>\n{% if x %}", "")).unwrap_err();

@@ -272,3 +272,114 @@ async fn healthcheck_exits_zero_only_when_the_gateway_answers() {
     );
     assert!(!not_found.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_used_reaches_the_debug_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "root-secret-key-never-logged-0123456789";
+    let slack_token = "xoxb-slack-token-never-logged-42";
+    let aws_secret = "aws-secret-access-key-never-logged-42";
+    let vars = [
+        ("SECRET_KEY", secret),
+        ("LOG_LEVEL", "trace"),
+        ("LOG_FORMAT", "json"),
+        ("SLACK_BOT_TOKEN", slack_token),
+        ("SLACK_API_URL", "http://127.0.0.1:9/api"),
+        ("SLACK_DEFAULT_CHANNEL", "#ops"),
+        ("SES_SENDER_EMAIL", "app@example.com"),
+        ("AWS_SES_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", aws_secret),
+        ("AWS_ENDPOINT_URL_SES", "http://127.0.0.1:9"),
+    ];
+    let created = run(
+        dir.path(),
+        &vars,
+        &["api-keys", "create", "--name", "admin", "--scopes", "*"],
+    );
+    assert!(created.status.success());
+    let admin = stdout(&created).trim().to_owned();
+    let (mut child, port, logs) = serve(dir.path(), &vars);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let post = |path: &str, key: &str, body: serde_json::Value| {
+        client.post(format!("{base}{path}")).bearer_auth(key).json(&body).send()
+    };
+    let key: serde_json::Value = post(
+        "/api/v1/api-keys",
+        &admin,
+        serde_json::json!({"name": "k", "scopes": ["events:read"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let api_key = key["key"].as_str().unwrap().to_owned();
+    let lic: serde_json::Value = post(
+        "/api/v1/licenses",
+        &admin,
+        serde_json::json!({"product": "client", "name": "Acme", "owner_email": "it@acme.example", "duration": "30d"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let licence_key = lic["key"].as_str().unwrap().to_owned();
+    let res = client
+        .post(format!("{base}/api/v1/licenses/validate"))
+        .json(&serde_json::json!({"key": licence_key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let hook: serde_json::Value = post(
+        "/api/v1/webhooks",
+        &admin,
+        serde_json::json!({"url": "https://hooks.example.com/x", "event_types": ["*"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let hook_secret = hook["secret"].as_str().unwrap().to_owned();
+    post(
+        "/api/v1/emails",
+        &admin,
+        serde_json::json!({"to": "a@example.org", "subject": "s", "text": "t"}),
+    )
+    .await
+    .unwrap();
+    post(
+        "/api/v1/slack/messages",
+        &admin,
+        serde_json::json!({"level": "info", "title": "t"}),
+    )
+    .await
+    .unwrap();
+    let res = client
+        .get(format!("{base}/api/v1/events"))
+        .bearer_auth(&api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Let the worker try SES and Slack (both unreachable) and the bridge run.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(terminate(&mut child).success());
+    let logs = logs.join().unwrap();
+    assert!(logs.lines().count() > 20, "trace logging produced little: {logs}");
+    for (what, value) in [
+        ("SECRET_KEY", secret),
+        ("the admin API key", admin.as_str()),
+        ("a created API key", api_key.as_str()),
+        ("a licence key", licence_key.as_str()),
+        ("the Slack token", slack_token),
+        ("the AWS secret", aws_secret),
+        ("a webhook secret", hook_secret.as_str()),
+    ] {
+        assert!(!logs.contains(value), "{what} appears in the logs");
+    }
+}
