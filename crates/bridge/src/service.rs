@@ -634,10 +634,11 @@ impl BridgeService {
             .await)?;
         let mut queued = 0;
         let mut newest = None;
-        let mut after = String::new();
+        // Event ids are UUIDv7: the smallest id of `since`'s millisecond bounds a primary
+        // key range scan (no index on the time is needed).
+        let mut after = id_floor(since);
         loop {
             let batch: Vec<Event> = with_conn!(&mut *conn, |c| events_table::table
-                .filter(events_table::occurred_at.ge(since))
                 .filter(events_table::id.gt(&after))
                 .order(events_table::id.asc())
                 .limit(500)
@@ -1064,6 +1065,12 @@ enum Failure {
     Final(String),
 }
 
+/// The smallest UUIDv7 (as text) of the millisecond `t`.
+fn id_floor(t: NaiveDateTime) -> String {
+    let ms = t.and_utc().timestamp_millis().max(0) as u64;
+    format!("{:08x}-{:04x}-7000-8000-000000000000", ms >> 16, ms & 0xffff)
+}
+
 /// Inserts an idempotency mark; `false` when it was already there.
 async fn set_mark(c: &mut DbConn, mark: &str) -> Result<bool, BridgeError> {
     let n = with_conn!(c, |c| diesel::insert_or_ignore_into(bridge_marks::table)
@@ -1118,5 +1125,19 @@ pub struct WebhookHandler(pub Arc<BridgeService>);
 impl JobHandler for WebhookHandler {
     fn handle<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(self.0.run_webhook(job))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn id_floor_sorts_before_every_id_of_its_millisecond_and_after_earlier_ones() {
+        let t = shared_db::now();
+        let floor = super::id_floor(t);
+        let id = uuid::Uuid::now_v7().to_string();
+        assert!(floor <= id, "{floor} > {id}");
+        let earlier = super::id_floor(t - chrono::Duration::seconds(1));
+        assert!(earlier < floor);
+        assert_eq!(floor.len(), 36);
     }
 }
