@@ -369,6 +369,7 @@ impl Application {
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
                 .default_service(web::to(http::fallback))
                 .wrap(from_fn(crate::auth::gate))
+                .wrap(from_fn(crate::net::body_idle_timeout))
                 .wrap(ErrorHandlers::new().default_handler(problem_fallback))
                 .wrap(metrics.clone())
                 .wrap(from_fn(telemetry::request_id))

@@ -21,6 +21,7 @@
 //! | `MAX_JSON_BODY_BYTES` | `1048576` | larger JSON bodies get 413 |
 //! | `HTTP_WORKERS` | CPU count | Actix worker threads |
 //! | `SHUTDOWN_TIMEOUT_SECS` | `30` | how long in-flight requests get on SIGTERM |
+//! | `BODY_IDLE_TIMEOUT_SECS` | `30` | a request body that sends nothing for this long is cut off (slow clients) |
 //! | `LICENSE_SIGNING_KEY` | generated, stored sealed in the database | PKCS#8 Ed25519 private key (PEM or base64) that signs licence certificates |
 //! | `LICENSE_RATE_LIMIT_PER_MINUTE` | `600` | licence-holder calls (validate, activate, ...) per client address |
 //! | `LICENSE_KEY_RATE_LIMIT_PER_MINUTE` | `120` | licence-holder calls per licence key |
@@ -133,6 +134,8 @@ pub struct Config {
     pub workers: usize,
     /// Grace period on shutdown.
     pub shutdown_timeout: Duration,
+    /// A request body idle this long is cut off.
+    pub body_idle_timeout: Duration,
     /// PKCS#8 DER of the configured licence signing key, if any.
     pub license_signing_key: Option<SecretBox<[u8]>>,
     /// Licence-holder calls per minute per client address.
@@ -446,6 +449,7 @@ impl Config {
             max_json_body,
             workers,
             shutdown_timeout,
+            body_idle_timeout: Duration::from_secs(parse_num::<u64>(&get, "BODY_IDLE_TIMEOUT_SECS", 30)?.max(1)),
             license_signing_key,
             license_rate_per_address,
             license_rate_per_key,

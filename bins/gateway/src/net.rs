@@ -75,6 +75,41 @@ pub fn client_ip(req: &HttpRequest, trusted_proxies: &[IpNet]) -> Option<IpAddr>
     )
 }
 
+/// Middleware: a request body that sends nothing for `BODY_IDLE_TIMEOUT_SECS` fails with
+/// a timeout, so a client that announces a body and stalls (slowloris on the body)
+/// cannot hold a connection and a worker's attention. Bodies that keep flowing, such as
+/// long uploads, are not limited.
+pub async fn body_idle_timeout<B: actix_web::body::MessageBody>(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<actix_web::dev::ServiceResponse<B>, actix_web::Error> {
+    use futures_util::StreamExt;
+    let idle = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map(|s| s.config.body_idle_timeout)
+        .unwrap_or(std::time::Duration::from_secs(30));
+    let payload = actix_web::HttpMessage::take_payload(&mut req);
+    let guarded = futures_util::stream::unfold(Some(payload), move |state| async move {
+        let mut payload = state?;
+        match tokio::time::timeout(idle, payload.next()).await {
+            Ok(Some(item)) => Some((item, Some(payload))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(actix_web::error::PayloadError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the request body sent nothing for {} s", idle.as_secs()),
+                ))),
+                None,
+            )),
+        }
+    });
+    // Fused: some readers (multipart) poll again after the end.
+    req.set_payload(actix_web::dev::Payload::from(
+        Box::pin(guarded.fuse()) as std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>>
+    ));
+    next.call(req).await
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -89,3 +89,54 @@ async fn the_json_limit_is_configurable() {
     let body = assert_problem(res, 413, "payload_too_large").await;
     assert!(body["detail"].as_str().unwrap().contains("64"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_cut_off_and_others_are_still_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::with_vars(&[("BODY_IDLE_TIMEOUT_SECS", "2")], None).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    // Slowloris: headers that never end, from several connections at once.
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // A body announced and never sent.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/api-keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        app.admin_key
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    // Meanwhile an ordinary client is served at once.
+    let started = std::time::Instant::now();
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // The slow ones are answered (408) or dropped within the server's timeouts.
+    for mut s in slow.into_iter().chain([stalled]) {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(15), s.read_to_end(&mut buf)).await;
+        let closed = match read {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ),
+            Err(_) => false,
+        };
+        assert!(
+            closed,
+            "a slow connection was held open: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        let text = String::from_utf8_lossy(&buf);
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 408") || text.starts_with("HTTP/1.1 400"),
+            "{text}"
+        );
+    }
+}
