@@ -393,7 +393,7 @@ pub async fn gate<B: actix_web::body::MessageBody>(
             Ok(p) => p,
             Err(e) => return Ok(req.error_response(e).map_into_right_body()),
         };
-        if !reaches(&principal.scopes, &family) {
+        if !reaches(&principal.scopes, family) {
             let e = ApiError::forbidden_scope(family.first().map(String::as_str).unwrap_or_default());
             return Ok(req.error_response(e).map_into_right_body());
         }

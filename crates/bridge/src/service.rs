@@ -384,12 +384,7 @@ impl BridgeService {
     /// Every rule, oldest first.
     pub async fn rules(&self) -> Result<Vec<Rule>, BridgeError> {
         let mut conn = self.pool.get().await?;
-        let rows: Vec<RuleRow> = with_conn!(&mut *conn, |c| bridge_rules::table
-            .select(RuleRow::as_select())
-            .order(bridge_rules::id.asc())
-            .load(c)
-            .await)?;
-        rows.into_iter().map(RuleRow::into_rule).collect()
+        load_rules(&mut conn).await
     }
 
     /// Changes a rule.
@@ -626,7 +621,7 @@ impl BridgeService {
             .map_err(corrupt)?
             .naive_utc()
             - OVERLAP;
-        let rules: Vec<Rule> = self.rules().await?.into_iter().filter(|r| r.enabled).collect();
+        let rules: Vec<Rule> = load_rules(&mut conn).await?.into_iter().filter(|r| r.enabled).collect();
         let hooks: Vec<WebhookRow> = with_conn!(&mut *conn, |c| webhooks::table
             .filter(webhooks::enabled.eq(true))
             .select(WebhookRow::as_select())
@@ -1069,6 +1064,15 @@ enum Failure {
 fn id_floor(t: NaiveDateTime) -> String {
     let ms = t.and_utc().timestamp_millis().max(0) as u64;
     format!("{:08x}-{:04x}-7000-8000-000000000000", ms >> 16, ms & 0xffff)
+}
+
+async fn load_rules(conn: &mut DbConn) -> Result<Vec<Rule>, BridgeError> {
+    let rows: Vec<RuleRow> = with_conn!(conn, |c| bridge_rules::table
+        .select(RuleRow::as_select())
+        .order(bridge_rules::id.asc())
+        .load(c)
+        .await)?;
+    rows.into_iter().map(RuleRow::into_rule).collect()
 }
 
 /// Inserts an idempotency mark; `false` when it was already there.

@@ -2,7 +2,7 @@
 //! through the durable outbox, follow each message's status, manage templates and the
 //! suppression list, and take SES notifications from SNS.
 
-use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
+use actix_web::http::header::{CONTENT_TYPE, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use mailer::model::{
     AddSuppression, BatchAccepted, Email, EmailFilter, EmailPage, EmailTemplate, SendEmail, SnsOutcome, Suppression,
@@ -13,21 +13,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
-use crate::http::{AuthProblems, idempotency_key};
+use crate::http::{AuthProblems, Idempotency, mark_replayed};
 use crate::state::AppState;
 
 const SEND: &str = "emails:send";
 const ADMIN: &str = "emails:admin";
 const READ: &[&str] = &["emails:read", SEND, ADMIN];
-
-fn replayed(res: &mut actix_web::HttpResponseBuilder, replay: bool) {
-    if replay {
-        res.insert_header((
-            HeaderName::from_static("idempotent-replayed"),
-            HeaderValue::from_static("true"),
-        ));
-    }
-}
 
 /// Queues a message. Answers 202 once it is stored with its delivery job; it is sent
 /// through SES (or kept in the dev mailbox) in the background, retried through
@@ -55,16 +46,15 @@ async fn send(
     body: web::Json<SendEmail>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SEND)?;
-    let key = idempotency_key(&req)?;
     let body = body.into_inner();
-    let hash = shared_db::idempotency::request_hash(&serde_json::to_vec(&body).unwrap_or_default());
+    let idem = Idempotency::of(&req, &body)?;
     let (accepted, replay) = state
         .mail
-        .submit(body, key.as_deref().map(|k| (k, hash.as_str())), &principal.actor())
+        .submit(body, Idempotency::pair(&idem), &principal.actor())
         .await?;
     let mut res = HttpResponse::Accepted();
     res.insert_header((LOCATION, format!("/api/v1/emails/{}", accepted.id)));
-    replayed(&mut res, replay);
+    mark_replayed(&mut res, replay);
     Ok(res.json(accepted))
 }
 
@@ -92,15 +82,14 @@ async fn send_batch(
     body: web::Json<Vec<SendEmail>>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SEND)?;
-    let key = idempotency_key(&req)?;
     let body = body.into_inner();
-    let hash = shared_db::idempotency::request_hash(&serde_json::to_vec(&body).unwrap_or_default());
+    let idem = Idempotency::of(&req, &body)?;
     let (batch, replay) = state
         .mail
-        .submit_batch(body, key.as_deref().map(|k| (k, hash.as_str())), &principal.actor())
+        .submit_batch(body, Idempotency::pair(&idem), &principal.actor())
         .await?;
     let mut res = HttpResponse::Accepted();
-    replayed(&mut res, replay);
+    mark_replayed(&mut res, replay);
     Ok(res.json(batch))
 }
 

@@ -163,17 +163,43 @@ fn routes(cfg: &mut ServiceConfig, email_json_limit: usize) {
     cfg.service(utoipa_actix_web::scope("/api/v1/data").configure(data::configure));
 }
 
-/// The `Idempotency-Key` header, checked.
-pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    match req.headers().get("idempotency-key") {
-        None => Ok(None),
-        Some(v) => match v.to_str() {
-            Ok(k) if shared_db::idempotency::valid_key(k) => Ok(Some(k.to_owned())),
-            _ => Err(ApiError::bad_request(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be 1 to 255 visible ASCII characters",
-            )),
-        },
+/// The `Idempotency-Key` header, checked, with the hash of the request it guards.
+pub struct Idempotency {
+    key: String,
+    hash: String,
+}
+
+impl Idempotency {
+    /// Reads the header; `body` is hashed only when a key was sent.
+    pub fn of(req: &HttpRequest, body: &impl serde::Serialize) -> Result<Option<Self>, ApiError> {
+        match req.headers().get("idempotency-key") {
+            None => Ok(None),
+            Some(v) => match v.to_str() {
+                Ok(k) if shared_db::idempotency::valid_key(k) => Ok(Some(Self {
+                    key: k.to_owned(),
+                    hash: shared_db::idempotency::request_hash(&serde_json::to_vec(body).unwrap_or_default()),
+                })),
+                _ => Err(ApiError::bad_request(
+                    "invalid_idempotency_key",
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                )),
+            },
+        }
+    }
+
+    /// `(key, request hash)`, as the services take it.
+    pub fn pair(this: &Option<Self>) -> Option<(&str, &str)> {
+        this.as_ref().map(|i| (i.key.as_str(), i.hash.as_str()))
+    }
+}
+
+/// Marks a response that repeats the answer to an earlier request with the same key.
+pub fn mark_replayed(res: &mut actix_web::HttpResponseBuilder, replayed: bool) {
+    if replayed {
+        res.insert_header((
+            header::HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        ));
     }
 }
 
@@ -241,19 +267,17 @@ impl RouteTable {
 
     /// The scopes an API key needs for `method` on `path`, when the operation is behind
     /// one (a literal route wins over a pattern that also matches).
-    pub fn scopes(&self, method: &Method, path: &str) -> Option<Vec<String>> {
-        let matching: Vec<&(ResourceDef, Method, Vec<String>)> = self
+    pub fn scopes(&self, method: &Method, path: &str) -> Option<&[String]> {
+        let mut matching = self
             .secured
             .iter()
-            .filter(|(def, m, _)| m == method && def.is_match(path))
-            .collect();
-        let literal = matching
-            .iter()
+            .filter(|(def, m, _)| m == method && def.is_match(path));
+        let first = matching.next()?;
+        let literal = std::iter::once(first)
+            .chain(matching)
             .find(|(def, _, _)| !def.pattern().is_some_and(|p| p.contains('{')));
-        literal
-            .or(matching.first())
-            .map(|(_, _, s)| s.clone())
-            .filter(|s| !s.is_empty())
+        let (_, _, scopes) = literal.unwrap_or(first);
+        (!scopes.is_empty()).then_some(scopes.as_slice())
     }
 
     /// The methods `path` accepts, if it is a known route.

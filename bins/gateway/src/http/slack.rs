@@ -1,7 +1,7 @@
 //! `/api/v1/slack`: post alert messages (stored and queued, delivered in per-channel
 //! order), read their status, update posted ones, and preview layouts.
 
-use actix_web::http::header::{HeaderName, HeaderValue, LOCATION};
+use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use slack_notify::layout::Rendered;
 use slack_notify::model::{Accepted, MessageFilter, MessagePage, MessagePatch, PostMessage, SlackMessage};
@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
-use crate::http::{AuthProblems, idempotency_key};
+use crate::http::{AuthProblems, Idempotency, mark_replayed};
 use crate::state::AppState;
 
 const POST: &str = "slack:post";
@@ -40,21 +40,15 @@ async fn submit(
     body: web::Json<PostMessage>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(POST)?;
-    let key = idempotency_key(&req)?;
     let body = body.into_inner();
-    let hash = shared_db::idempotency::request_hash(&serde_json::to_vec(&body).unwrap_or_default());
+    let idem = Idempotency::of(&req, &body)?;
     let (message, replayed) = state
         .slack
-        .submit(body, key.as_deref().map(|k| (k, hash.as_str())), &principal.actor())
+        .submit(body, Idempotency::pair(&idem), &principal.actor())
         .await?;
     let mut res = HttpResponse::Accepted();
     res.insert_header((LOCATION, format!("/api/v1/slack/messages/{}", message.id)));
-    if replayed {
-        res.insert_header((
-            HeaderName::from_static("idempotent-replayed"),
-            HeaderValue::from_static("true"),
-        ));
-    }
+    mark_replayed(&mut res, replayed);
     Ok(res.json(Accepted {
         id: message.id,
         status: message.status,
