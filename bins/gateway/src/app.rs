@@ -37,7 +37,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
-        .configure(http::configure(0))
+        .configure(http::configure(0, 0))
         .split_for_parts();
     utoipa::Modify::modify(&http::CommonProblems, &mut doc);
     doc
@@ -341,6 +341,7 @@ impl Application {
             config
                 .max_json_body
                 .max(config.mail.settings.max_message_bytes / 3 * 4 + 64 * 1024),
+            config.max_json_body,
         );
 
         let server = HttpServer::new(move || {
@@ -375,6 +376,7 @@ impl Application {
                 .wrap(from_fn(telemetry::request_id))
         })
         .workers(config.workers)
+        .max_connections(config.max_connections.div_ceil(config.workers))
         .shutdown_timeout(config.shutdown_timeout.as_secs())
         .listen(listener)?
         .run();

@@ -20,6 +20,7 @@
 //! | `LOG_LEVEL` | `info` | a `tracing` filter; `RUST_LOG` wins when set |
 //! | `MAX_JSON_BODY_BYTES` | `1048576` | larger JSON bodies get 413 |
 //! | `HTTP_WORKERS` | CPU count | Actix worker threads |
+//! | `MAX_CONNECTIONS` | `4096` | open connections held at most, over all workers (more wait in the backlog) |
 //! | `SHUTDOWN_TIMEOUT_SECS` | `30` | how long in-flight requests get on SIGTERM |
 //! | `BODY_IDLE_TIMEOUT_SECS` | `30` | a request body that sends nothing for this long is cut off (slow clients) |
 //! | `LICENSE_SIGNING_KEY` | generated, stored sealed in the database | PKCS#8 Ed25519 private key (PEM or base64) that signs licence certificates |
@@ -41,6 +42,7 @@
 //! | `S3_FORCE_PATH_STYLE` | `false` | path-style addressing (most S3-compatible servers want `true`) |
 //! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | required with `S3_BUCKET` | S3 credentials (the original names) |
 //! | `S3_PART_SIZE_MB` | `8` | multipart part size (5 or more); the memory one transfer holds |
+//! | `S3_TIMEOUT_SECS` | `30` | connecting to S3, and each answer's first byte (then 503) |
 //! | `BLOB_NAMESPACES` | `client`, `web` (1 GiB), `ai` (50 GiB) | JSON array of `{name, max_size, allowed_types?, prefix?, bucket?}` |
 //! | `BLOB_NAMESPACES_FILE` | none | the same JSON read from a file (when `BLOB_NAMESPACES` is unset) |
 //! | `MAIL_TRANSPORT` | `ses` when `SES_SENDER_EMAIL` and `AWS_SES_REGION` are set, else `dev` | `ses` or `dev` (the dev mailbox keeps messages in the database) |
@@ -132,6 +134,8 @@ pub struct Config {
     pub max_json_body: usize,
     /// Actix worker threads.
     pub workers: usize,
+    /// Open connections the server holds at most (more wait in the listen backlog).
+    pub max_connections: usize,
     /// Grace period on shutdown.
     pub shutdown_timeout: Duration,
     /// A request body idle this long is cut off.
@@ -429,6 +433,7 @@ impl Config {
                     secret_access_key: get("AWS_SECRET_ACCESS_KEY")
                         .ok_or_else(|| bad("AWS_SECRET_ACCESS_KEY", "required when S3_BUCKET is set"))?,
                     part_size: part_mb * 1024 * 1024,
+                    timeout: Duration::from_secs(parse_num::<u64>(&get, "S3_TIMEOUT_SECS", 30)?.max(1)),
                 })
             }
         };
@@ -448,6 +453,7 @@ impl Config {
             log_level,
             max_json_body,
             workers,
+            max_connections: parse_num::<usize>(&get, "MAX_CONNECTIONS", 4096)?.max(workers),
             shutdown_timeout,
             body_idle_timeout: Duration::from_secs(parse_num::<u64>(&get, "BODY_IDLE_TIMEOUT_SECS", 30)?.max(1)),
             license_signing_key,

@@ -115,6 +115,15 @@ impl ApiError {
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
     }
 
+    /// 503 for a failing backend (storage, say): its cause is logged, never sent.
+    pub fn backend_unavailable(code: &'static str, detail: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self {
+            cause: Some(cause.to_string()),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+        }
+    }
+
     /// 500: logged with its cause; the client sees only the request id.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self {

@@ -29,6 +29,12 @@ pub fn current_request_id() -> Option<String> {
 /// Installs the global subscriber. `RUST_LOG` overrides `level` when set.
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // actix-web-prom warns on every request to a route with a tail parameter
+    // (`/blobs/{namespace}/{key:.*}`) that it labels it by the route pattern: noise.
+    let filter = match "actix_web_prom=error".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

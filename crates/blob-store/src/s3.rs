@@ -40,6 +40,9 @@ pub struct S3Config {
     pub secret_access_key: String,
     /// Bytes per multipart part (at least 5 MiB); also the memory a transfer holds.
     pub part_size: usize,
+    /// How long to wait to connect, and for each answer's first byte once a request is
+    /// sent: a stalled S3 fails the request instead of holding it forever.
+    pub timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -51,6 +54,7 @@ impl std::fmt::Debug for S3Config {
             .field("force_path_style", &self.force_path_style)
             .field("access_key_id", &"***")
             .field("part_size", &self.part_size)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -106,6 +110,13 @@ impl S3Store {
             ))
             .force_path_style(config.force_path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            // No whole-operation limit: a large object may take long to stream.
+            .timeout_config(
+                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(config.timeout)
+                    .read_timeout(config.timeout)
+                    .build(),
+            )
             .http_client(http);
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint);

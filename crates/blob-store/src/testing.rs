@@ -61,6 +61,7 @@ impl S3TestServer {
             access_key_id: ACCESS_KEY.into(),
             secret_access_key: SECRET_KEY.into(),
             part_size,
+            timeout: std::time::Duration::from_secs(30),
         }
     }
 }

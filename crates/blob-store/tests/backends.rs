@@ -336,6 +336,75 @@ async fn multipart_on_both_backends() {
     multipart_bodies(local.as_ref(), MIN_PART_SIZE).await;
 }
 
+/// Multipart uploads the S3 test server still holds (its `.upload*` files).
+fn open_uploads(root: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".upload"))
+        .collect()
+}
+
+/// The connection to S3 dropping mid-upload, in a single PUT or in a part of a multipart
+/// upload: the put fails as a backend error, nothing is half-written (the old object stays
+/// whole, the multipart upload is aborted), and once S3 is reachable the upload succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_connections_dropped_mid_upload_leave_nothing_half_written() {
+    use shared_db::testing::fault::{Fault, FaultProxy};
+    let server = blob_store::testing::S3TestServer::start().await;
+    let proxy = FaultProxy::start(&server.endpoint).await;
+    let store = S3Store::new(&blob_store::S3Config {
+        endpoint: Some(proxy.url()),
+        ..server.config(MIN_PART_SIZE)
+    });
+    let key = k("drop/object.bin");
+    store.put(&key, body(vec![b"old"]), opts(u64::MAX)).await.unwrap();
+    let single: Vec<u8> = (0..300_000).map(|i| (i % 253) as u8).collect();
+    let multipart: Vec<u8> = (0..MIN_PART_SIZE * 2 + 10).map(|i| (i % 251) as u8).collect();
+    for data in [&single, &multipart] {
+        // Every connection is cut 100 kB into its request: past any request head, inside
+        // every body (the SDK's own retries are cut too).
+        proxy.set(Fault::CutAfter(100_000));
+        let before = proxy.accepted();
+        let r = store
+            .put(&key, stream::iter(chunked(data)).boxed(), opts(u64::MAX))
+            .await;
+        assert!(matches!(r, Err(BlobError::Backend(_))), "{r:?}");
+        assert!(proxy.accepted() > before, "the upload went through the proxy");
+        proxy.set(Fault::Pass);
+        assert_eq!(read(&store, &key, None).await, b"old", "the old object is whole");
+        assert!(
+            open_uploads(server.dir.path()).is_empty(),
+            "{:?}",
+            open_uploads(server.dir.path())
+        );
+
+        let meta = store
+            .put(&key, stream::iter(chunked(data)).boxed(), opts(u64::MAX))
+            .await
+            .unwrap();
+        assert_eq!(meta.size, data.len() as u64);
+        assert_eq!(&read(&store, &key, None).await, data);
+        store.put(&key, body(vec![b"old"]), opts(u64::MAX)).await.unwrap();
+    }
+    // S3 refusing connections or never answering: requests fail the same clean way.
+    let impatient = S3Store::new(&blob_store::S3Config {
+        endpoint: Some(proxy.url()),
+        timeout: std::time::Duration::from_secs(1),
+        ..server.config(MIN_PART_SIZE)
+    });
+    for fault in [Fault::Refuse, Fault::Stall] {
+        proxy.set(fault);
+        assert!(matches!(impatient.get(&key, None).await, Err(BlobError::Backend(_))));
+        assert!(matches!(
+            impatient.put(&key, body(vec![b"new"]), opts(10)).await,
+            Err(BlobError::Backend(_))
+        ));
+    }
+    proxy.set(Fault::Pass);
+    assert_eq!(read(&impatient, &key, None).await, b"old");
+}
+
 #[tokio::test]
 async fn local_tidies_folders_and_refuses_overlong_segments() {
     let (dir, store) = local().await;

@@ -295,6 +295,72 @@ async fn retries_while_ses_is_unreachable_then_sends() {
     }
 }
 
+const THROTTLED: &str = "<ErrorResponse xmlns=\"http://ses.amazonaws.com/doc/2010-12-01/\"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Maximum sending rate exceeded.</Message></Error><RequestId>r-1</RequestId></ErrorResponse>";
+const UNAVAILABLE: &str = "<ErrorResponse xmlns=\"http://ses.amazonaws.com/doc/2010-12-01/\"><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>Service is unavailable.</Message></Error><RequestId>r-2</RequestId></ErrorResponse>";
+
+/// SES throttling, failing with a 503, never answering, refusing connections and cutting
+/// them mid-request (a fault proxy in front of moto): each is a retry, not a failure, and
+/// nothing reaches SES; when SES answers again the message is sent exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn ses_throttling_failing_or_slow_is_retried_then_sent_once() {
+    use shared_db::testing::fault::{Fault, FaultProxy};
+    let Some(ses) = SesTestServer::start().await else {
+        return;
+    };
+    let proxy = FaultProxy::start(ses.url()).await;
+    for db in TestDb::each().await {
+        let sender = format!("f-{}@example.com", uuid());
+        ses.verify(&sender).await;
+        let mailer = SesMailer::new(&SesConfig {
+            endpoint: Some(proxy.url()),
+            timeout: Duration::from_secs(1),
+            ..ses.config()
+        });
+        let svc = service(&db, Arc::new(mailer), &sender);
+        let (accepted, _) = svc.submit(simple(&["a@example.org"]), None, "t").await.unwrap();
+        let w = worker(&db, &svc);
+        for (fault, reason) in [
+            (
+                Fault::http(400, "text/xml", THROTTLED),
+                "Throttling: Maximum sending rate exceeded.",
+            ),
+            (Fault::http(503, "text/xml", UNAVAILABLE), "ServiceUnavailable"),
+            (Fault::Stall, "timed out talking to SES"),
+            (Fault::Refuse, "could not reach SES"),
+            (Fault::CutAfter(200), "could not reach SES"),
+        ] {
+            proxy.set(fault.clone());
+            let before = proxy.accepted();
+            // The retry is due 10 ms after the previous failure.
+            for _ in 0..100 {
+                w.drain().await.unwrap();
+                if proxy.accepted() > before {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(proxy.accepted() > before, "{fault:?}: the send went through the proxy");
+            let email = svc.get(&accepted.id).await.unwrap();
+            assert!(
+                matches!(email.status, EmailStatus::Queued | EmailStatus::Sending),
+                "{fault:?}: {email:?}"
+            );
+            let error = email.error.unwrap_or_default();
+            assert!(error.contains(reason), "{fault:?}: {error}");
+        }
+        assert!(ses.sent_from(&sender).await.is_empty());
+
+        proxy.set(Fault::Pass);
+        drain_until(&w, async || {
+            svc.get(&accepted.id).await.unwrap().status == EmailStatus::Sent
+        })
+        .await;
+        assert_eq!(ses.sent_from(&sender).await.len(), 1);
+        let history = svc.get(&accepted.id).await.unwrap().history.unwrap();
+        assert!(history.iter().all(|h| h.kind != "email.failed"), "{history:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_message_fails_at_once_with_the_reason() {
     let Some(ses) = SesTestServer::start().await else {

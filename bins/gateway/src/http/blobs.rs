@@ -160,7 +160,11 @@ fn blob_error(e: BlobError) -> ApiError {
         ),
         BlobError::KeyUnsupported(m) => ApiError::bad_request("invalid_key", m).for_field("key"),
         BlobError::Interrupted(m) => ApiError::bad_request("upload_interrupted", m),
-        BlobError::Backend(m) => ApiError::internal(m),
+        BlobError::Backend(m) => ApiError::backend_unavailable(
+            "storage_unavailable",
+            "the storage backend did not answer or failed; try again",
+            m,
+        ),
     }
 }
 

@@ -133,21 +133,31 @@ pub enum AuthProblems {
     Unavailable(Problem),
 }
 
+/// Licence bodies are small, and the holder routes (validate, activate, ...) read them
+/// before any key is checked: a flood of slow bodies holds at most this much each.
+pub const LICENSE_JSON_LIMIT: usize = 64 * 1024;
+
+/// SNS notifications are at most 256 KiB; the SNS route reads them before their
+/// signature is checked.
+pub const SNS_BODY_LIMIT: usize = 256 * 1024 + 4096;
+
 /// Registers every documented route; email bodies (which carry attachments) may be up
-/// to `email_json_limit` bytes.
-pub fn configure(email_json_limit: usize) -> impl Fn(&mut ServiceConfig) + Clone {
-    move |cfg| routes(cfg, email_json_limit)
+/// to `email_json_limit` bytes, licence bodies up to `LICENSE_JSON_LIMIT` (or `max_json`
+/// when smaller).
+pub fn configure(email_json_limit: usize, max_json: usize) -> impl Fn(&mut ServiceConfig) + Clone {
+    move |cfg| routes(cfg, email_json_limit, max_json)
 }
 
-fn routes(cfg: &mut ServiceConfig, email_json_limit: usize) {
-    let email_json = || {
+fn routes(cfg: &mut ServiceConfig, email_json_limit: usize, max_json: usize) {
+    let json_limit = |limit: usize| {
         web::JsonConfig::default()
-            .limit(email_json_limit)
+            .limit(limit)
             .error_handler(|err, _| crate::error::json_error(err).into())
     };
     cfg.service(
         utoipa_actix_web::scope("/api/v1/emails")
-            .app_data(email_json())
+            .app_data(json_limit(email_json_limit))
+            .app_data(web::PayloadConfig::new(SNS_BODY_LIMIT))
             .configure(emails::configure),
     );
     cfg.service(utoipa_actix_web::scope("/api/v1/email-templates").configure(emails::configure_templates));
@@ -156,7 +166,11 @@ fn routes(cfg: &mut ServiceConfig, email_json_limit: usize) {
     cfg.service(utoipa_actix_web::scope("/api/v1/webhooks").configure(bridge::configure_webhooks));
     cfg.configure(health::configure);
     cfg.service(utoipa_actix_web::scope("/api/v1/api-keys").configure(api_keys::configure));
-    cfg.service(utoipa_actix_web::scope("/api/v1/licenses").configure(licenses::configure));
+    cfg.service(
+        utoipa_actix_web::scope("/api/v1/licenses")
+            .app_data(json_limit(LICENSE_JSON_LIMIT.min(max_json)))
+            .configure(licenses::configure),
+    );
     cfg.service(utoipa_actix_web::scope("/api/v1/slack").configure(slack::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/blobs").configure(blobs::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/events").configure(events::configure));

@@ -140,3 +140,225 @@ async fn slow_clients_are_cut_off_and_others_are_still_served() {
         );
     }
 }
+
+/// JSON nested far deeper than any document of ours: refused as malformed (serde's
+/// recursion limit) on every kind of body, and moderately deep documents still round-trip.
+#[tokio::test(flavor = "multi_thread")]
+async fn deeply_nested_bodies_are_refused_not_recursed() {
+    let app = TestApp::spawn().await;
+    let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let nested_object = |depth: usize| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+    // Where the body's type allows any JSON (documents, metadata), the parser's recursion
+    // limit stops it (400); where it does not, the first wrong token does (422).
+    let recursion = (400, "malformed_json", "recursion limit");
+    let bodies = [
+        (
+            "PUT",
+            "/api/v1/data/notes/deep",
+            format!("{{\"v\":{}}}", deep(100_000)),
+            recursion,
+        ),
+        ("PUT", "/api/v1/data/notes/deep", nested_object(100_000), recursion),
+        (
+            "POST",
+            "/api/v1/licenses",
+            format!(
+                "{{\"product\":\"client\",\"name\":\"x\",\"metadata\":{}}}",
+                nested_object(10_000)
+            ),
+            recursion,
+        ),
+        ("POST", "/api/v1/events", deep(100_000), (405, "method_not_allowed", "")),
+        (
+            "POST",
+            "/api/v1/api-keys",
+            deep(100_000),
+            (422, "invalid_body", "invalid type: sequence"),
+        ),
+        (
+            "POST",
+            "/api/v1/licenses/validate",
+            format!("{{\"key\":{}}}", deep(20_000)),
+            (422, "invalid_body", "expected a string"),
+        ),
+    ];
+    for (method, path, body, (status, code, detail)) in bodies {
+        let res = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(&app.admin_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(res, status, code).await;
+        assert!(
+            problem["detail"].as_str().unwrap_or_default().contains(detail),
+            "{path}: {problem}"
+        );
+    }
+    // 100 levels is well within the limit: stored and read back exactly.
+    let doc: serde_json::Value = serde_json::from_str(&nested_object(100)).unwrap();
+    let res = app
+        .client
+        .put(app.url("/api/v1/data/notes/deep"))
+        .bearer_auth(&app.admin_key)
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let back: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/data/notes/deep"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(back["data"], doc, "{back}");
+}
+
+/// Routes read before any API key is checked take only small bodies: licence holder
+/// routes 64 KiB, the SNS endpoint 260 KiB (SNS's own maximum is 256 KiB).
+#[tokio::test(flavor = "multi_thread")]
+async fn unauthenticated_routes_take_only_small_bodies() {
+    let app = TestApp::spawn().await;
+    let padded = |n: usize| format!("{{\"key\":\"x\",\"pad\":\"{}\"}}", "a".repeat(n));
+    for path in ["validate", "activate", "deactivate", "heartbeat", "checkout"] {
+        let res = app
+            .client
+            .post(app.url(&format!("/api/v1/licenses/{path}")))
+            .header("content-type", "application/json")
+            .body(padded(70 * 1024))
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(res, 413, "payload_too_large").await;
+        assert!(problem["detail"].as_str().unwrap().contains("65536"), "{problem}");
+    }
+    let res = app
+        .client
+        .post(app.url("/api/v1/emails/events/sns"))
+        .header("content-type", "text/plain")
+        .body(padded(300 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 413, "payload_too_large").await;
+    // Under the limit, the body is read and judged on its content.
+    let res = app
+        .client
+        .post(app.url("/api/v1/licenses/validate"))
+        .header("content-type", "application/json")
+        .body(padded(60 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "invalid_body").await;
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Opens `n` flooding connections: idle ones, unfinished request heads, and bodies
+/// announced at 60,000 bytes and stalled after 32 KiB on the unauthenticated validate route.
+async fn flood(port: u16, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let chunk = vec![b' '; 32 * 1024];
+    let mut open = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        match i % 3 {
+            0 => {}
+            1 => s
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
+                .await
+                .unwrap(),
+            _ => {
+                let head = "POST /api/v1/licenses/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n";
+                s.write_all(head.as_bytes()).await.unwrap();
+                let _ = s.write_all(&chunk).await;
+            }
+        }
+        open.push(s);
+    }
+    open
+}
+
+/// A flood of connections against the real binary, twice. Ordinary clients are still
+/// served meanwhile, the server closes every flooding connection within its timeouts,
+/// memory stays within a per-connection bound, and a second flood does not raise it (no
+/// leak: what the first one took is reused).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_flood_is_shed_with_bounded_memory() {
+    use tokio::io::AsyncReadExt;
+    const FLOOD: usize = 1_500;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port, _logs) = crate::cli::serve(
+        dir.path(),
+        &[
+            ("HTTP_WORKERS", "2"),
+            ("BODY_IDLE_TIMEOUT_SECS", "3"),
+            ("SECRET_KEY", crate::helpers::SECRET),
+        ],
+    );
+    let pid = child.id();
+    let base_url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        assert_eq!(
+            client.get(format!("{base_url}/readyz")).send().await.unwrap().status(),
+            200
+        );
+    }
+    let before = rss_kib(pid);
+    let mut peaks = Vec::new();
+    for round in 1..=2 {
+        let open = flood(port, FLOOD).await;
+        let served = client.get(format!("{base_url}/healthz")).send().await.unwrap();
+        assert_eq!(served.status(), 200, "an ordinary client is served during the flood");
+        let mut peak = 0;
+        for _ in 0..10 {
+            peak = peak.max(rss_kib(pid));
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let mut answered = 0;
+        for mut s in open {
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut buf)).await;
+            assert!(read.is_ok(), "a flooding connection was held open");
+            answered += usize::from(!buf.is_empty());
+        }
+        eprintln!(
+            "flood {round} of {FLOOD} connections: RSS {} MiB before, {} MiB at the peak; {answered} answered before closing",
+            before / 1024,
+            peak / 1024,
+        );
+        peaks.push(peak);
+    }
+    // About 3 copies of an unauthenticated body (read buffer, payload, JSON buffer) plus
+    // the connection's own buffers: well under 256 KiB a connection.
+    let bound = before + (FLOOD as u64) * 256;
+    assert!(peaks[0] < bound, "memory grew by {} MiB", (peaks[0] - before) / 1024);
+    assert!(
+        peaks[1] < peaks[0] + 32 * 1024,
+        "a second flood took {} MiB more",
+        (peaks[1] - peaks[0]) / 1024
+    );
+    assert_eq!(
+        client.get(format!("{base_url}/healthz")).send().await.unwrap().status(),
+        200
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

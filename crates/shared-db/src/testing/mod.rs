@@ -1,4 +1,5 @@
-//! A fresh, migrated database per test, on either backend.
+//! A fresh, migrated database per test, on either backend; [`fault::FaultProxy`] puts
+//! network faults between a client and a real test peer.
 //!
 //! MySQL tests use `TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`) only to
 //! reach the server: each test gets its own `eb_test_*` database, dropped afterwards.
@@ -7,6 +8,8 @@
 #![allow(clippy::panic, clippy::expect_used)]
 
 use crate::{Backend, DatabaseUrl, DbConn, DbPool, PoolOptions};
+
+pub mod fault;
 
 /// Where MySQL tests find a server.
 pub fn mysql_server_url() -> String {
