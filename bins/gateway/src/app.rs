@@ -230,6 +230,7 @@ pub struct Application {
     state: AppState,
     worker_stop: CancellationToken,
     worker_task: tokio::task::JoinHandle<()>,
+    bridge_task: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -305,7 +306,7 @@ impl Application {
         .register(bridge::WEBHOOK_QUEUE, bridge::WebhookHandler(bridge.clone()));
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
-        tokio::spawn(bridge_loops(bridge.clone(), wake.clone(), worker_stop.clone()));
+        let bridge_task = tokio::spawn(bridge_loops(bridge.clone(), wake.clone(), worker_stop.clone()));
         let blobs = Arc::new(
             blob_store::BlobService::new(storage(&config)?, secret.expose_secret().as_bytes())
                 .with_previous_secrets(&previous_secrets(&config)),
@@ -406,6 +407,7 @@ impl Application {
             state,
             worker_stop,
             worker_task,
+            bridge_task,
         })
     }
 
@@ -432,6 +434,10 @@ impl Application {
         self.worker_stop.cancel();
         if let Err(e) = self.worker_task.await {
             tracing::error!(error = %e, "the job worker ended abnormally");
+        }
+        // The bridge's pass in flight ends before the pool closes (else it logs a failure).
+        if let Err(e) = self.bridge_task.await {
+            tracing::error!(error = %e, "the bridge loop ended abnormally");
         }
         self.state.pool.close();
         tracing::info!("Event Bridge stopped");
