@@ -31,6 +31,8 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# Where .ci/run builds when CARGO_TARGET_DIR is not set.
+CI_TARGET = os.path.expanduser("~/.cache/event-bridge/target")
 
 # wrk's done() callback prints one JSON line with the figures the table needs.
 DONE = r"""
@@ -218,8 +220,9 @@ def main():
 
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    binary = args.bin or os.path.join(target, "release", "gateway")
+    targets = [os.environ.get("CARGO_TARGET_DIR"), os.path.join(ROOT, "target"), CI_TARGET]
+    built = [os.path.join(t, "release", "gateway") for t in targets if t]
+    binary = args.bin or next((b for b in built if os.path.exists(b)), built[0])
     if not os.path.exists(binary):
         raise SystemExit(f"no gateway binary at {binary}: cargo build --release -p gateway")
 

@@ -697,7 +697,50 @@ mod tests {
         assert!(!format!("{:?}", config(&[("LICENSE_SIGNING_KEY", bare)]).unwrap()).contains("MC4CAQ"));
     }
 
+    /// Every variable the module's table documents (the first cell's backticked names).
+    fn documented_variables() -> Vec<&'static str> {
+        include_str!("config.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! | "))
+            .filter_map(|row| row.split(" | ").next())
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+            .filter(|name| {
+                name.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_variables_are_found() {
+        let vars = documented_variables();
+        assert!(vars.len() > 40, "{vars:?}");
+        for v in [
+            "APP_PORT",
+            "DATABASE_URL",
+            "S3_TIMEOUT_SECS",
+            "MAX_CONNECTIONS",
+            "AWS_SECRET_ACCESS_KEY",
+        ] {
+            assert!(vars.contains(&v), "{v} in {vars:?}");
+        }
+    }
+
     proptest::proptest! {
+        /// Any value of any documented variable (up to three at once) is taken or refused
+        /// with an error naming a documented variable, never a panic.
+        #[test]
+        fn any_value_of_any_variable_is_taken_or_refused_by_name(
+            picks in proptest::collection::vec((0usize..1000, "\\PC{0,40}|[0-9]{1,25}|-[0-9]{1,5}|(true|false|yes|no|on|off|1|0)"), 1..4)
+        ) {
+            let names = documented_variables();
+            let vars: Vec<(&str, &str)> = picks.iter().map(|(i, v)| (names[i % names.len()], v.as_str())).collect();
+            if let Err(e) = config(&vars) {
+                proptest::prop_assert!(names.contains(&e.var), "{} is not documented", e.var);
+                proptest::prop_assert!(!e.message.is_empty());
+            }
+        }
+
         #[test]
         fn any_port_value_is_parsed_or_refused_never_panics(v in "\\PC{0,12}") {
             match config(&[("APP_PORT", &v)]) {

@@ -353,11 +353,12 @@ mod tests {
         assert_eq!(signer.kid().len(), 10);
     }
 
+    static SIGNER: std::sync::LazyLock<Signer> = std::sync::LazyLock::new(|| Signer::generate().unwrap().0);
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
         #[test]
         fn any_flipped_byte_fails_verification(index in 0usize..10_000, bit in 0u8..8) {
-            static SIGNER: std::sync::LazyLock<Signer> = std::sync::LazyLock::new(|| Signer::generate().unwrap().0);
             let now = Utc::now();
             let cert = SIGNER.sign(&payload(now)).unwrap();
             let verifier = Verifier::new().with_key(SIGNER.kid(), SIGNER.public_key());
@@ -367,6 +368,40 @@ mod tests {
             let altered = String::from_utf8_lossy(&bytes).into_owned();
             proptest::prop_assume!(altered != cert);
             proptest::prop_assert!(verifier.verify(&altered, now, Expect::default()).is_err());
+        }
+
+        /// Any text a client sends as a certificate is refused, never a panic.
+        #[test]
+        fn any_text_is_refused_without_panicking(
+            text in proptest::prop_oneof![
+                "\\PC{0,300}",
+                "ebl1\\.[A-Za-z0-9_-]{0,12}\\.[A-Za-z0-9_=.-]{0,200}\\.[A-Za-z0-9_-]{0,100}",
+            ]
+        ) {
+            let now = Utc::now();
+            let verifier = Verifier::new().with_key(SIGNER.kid(), SIGNER.public_key());
+            proptest::prop_assert!(verifier.verify(&text, now, Expect::default()).is_err());
+        }
+
+        /// Even a correctly signed certificate whose payload is not ours (any bytes, or
+        /// JSON of another shape) is refused as malformed, never a panic.
+        #[test]
+        fn signed_payloads_of_any_shape_are_refused_without_panicking(
+            payload in proptest::prop_oneof![
+                proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+                proptest::prelude::Strategy::prop_map(
+                    "\\{(\"[a-z_]{1,12}\":(null|true|[0-9]{1,20}|\"[a-z ]{0,20}\"),?){0,8}\\}",
+                    String::into_bytes,
+                ),
+            ]
+        ) {
+            let signed = format!("{FORMAT}.{}.{}", SIGNER.kid(), BASE64URL_NOPAD.encode(&payload));
+            let signature = SIGNER.pair.sign(signed.as_bytes());
+            let cert = format!("{signed}.{}", BASE64URL_NOPAD.encode(signature.as_ref()));
+            let verifier = Verifier::new().with_key(SIGNER.kid(), SIGNER.public_key());
+            let result = verifier.verify_signature(&cert);
+            proptest::prop_assert!(matches!(result, Err(VerifyError::Malformed(_))), "{:?}", result);
+            proptest::prop_assert!(verifier.verify(&cert, Utc::now(), Expect::default()).is_err());
         }
     }
 }

@@ -18,8 +18,30 @@ use serde::de::DeserializeOwned;
 use crate::schema::jobs;
 use crate::{DbConn, DbError, with_conn};
 
+/// Evaluates `$op` (an awaited statement or transaction of its own) again after a
+/// deadlock or a lock wait timeout, up to five times with a short random pause:
+/// concurrent claims, completions and enqueues touch the same indexes, and MySQL resolves
+/// such cycles by failing one of them.
+macro_rules! retry_lock_conflicts {
+    ($op:expr) => {{
+        let mut tries = 0;
+        loop {
+            match $op {
+                Err(e) if DbError::is_lock_conflict(&e) && tries < 5 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(rand::random_range(1..20))).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
 /// Waiting to run (possibly later, see `run_at`).
 pub const QUEUED: &str = "queued";
+/// Behind an unfinished job of the same ordering key: becomes `queued` when that one is
+/// done, so claims never walk a long line of jobs that cannot run yet.
+pub const WAITING: &str = "waiting";
 /// Claimed by a worker until `locked_until`.
 pub const RUNNING: &str = "running";
 /// Gave up: see `last_error`.
@@ -168,11 +190,15 @@ pub async fn enqueue(conn: &mut DbConn, job: NewJob) -> Result<Enqueued, DbError
         return Ok(Enqueued::Duplicate(id));
     }
     let now = crate::now();
+    let status = match &job.ordering_key {
+        Some(key) if has_unfinished(conn, key).await? => WAITING,
+        _ => QUEUED,
+    };
     let row = Job {
         id: crate::new_id(),
         queue: job.queue,
         payload: job.payload,
-        status: QUEUED.to_owned(),
+        status: status.to_owned(),
         priority: job.priority,
         attempts: 0,
         max_attempts: job.max_attempts,
@@ -204,6 +230,57 @@ pub async fn enqueue(conn: &mut DbConn, job: NewJob) -> Result<Enqueued, DbError
     }
 }
 
+/// Whether a job of ordering key `key` is queued, running or waiting.
+async fn has_unfinished(conn: &mut DbConn, key: &str) -> Result<bool, DbError> {
+    let found = with_conn!(conn, |c| jobs::table
+        .filter(jobs::ordering_key.eq(key))
+        .filter(jobs::status.eq_any([QUEUED, RUNNING, WAITING]))
+        .select(jobs::id)
+        .first::<String>(c)
+        .await
+        .optional())?;
+    Ok(found.is_some())
+}
+
+/// Queues the first waiting job of every ordering key that has nothing queued or running
+/// any more. One index walk over the keys with waiting jobs, not over the jobs.
+async fn promote_waiting(conn: &mut DbConn) -> Result<usize, DbError> {
+    let heads: Vec<(Option<String>, Option<String>)> = with_conn!(&mut *conn, |c| jobs::table
+        .filter(jobs::status.eq(WAITING))
+        .group_by(jobs::ordering_key)
+        .select((jobs::ordering_key, diesel::dsl::min(jobs::id)))
+        .load(c)
+        .await)?;
+    if heads.is_empty() {
+        return Ok(0);
+    }
+    let keys: Vec<String> = heads.iter().filter_map(|(k, _)| k.clone()).collect();
+    let busy: Vec<Option<String>> = with_conn!(&mut *conn, |c| jobs::table
+        .filter(jobs::ordering_key.eq_any(&keys))
+        .filter(jobs::status.eq_any([QUEUED, RUNNING]))
+        .select(jobs::ordering_key)
+        .distinct()
+        .load(c)
+        .await)?;
+    let free: Vec<String> = heads
+        .into_iter()
+        .filter(|(k, _)| !busy.contains(k))
+        .filter_map(|(_, id)| id)
+        .collect();
+    if free.is_empty() {
+        return Ok(0);
+    }
+    let n = with_conn!(conn, |c| diesel::update(
+        jobs::table
+            .filter(jobs::id.eq_any(&free))
+            .filter(jobs::status.eq(WAITING))
+    )
+    .set((jobs::status.eq(QUEUED), jobs::updated_at.eq(crate::now())))
+    .execute(c)
+    .await)?;
+    Ok(n)
+}
+
 async fn find_dedup(conn: &mut DbConn, queue: &str, key: &str) -> Result<Option<String>, DbError> {
     let id = with_conn!(conn, |c| jobs::table
         .filter(jobs::queue.eq(queue))
@@ -231,16 +308,8 @@ pub async fn claim(
         return Ok(Vec::new());
     }
     fail_exhausted_leases(conn).await?;
-    let mut tries = 0;
-    loop {
-        match claim_once(conn, queues, worker, lease, limit).await {
-            Err(e) if e.is_lock_conflict() && tries < 5 => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(rand::random_range(1..20))).await;
-            }
-            other => return other,
-        }
-    }
+    promote_waiting(conn).await?;
+    retry_lock_conflicts!(claim_once(conn, queues, worker, lease, limit).await)
 }
 
 async fn claim_once(
@@ -254,27 +323,45 @@ async fn claim_once(
     let worker = worker.to_owned();
     conn.transaction::<_, DbError, _>(async move |conn| {
         let now = crate::now();
-        let due = jobs::status.eq(QUEUED).and(jobs::run_at.le(now)).or(jobs::status
-            .eq(RUNNING)
-            .and(jobs::locked_until.assume_not_null().lt(now)));
         let earlier = diesel::alias!(jobs as earlier);
+        // Safety net for ordering: a job still waits while an earlier job of its key is
+        // unfinished (two jobs enqueued at once can both start out queued).
         let blocked = diesel::dsl::exists(
             earlier
                 .filter(earlier.field(jobs::ordering_key).eq(jobs::ordering_key))
-                .filter(earlier.field(jobs::id).lt(jobs::id))
-                .filter(earlier.field(jobs::status).eq_any([QUEUED, RUNNING])),
+                .filter(earlier.field(jobs::status).eq_any([QUEUED, RUNNING]))
+                .filter(earlier.field(jobs::id).lt(jobs::id)),
         );
-        let candidates = jobs::table
+        // Running jobs whose lease expired (their worker died) go first; then queued
+        // ones that are due, in claim order along the `jobs_due` index.
+        let expired = jobs::table
+            .filter(jobs::status.eq(RUNNING))
+            .filter(jobs::locked_until.assume_not_null().lt(now))
             .filter(jobs::queue.eq_any(&queues))
-            .filter(due)
-            .filter(diesel::dsl::not(blocked))
-            .order((jobs::priority.desc(), jobs::run_at.asc(), jobs::id.asc()))
+            .filter(diesel::dsl::not(blocked.clone()))
+            .order((jobs::locked_until.asc(), jobs::id.asc()))
             .limit(limit)
             .select(jobs::id);
-        let ids: Vec<String> = match conn {
-            DbConn::Mysql(c) => candidates.for_update().skip_locked().load(c).await?,
-            DbConn::Sqlite(c) => candidates.load(c).await?,
+        let mut ids: Vec<String> = match conn {
+            DbConn::Mysql(c) => expired.for_update().skip_locked().load(c).await?,
+            DbConn::Sqlite(c) => expired.load(c).await?,
         };
+        let room = limit - i64::try_from(ids.len()).unwrap_or(limit);
+        if room > 0 {
+            let due = jobs::table
+                .filter(jobs::status.eq(QUEUED))
+                .filter(jobs::run_at.le(now))
+                .filter(jobs::queue.eq_any(&queues))
+                .filter(diesel::dsl::not(blocked))
+                .order((jobs::priority.desc(), jobs::run_at.asc(), jobs::id.asc()))
+                .limit(room)
+                .select(jobs::id);
+            let more: Vec<String> = match conn {
+                DbConn::Mysql(c) => due.for_update().skip_locked().load(c).await?,
+                DbConn::Sqlite(c) => due.load(c).await?,
+            };
+            ids.extend(more);
+        }
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -338,6 +425,10 @@ async fn fail_exhausted_leases(conn: &mut DbConn) -> Result<usize, DbError> {
 /// Records success: the job is deleted. False when `worker` no longer held the lease
 /// (another worker took the job over after the lease expired).
 pub async fn complete(conn: &mut DbConn, id: &str, worker: &str) -> Result<bool, DbError> {
+    retry_lock_conflicts!(complete_once(conn, id, worker).await)
+}
+
+async fn complete_once(conn: &mut DbConn, id: &str, worker: &str) -> Result<bool, DbError> {
     let n = with_conn!(conn, |c| diesel::delete(
         jobs::table
             .filter(jobs::id.eq(id))
@@ -363,6 +454,16 @@ pub enum AfterFailure {
 /// Records a failed attempt: the job runs again after `retry_in` if attempts remain and
 /// `retry_in` is given, otherwise it ends `failed` with `error`.
 pub async fn record_failure(
+    conn: &mut DbConn,
+    job: &Job,
+    worker: &str,
+    error: &str,
+    retry_in: Option<Duration>,
+) -> Result<AfterFailure, DbError> {
+    retry_lock_conflicts!(record_failure_once(conn, job, worker, error, retry_in).await)
+}
+
+async fn record_failure_once(
     conn: &mut DbConn,
     job: &Job,
     worker: &str,
@@ -412,6 +513,10 @@ pub async fn record_failure(
 /// Puts a running job back to run after `delay` without counting the attempt (the
 /// handler chose not to run it yet, for instance to pace calls to a rate-limited API).
 pub async fn defer(conn: &mut DbConn, job: &Job, worker: &str, delay: Duration) -> Result<bool, DbError> {
+    retry_lock_conflicts!(defer_once(conn, job, worker, delay).await)
+}
+
+async fn defer_once(conn: &mut DbConn, job: &Job, worker: &str, delay: Duration) -> Result<bool, DbError> {
     let now = crate::now();
     let n = with_conn!(conn, |c| diesel::update(
         jobs::table
@@ -434,6 +539,10 @@ pub async fn defer(conn: &mut DbConn, job: &Job, worker: &str, delay: Duration) 
 
 /// Extends a running job's lease; false when `worker` no longer holds it.
 pub async fn extend_lease(conn: &mut DbConn, id: &str, worker: &str, lease: Duration) -> Result<bool, DbError> {
+    retry_lock_conflicts!(extend_lease_once(conn, id, worker, lease).await)
+}
+
+async fn extend_lease_once(conn: &mut DbConn, id: &str, worker: &str, lease: Duration) -> Result<bool, DbError> {
     let now = crate::now();
     let n = with_conn!(conn, |c| diesel::update(
         jobs::table

@@ -653,6 +653,80 @@ async fn jobs_with_one_ordering_key_run_one_at_a_time_in_order() {
     }
 }
 
+/// Jobs behind an unfinished job of their key are stored `waiting`, so a claim never
+/// walks them (a long line on one Slack channel would otherwise be scanned on every
+/// claim); each is queued when the one before it is done, and order holds even when two
+/// were enqueued as queued at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_line_behind_one_key_waits_outside_the_claim_path() {
+    for db in TestDb::each().await {
+        let mut conn = db.pool.get().await.unwrap();
+        let q = ["slack".to_owned()];
+        let mut line = Vec::new();
+        for i in 0..50 {
+            let job = NewJob::new("slack", &i).unwrap().ordering_key("#busy");
+            line.push(jobs::enqueue(&mut conn, job).await.unwrap().id().to_owned());
+        }
+        let counts = jobs::counts(&mut conn, "slack").await.unwrap();
+        assert_eq!(
+            counts,
+            vec![("queued".to_owned(), 1), ("waiting".to_owned(), 49)],
+            "{}",
+            db.backend()
+        );
+        // One at a time, in order, each promoted when the previous one is done.
+        for (n, expected) in line.iter().enumerate() {
+            let got = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
+                .await
+                .unwrap();
+            assert_eq!(
+                got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+                vec![expected.as_str()],
+                "{}: job {n}",
+                db.backend()
+            );
+            if n % 2 == 0 {
+                assert!(jobs::complete(&mut conn, &got[0].id, "w").await.unwrap());
+            } else {
+                jobs::record_failure(&mut conn, &got[0], "w", "permanent", None)
+                    .await
+                    .unwrap();
+            }
+        }
+        assert!(
+            jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Two jobs that both started out queued (as concurrent enqueues can): the later
+        // one still waits for the earlier one.
+        let first = jobs::enqueue(&mut conn, NewJob::new("slack", &"x1").unwrap().ordering_key("#race"))
+            .await
+            .unwrap();
+        let second = jobs::enqueue(&mut conn, NewJob::new("slack", &"x2").unwrap().ordering_key("#race"))
+            .await
+            .unwrap();
+        with_conn!(&mut *conn, |c| diesel::update(
+            schema::jobs::table.filter(schema::jobs::id.eq(second.id()))
+        )
+        .set(schema::jobs::status.eq("queued"))
+        .execute(c)
+        .await)
+        .unwrap();
+        let got = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
+            .await
+            .unwrap();
+        assert_eq!(got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![first.id()]);
+        assert!(jobs::complete(&mut conn, first.id(), "w").await.unwrap());
+        let got = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
+            .await
+            .unwrap();
+        assert_eq!(got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![second.id()]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deferring_does_not_count_an_attempt() {
     for db in TestDb::each().await {

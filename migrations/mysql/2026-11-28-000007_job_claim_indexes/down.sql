@@ -1,0 +1,6 @@
+UPDATE jobs SET status = 'queued' WHERE status = 'waiting';
+CREATE INDEX jobs_claim ON jobs (status, run_at);
+CREATE INDEX jobs_ordering ON jobs (ordering_key, id);
+DROP INDEX jobs_due ON jobs;
+DROP INDEX jobs_key_status ON jobs;
+DROP INDEX jobs_waiting ON jobs;
