@@ -377,6 +377,8 @@ impl Application {
                 .wrap(from_fn(telemetry::request_id))
         })
         .workers(config.workers)
+        // Signals are ours (`run_until_stopped`): jobs finish before the HTTP workers stop.
+        .disable_signals()
         .max_connections(config.max_connections.div_ceil(config.workers))
         .shutdown_timeout(config.shutdown_timeout.as_secs())
         .listen(listener)?
@@ -426,22 +428,72 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM (or a handle stops it), letting in-flight requests
-    /// finish within the shutdown timeout.
+    /// Serves until SIGINT/SIGTERM (or a handle stops it). On a signal: stop accepting
+    /// connections, let the jobs in flight finish (while the HTTP workers, whose
+    /// runtimes some pooled connections belong to, are still alive), then let in-flight
+    /// requests finish within the shutdown timeout, then close the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
-        // Then the jobs in flight finish before the pool closes.
-        self.worker_stop.cancel();
-        if let Err(e) = self.worker_task.await {
-            tracing::error!(error = %e, "the job worker ended abnormally");
+        let Self {
+            server,
+            state,
+            worker_stop,
+            worker_task,
+            bridge_task,
+            ..
+        } = self;
+        let handle = server.handle();
+        // Its own task: the server must keep running to answer `pause` and `stop`.
+        let mut server = tokio::spawn(server);
+        let stop_jobs = async {
+            worker_stop.cancel();
+            if let Err(e) = worker_task.await {
+                tracing::error!(error = %e, "the job worker ended abnormally");
+            }
+            // The bridge's pass in flight ends before the pool closes (else it logs a failure).
+            if let Err(e) = bridge_task.await {
+                tracing::error!(error = %e, "the bridge loop ended abnormally");
+            }
+        };
+        tokio::select! {
+            served = &mut server => {
+                served??;
+                stop_jobs.await;
+            }
+            () = shutdown_signal() => {
+                tracing::info!("shutting down: no new connections; finishing jobs, then requests in flight");
+                handle.pause().await;
+                stop_jobs.await;
+                handle.stop(true).await;
+                server.await??;
+            }
         }
-        // The bridge's pass in flight ends before the pool closes (else it logs a failure).
-        if let Err(e) = self.bridge_task.await {
-            tracing::error!(error = %e, "the bridge loop ended abnormally");
-        }
-        self.state.pool.close();
+        state.pool.close();
         tracing::info!("Event Bridge stopped");
         Ok(())
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

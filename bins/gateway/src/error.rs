@@ -115,6 +115,11 @@ impl ApiError {
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
     }
 
+    /// True for a transaction that lost a lock race (see [`BUSY`]): safe to run again.
+    pub fn is_busy(&self) -> bool {
+        self.code == BUSY
+    }
+
     /// 503 for a failing backend (storage, say): its cause is logged, never sent.
     pub fn backend_unavailable(code: &'static str, detail: &'static str, cause: impl std::fmt::Display) -> Self {
         Self {
@@ -222,11 +227,23 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The problem code of a transaction rolled back by the database to break a deadlock.
+pub const BUSY: &str = "busy";
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         if e.is_unavailable() {
             tracing::warn!(error = %e, "database unavailable");
             ApiError::unavailable("the database is unavailable; retry shortly")
+        } else if e.is_lock_conflict() {
+            // MySQL rolled the whole transaction back to break a deadlock: nothing was
+            // stored, and running it again is safe.
+            Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                BUSY,
+                "a concurrent change won a lock race; nothing was stored: retry",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
         } else {
             ApiError::internal(e)
         }

@@ -242,9 +242,32 @@ async fn has_unfinished(conn: &mut DbConn, key: &str) -> Result<bool, DbError> {
     Ok(found.is_some())
 }
 
+/// Queues the next waiting job of `key` (called when a job of that key is done).
+async fn promote_next(conn: &mut DbConn, key: &str) -> Result<(), DbError> {
+    let next: Option<String> = with_conn!(&mut *conn, |c| jobs::table
+        .filter(jobs::ordering_key.eq(key))
+        .filter(jobs::status.eq(WAITING))
+        .order(jobs::id.asc())
+        .select(jobs::id)
+        .first(c)
+        .await
+        .optional())?;
+    if let Some(id) = next {
+        with_conn!(conn, |c| diesel::update(
+            jobs::table.filter(jobs::id.eq(&id)).filter(jobs::status.eq(WAITING))
+        )
+        .set((jobs::status.eq(QUEUED), jobs::updated_at.eq(crate::now())))
+        .execute(c)
+        .await)?;
+    }
+    Ok(())
+}
+
 /// Queues the first waiting job of every ordering key that has nothing queued or running
-/// any more. One index walk over the keys with waiting jobs, not over the jobs.
-async fn promote_waiting(conn: &mut DbConn) -> Result<usize, DbError> {
+/// any more: the sweep for what `complete` and `record_failure` did not promote (an
+/// enqueue racing a completion, a worker that died in between, an exhausted lease). The
+/// worker runs it every few seconds, not per claim (it reads every waiting job).
+pub async fn promote_waiting(conn: &mut DbConn) -> Result<usize, DbError> {
     let heads: Vec<(Option<String>, Option<String>)> = with_conn!(&mut *conn, |c| jobs::table
         .filter(jobs::status.eq(WAITING))
         .group_by(jobs::ordering_key)
@@ -308,7 +331,6 @@ pub async fn claim(
         return Ok(Vec::new());
     }
     fail_exhausted_leases(conn).await?;
-    promote_waiting(conn).await?;
     retry_lock_conflicts!(claim_once(conn, queues, worker, lease, limit).await)
 }
 
@@ -425,7 +447,17 @@ async fn fail_exhausted_leases(conn: &mut DbConn) -> Result<usize, DbError> {
 /// Records success: the job is deleted. False when `worker` no longer held the lease
 /// (another worker took the job over after the lease expired).
 pub async fn complete(conn: &mut DbConn, id: &str, worker: &str) -> Result<bool, DbError> {
-    retry_lock_conflicts!(complete_once(conn, id, worker).await)
+    let key: Option<Option<String>> = with_conn!(&mut *conn, |c| jobs::table
+        .find(id)
+        .select(jobs::ordering_key)
+        .first(c)
+        .await
+        .optional())?;
+    let done = retry_lock_conflicts!(complete_once(conn, id, worker).await)?;
+    if done && let Some(Some(key)) = key {
+        retry_lock_conflicts!(promote_next(conn, &key).await)?;
+    }
+    Ok(done)
 }
 
 async fn complete_once(conn: &mut DbConn, id: &str, worker: &str) -> Result<bool, DbError> {
@@ -460,7 +492,13 @@ pub async fn record_failure(
     error: &str,
     retry_in: Option<Duration>,
 ) -> Result<AfterFailure, DbError> {
-    retry_lock_conflicts!(record_failure_once(conn, job, worker, error, retry_in).await)
+    let outcome = retry_lock_conflicts!(record_failure_once(conn, job, worker, error, retry_in).await)?;
+    if outcome == AfterFailure::Failed
+        && let Some(key) = &job.ordering_key
+    {
+        retry_lock_conflicts!(promote_next(conn, key).await)?;
+    }
+    Ok(outcome)
 }
 
 async fn record_failure_once(

@@ -113,7 +113,13 @@ pub struct Worker {
     handlers: HashMap<String, Arc<dyn JobHandler>>,
     options: WorkerOptions,
     wake: Arc<Notify>,
+    started: std::time::Instant,
+    /// Milliseconds after `started` of the last sweep of waiting jobs (`u64::MAX`: none).
+    last_sweep_ms: std::sync::atomic::AtomicU64,
 }
+
+/// How often a worker queues waiting jobs whose turn came without a promotion.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 impl Worker {
     /// A worker with no handlers yet.
@@ -123,6 +129,8 @@ impl Worker {
             handlers: HashMap::new(),
             options,
             wake: Arc::new(Notify::new()),
+            started: std::time::Instant::now(),
+            last_sweep_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
@@ -205,6 +213,9 @@ impl Worker {
 
     async fn claim(&self, queues: &[String], limit: usize) -> Result<Vec<Job>, DbError> {
         let mut conn = self.pool.get().await?;
+        if self.sweep_due() {
+            jobs::promote_waiting(&mut conn).await?;
+        }
         jobs::claim(
             &mut conn,
             queues,
@@ -213,6 +224,22 @@ impl Worker {
             i64::try_from(limit).unwrap_or(i64::MAX),
         )
         .await
+    }
+
+    /// True every `SWEEP_EVERY` (and on the first claim).
+    fn sweep_due(&self) -> bool {
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.last_sweep_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= SWEEP_EVERY.as_millis() as u64;
+        due && self
+            .last_sweep_ms
+            .compare_exchange(
+                last,
+                now,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
     }
 
     async fn run_job(&self, job: Job) {

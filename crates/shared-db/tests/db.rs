@@ -724,6 +724,33 @@ async fn a_line_behind_one_key_waits_outside_the_claim_path() {
             .await
             .unwrap();
         assert_eq!(got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![second.id()]);
+        assert!(jobs::complete(&mut conn, second.id(), "w").await.unwrap());
+
+        // A waiting job whose predecessor went away without promoting it (an enqueue that
+        // raced a completion): the workers' periodic sweep queues it.
+        let lead = jobs::enqueue(&mut conn, NewJob::new("slack", &"l").unwrap().ordering_key("#orphan"))
+            .await
+            .unwrap();
+        let orphan = jobs::enqueue(&mut conn, NewJob::new("slack", &"o").unwrap().ordering_key("#orphan"))
+            .await
+            .unwrap();
+        with_conn!(&mut *conn, |c| diesel::delete(
+            schema::jobs::table.filter(schema::jobs::id.eq(lead.id()))
+        )
+        .execute(c)
+        .await)
+        .unwrap();
+        assert!(
+            jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(jobs::promote_waiting(&mut conn).await.unwrap(), 1);
+        let got = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
+            .await
+            .unwrap();
+        assert_eq!(got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![orphan.id()]);
     }
 }
 

@@ -3,4 +3,3 @@ CREATE INDEX jobs_claim ON jobs (status, run_at);
 CREATE INDEX jobs_ordering ON jobs (ordering_key, id);
 DROP INDEX jobs_due ON jobs;
 DROP INDEX jobs_key_status ON jobs;
-DROP INDEX jobs_waiting ON jobs;

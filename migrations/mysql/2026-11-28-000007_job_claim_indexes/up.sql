@@ -2,6 +2,5 @@
 -- behind an unfinished one wait as `waiting` and are found per key.
 CREATE INDEX jobs_due ON jobs (status, priority DESC, run_at, id);
 CREATE INDEX jobs_key_status ON jobs (ordering_key, status, id);
-CREATE INDEX jobs_waiting ON jobs (status, ordering_key, id);
 DROP INDEX jobs_claim ON jobs;
 DROP INDEX jobs_ordering ON jobs;

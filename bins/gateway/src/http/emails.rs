@@ -13,7 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
-use crate::http::{AuthProblems, Idempotency, mark_replayed};
+use crate::http::{AuthProblems, Idempotency, mark_replayed, retry_busy};
 use crate::state::AppState;
 
 const SEND: &str = "emails:send";
@@ -48,10 +48,8 @@ async fn send(
     principal.require(SEND)?;
     let body = body.into_inner();
     let idem = Idempotency::of(&req, &body)?;
-    let (accepted, replay) = state
-        .mail
-        .submit(body, Idempotency::pair(&idem), &principal.actor())
-        .await?;
+    let actor = principal.actor();
+    let (accepted, replay) = retry_busy(|| state.mail.submit(body.clone(), Idempotency::pair(&idem), &actor)).await?;
     let mut res = HttpResponse::Accepted();
     res.insert_header((LOCATION, format!("/api/v1/emails/{}", accepted.id)));
     mark_replayed(&mut res, replay);
@@ -84,10 +82,9 @@ async fn send_batch(
     principal.require(SEND)?;
     let body = body.into_inner();
     let idem = Idempotency::of(&req, &body)?;
-    let (batch, replay) = state
-        .mail
-        .submit_batch(body, Idempotency::pair(&idem), &principal.actor())
-        .await?;
+    let actor = principal.actor();
+    let (batch, replay) =
+        retry_busy(|| state.mail.submit_batch(body.clone(), Idempotency::pair(&idem), &actor)).await?;
     let mut res = HttpResponse::Accepted();
     mark_replayed(&mut res, replay);
     Ok(res.json(batch))

@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
-use crate::http::{AuthProblems, Idempotency, mark_replayed};
+use crate::http::{AuthProblems, Idempotency, mark_replayed, retry_busy};
 use crate::state::AppState;
 
 const POST: &str = "slack:post";
@@ -42,10 +42,8 @@ async fn submit(
     principal.require(POST)?;
     let body = body.into_inner();
     let idem = Idempotency::of(&req, &body)?;
-    let (message, replayed) = state
-        .slack
-        .submit(body, Idempotency::pair(&idem), &principal.actor())
-        .await?;
+    let actor = principal.actor();
+    let (message, replayed) = retry_busy(|| state.slack.submit(body.clone(), Idempotency::pair(&idem), &actor)).await?;
     let mut res = HttpResponse::Accepted();
     res.insert_header((LOCATION, format!("/api/v1/slack/messages/{}", message.id)));
     mark_replayed(&mut res, replayed);

@@ -143,19 +143,44 @@ pub fn free_port() -> u16 {
 }
 
 /// Starts `gateway` (serve) and waits until /healthz answers.
-pub fn serve(
-    dir: &std::path::Path,
-    vars: &[(&str, &str)],
-) -> (std::process::Child, u16, std::thread::JoinHandle<String>) {
+/// A gateway process that is killed when dropped, so a failed assertion never leaves
+/// one running.
+pub struct Served(std::process::Child);
+
+impl std::ops::Deref for Served {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+pub fn serve(dir: &std::path::Path, vars: &[(&str, &str)]) -> (Served, u16, std::thread::JoinHandle<String>) {
     let port = free_port();
     let port_s = port.to_string();
     let mut all = vec![("APP_PORT", port_s.as_str()), ("APP_HOST", "127.0.0.1")];
     all.extend_from_slice(vars);
-    let mut child = gateway(dir, &all)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Served(
+        gateway(dir, &all)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let err = child.stderr.take().unwrap();
     let logs = std::thread::spawn(move || {
         BufReader::new(err)

@@ -304,7 +304,7 @@ async fn a_connection_flood_is_shed_with_bounded_memory() {
     use tokio::io::AsyncReadExt;
     const FLOOD: usize = 1_500;
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, port, _logs) = crate::cli::serve(
+    let (child, port, _logs) = crate::cli::serve(
         dir.path(),
         &[
             ("HTTP_WORKERS", "2"),
@@ -359,6 +359,4 @@ async fn a_connection_flood_is_shed_with_bounded_memory() {
         client.get(format!("{base_url}/healthz")).send().await.unwrap().status(),
         200
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -33,7 +33,7 @@ fn compose_env() -> Vec<(String, String)> {
 }
 
 struct Replica {
-    child: std::process::Child,
+    child: crate::cli::Served,
     base: String,
     dir: tempfile::TempDir,
 }
