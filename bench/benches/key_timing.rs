@@ -3,7 +3,7 @@
 //! A licence is issued on MariaDB (SQLite when no server answers), then wrong keys are
 //! validated, interleaved: keys sharing none, half, or all but one of the 32 data symbols
 //! of the real key (each with valid check symbols, so each reaches the database look-up),
-//! beside the real key. Keys are found by the HMAC digest of the whole key, so a shared
+//! beside the real key, in a random order each round. Keys are found by the HMAC digest of the whole key, so a shared
 //! prefix should buy nothing. Printed: median and mean per class and the spread of the
 //! wrong-key medians (a figure, not a goal asserted in a test). `BENCH_ROUNDS` (default
 //! 2,000) sets the validations per class.
@@ -101,7 +101,11 @@ async fn main() {
     ];
     let mut timings: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); classes.len()];
     for round in 0..rounds + 200 {
-        for (i, (_, keys)) in classes.iter().enumerate() {
+        // A fresh random order each round, so no class always follows the same one.
+        let mut order: Vec<usize> = (0..classes.len()).collect();
+        rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rand::rng());
+        for i in order {
+            let keys = &classes[i].1;
             let req = ValidateRequest {
                 key: keys[round % keys.len()].as_str().to_owned(),
                 fingerprint: None,
