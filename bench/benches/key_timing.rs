@@ -38,6 +38,21 @@ fn sharing(real: &LicenseKey, shared: usize) -> LicenseKey {
     }
 }
 
+fn licence(name: &str) -> IssueLicense {
+    IssueLicense {
+        product: Product::Client,
+        name: name.into(),
+        owner_email: "timing@example.com".into(),
+        expires_at: None,
+        duration: None,
+        max_machines: None,
+        entitlements: Vec::new(),
+        metadata: serde_json::Map::new(),
+        require_machine: false,
+        heartbeat_interval_secs: None,
+    }
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -58,39 +73,10 @@ async fn main() {
         None => (TestDb::sqlite().await, "SQLite"),
     };
     let service = LicenseService::new(db.pool.clone(), b"timing-secret-0123456789abcdef01", None).unwrap();
-    let (_, real) = service
-        .issue(
-            IssueLicense {
-                product: Product::Client,
-                name: "timing".into(),
-                owner_email: "timing@example.com".into(),
-                expires_at: None,
-                duration: None,
-                max_machines: None,
-                entitlements: Vec::new(),
-                metadata: serde_json::Map::new(),
-                require_machine: false,
-                heartbeat_interval_secs: None,
-            },
-            "bench",
-        )
-        .await
-        .unwrap();
+    let (_, real) = service.issue(licence("timing"), "bench").await.unwrap();
     // Other licences, so the index is not a single row.
     for i in 0..200 {
-        let req = IssueLicense {
-            product: Product::Client,
-            name: format!("filler {i}"),
-            owner_email: "timing@example.com".into(),
-            expires_at: None,
-            duration: None,
-            max_machines: None,
-            entitlements: Vec::new(),
-            metadata: serde_json::Map::new(),
-            require_machine: false,
-            heartbeat_interval_secs: None,
-        };
-        service.issue(req, "bench").await.unwrap();
+        service.issue(licence(&format!("filler {i}")), "bench").await.unwrap();
     }
 
     let classes: Vec<(&str, Vec<LicenseKey>)> = vec![
