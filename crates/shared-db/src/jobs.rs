@@ -445,7 +445,8 @@ async fn fail_exhausted_leases(conn: &mut DbConn) -> Result<usize, DbError> {
 }
 
 /// Records success: the job is deleted. False when `worker` no longer held the lease
-/// (another worker took the job over after the lease expired).
+/// (another worker took the job over after the lease expired). The next waiting job of
+/// its ordering key, if any, is queued.
 pub async fn complete(conn: &mut DbConn, id: &str, worker: &str) -> Result<bool, DbError> {
     let key: Option<Option<String>> = with_conn!(&mut *conn, |c| jobs::table
         .find(id)
@@ -453,9 +454,18 @@ pub async fn complete(conn: &mut DbConn, id: &str, worker: &str) -> Result<bool,
         .first(c)
         .await
         .optional())?;
+    finish(conn, id, key.flatten().as_deref(), worker).await
+}
+
+/// [`complete`] for a job the caller holds (the worker): no look-up of its ordering key.
+pub async fn complete_job(conn: &mut DbConn, job: &Job, worker: &str) -> Result<bool, DbError> {
+    finish(conn, &job.id, job.ordering_key.as_deref(), worker).await
+}
+
+async fn finish(conn: &mut DbConn, id: &str, key: Option<&str>, worker: &str) -> Result<bool, DbError> {
     let done = retry_lock_conflicts!(complete_once(conn, id, worker).await)?;
-    if done && let Some(Some(key)) = key {
-        retry_lock_conflicts!(promote_next(conn, &key).await)?;
+    if done && let Some(key) = key {
+        retry_lock_conflicts!(promote_next(conn, key).await)?;
     }
     Ok(done)
 }

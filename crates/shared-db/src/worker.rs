@@ -294,7 +294,7 @@ impl Worker {
         let mut conn = self.pool.get().await?;
         let worker = &self.options.worker_id;
         let Some(error) = outcome else {
-            if !jobs::complete(&mut conn, &job.id, worker).await? {
+            if !jobs::complete_job(&mut conn, job, worker).await? {
                 tracing::warn!(job = %job.id, "finished after its lease was taken over");
             }
             return Ok(());
