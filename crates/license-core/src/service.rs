@@ -9,6 +9,7 @@ use data_encoding::BASE64URL_NOPAD;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use ring::hmac;
+use shared_db::batch::Coalescer;
 use shared_db::events;
 use shared_db::{DbConn, DbError, DbPool, with_conn};
 
@@ -367,7 +368,16 @@ pub struct LicenseService {
     /// under them still open, and are re-keyed under the current secret on use.
     previous: Arc<Vec<(hmac::Key, Arc<[u8]>)>>,
     signer: Arc<tokio::sync::OnceCell<Signer>>,
+    /// Licences by key digest, with their machine counts: concurrent holder calls share
+    /// queries (see [`shared_db::batch`]).
+    by_digest: Coalescer<String, (LicenseRow, i64)>,
+    /// Machines by (licence id, fingerprint), shared the same way.
+    by_fingerprint: Coalescer<(String, String), MachineRow>,
 }
+
+/// Queries in flight at once per coalesced look-up, and distinct keys per query.
+const LOOKUP_SLOTS: usize = 4;
+const LOOKUP_BATCH: usize = 64;
 
 /// Certificate lifetimes.
 const DEFAULT_TTL_DAYS: i64 = 30;
@@ -388,12 +398,47 @@ impl LicenseService {
                 .set(configured)
                 .map_err(|_| LicenseError::Signing("set twice".into()))?;
         }
+        let by_digest = {
+            let pool = pool.clone();
+            Coalescer::new(
+                LOOKUP_SLOTS,
+                LOOKUP_BATCH,
+                Arc::new(move |digests: Vec<String>| {
+                    let pool = pool.clone();
+                    Box::pin(async move {
+                        let mut conn = pool.get().await?;
+                        let rows = find_by_digests(&mut conn, &digests).await?;
+                        Ok(rows.into_iter().map(|(r, n)| (r.key_digest.clone(), (r, n))).collect())
+                    }) as futures_util::future::BoxFuture<'static, _>
+                }),
+            )
+        };
+        let by_fingerprint = {
+            let pool = pool.clone();
+            Coalescer::new(
+                LOOKUP_SLOTS,
+                LOOKUP_BATCH,
+                Arc::new(move |pairs: Vec<(String, String)>| {
+                    let pool = pool.clone();
+                    Box::pin(async move {
+                        let mut conn = pool.get().await?;
+                        let rows = find_machines(&mut conn, &pairs).await?;
+                        Ok(rows
+                            .into_iter()
+                            .map(|m| ((m.license_id.clone(), m.fingerprint.clone()), m))
+                            .collect())
+                    }) as futures_util::future::BoxFuture<'static, _>
+                }),
+            )
+        };
         Ok(Self {
             pool,
             digest_key: Arc::new(hmac::Key::new(hmac::HMAC_SHA256, secret)),
             secret: Arc::from(secret),
             previous: Arc::new(Vec::new()),
             signer: Arc::new(signer),
+            by_digest,
+            by_fingerprint,
         })
     }
 
@@ -410,14 +455,18 @@ impl LicenseService {
 
     /// The licence `key` opens: by its digest under the current secret, else under an
     /// earlier one (then re-digested under the current secret).
-    async fn find_key(&self, conn: &mut DbConn, key: &LicenseKey) -> Result<Option<(LicenseRow, i64)>, LicenseError> {
+    async fn find_key(&self, key: &LicenseKey) -> Result<Option<(LicenseRow, i64)>, LicenseError> {
         let current = self.digest(key);
-        if let Some(found) = find_by_digest(conn, &current).await? {
+        if let Some(found) = self.by_digest.get(current.clone()).await? {
             return Ok(Some(found));
         }
+        if self.previous.is_empty() {
+            return Ok(None);
+        }
+        let mut conn = self.pool.get().await?;
         for (old, _) in self.previous.iter() {
             let digest = data_encoding::HEXLOWER.encode(hmac::sign(old, key.as_str().as_bytes()).as_ref());
-            let Some((mut row, count)) = find_by_digest(conn, &digest).await? else {
+            let Some((mut row, count)) = find_by_digest(&mut conn, &digest).await? else {
                 continue;
             };
             let id = row.id.clone();
@@ -434,6 +483,14 @@ impl LicenseService {
             return Ok(Some((row, count)));
         }
         Ok(None)
+    }
+
+    /// The machine with `fingerprint` on licence `license_id`, through the shared look-up.
+    async fn find_machine(&self, license_id: &str, fingerprint: &str) -> Result<Option<MachineRow>, LicenseError> {
+        Ok(self
+            .by_fingerprint
+            .get((license_id.to_owned(), fingerprint.to_owned()))
+            .await?)
     }
 
     /// Generates a new signing key and stores it sealed; it signs from the next start
@@ -802,8 +859,7 @@ impl LicenseService {
                 license: None,
             });
         };
-        let mut conn = self.pool.get().await?;
-        let Some((row, count)) = self.find_key(&mut conn, &key).await? else {
+        let Some((row, count)) = self.find_key(&key).await? else {
             return Ok(Validation {
                 valid: false,
                 code: ValidationCode::NotFound,
@@ -812,7 +868,7 @@ impl LicenseService {
             });
         };
         let machine = match &req.fingerprint {
-            Some(f) => find_machine(&mut conn, &row.id, f.trim()).await?,
+            Some(f) => self.find_machine(&row.id, f.trim()).await?,
             None => None,
         };
         let now = shared_db::now();
@@ -822,6 +878,7 @@ impl LicenseService {
             .last_validated_at
             .is_none_or(|t| now - t >= chrono::Duration::seconds(VALIDATED_AT_RESOLUTION_SECS))
         {
+            let mut conn = self.pool.get().await?;
             with_conn!(&mut *conn, |c| diesel::update(licenses::table.find(&row.id))
                 .set(licenses::last_validated_at.eq(Some(now)))
                 .execute(c)
@@ -837,9 +894,9 @@ impl LicenseService {
     }
 
     /// Opens the licence a holder's key names, or refuses the key.
-    async fn open(&self, conn: &mut DbConn, key: &str) -> Result<(LicenseRow, i64), LicenseError> {
+    async fn open(&self, key: &str) -> Result<(LicenseRow, i64), LicenseError> {
         let key = LicenseKey::parse(key).map_err(|e| LicenseError::KeyInvalid(e.to_string()))?;
-        self.find_key(conn, &key)
+        self.find_key(&key)
             .await?
             .ok_or_else(|| LicenseError::KeyInvalid("no licence has this key".into()))
     }
@@ -850,8 +907,8 @@ impl LicenseService {
         let name = check_optional("name", &req.name, 200)?;
         let platform = check_optional("platform", &req.platform, 100)?;
         let hostname = check_optional("hostname", &req.hostname, 255)?;
+        let (row, _) = self.open(&req.key).await?;
         let mut conn = self.pool.get().await?;
-        let (row, _) = self.open(&mut conn, &req.key).await?;
         let now = shared_db::now();
         let probe = ValidateRequest {
             key: String::new(),
@@ -924,21 +981,23 @@ impl LicenseService {
 
     /// Removes a machine from the licence the key opens.
     pub async fn deactivate(&self, req: &MachineRequest) -> Result<(), LicenseError> {
-        let mut conn = self.pool.get().await?;
-        let (row, _) = self.open(&mut conn, &req.key).await?;
-        let machine = find_machine(&mut conn, &row.id, req.fingerprint.trim())
+        let (row, _) = self.open(&req.key).await?;
+        let machine = self
+            .find_machine(&row.id, req.fingerprint.trim())
             .await?
             .ok_or(LicenseError::MachineNotFound)?;
+        let mut conn = self.pool.get().await?;
         delete_machine(&mut conn, &row.id, &machine, &format!("license:{}", row.id)).await
     }
 
     /// Records that the machine is alive.
     pub async fn heartbeat(&self, req: &MachineRequest) -> Result<Machine, LicenseError> {
-        let mut conn = self.pool.get().await?;
-        let (row, _) = self.open(&mut conn, &req.key).await?;
-        let mut machine = find_machine(&mut conn, &row.id, req.fingerprint.trim())
+        let (row, _) = self.open(&req.key).await?;
+        let mut machine = self
+            .find_machine(&row.id, req.fingerprint.trim())
             .await?
             .ok_or(LicenseError::MachineNotFound)?;
+        let mut conn = self.pool.get().await?;
         let now = shared_db::now();
         with_conn!(&mut *conn, |c| diesel::update(machines::table.find(&machine.id))
             .set(machines::last_heartbeat_at.eq(Some(now)))
@@ -1057,6 +1116,54 @@ async fn find(conn: &mut DbConn, id: &str) -> Result<Option<(LicenseRow, i64)>, 
         .first(c)
         .await
         .optional())?)
+}
+
+/// Pads a batch to the next power of two (repeating its last key), so a connection
+/// prepares at most a handful of statement shapes and keeps them cached.
+fn padded<T>(keys: &[T]) -> impl Iterator<Item = &T> {
+    let len = keys.len().next_power_of_two();
+    keys.iter()
+        .chain(std::iter::repeat_n(keys.last(), len - keys.len()).flatten())
+}
+
+/// The licences with any of `digests`, with their machine counts, in one statement.
+async fn find_by_digests(conn: &mut DbConn, digests: &[String]) -> Result<Vec<(LicenseRow, i64)>, DbError> {
+    macro_rules! load {
+        ($c:expr, $db:ty) => {{
+            let mut q = licenses::table
+                .select((LicenseRow::as_select(), machine_count()))
+                .into_boxed::<'_, $db>();
+            for d in padded(digests) {
+                q = q.or_filter(licenses::key_digest.eq(d));
+            }
+            q.load::<(LicenseRow, i64)>($c).await?
+        }};
+    }
+    Ok(match conn {
+        DbConn::Mysql(c) => load!(c, diesel::mysql::Mysql),
+        DbConn::Sqlite(c) => load!(c, diesel::sqlite::Sqlite),
+    })
+}
+
+/// The machines matching any of the (licence id, fingerprint) `pairs`, in one statement.
+async fn find_machines(conn: &mut DbConn, pairs: &[(String, String)]) -> Result<Vec<MachineRow>, DbError> {
+    macro_rules! load {
+        ($c:expr, $db:ty) => {{
+            let mut q = machines::table.select(MachineRow::as_select()).into_boxed::<'_, $db>();
+            for (license_id, fingerprint) in padded(pairs) {
+                q = q.or_filter(
+                    machines::license_id
+                        .eq(license_id)
+                        .and(machines::fingerprint.eq(fingerprint)),
+                );
+            }
+            q.load::<MachineRow>($c).await?
+        }};
+    }
+    Ok(match conn {
+        DbConn::Mysql(c) => load!(c, diesel::mysql::Mysql),
+        DbConn::Sqlite(c) => load!(c, diesel::sqlite::Sqlite),
+    })
 }
 
 async fn find_by_digest(conn: &mut DbConn, digest: &str) -> Result<Option<(LicenseRow, i64)>, LicenseError> {

@@ -694,3 +694,74 @@ async fn a_signing_key_rotation_keeps_old_certificates_verifiable() {
         let _ = db;
     }
 }
+
+/// Validations in flight together share look-ups (`shared_db::batch`): each must still
+/// get its own licence, machine and code, and a change committed before a validation
+/// starts must be seen by it.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_validations_each_get_their_own_answer() {
+    for (db, svc) in services().await {
+        let mut keys = Vec::new();
+        for i in 0..12 {
+            let (lic, key) = svc.issue(issue(Product::Client), "t").await.unwrap();
+            svc.activate(&activate(&key, &format!("fp-{i}"))).await.unwrap();
+            keys.push((lic.id, key));
+        }
+        svc.suspend(&keys[3].0, "t").await.unwrap();
+        svc.revoke(&keys[7].0, "t").await.unwrap();
+        let unknown = LicenseKey::generate().unwrap();
+
+        // 240 validations at once: each key 20 times, with its own fingerprint, another
+        // licence's fingerprint, or none; plus an unknown key.
+        let mut tasks = Vec::new();
+        for round in 0..20 {
+            for (i, (id, key)) in keys.iter().enumerate() {
+                let svc = svc.clone();
+                let mut req = validate(key);
+                req.fingerprint = match round % 3 {
+                    0 => Some(format!("fp-{i}")),
+                    1 => Some(format!("fp-{}", (i + 1) % 12)),
+                    _ => None,
+                };
+                let (id, round) = (id.clone(), round);
+                tasks.push(tokio::spawn(async move { (i, id, round, svc.validate(&req).await) }));
+            }
+            let svc = svc.clone();
+            let req = validate(&unknown);
+            tasks.push(tokio::spawn(async move {
+                (99, String::new(), round, svc.validate(&req).await)
+            }));
+        }
+        for t in tasks {
+            let (i, id, round, v) = t.await.unwrap();
+            let v = v.unwrap();
+            let expected = match (i, round % 3) {
+                (99, _) => ValidationCode::NotFound,
+                (3, _) => ValidationCode::Suspended,
+                (7, _) => ValidationCode::Revoked,
+                (_, 1) => ValidationCode::FingerprintScopeMismatch,
+                _ => ValidationCode::Valid,
+            };
+            assert_eq!(v.code, expected, "{}: key {i} round {round}", db.backend());
+            if i != 99 {
+                assert_eq!(v.license.unwrap().id, id, "{}: key {i}", db.backend());
+            }
+        }
+
+        // Committed before the next validation starts: seen by it, however busy.
+        let (id, key) = &keys[0];
+        let busy: Vec<_> = (0..30)
+            .map(|j| {
+                let svc = svc.clone();
+                let req = validate(&keys[j % 12].1);
+                tokio::spawn(async move { svc.validate(&req).await })
+            })
+            .collect();
+        svc.suspend(id, "t").await.unwrap();
+        let after = svc.validate(&validate(key)).await.unwrap();
+        assert_eq!(after.code, ValidationCode::Suspended, "{}", db.backend());
+        for t in busy {
+            t.await.unwrap().unwrap();
+        }
+    }
+}

@@ -103,6 +103,24 @@ impl DbError {
         }
     }
 
+    /// An equivalent error (same variant, kind and message) for another caller of a
+    /// shared query: classified the same way (`is_unavailable`, `is_lock_conflict`, ...).
+    pub fn shared_copy(&self) -> DbError {
+        use diesel::result::Error as E;
+        match self {
+            DbError::InvalidUrl(m) => DbError::InvalidUrl(m.clone()),
+            DbError::Unavailable(m) => DbError::Unavailable(m.clone()),
+            DbError::Migration(m) => DbError::Migration(m.clone()),
+            DbError::Corrupt(m) => DbError::Corrupt(m.clone()),
+            DbError::Query(E::DatabaseError(kind, info)) => {
+                DbError::Query(E::DatabaseError(*kind, Box::new(info.message().to_owned())))
+            }
+            DbError::Query(E::NotFound) => DbError::Query(E::NotFound),
+            DbError::Query(e) if lost_connection(e) => DbError::Unavailable(e.to_string()),
+            DbError::Query(e) => DbError::Query(E::QueryBuilderError(e.to_string().into())),
+        }
+    }
+
     /// True when the error is a unique-constraint violation.
     pub fn is_unique_violation(&self) -> bool {
         matches!(

@@ -6,6 +6,7 @@
 //! - [`events`]: the append-only audit trail.
 //! - [`api_keys`]: storage of API key digests.
 //! - [`documents`]: shared JSON documents with versions, merge patch and schemas.
+//! - [`batch`]: concurrent look-ups by key coalesced into shared queries.
 //! - [`idempotency`]: `Idempotency-Key` bookkeeping.
 //! - `testing` (feature `testing`): a fresh database per test on either backend.
 
@@ -15,6 +16,7 @@ mod time;
 mod url;
 
 pub mod api_keys;
+pub mod batch;
 pub mod cursor;
 pub mod documents;
 pub mod events;

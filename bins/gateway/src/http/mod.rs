@@ -242,9 +242,12 @@ pub fn mark_replayed(res: &mut actix_web::HttpResponseBuilder, replayed: bool) {
 /// the wrong method answers 405 (with `Allow`) rather than 404.
 pub struct RouteTable {
     routes: Vec<(ResourceDef, Vec<Method>)>,
-    /// Every operation, with the scopes its `api_key` security names (empty: public or
-    /// authenticated otherwise, such as licence-holder calls).
+    /// Every operation on a path pattern (`{id}`), with the scopes its `api_key`
+    /// security names (empty: public or authenticated otherwise, such as licence-holder
+    /// calls).
     secured: Vec<(ResourceDef, Method, Vec<String>)>,
+    /// The same for literal paths, looked up directly (they win over patterns).
+    secured_literal: std::collections::HashMap<String, Vec<(Method, Vec<String>)>>,
 }
 
 impl RouteTable {
@@ -274,6 +277,7 @@ impl RouteTable {
             routes.push((ResourceDef::new(path), vec![Method::GET]));
         }
         let mut secured = Vec::new();
+        let mut secured_literal = std::collections::HashMap::new();
         for (path, item) in &doc.paths.paths {
             let ops = [
                 (Method::GET, &item.get),
@@ -294,24 +298,40 @@ impl RouteTable {
                     .flatten()
                     .filter_map(|s| s.as_str().map(str::to_owned))
                     .collect();
-                secured.push((ResourceDef::new(path.as_str()), method, scopes));
+                if path.contains('{') {
+                    secured.push((ResourceDef::new(path.as_str()), method, scopes));
+                } else {
+                    secured_literal
+                        .entry(path.clone())
+                        .or_insert_with(Vec::new)
+                        .push((method, scopes));
+                }
             }
         }
-        Self { routes, secured }
+        Self {
+            routes,
+            secured,
+            secured_literal,
+        }
     }
 
     /// The scopes an API key needs for `method` on `path`, when the operation is behind
     /// one (a literal route wins over a pattern that also matches).
     pub fn scopes(&self, method: &Method, path: &str) -> Option<&[String]> {
-        let mut matching = self
-            .secured
-            .iter()
-            .filter(|(def, m, _)| m == method && def.is_match(path));
-        let first = matching.next()?;
-        let literal = std::iter::once(first)
-            .chain(matching)
-            .find(|(def, _, _)| !def.pattern().is_some_and(|p| p.contains('{')));
-        let (_, _, scopes) = literal.unwrap_or(first);
+        let literal = self
+            .secured_literal
+            .get(path)
+            .and_then(|ops| ops.iter().find(|(m, _)| m == method));
+        let scopes = match literal {
+            Some((_, scopes)) => scopes,
+            None => {
+                let (_, _, scopes) = self
+                    .secured
+                    .iter()
+                    .find(|(def, m, _)| m == method && def.is_match(path))?;
+                scopes
+            }
+        };
         (!scopes.is_empty()).then_some(scopes.as_slice())
     }
 
