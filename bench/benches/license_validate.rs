@@ -112,22 +112,24 @@ async fn main() {
     };
     let data = tempfile::tempdir().unwrap();
     let db_url = db.url.expose_target().to_owned();
-    let pool_size = std::env::var("BENCH_POOL_SIZE").unwrap_or_else(|_| concurrency.to_string());
     let vars: HashMap<&str, String> = HashMap::from([
         ("DATABASE_URL", db_url.clone()),
         ("SECRET_KEY", "bench-secret-0123456789abcdef0123".into()),
         ("APP_HOST", "127.0.0.1".into()),
         ("APP_PORT", "0".into()),
         ("DATA_DIR", data.path().to_string_lossy().into_owned()),
-        ("DB_POOL_SIZE", pool_size),
         ("LOG_LEVEL", "warn".into()),
         ("LICENSE_RATE_LIMIT_PER_MINUTE", "1000000000".into()),
         ("LICENSE_KEY_RATE_LIMIT_PER_MINUTE", "1000000000".into()),
     ]);
-    // `BENCH_HTTP_WORKERS` overrides the gateway's default (one per core).
+    // The gateway as shipped (one HTTP worker per core, a pool of 10 connections: holder
+    // calls share look-ups, so they need few), unless `BENCH_HTTP_WORKERS` or
+    // `BENCH_POOL_SIZE` say otherwise.
     let workers = std::env::var("BENCH_HTTP_WORKERS").ok();
+    let pool_size = std::env::var("BENCH_POOL_SIZE").ok();
     let config = Config::from_lookup(|k| match k {
         "HTTP_WORKERS" => workers.clone(),
+        "DB_POOL_SIZE" => pool_size.clone(),
         _ => vars.get(k).cloned(),
     })
     .unwrap();
