@@ -376,7 +376,7 @@ pub struct LicenseService {
 }
 
 /// Queries in flight at once per coalesced look-up, and distinct keys per query.
-const LOOKUP_SLOTS: usize = 4;
+const LOOKUP_SLOTS: usize = 2;
 const LOOKUP_BATCH: usize = 64;
 
 /// Certificate lifetimes.
