@@ -601,25 +601,19 @@ async fn jobs_with_one_ordering_key_run_one_at_a_time_in_order() {
     for db in TestDb::each().await {
         let mut conn = db.pool.get().await.unwrap();
         let q = ["slack".to_owned()];
-        let a1 = jobs::enqueue(&mut conn, NewJob::new("slack", &"a1").unwrap().ordering_key("#a"))
-            .await
-            .unwrap();
+        let a1 = enqueue_ordered(&mut conn, "a1", "#a").await;
         let a2 = jobs::enqueue(
             &mut conn,
             NewJob::new("slack", &"a2").unwrap().ordering_key("#a").priority(9),
         )
         .await
         .unwrap();
-        let b1 = jobs::enqueue(&mut conn, NewJob::new("slack", &"b1").unwrap().ordering_key("#b"))
-            .await
-            .unwrap();
+        let b1 = enqueue_ordered(&mut conn, "b1", "#b").await;
         let free = jobs::enqueue(&mut conn, NewJob::new("slack", &"free").unwrap())
             .await
             .unwrap();
 
-        let first = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
-            .await
-            .unwrap();
+        let first = claim_as_w(&mut conn, &q).await;
         let mut ids: Vec<&str> = first.iter().map(|j| j.id.as_str()).collect();
         ids.sort();
         let mut expected = vec![a1.id(), b1.id(), free.id()];
@@ -631,24 +625,15 @@ async fn jobs_with_one_ordering_key_run_one_at_a_time_in_order() {
         jobs::record_failure(&mut conn, a1_job, "w", "429", Some(Duration::from_millis(1000)))
             .await
             .unwrap();
-        assert!(
-            jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(claim_as_w(&mut conn, &q).await.is_empty());
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let again = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
-            .await
-            .unwrap();
+        let again = claim_as_w(&mut conn, &q).await;
         assert_eq!(again.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![a1.id()]);
         // Once a1 fails for good, a2 may run.
         jobs::record_failure(&mut conn, &again[0], "w", "channel_not_found", None)
             .await
             .unwrap();
-        let next = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
-            .await
-            .unwrap();
+        let next = claim_as_w(&mut conn, &q).await;
         assert_eq!(next.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![a2.id()]);
     }
 }
@@ -676,9 +661,7 @@ async fn a_line_behind_one_key_waits_outside_the_claim_path() {
         );
         // One at a time, in order, each promoted when the previous one is done.
         for (n, expected) in line.iter().enumerate() {
-            let got = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
-                .await
-                .unwrap();
+            let got = claim_as_w(&mut conn, &q).await;
             assert_eq!(
                 got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
                 vec![expected.as_str()],
@@ -693,21 +676,12 @@ async fn a_line_behind_one_key_waits_outside_the_claim_path() {
                     .unwrap();
             }
         }
-        assert!(
-            jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(claim_as_w(&mut conn, &q).await.is_empty());
 
         // Two jobs that both started out queued (as concurrent enqueues can): the later
         // one still waits for the earlier one.
-        let first = jobs::enqueue(&mut conn, NewJob::new("slack", &"x1").unwrap().ordering_key("#race"))
-            .await
-            .unwrap();
-        let second = jobs::enqueue(&mut conn, NewJob::new("slack", &"x2").unwrap().ordering_key("#race"))
-            .await
-            .unwrap();
+        let first = enqueue_ordered(&mut conn, "x1", "#race").await;
+        let second = enqueue_ordered(&mut conn, "x2", "#race").await;
         with_conn!(&mut *conn, |c| diesel::update(
             schema::jobs::table.filter(schema::jobs::id.eq(second.id()))
         )
@@ -715,41 +689,26 @@ async fn a_line_behind_one_key_waits_outside_the_claim_path() {
         .execute(c)
         .await)
         .unwrap();
-        let got = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
-            .await
-            .unwrap();
+        let got = claim_as_w(&mut conn, &q).await;
         assert_eq!(got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![first.id()]);
         assert!(jobs::complete(&mut conn, first.id(), "w").await.unwrap());
-        let got = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
-            .await
-            .unwrap();
+        let got = claim_as_w(&mut conn, &q).await;
         assert_eq!(got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![second.id()]);
         assert!(jobs::complete(&mut conn, second.id(), "w").await.unwrap());
 
         // A waiting job whose predecessor went away without promoting it (an enqueue that
         // raced a completion): the workers' periodic sweep queues it.
-        let lead = jobs::enqueue(&mut conn, NewJob::new("slack", &"l").unwrap().ordering_key("#orphan"))
-            .await
-            .unwrap();
-        let orphan = jobs::enqueue(&mut conn, NewJob::new("slack", &"o").unwrap().ordering_key("#orphan"))
-            .await
-            .unwrap();
+        let lead = enqueue_ordered(&mut conn, "l", "#orphan").await;
+        let orphan = enqueue_ordered(&mut conn, "o", "#orphan").await;
         with_conn!(&mut *conn, |c| diesel::delete(
             schema::jobs::table.filter(schema::jobs::id.eq(lead.id()))
         )
         .execute(c)
         .await)
         .unwrap();
-        assert!(
-            jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(claim_as_w(&mut conn, &q).await.is_empty());
         assert_eq!(jobs::promote_waiting(&mut conn).await.unwrap(), 1);
-        let got = jobs::claim(&mut conn, &q, "w", Duration::from_secs(30), 10)
-            .await
-            .unwrap();
+        let got = claim_as_w(&mut conn, &q).await;
         assert_eq!(got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![orphan.id()]);
     }
 }
@@ -828,4 +787,18 @@ async fn idempotency_keys_replay_conflict_and_expire() {
             idempotency::valid_key("order-123_abc") && !idempotency::valid_key("") && !idempotency::valid_key("a b")
         );
     }
+}
+
+/// Enqueues a Slack-like job with `payload` in the line of `key`.
+async fn enqueue_ordered(conn: &mut shared_db::DbConn, payload: &str, key: &str) -> jobs::Enqueued {
+    jobs::enqueue(conn, NewJob::new("slack", &payload).unwrap().ordering_key(key))
+        .await
+        .unwrap()
+}
+
+/// Up to 10 jobs of `queues`, claimed by worker `w` for 30 s.
+async fn claim_as_w(conn: &mut shared_db::DbConn, queues: &[String]) -> Vec<jobs::Job> {
+    jobs::claim(conn, queues, "w", Duration::from_secs(30), 10)
+        .await
+        .unwrap()
 }
