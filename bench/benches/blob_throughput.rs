@@ -109,7 +109,7 @@ async fn main() {
     let mut conn = state.pool.get().await.unwrap();
     let admin = state
         .api_keys
-        .create(&mut conn, "bench", &["*".into()], None, "bench")
+        .create(&mut conn, "bench", &["*".into()], None, None)
         .await
         .unwrap();
     drop(conn);

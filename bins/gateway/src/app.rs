@@ -333,7 +333,9 @@ impl Application {
 
         let doc = openapi();
         let routes = web::Data::new(RouteTable::new(&doc));
-        let metrics = crate::metrics::build(&pool)?;
+        let connections =
+            crate::net::ConnectionLimiter::new(config.max_connections_per_address, config.trusted_proxies.clone())?;
+        let metrics = crate::metrics::build(&pool, connections.refused_counter())?;
         let data = web::Data::new(state.clone());
         let max_json = config.max_json_body;
         let max_payload = config.max_json_body.max(config.max_document_bytes);
@@ -380,6 +382,7 @@ impl Application {
         // Signals are ours (`run_until_stopped`): jobs finish before the HTTP workers stop.
         .disable_signals()
         .max_connections(config.max_connections.div_ceil(config.workers))
+        .on_connect(move |io, data| connections.on_connect(io, data))
         .shutdown_timeout(config.shutdown_timeout.as_secs())
         .listen(listener)?
         .run();

@@ -76,6 +76,24 @@ pub fn grants(held: &str, needed: &str) -> bool {
     needed.strip_prefix(held).is_some_and(|r| r.starts_with(':'))
 }
 
+/// True when a key holding `held` may hand `wanted` on to a key it creates: `*` only from
+/// `*`; a scope from itself or from the family it belongs to (`blobs:read` covers
+/// `blobs:read:web` and `blobs:read:*`); a qualified wildcard (`blobs:read:*`) covers the
+/// family's qualified forms but not the bare family (which reaches more routes).
+pub fn covers(held: &str, wanted: &str) -> bool {
+    if held == "*" || held == wanted {
+        return true;
+    }
+    if wanted == "*" {
+        return false;
+    }
+    let family = held.strip_suffix(":*").unwrap_or(held);
+    wanted
+        .strip_prefix(family)
+        .and_then(|r| r.strip_prefix(':'))
+        .is_some_and(|q| !q.is_empty())
+}
+
 /// Makes and checks API keys.
 #[derive(Clone)]
 pub struct ApiKeys {
@@ -187,14 +205,18 @@ impl ApiKeys {
     }
 
     /// Creates a key with `scopes`, recording an `api_key.created` event by `actor`.
+    /// `granter` is the key that asks (none for the local CLI, which the operator runs):
+    /// it may hand on only scopes it holds itself (see [`covers`]), else 403
+    /// `insufficient_scope` naming the first scope it lacks.
     pub async fn create(
         &self,
         conn: &mut DbConn,
         name: &str,
         scopes: &[String],
         expires_at: Option<DateTime<Utc>>,
-        actor: &str,
+        granter: Option<&Principal>,
     ) -> Result<IssuedKey, ApiError> {
+        let actor = granter.map_or_else(|| "cli".to_owned(), Principal::actor);
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(ApiError::unprocessable(
@@ -207,6 +229,13 @@ impl ApiKeys {
         }
         for scope in scopes {
             validate_scope(scope).map_err(|m| ApiError::unprocessable("invalid_scopes", m))?;
+        }
+        if let Some(granter) = granter
+            && let Some(lacking) = scopes
+                .iter()
+                .find(|wanted| !granter.scopes.iter().any(|held| covers(held, wanted)))
+        {
+            return Err(ApiError::forbidden_scope(lacking));
         }
         let now = shared_db::now();
         if expires_at.is_some_and(|t| t.naive_utc() <= now) {
@@ -236,7 +265,6 @@ impl ApiKeys {
             revoked_at: None,
         };
         let stored = row.clone();
-        let actor = actor.to_owned();
         conn.transaction::<_, DbError, _>(async move |c| {
             api_keys::insert(c, &stored).await?;
             events::append(
@@ -383,7 +411,7 @@ pub async fn gate<B: actix_web::body::MessageBody>(
     let routes = req.app_data::<web::Data<crate::http::RouteTable>>().cloned();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     // Storage URLs the gateway signed need no key (the handler checks the signature).
-    let signed_url = req.path().starts_with("/api/v1/blobs/") && req.query_string().contains("X-EB-Signature=");
+    let signed_url = crate::http::is_signed_storage_url(req.request());
     if let (Some(routes), Some(state)) = (routes, state)
         && !signed_url
         && let Some(family) = routes.scopes(req.method(), req.path())
@@ -436,6 +464,23 @@ mod tests {
         assert!(!grants("data:read:orders", "data:read:users"));
         assert!(!grants("data:read", "data:reader"));
         assert!(!grants("blobs:read", "blobs:write:client"));
+    }
+
+    #[test]
+    fn a_key_hands_on_only_what_it_holds() {
+        assert!(covers("*", "*") && covers("*", "licenses:admin"));
+        assert!(!covers("api-keys:admin", "*"));
+        assert!(!covers("api-keys:admin", "licenses:read"));
+        assert!(covers("api-keys:admin", "api-keys:admin"));
+        assert!(covers("blobs:read", "blobs:read:web"));
+        assert!(covers("blobs:read", "blobs:read:*"));
+        assert!(covers("blobs:read:*", "blobs:read:web"));
+        assert!(!covers("blobs:read:*", "blobs:read"));
+        assert!(!covers("blobs:read:web", "blobs:read:ai"));
+        assert!(!covers("blobs:read:web", "blobs:read:*"));
+        assert!(!covers("blobs:read:web", "blobs:read"));
+        assert!(!covers("blobs:read", "blobs:write:web"));
+        assert!(!covers("data:read", "data:reader"));
     }
 
     #[test]

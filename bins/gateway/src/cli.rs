@@ -207,7 +207,7 @@ async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result
                 .filter(|s| !s.is_empty())
                 .collect();
             let issued = keys
-                .create(&mut conn, &name, &scopes, expires_at, "cli")
+                .create(&mut conn, &name, &scopes, expires_at, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!(

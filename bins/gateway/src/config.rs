@@ -23,6 +23,8 @@
 //! | `MAX_CONNECTIONS` | `4096` | open connections held at most, over all workers (more wait in the backlog) |
 //! | `SHUTDOWN_TIMEOUT_SECS` | `30` | how long in-flight requests get on SIGTERM |
 //! | `BODY_IDLE_TIMEOUT_SECS` | `30` | a request body that sends nothing for this long is cut off (slow clients) |
+//! | `PUBLIC_BODY_TIMEOUT_SECS` | `10` | the whole body of a request read before any key is checked (licence-holder calls, SNS) must arrive within this (then 408) |
+//! | `MAX_CONNECTIONS_PER_ADDRESS` | `256` | open connections one client address may hold (more are closed at once); trusted proxies are not limited |
 //! | `LICENSE_SIGNING_KEY` | generated, stored sealed in the database | PKCS#8 Ed25519 private key (PEM or base64) that signs licence certificates |
 //! | `LICENSE_RATE_LIMIT_PER_MINUTE` | `600` | licence-holder calls (validate, activate, ...) per client address |
 //! | `LICENSE_KEY_RATE_LIMIT_PER_MINUTE` | `120` | licence-holder calls per licence key |
@@ -34,7 +36,7 @@
 //! | `APP_ENV` | none | environment shown on Slack messages that name none |
 //! | `WORKER_CONCURRENCY` | `8` | jobs (email, Slack) run at once by this replica |
 //! | `MAX_DOCUMENT_BYTES` | `1048576` | largest shared document |
-//! | `TRUSTED_PROXIES` | none | proxies (addresses or CIDR blocks) whose `X-Forwarded-For` / `Forwarded` are believed |
+//! | `TRUSTED_PROXIES` | none | proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed (`Forwarded` never is) |
 //! | `BLOB_DIR` | `DATA_DIR/blobs` | the local storage backend's folder (when `S3_BUCKET` is unset) |
 //! | `S3_BUCKET` | unset: the local backend | turns on the S3 backend with this default bucket |
 //! | `S3_REGION` | `AWS_SES_REGION`, then `us-east-1` | the bucket's region |
@@ -140,6 +142,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// A request body idle this long is cut off.
     pub body_idle_timeout: Duration,
+    /// The whole body of a request read before authentication must arrive within this.
+    pub public_body_timeout: Duration,
+    /// Open connections one (untrusted) peer address may hold.
+    pub max_connections_per_address: usize,
     /// PKCS#8 DER of the configured licence signing key, if any.
     pub license_signing_key: Option<SecretBox<[u8]>>,
     /// Licence-holder calls per minute per client address.
@@ -456,6 +462,11 @@ impl Config {
             max_connections: parse_num::<usize>(&get, "MAX_CONNECTIONS", 4096)?.max(workers),
             shutdown_timeout,
             body_idle_timeout: Duration::from_secs(parse_num::<u64>(&get, "BODY_IDLE_TIMEOUT_SECS", 30)?.max(1)),
+            public_body_timeout: Duration::from_secs(parse_num::<u64>(&get, "PUBLIC_BODY_TIMEOUT_SECS", 10)?.max(1)),
+            max_connections_per_address: match parse_num::<usize>(&get, "MAX_CONNECTIONS_PER_ADDRESS", 256)? {
+                0 => return Err(bad("MAX_CONNECTIONS_PER_ADDRESS", "must be at least 1")),
+                n => n,
+            },
             license_signing_key,
             license_rate_per_address,
             license_rate_per_key,

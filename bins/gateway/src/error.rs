@@ -359,6 +359,9 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
         J::Deserialize(e) if e.is_data() => ApiError::unprocessable("invalid_body", e.to_string()),
         J::Deserialize(e) => ApiError::bad_request("malformed_json", e.to_string()),
         J::Serialize(e) => ApiError::internal(e),
+        J::Payload(actix_web::error::PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", e.to_string())
+        }
         J::Payload(e) => ApiError::bad_request("bad_payload", e.to_string()),
         other => ApiError::bad_request("bad_payload", other.to_string()),
     }

@@ -35,8 +35,10 @@ impl Collector for PoolCollector {
 }
 
 /// Builds the metrics middleware (which also serves `/metrics`).
-pub fn build(pool: &DbPool) -> anyhow::Result<actix_web_prom::PrometheusMetrics> {
+/// `refused` counts connections closed by the per-address limit.
+pub fn build(pool: &DbPool, refused: prometheus::IntCounter) -> anyhow::Result<actix_web_prom::PrometheusMetrics> {
     let registry = Registry::new();
+    registry.register(Box::new(refused))?;
     let gauge = IntGaugeVec::new(
         Opts::new("event_bridge_db_pool_connections", "Database pool connections by state"),
         &["state"],

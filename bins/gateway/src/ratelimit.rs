@@ -66,19 +66,17 @@ impl HolderLimits {
     }
 
     /// Admits one call from `address` with `key`, or answers 429 with `Retry-After`.
-    /// Keys are held only as a truncated hash, normalised so spellings of one key share
-    /// a bucket.
+    /// Keys are held only as a truncated hash of their canonical form (the licence-key
+    /// parser's: case, dashes, spaces, `O`/`0`, `I`/`L`/`1`), so every spelling of one key
+    /// shares a bucket; text that is no key is hashed as sent.
     pub fn check(&self, address: Option<IpAddr>, key: &str) -> Result<(), ApiError> {
         if let Some(ip) = address
             && let Err(not_until) = self.by_address.check_key(&ip)
         {
             return Err(ApiError::rate_limited(not_until.wait_time_from(self.clock.now())));
         }
-        let normalised: String = key
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
+        let parsed = license_core::key::LicenseKey::parse(key);
+        let normalised = parsed.as_ref().map_or(key, |k| k.as_str());
         let hash = digest::digest(&digest::SHA256, normalised.as_bytes());
         let mut id = [0u8; 16];
         id.copy_from_slice(&hash.as_ref()[..16]);
@@ -118,11 +116,36 @@ mod tests {
         let a = Some(IpAddr::from([10, 0, 0, 1]));
         let b = Some(IpAddr::from([10, 0, 0, 2]));
         assert!(limits.check(a, "key-1").is_ok());
-        assert!(limits.check(a, "KEY 1").is_ok(), "same key, other spelling");
+        assert!(limits.check(a, "key-1").is_ok(), "same key");
         let e = limits.check(b, "key-1").unwrap_err();
         assert_eq!(e.code(), "rate_limited", "the key's bucket is empty");
         assert!(limits.check(a, "key-2").is_err(), "the address's bucket is empty");
         assert!(limits.check(b, "key-3").is_ok());
+    }
+
+    /// Every spelling the key parser accepts is one key, so one bucket.
+    #[test]
+    fn spellings_of_one_key_share_a_bucket() {
+        let key = license_core::key::LicenseKey::generate().unwrap();
+        let canonical = key.as_str().to_owned();
+        let spellings = [
+            canonical.clone(),
+            canonical.to_ascii_lowercase(),
+            canonical.replace('-', ""),
+            canonical.replace('-', " "),
+            canonical.replace('0', "O").replace('1', "l"),
+            canonical.replace('0', "o").replace('1', "I"),
+        ];
+        let limits = HolderLimits::new(1000, spellings.len() as u32 - 1);
+        let mut refused = 0;
+        for (i, s) in spellings.iter().enumerate() {
+            // Each from its own address, so only the key's bucket can refuse.
+            let address = Some(IpAddr::from([10, 0, 0, i as u8]));
+            if limits.check(address, s).is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 1, "the last spelling finds the key's bucket empty");
     }
 
     #[test]

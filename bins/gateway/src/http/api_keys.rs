@@ -116,7 +116,7 @@ pub struct ApiKeyList {
         (status = 201, description = "Created; `key` is shown only now", body = CreatedApiKey),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks `api-keys:admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `api-keys:admin`, or one of the scopes it asks to grant (a key grants only scopes it holds)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name, scopes or expiry", body = Problem, content_type = "application/problem+json"),
@@ -134,7 +134,7 @@ async fn create(
     let mut conn = state.pool.get().await?;
     let issued = state
         .api_keys
-        .create(&mut conn, &body.name, &body.scopes, body.expires_at, &principal.actor())
+        .create(&mut conn, &body.name, &body.scopes, body.expires_at, Some(&principal))
         .await?;
     let location = format!("/api/v1/api-keys/{}", issued.row.id);
     Ok(HttpResponse::Created()

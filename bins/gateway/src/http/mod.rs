@@ -133,6 +133,12 @@ pub enum AuthProblems {
     Unavailable(Problem),
 }
 
+/// A storage URL the gateway signed: it needs no key (its handler checks the signature
+/// before reading any body).
+pub fn is_signed_storage_url(req: &actix_web::HttpRequest) -> bool {
+    req.path().starts_with("/api/v1/blobs/") && req.query_string().contains("X-EB-Signature=")
+}
+
 /// Licence bodies are small, and the holder routes (validate, activate, ...) read them
 /// before any key is checked: a flood of slow bodies holds at most this much each.
 pub const LICENSE_JSON_LIMIT: usize = 64 * 1024;

@@ -152,3 +152,76 @@ async fn invalid_key_requests_are_422_and_unknown_ids_404() {
         assert_problem(res, 404, "api_key_not_found").await;
     }
 }
+
+/// A key with `api-keys:admin` alone cannot mint a stronger key (the escalation the
+/// review found): it may grant only scopes it holds itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_grants_only_scopes_it_holds() {
+    let app = TestApp::spawn().await;
+    let create = |key: String, scopes: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/v1/api-keys"))
+                .bearer_auth(key)
+                .json(&serde_json::json!({ "name": "minted", "scopes": scopes }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let (_, admin_only) = app.create_key(&["api-keys:admin"]).await;
+    for (scopes, lacking) in [
+        (serde_json::json!(["*"]), "*"),
+        (serde_json::json!(["licenses:read"]), "licenses:read"),
+        (
+            serde_json::json!(["api-keys:admin", "blobs:read:web"]),
+            "blobs:read:web",
+        ),
+    ] {
+        let body = assert_problem(create(admin_only.clone(), scopes).await, 403, "insufficient_scope").await;
+        assert!(
+            body["detail"].as_str().unwrap().contains(&format!("`{lacking}`")),
+            "{body}"
+        );
+    }
+    // Nothing was created by the refused calls.
+    let (_, lister) = app.create_key(&["api-keys:admin", "licenses:read"]).await;
+    let minted = create(lister.clone(), serde_json::json!(["licenses:read"])).await;
+    assert_eq!(minted.status(), 201);
+
+    // A family covers its qualified forms; a qualified key covers only itself.
+    let (_, blobs) = app.create_key(&["api-keys:admin", "blobs:read"]).await;
+    for ok in [
+        serde_json::json!(["blobs:read:web"]),
+        serde_json::json!(["blobs:read:*"]),
+    ] {
+        assert_eq!(create(blobs.clone(), ok).await.status(), 201);
+    }
+    let (_, web_only) = app.create_key(&["api-keys:admin", "blobs:read:web"]).await;
+    for bad in [serde_json::json!(["blobs:read"]), serde_json::json!(["blobs:read:ai"])] {
+        assert_problem(create(web_only.clone(), bad).await, 403, "insufficient_scope").await;
+    }
+    // A `*` key may grant anything, `*` included.
+    assert_eq!(
+        create(app.admin_key.clone(), serde_json::json!(["*"])).await.status(),
+        201
+    );
+    let keys: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/api-keys"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let minted = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"] == "minted")
+        .count();
+    assert_eq!(minted, 4, "{keys}");
+}

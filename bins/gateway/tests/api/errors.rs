@@ -360,3 +360,77 @@ async fn a_connection_flood_is_shed_with_bounded_memory() {
         200
     );
 }
+
+/// The review's attack: connections trickling a byte now and then into a route read
+/// before any key (licence validation) took every slot (`MAX_CONNECTIONS=32`) and
+/// `/healthz` timed out. Now one address holds at most `MAX_CONNECTIONS_PER_ADDRESS`
+/// (the rest are closed at once) and those few are answered 408 when their body has not
+/// arrived within `PUBLIC_BODY_TIMEOUT_SECS`, though it never stops flowing.
+#[tokio::test(flavor = "multi_thread")]
+async fn trickled_bodies_from_one_address_cannot_take_every_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::with_vars(
+        &[
+            ("MAX_CONNECTIONS", "32"),
+            ("MAX_CONNECTIONS_PER_ADDRESS", "8"),
+            ("PUBLIC_BODY_TIMEOUT_SECS", "3"),
+            ("BODY_IDLE_TIMEOUT_SECS", "30"),
+        ],
+        None,
+    )
+    .await;
+    let addr: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let head = "POST /api/v1/licenses/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    let (mut readers, mut writers) = (Vec::new(), Vec::new());
+    for _ in 0..34 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let (r, mut w) = stream.into_split();
+        let _ = w.write_all(head.as_bytes()).await;
+        readers.push(r);
+        writers.push(w);
+    }
+    // One byte a second on every connection: never idle, never done.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..60 {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            for w in &mut writers {
+                let _ = w.write_all(b" ").await;
+            }
+        }
+    });
+    // Another client is served meanwhile (the client's timeout only guards against a hang).
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let res = other.get(app.url("/healthz")).send().await;
+    assert!(
+        res.as_ref().is_ok_and(|r| r.status() == 200),
+        "/healthz was not served while one address trickled bodies: {res:?}"
+    );
+    // Every trickling connection ends: 8 with 408 once their time is up, the rest at once
+    // without a word.
+    let mut answered = 0;
+    for mut r in readers {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(30), r.read_to_end(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(_))) || matches!(&read, Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "a trickling connection was held open: {read:?}"
+        );
+        let text = String::from_utf8_lossy(&buf);
+        if !text.is_empty() {
+            assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+            assert!(
+                text.contains("request_timeout") && text.contains("did not arrive within 3 s"),
+                "{text}"
+            );
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 8, "only MAX_CONNECTIONS_PER_ADDRESS connections are served");
+    trickle.abort();
+}

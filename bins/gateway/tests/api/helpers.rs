@@ -79,7 +79,7 @@ impl TestApp {
         let admin_key = match state.pool.get().await {
             Ok(mut conn) => state
                 .api_keys
-                .create(&mut conn, "test admin", &["*".into()], None, "test")
+                .create(&mut conn, "test admin", &["*".into()], None, None)
                 .await
                 .expect("admin key")
                 .secret

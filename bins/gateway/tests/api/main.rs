@@ -15,6 +15,7 @@ mod health;
 mod helpers;
 mod licenses;
 mod openapi;
+mod proxy;
 mod replicas;
 mod scopes;
 mod slack;
