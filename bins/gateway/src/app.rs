@@ -463,6 +463,7 @@ impl Application {
                 stop_jobs.await;
             }
             () = shutdown_signal() => {
+                exit_after(state.config.shutdown_timeout);
                 tracing::info!("shutting down: no new connections; finishing jobs, then requests in flight");
                 handle.pause().await;
                 stop_jobs.await;
@@ -473,6 +474,24 @@ impl Application {
         state.pool.close();
         tracing::info!("Event Bridge stopped");
         Ok(())
+    }
+}
+
+/// Arms the last resort of a shutdown: once `timeout` has passed, the process exits
+/// (status 1) whatever is still running: a job waiting on a peer that never answers, a
+/// handler stuck in a computation, a blocking task the runtime would wait for. A plain
+/// thread, so no stuck runtime can hold it up.
+fn exit_after(timeout: std::time::Duration) {
+    let spawned = std::thread::Builder::new().name("shutdown-deadline".into()).spawn(move || {
+        std::thread::sleep(timeout);
+        tracing::error!(
+            timeout_secs = timeout.as_secs(),
+            "shutdown timed out (SHUTDOWN_TIMEOUT_SECS): exiting with work still running; unfinished jobs run again when their lease expires"
+        );
+        std::process::exit(1);
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot arm the shutdown deadline");
     }
 }
 

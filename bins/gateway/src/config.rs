@@ -21,7 +21,7 @@
 //! | `MAX_JSON_BODY_BYTES` | `1048576` | larger JSON bodies get 413 |
 //! | `HTTP_WORKERS` | CPU count | Actix worker threads |
 //! | `MAX_CONNECTIONS` | `4096` | open connections held at most, over all workers (more wait in the backlog) |
-//! | `SHUTDOWN_TIMEOUT_SECS` | `30` | how long in-flight requests get on SIGTERM |
+//! | `SHUTDOWN_TIMEOUT_SECS` | `30` | how long jobs and requests in flight get on SIGTERM, in all; then the process exits |
 //! | `BODY_IDLE_TIMEOUT_SECS` | `30` | a request body that sends nothing for this long is cut off (slow clients) |
 //! | `PUBLIC_BODY_TIMEOUT_SECS` | `10` | the whole body of a request read before any key is checked (licence-holder calls, SNS) must arrive within this (then 408) |
 //! | `MAX_CONNECTIONS_PER_ADDRESS` | `256` | open connections one client address may hold (more are closed at once); trusted proxies are not limited |

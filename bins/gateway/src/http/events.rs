@@ -148,8 +148,85 @@ const POLL: Duration = Duration::from_millis(500);
 /// A comment line this often keeps proxies from closing an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
+/// How often an open tail checks that its API key is still valid: a revoked or expired
+/// key's stream ends within this (and one poll).
+const KEY_CHECK: Duration = Duration::from_secs(2);
+
+/// One open tail's position and the key it was opened with.
+struct Tail {
+    pool: shared_db::DbPool,
+    key_id: String,
+    last: Option<String>,
+    pending: VecDeque<Event>,
+    quiet_since: tokio::time::Instant,
+    key_checked: tokio::time::Instant,
+    closed: bool,
+}
+
+impl Tail {
+    /// The next frame to send, or `None` when the stream ends (after a comment saying
+    /// why, once its key is revoked, expired or gone).
+    async fn next_frame(&mut self, base: &EventFilter) -> Option<web::Bytes> {
+        if self.closed {
+            return None;
+        }
+        loop {
+            if self.key_checked.elapsed() >= KEY_CHECK {
+                self.key_checked = tokio::time::Instant::now();
+                if let Some(why) = self.key_ended().await {
+                    tracing::info!(api_key = %self.key_id, why, "event tail closed");
+                    self.closed = true;
+                    return Some(web::Bytes::from(format!(": closed: {why}\n\n")));
+                }
+            }
+            if let Some(e) = self.pending.pop_front() {
+                self.last = Some(e.id.clone());
+                self.quiet_since = tokio::time::Instant::now();
+                let event = AuditEvent::from(e);
+                let json = serde_json::to_string(&event).unwrap_or_default();
+                return Some(web::Bytes::from(format!(
+                    "id: {}\nevent: {}\ndata: {json}\n\n",
+                    event.id, event.event_type
+                )));
+            }
+            if self.quiet_since.elapsed() >= KEEPALIVE {
+                self.quiet_since = tokio::time::Instant::now();
+                return Some(web::Bytes::from_static(b": keep-alive\n\n"));
+            }
+            tokio::time::sleep(POLL).await;
+            let mut filter = base.clone();
+            filter.after_id = self.last.clone();
+            filter.limit = 200;
+            match self.pool.get().await {
+                Ok(mut conn) => match events::list(&mut conn, &filter).await {
+                    Ok(found) => self.pending.extend(found),
+                    Err(e) => tracing::warn!(error = %e, "event tail: query failed; retrying"),
+                },
+                Err(e) => tracing::warn!(error = %e, "event tail: database unavailable; retrying"),
+            }
+        }
+    }
+
+    /// Why the tail's key no longer opens it, if it does not. A database that cannot be
+    /// asked keeps the tail open (it cannot read events either) and is asked again.
+    async fn key_ended(&self) -> Option<&'static str> {
+        let mut conn = self.pool.get().await.ok()?;
+        match shared_db::api_keys::get(&mut conn, &self.key_id).await {
+            Ok(None) => Some("the API key no longer exists"),
+            Ok(Some(row)) if row.revoked_at.is_some() => Some("the API key was revoked"),
+            Ok(Some(row)) if crate::auth::is_expired(&row, shared_db::now()) => Some("the API key expired"),
+            Ok(Some(_)) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "event tail: could not check its API key; retrying");
+                None
+            }
+        }
+    }
+}
+
 /// A live tail of events as Server-Sent Events (`id`, `event` = type, `data` = JSON);
-/// reconnecting with `Last-Event-ID` resumes after that event.
+/// reconnecting with `Last-Event-ID` resumes after that event. The stream ends (after a
+/// comment line saying why) within a few seconds of its API key being revoked or expiring.
 #[utoipa::path(
     tag = "events",
     params(EventQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
@@ -183,45 +260,22 @@ async fn stream(
         }
     };
     let base = query.filter(None)?;
-    let pool = state.pool.clone();
-    let body = futures_util::stream::unfold(
-        (pool, start, VecDeque::<Event>::new(), tokio::time::Instant::now()),
-        move |(pool, mut last, mut pending, mut quiet_since)| {
-            let base = base.clone();
-            async move {
-                loop {
-                    if let Some(e) = pending.pop_front() {
-                        last = Some(e.id.clone());
-                        let event = AuditEvent::from(e);
-                        let json = serde_json::to_string(&event).unwrap_or_default();
-                        let frame = format!("id: {}\nevent: {}\ndata: {json}\n\n", event.id, event.event_type);
-                        return Some((
-                            Ok::<_, actix_web::Error>(web::Bytes::from(frame)),
-                            (pool, last, pending, tokio::time::Instant::now()),
-                        ));
-                    }
-                    if quiet_since.elapsed() >= KEEPALIVE {
-                        quiet_since = tokio::time::Instant::now();
-                        return Some((
-                            Ok(web::Bytes::from_static(b": keep-alive\n\n")),
-                            (pool, last, pending, quiet_since),
-                        ));
-                    }
-                    tokio::time::sleep(POLL).await;
-                    let mut filter = base.clone();
-                    filter.after_id = last.clone();
-                    filter.limit = 200;
-                    match pool.get().await {
-                        Ok(mut conn) => match events::list(&mut conn, &filter).await {
-                            Ok(found) => pending.extend(found),
-                            Err(e) => tracing::warn!(error = %e, "event tail: query failed; retrying"),
-                        },
-                        Err(e) => tracing::warn!(error = %e, "event tail: database unavailable; retrying"),
-                    }
-                }
-            }
-        },
-    );
+    let tail = Tail {
+        pool: state.pool.clone(),
+        key_id: principal.key_id.clone(),
+        last: start,
+        pending: VecDeque::new(),
+        quiet_since: tokio::time::Instant::now(),
+        key_checked: tokio::time::Instant::now(),
+        closed: false,
+    };
+    let body = futures_util::stream::unfold(tail, move |mut tail| {
+        let base = base.clone();
+        async move {
+            let frame = tail.next_frame(&base).await?;
+            Some((Ok::<_, actix_web::Error>(frame), tail))
+        }
+    });
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))

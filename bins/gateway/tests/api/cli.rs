@@ -408,3 +408,67 @@ async fn no_secret_used_reaches_the_debug_logs() {
         assert!(!logs.contains(value), "{what} appears in the logs");
     }
 }
+
+/// A shutdown ends at `SHUTDOWN_TIMEOUT_SECS` whatever is still running: here a Slack
+/// send in flight to an API that accepts the connection and never answers (the review
+/// found a process still running minutes after SIGTERM).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_exits_at_the_shutdown_timeout_whatever_still_runs() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let slack_url = format!("http://{}/api", silent.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [
+        ("SLACK_BOT_TOKEN", "xoxb-test-token"),
+        ("SLACK_API_URL", slack_url.as_str()),
+        ("SLACK_DEFAULT_CHANNEL", "#ops"),
+        ("SHUTDOWN_TIMEOUT_SECS", "2"),
+    ];
+    let created = run(
+        dir.path(),
+        &vars,
+        &["api-keys", "create", "--name", "t", "--scopes", "slack:post"],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let key = stdout(&created).trim().to_owned();
+    let (mut child, port, logs) = serve(dir.path(), &vars);
+    let res = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/v1/slack/messages"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({ "level": "info", "title": "never answered" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    // The send is in flight once the silent "Slack" has its connection.
+    silent.set_nonblocking(true).unwrap();
+    let waiting = Instant::now();
+    let _held = loop {
+        match silent.accept() {
+            Ok((held, _)) => break held,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    waiting.elapsed() < Duration::from_secs(20),
+                    "the Slack send never started"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(30),
+            "still running 30 s after SIGTERM with SHUTDOWN_TIMEOUT_SECS=2"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(1), "a forced exit is not a clean one");
+    let logs = logs.join().unwrap();
+    assert!(logs.contains("shutdown timed out"), "{logs}");
+}

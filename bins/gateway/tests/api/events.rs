@@ -198,3 +198,93 @@ async fn the_live_tail_streams_new_events_and_resumes_from_last_event_id() {
     let (_, data) = next_frame(&mut body, "license.issued").await;
     assert_eq!(data["subject"], format!("license:{later}"));
 }
+
+/// Reads the rest of a stream (hang guard: 20 s) and returns what it said.
+async fn read_to_end<S>(body: &mut S) -> String
+where
+    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    let mut text = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(c) => text.push_str(&String::from_utf8_lossy(&c)),
+                Err(_) => break,
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the stream was still open after 20 s: {text}");
+    text
+}
+
+/// A live tail ends when its key is revoked (the review found one still receiving events
+/// after its key was revoked) or expires, and says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_live_tail_ends_when_its_key_is_revoked_or_expires() {
+    let app = TestApp::spawn().await;
+    let (id, key) = app.create_key(&["events:read"]).await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/events/stream?type=license.*"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    issue(&app, "seen while the key is valid").await;
+    next_frame(&mut body, "license.issued").await;
+    let revoked = app
+        .client
+        .delete(app.url(&format!("/api/v1/api-keys/{id}")))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    // Events keep happening; the stream still ends.
+    let issuer = tokio::spawn({
+        let app_url = app.url("/api/v1/licenses");
+        let admin = app.admin_key.clone();
+        async move {
+            let client = reqwest::Client::new();
+            for i in 0..20 {
+                let _ = client
+                    .post(&app_url)
+                    .bearer_auth(&admin)
+                    .json(&serde_json::json!({ "product": "client", "name": format!("late {i}"), "owner_email": "o@example.com" }))
+                    .send()
+                    .await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    let rest = read_to_end(&mut body).await;
+    assert!(rest.ends_with(": closed: the API key was revoked\n\n"), "{rest}");
+    issuer.abort();
+
+    // A key that expires: its stream ends too.
+    let expires = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    let created: serde_json::Value = app
+        .client
+        .post(app.url("/api/v1/api-keys"))
+        .bearer_auth(&app.admin_key)
+        .json(&serde_json::json!({ "name": "short", "scopes": ["events:read"], "expires_at": expires }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .get(app.url("/api/v1/events/stream"))
+        .bearer_auth(created["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let rest = read_to_end(&mut res.bytes_stream()).await;
+    assert!(rest.ends_with(": closed: the API key expired\n\n"), "{rest}");
+}
