@@ -98,10 +98,16 @@ fn content(message: &Rendered) -> Result<SlackMessageContent, SlackError> {
 type Connector =
     SlackClientHyperConnector<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>>;
 
+/// How long one Web API call may take before it counts as a transient failure (and is
+/// tried again): a Slack that accepts connections and never answers must not hold a
+/// channel's queue, or a shutdown, forever.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Slack's Web API with a bot token.
 pub struct SlackApi {
     client: SlackClient<Connector>,
     token: SlackApiToken,
+    timeout: Duration,
 }
 
 impl SlackApi {
@@ -120,7 +126,25 @@ impl SlackApi {
         Ok(Self {
             client: SlackClient::new(connector),
             token: SlackApiToken::new(SlackApiTokenValue(token.to_owned())),
+            timeout: DEFAULT_TIMEOUT,
         })
+    }
+
+    /// Another limit for one call than [`DEFAULT_TIMEOUT`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Runs one call within the timeout.
+    async fn call<T>(&self, call: impl Future<Output = Result<T, SlackClientError>>) -> Result<T, SlackError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(SlackError::Transient(format!(
+                "Slack did not answer within {} s",
+                self.timeout.as_secs_f32()
+            ))),
+        }
     }
 }
 
@@ -136,7 +160,7 @@ impl SlackNotifier for SlackApi {
                 .opt_thread_ts(thread_ts.map(|t| SlackTs(t.to_owned())))
                 .with_unfurl_links(false);
             let session = self.client.open_session(&self.token);
-            let res = session.chat_post_message(&request).await.map_err(classify)?;
+            let res = self.call(session.chat_post_message(&request)).await?;
             Ok(Posted {
                 channel: res.channel.0,
                 ts: res.ts.0,
@@ -157,7 +181,7 @@ impl SlackNotifier for SlackApi {
                 SlackTs(ts.to_owned()),
             );
             let session = self.client.open_session(&self.token);
-            let res = session.chat_update(&request).await.map_err(classify)?;
+            let res = self.call(session.chat_update(&request)).await?;
             Ok(Posted {
                 channel: res.channel.0,
                 ts: res.ts.0,
@@ -210,5 +234,40 @@ impl SlackNotifier for DevSink {
 
     fn name(&self) -> &'static str {
         "dev"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A Slack that takes the connection and never answers fails the call as transient
+    /// (tried again later) once the timeout passes, instead of holding it forever.
+    #[tokio::test]
+    async fn a_silent_slack_times_out_as_a_transient_failure() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api", silent.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((conn, _)) = silent.accept().await {
+                open.push(conn);
+            }
+        });
+        let api = SlackApi::new("xoxb-test", &url)
+            .unwrap()
+            .with_timeout(Duration::from_millis(300));
+        let message = Rendered {
+            text: "t".into(),
+            attachments: serde_json::json!([]),
+        };
+        let posted = api.post("C1", &message, None).await;
+        assert!(
+            matches!(&posted, Err(SlackError::Transient(why)) if why.contains("did not answer")),
+            "{posted:?}"
+        );
+        let updated = api.update("C1", "1.2", &message).await;
+        assert!(matches!(updated, Err(SlackError::Transient(_))), "{updated:?}");
+        held.abort();
     }
 }

@@ -225,8 +225,10 @@ impl Tail {
 }
 
 /// A live tail of events as Server-Sent Events (`id`, `event` = type, `data` = JSON);
-/// reconnecting with `Last-Event-ID` resumes after that event. The stream ends (after a
-/// comment line saying why) within a few seconds of its API key being revoked or expiring.
+/// reconnecting with `Last-Event-ID` resumes after that event.
+///
+/// The stream ends (after a comment line saying why) within a few seconds of its API key
+/// being revoked or expiring.
 #[utoipa::path(
     tag = "events",
     params(EventQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
