@@ -161,6 +161,10 @@ async fn clients_behind_nginx_cannot_choose_their_address() {
         .unwrap();
     assert_eq!(ok.status(), 200);
 
+    // Metrics are not served to the outside.
+    let metrics = victim.get(url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 403);
+
     // Wrong keys with a new claimed address each time, half of them naming the victim:
     // the attacker is still one address, so it is stopped after its 5 failures, and the
     // victim is not blamed for them.
