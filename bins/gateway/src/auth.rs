@@ -382,8 +382,16 @@ pub async fn gate<B: actix_web::body::MessageBody>(
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
     let routes = req.app_data::<web::Data<crate::http::RouteTable>>().cloned();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    // Storage URLs the gateway signed need no key (the handler checks the signature).
-    let signed_url = req.path().starts_with("/api/v1/blobs/") && req.query_string().contains("X-EB-Signature=");
+    // Storage URLs the gateway signed need no key (the handler checks the signature):
+    // only an object's GET, HEAD and PUT take them.
+    let signed_url = matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD | actix_web::http::Method::PUT
+    ) && req
+        .path()
+        .strip_prefix("/api/v1/blobs/")
+        .is_some_and(|rest| rest.contains('/'))
+        && req.query_string().contains("X-EB-Signature=");
     if let (Some(routes), Some(state)) = (routes, state)
         && !signed_url
         && let Some(family) = routes.scopes(req.method(), req.path())
