@@ -1054,3 +1054,48 @@ async fn s3_presigned_uploads_are_bound_to_the_declared_size_and_type() {
     assert_eq!(std::fs::read(&object).unwrap(), b"\x89PNG");
     assert_presign_recorded(&app, "pic.png").await;
 }
+
+/// Checks a GET answer is one whole upload of `uploads`, with its own length and ETag.
+async fn assert_whole_upload(res: reqwest::Response, uploads: &[Vec<u8>], when: &str) {
+    assert_eq!(res.status(), 200, "{when}");
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let length: usize = res.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let body = res.bytes().await;
+    assert!(body.is_ok(), "{when}: the body was cut short of its {length} bytes");
+    let body = body.unwrap();
+    assert!(
+        uploads.iter().any(|u| u.as_slice() == body.as_ref()),
+        "{when}: {} bytes that are no single upload",
+        body.len()
+    );
+    assert_eq!(length, body.len(), "{when}: Content-Length of another upload");
+    use md5::Digest;
+    let md5 = data_encoding::HEXLOWER.encode(&md5::Md5::digest(&body));
+    assert_eq!(etag, format!("\"{md5}\""), "{when}: ETag of another upload");
+}
+
+/// Eight uploads of different sizes to one key at once, with downloads racing them,
+/// round after round: every download, and the object after each round, is one whole
+/// upload whose Content-Length and ETag are its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_uploads_to_one_key_leave_one_whole_object() {
+    let app = TestApp::spawn().await;
+    let uploads: Vec<Vec<u8>> = (0..8usize)
+        .map(|w| (0..1000 + w * 37_000).map(|i| (w * 31 + i % 7) as u8).collect())
+        .collect();
+    let path = "/api/v1/blobs/client/race/object.bin";
+    assert_eq!(put(&app, path, uploads[0].clone(), &[]).await.status(), 201);
+    let get = || app.client.get(app.url(path)).bearer_auth(&app.admin_key).send();
+    for round in 0..8 {
+        let puts = futures_util::future::join_all(uploads.iter().map(|u| put(&app, path, u.clone(), &[])));
+        let gets = futures_util::future::join_all((0..8).map(|_| get()));
+        let (puts, gets) = futures_util::join!(puts, gets);
+        for res in puts {
+            assert_eq!(res.status(), 201);
+        }
+        for res in gets {
+            assert_whole_upload(res.unwrap(), &uploads, &format!("a download racing round {round}")).await;
+        }
+        assert_whole_upload(get().await.unwrap(), &uploads, &format!("after round {round}")).await;
+    }
+}
