@@ -32,6 +32,10 @@ pub enum KeyError {
     /// NUL or another control character.
     #[error("the key holds a control character")]
     ControlCharacter,
+    /// Bytes that are not UTF-8 (`%ff` in a URL): refused, never decoded to U+FFFD,
+    /// which would make different keys one.
+    #[error("the key is not UTF-8")]
+    NotUtf8,
 }
 
 impl KeyError {
@@ -45,6 +49,7 @@ impl KeyError {
             KeyError::DotSegment => "dot_segment",
             KeyError::Backslash => "backslash",
             KeyError::ControlCharacter => "control_character",
+            KeyError::NotUtf8 => "not_utf8",
         }
     }
 }
@@ -80,6 +85,14 @@ impl ObjectKey {
             }
         }
         Ok(Self(key))
+    }
+
+    /// Checks and normalises a key that arrived as bytes (a percent-decoded URL path, a
+    /// form field): bytes that are not UTF-8 are refused.
+    pub fn parse_bytes(raw: &[u8]) -> Result<Self, KeyError> {
+        std::str::from_utf8(raw)
+            .map_err(|_| KeyError::NotUtf8)
+            .and_then(Self::parse)
     }
 
     /// The key.
@@ -147,6 +160,13 @@ mod tests {
             assert_eq!(ObjectKey::parse(raw).unwrap_err(), rule, "{raw:?}");
         }
         assert_eq!(ObjectKey::parse(&"x".repeat(1025)).unwrap_err(), KeyError::TooLong);
+        for raw in [&b"\xff\xfe"[..], b"a/\xc3", b"\xed\xa0\x80"] {
+            assert_eq!(ObjectKey::parse_bytes(raw).unwrap_err(), KeyError::NotUtf8, "{raw:?}");
+        }
+        assert_eq!(
+            ObjectKey::parse_bytes("a/\u{FFFD}".as_bytes()).unwrap().as_str(),
+            "a/\u{FFFD}"
+        );
         assert!(ObjectKey::parse(&"x".repeat(1024)).is_ok());
     }
 

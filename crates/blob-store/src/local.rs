@@ -1,10 +1,15 @@
 //! The local file-system backend (the embedded default).
 //!
 //! Layout under the root: a key's segments become folders named `<segment>.d`, and the
-//! last segment the files `<segment>.obj` (content) and `<segment>.meta` (JSON
-//! metadata), so `a` and `a/b` can both exist. Writes go to `.tmp/` first and are
-//! renamed into place, so a reader never sees half an object; `If-None-Match: *` uses a
-//! hard link, which fails when the object exists, so two racing creators cannot both win.
+//! last segment the file `<segment>.obj`, so `a` and `a/b` can both exist. One file holds
+//! one version whole: the content, then its JSON metadata, then a 16-byte trailer (the
+//! metadata's length, little-endian, and a magic tag). A write fills a file in `.tmp/`
+//! and renames it into place, so content and metadata change together in one atomic step:
+//! concurrent writers (in this process or in other gateway replicas sharing the folder)
+//! each replace the whole object, and a reader, which reads metadata and content through
+//! the one file it opened, always sees one whole version even while it is replaced.
+//! `If-None-Match: *` uses a hard link, which fails when the object exists, so two racing
+//! creators cannot both win.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +29,12 @@ use crate::store::{
 /// Longest file name segment (bytes) most file systems take, less our suffix.
 const MAX_SEGMENT_BYTES: usize = 250;
 
+/// Ends every object file, after the metadata's length.
+const MAGIC: &[u8; 8] = b"EBOBJv1\n";
+
+/// Bytes of the trailer: the metadata's length (u64, little-endian) and [`MAGIC`].
+const TRAILER_BYTES: u64 = 16;
+
 /// Objects in a folder.
 pub struct LocalStore {
     root: PathBuf,
@@ -31,6 +42,16 @@ pub struct LocalStore {
 
 fn io(e: std::io::Error) -> BlobError {
     BlobError::Backend(e.to_string())
+}
+
+fn corrupt(path: &Path, why: &str) -> BlobError {
+    BlobError::Backend(format!("corrupt object file {}: {why}", path.display()))
+}
+
+/// An object file opened for reading: its metadata, and the file to read content from.
+struct Opened {
+    meta: ObjectMeta,
+    file: tokio::fs::File,
 }
 
 impl LocalStore {
@@ -41,8 +62,8 @@ impl LocalStore {
         Ok(Self { root })
     }
 
-    /// (folder, content file, metadata file) of `key`.
-    fn paths(&self, key: &ObjectKey) -> Result<(PathBuf, PathBuf, PathBuf), BlobError> {
+    /// (folder, object file) of `key`.
+    fn paths(&self, key: &ObjectKey) -> Result<(PathBuf, PathBuf), BlobError> {
         let segments: Vec<&str> = key.segments().collect();
         if let Some(long) = segments.iter().find(|s| s.len() > MAX_SEGMENT_BYTES) {
             return Err(BlobError::KeyUnsupported(format!(
@@ -55,30 +76,65 @@ impl LocalStore {
             dir.push(format!("{s}.d"));
         }
         let last = segments[segments.len() - 1];
-        Ok((
-            dir.clone(),
-            dir.join(format!("{last}.obj")),
-            dir.join(format!("{last}.meta")),
-        ))
+        Ok((dir.clone(), dir.join(format!("{last}.obj"))))
     }
 
-    async fn read_meta(path: &Path) -> Result<ObjectMeta, BlobError> {
-        match tokio::fs::read(path).await {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| BlobError::Backend(format!("corrupt metadata: {e}")))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::NotFound),
-            Err(e) => Err(io(e)),
+    /// Opens one version of an object and reads its metadata from the same open file, so
+    /// the content read later through it is the content the metadata describes.
+    async fn open(path: &Path) -> Result<Opened, BlobError> {
+        let mut file = match tokio::fs::File::open(path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::NotFound),
+            Err(e) => return Err(io(e)),
+        };
+        let len = file.metadata().await.map_err(io)?.len();
+        if len < TRAILER_BYTES {
+            return Err(corrupt(path, "shorter than its trailer"));
         }
+        file.seek(std::io::SeekFrom::Start(len - TRAILER_BYTES))
+            .await
+            .map_err(io)?;
+        let mut trailer = [0u8; 16];
+        file.read_exact(&mut trailer).await.map_err(io)?;
+        let (meta_len, magic) = trailer.split_at(8);
+        if magic != MAGIC {
+            return Err(corrupt(path, "no trailer"));
+        }
+        let mut len_bytes = [0u8; 8];
+        len_bytes.copy_from_slice(meta_len);
+        let meta_len = u64::from_le_bytes(len_bytes);
+        let content_len = (len - TRAILER_BYTES)
+            .checked_sub(meta_len)
+            .ok_or_else(|| corrupt(path, "metadata longer than the file"))?;
+        file.seek(std::io::SeekFrom::Start(content_len)).await.map_err(io)?;
+        let mut json = vec![0u8; usize::try_from(meta_len).map_err(|_| corrupt(path, "metadata too long"))?];
+        file.read_exact(&mut json).await.map_err(io)?;
+        let meta: ObjectMeta = serde_json::from_slice(&json).map_err(|e| corrupt(path, &format!("metadata: {e}")))?;
+        if meta.size != content_len {
+            return Err(corrupt(path, "the metadata's size is not the content's"));
+        }
+        Ok(Opened { meta, file })
     }
 
     fn tmp(&self) -> PathBuf {
         self.root.join(".tmp").join(uuid::Uuid::now_v7().to_string())
     }
 
-    async fn write_body(
+    /// Appends `meta` and the trailer to a file holding the content, then syncs it.
+    async fn finish(file: &mut tokio::fs::File, meta: &ObjectMeta) -> Result<(), BlobError> {
+        let json = serde_json::to_vec(meta).map_err(|e| BlobError::Backend(e.to_string()))?;
+        file.write_all(&json).await.map_err(io)?;
+        file.write_all(&(json.len() as u64).to_le_bytes()).await.map_err(io)?;
+        file.write_all(MAGIC).await.map_err(io)?;
+        file.flush().await.map_err(io)?;
+        file.sync_all().await.map_err(io)
+    }
+
+    /// Writes the whole object file (content, metadata, trailer) to `tmp`.
+    async fn write_object(
         &self,
         tmp: &Path,
+        key: &ObjectKey,
         mut body: ByteStream,
         options: &PutOptions,
     ) -> Result<ObjectMeta, BlobError> {
@@ -98,7 +154,6 @@ impl LocalStore {
             md5.update(&chunk);
             file.write_all(&chunk).await.map_err(io)?;
         }
-        file.sync_all().await.map_err(io)?;
         let sha = sha.finish();
         let md5: [u8; 16] = md5.finalize().into();
         if options.expected_md5.is_some_and(|want| want != md5) {
@@ -110,49 +165,39 @@ impl LocalStore {
         {
             return Err(BlobError::ChecksumMismatch("SHA-256"));
         }
-        Ok(ObjectMeta {
-            key: String::new(),
+        let meta = ObjectMeta {
+            key: key.as_str().to_owned(),
             size,
             etag: format!("\"{}\"", data_encoding::HEXLOWER.encode(&md5)),
             content_type: options.content_type.clone(),
             sha256: data_encoding::HEXLOWER.encode(sha.as_ref()),
             last_modified: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0),
-        })
+        };
+        Self::finish(&mut file, &meta).await?;
+        Ok(meta)
     }
 
-    async fn install(
-        &self,
-        key: &ObjectKey,
-        tmp_data: &Path,
-        meta: &ObjectMeta,
-        create_only: bool,
-    ) -> Result<(), BlobError> {
-        let (dir, data, meta_path) = self.paths(key)?;
+    /// Puts the finished file `tmp` in place of `key`'s: one rename (or, create-only, one
+    /// hard link that fails when the object exists).
+    async fn install(&self, key: &ObjectKey, tmp: &Path, create_only: bool) -> Result<(), BlobError> {
+        let (dir, data) = self.paths(key)?;
         tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-        let tmp_meta = self.tmp();
-        tokio::fs::write(
-            &tmp_meta,
-            serde_json::to_vec(meta).map_err(|e| BlobError::Backend(e.to_string()))?,
-        )
-        .await
-        .map_err(io)?;
         if create_only {
-            if let Err(e) = tokio::fs::hard_link(tmp_data, &data).await {
-                let _ = tokio::fs::remove_file(&tmp_meta).await;
-                return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+            tokio::fs::hard_link(tmp, &data).await.map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
                     BlobError::AlreadyExists
                 } else {
                     io(e)
-                });
-            }
-            let _ = tokio::fs::remove_file(tmp_data).await;
+                }
+            })?;
+            let _ = tokio::fs::remove_file(tmp).await;
+            Ok(())
         } else {
-            tokio::fs::rename(tmp_data, &data).await.map_err(io)?;
+            tokio::fs::rename(tmp, &data).await.map_err(io)
         }
-        tokio::fs::rename(&tmp_meta, &meta_path).await.map_err(io)
     }
 
-    /// Keys (and metadata paths) under `dir`, whose key prefix is `key_prefix`.
+    /// Keys (and object file paths) under `dir`, whose key prefix is `key_prefix`.
     fn walk(
         dir: &Path,
         key_prefix: &str,
@@ -174,7 +219,7 @@ impl LocalStore {
                 } else {
                     out.push((prefix, None));
                 }
-            } else if let Some(segment) = name.strip_suffix(".meta") {
+            } else if let Some(segment) = name.strip_suffix(".obj") {
                 out.push((format!("{key_prefix}{segment}"), Some(entry.path())));
             }
         }
@@ -190,19 +235,13 @@ impl BlobStore for LocalStore {
         options: PutOptions,
     ) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
         Box::pin(async move {
-            let (_, data, _) = self.paths(key)?;
+            let (_, data) = self.paths(key)?;
             if options.if_none_match && tokio::fs::try_exists(&data).await.map_err(io)? {
                 return Err(BlobError::AlreadyExists);
             }
             let tmp = self.tmp();
-            let written = self.write_body(&tmp, body, &options).await;
-            let result = match written {
-                Ok(mut meta) => {
-                    meta.key = key.as_str().to_owned();
-                    self.install(key, &tmp, &meta, options.if_none_match)
-                        .await
-                        .map(|()| meta)
-                }
+            let result = match self.write_object(&tmp, key, body, &options).await {
+                Ok(meta) => self.install(key, &tmp, options.if_none_match).await.map(|()| meta),
                 Err(e) => Err(e),
             };
             if result.is_err() {
@@ -214,13 +253,8 @@ impl BlobStore for LocalStore {
 
     fn get<'a>(&'a self, key: &'a ObjectKey, range: Option<ByteRange>) -> BoxFuture<'a, Result<ObjectBody, BlobError>> {
         Box::pin(async move {
-            let (_, data, meta_path) = self.paths(key)?;
-            let meta = Self::read_meta(&meta_path).await?;
-            let mut file = match tokio::fs::File::open(&data).await {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::NotFound),
-                Err(e) => return Err(io(e)),
-            };
+            let (_, data) = self.paths(key)?;
+            let Opened { meta, mut file } = Self::open(&data).await?;
             let span = match range {
                 Some(r) => Some(
                     r.resolve(meta.size)
@@ -246,24 +280,19 @@ impl BlobStore for LocalStore {
 
     fn head<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
         Box::pin(async move {
-            let (_, _, meta_path) = self.paths(key)?;
-            Self::read_meta(&meta_path).await
+            let (_, data) = self.paths(key)?;
+            Ok(Self::open(&data).await?.meta)
         })
     }
 
     fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<bool, BlobError>> {
         Box::pin(async move {
-            let (dir, data, meta_path) = self.paths(key)?;
-            let existed = match tokio::fs::remove_file(&meta_path).await {
+            let (dir, data) = self.paths(key)?;
+            let existed = match tokio::fs::remove_file(&data).await {
                 Ok(()) => true,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
                 Err(e) => return Err(io(e)),
             };
-            match tokio::fs::remove_file(&data).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(e)),
-            }
             // Tidy empty folders up to the root (a failure just leaves one behind).
             let mut d = dir;
             while d != self.root && tokio::fs::remove_dir(&d).await.is_ok() {
@@ -316,9 +345,9 @@ impl BlobStore for LocalStore {
             };
             for (key, meta) in entries {
                 match meta {
-                    Some(path) => match Self::read_meta(&path).await {
-                        Ok(m) => page.objects.push(ListedObject {
-                            key: m.key,
+                    Some(path) => match Self::open(&path).await {
+                        Ok(Opened { meta: m, .. }) => page.objects.push(ListedObject {
+                            key,
                             size: m.size,
                             etag: m.etag,
                             last_modified: m.last_modified,
@@ -335,18 +364,28 @@ impl BlobStore for LocalStore {
 
     fn copy<'a>(&'a self, from: &'a ObjectKey, to: &'a ObjectKey) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
         Box::pin(async move {
-            let (_, data, meta_path) = self.paths(from)?;
-            let mut meta = Self::read_meta(&meta_path).await?;
-            let tmp = self.tmp();
-            tokio::fs::copy(&data, &tmp).await.map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    BlobError::NotFound
-                } else {
-                    io(e)
-                }
-            })?;
+            let (_, source) = self.paths(from)?;
+            let Opened { mut meta, file } = Self::open(&source).await?;
+            let mut content = file;
+            content.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
             meta.key = to.as_str().to_owned();
-            let installed = self.install(to, &tmp, &meta, false).await;
+            meta.last_modified = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0);
+            let tmp = self.tmp();
+            let written = async {
+                let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
+                let copied = tokio::io::copy(&mut content.take(meta.size), &mut out)
+                    .await
+                    .map_err(io)?;
+                if copied != meta.size {
+                    return Err(corrupt(&source, "content shorter than its metadata says"));
+                }
+                Self::finish(&mut out, &meta).await
+            }
+            .await;
+            let installed = match written {
+                Ok(()) => self.install(to, &tmp, false).await,
+                Err(e) => Err(e),
+            };
             if installed.is_err() {
                 let _ = tokio::fs::remove_file(&tmp).await;
             }

@@ -54,13 +54,23 @@ impl Namespace {
 
     /// The scope that reads it.
     pub fn read_scope(&self) -> String {
-        format!("blobs:read:{}", self.name)
+        read_scope(&self.name)
     }
 
     /// The scope that writes it.
     pub fn write_scope(&self) -> String {
-        format!("blobs:write:{}", self.name)
+        write_scope(&self.name)
     }
+}
+
+/// The scope that reads the namespace called `name` (whether or not it exists).
+pub fn read_scope(name: &str) -> String {
+    format!("blobs:read:{name}")
+}
+
+/// The scope that writes the namespace called `name` (whether or not it exists).
+pub fn write_scope(name: &str) -> String {
+    format!("blobs:write:{name}")
 }
 
 /// The defaults: `client` and `web` up to 1 GiB, `ai` up to 50 GiB, any content type.

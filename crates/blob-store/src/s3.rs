@@ -350,6 +350,7 @@ impl BlobStore for S3Store {
         method: &'a str,
         expires_in: std::time::Duration,
         content_type: Option<&'a str>,
+        content_length: Option<u64>,
     ) -> BoxFuture<'a, Result<Option<PresignedUrl>, BlobError>> {
         Box::pin(async move {
             let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
@@ -357,8 +358,16 @@ impl BlobStore for S3Store {
             let signed = match method {
                 "PUT" => {
                     let mut put = self.client.put_object().bucket(&self.bucket).key(key.as_str());
+                    // Both become signed headers (X-Amz-SignedHeaders): S3 refuses an
+                    // upload of another length or type.
                     if let Some(ct) = content_type {
                         put = put.content_type(ct);
+                    }
+                    if let Some(len) = content_length {
+                        let len = i64::try_from(len).map_err(|_| BlobError::TooLarge {
+                            limit: i64::MAX.unsigned_abs(),
+                        })?;
+                        put = put.content_length(len);
                     }
                     put.presigned(config).await.map_err(backend)?
                 }

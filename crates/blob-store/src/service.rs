@@ -20,6 +20,8 @@ pub struct SignedRequest {
     pub expires: i64,
     /// The content type a signed PUT must send (empty for any).
     pub content_type: String,
+    /// The `Content-Length` a signed PUT must send (`None` for any).
+    pub content_length: Option<u64>,
     /// Hex HMAC-SHA256.
     pub signature: String,
 }
@@ -69,20 +71,39 @@ impl BlobService {
         storage_key.strip_prefix(prefix.as_str()).unwrap_or(storage_key)
     }
 
-    fn string_to_sign(method: &str, ns: &str, key: &str, expires: i64, content_type: &str) -> String {
-        format!("{method}\n{ns}\n{key}\n{expires}\n{content_type}")
+    /// What is signed: every field, as a JSON array, so no field's text can pass for
+    /// another's (a namespace or content type holding a separator).
+    fn string_to_sign(
+        method: &str,
+        ns: &str,
+        key: &str,
+        expires: i64,
+        content_type: &str,
+        content_length: Option<u64>,
+    ) -> String {
+        serde_json::json!(["eb-blob-v2", method, ns, key, expires, content_type, content_length]).to_string()
     }
 
-    /// Signs a `method` request for `key` in `ns` until `expires` (unix seconds).
-    pub fn sign(&self, method: &str, ns: &str, key: &ObjectKey, expires: i64, content_type: &str) -> SignedRequest {
+    /// Signs a `method` request for `key` in `ns` until `expires` (unix seconds); a `PUT`
+    /// may be bound to a content type and length.
+    pub fn sign(
+        &self,
+        method: &str,
+        ns: &str,
+        key: &ObjectKey,
+        expires: i64,
+        content_type: &str,
+        content_length: Option<u64>,
+    ) -> SignedRequest {
         let tag = hmac::sign(
             &self.signing,
-            Self::string_to_sign(method, ns, key.as_str(), expires, content_type).as_bytes(),
+            Self::string_to_sign(method, ns, key.as_str(), expires, content_type, content_length).as_bytes(),
         );
         SignedRequest {
             method: method.to_owned(),
             expires,
             content_type: content_type.to_owned(),
+            content_length,
             signature: data_encoding::HEXLOWER.encode(tag.as_ref()),
         }
     }
@@ -92,7 +113,14 @@ impl BlobService {
         let tag = data_encoding::HEXLOWER
             .decode(req.signature.as_bytes())
             .map_err(|_| "malformed signature")?;
-        let signed = Self::string_to_sign(&req.method, ns, key.as_str(), req.expires, &req.content_type);
+        let signed = Self::string_to_sign(
+            &req.method,
+            ns,
+            key.as_str(),
+            req.expires,
+            &req.content_type,
+            req.content_length,
+        );
         std::iter::once(&self.signing)
             .chain(self.previous.iter())
             .find(|k| hmac::verify(k, signed.as_bytes(), &tag).is_ok())
@@ -120,7 +148,7 @@ mod tests {
             .collect();
         let svc = BlobService::new(namespaces, b"secret-0123456789");
         let key = ObjectKey::parse("a/b.bin").unwrap();
-        let signed = svc.sign("PUT", "ai", &key, 2_000, "application/octet-stream");
+        let signed = svc.sign("PUT", "ai", &key, 2_000, "application/octet-stream", Some(4));
         assert_eq!(svc.verify("ai", &key, &signed, 1_000), Ok(()));
         assert_eq!(
             svc.verify("ai", &key, &signed, 2_001),
@@ -142,6 +170,20 @@ mod tests {
             },
             SignedRequest {
                 content_type: String::new(),
+                ..signed.clone()
+            },
+            SignedRequest {
+                content_length: Some(5),
+                ..signed.clone()
+            },
+            SignedRequest {
+                content_length: None,
+                ..signed.clone()
+            },
+            // A field's text cannot pass for the next field.
+            SignedRequest {
+                content_type: "application/octet-stream\n4".into(),
+                content_length: None,
                 ..signed.clone()
             },
             SignedRequest {

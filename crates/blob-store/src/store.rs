@@ -181,13 +181,15 @@ pub struct PresignedUrl {
 /// Object storage.
 pub trait BlobStore: Send + Sync + 'static {
     /// A URL for one `GET` or `PUT` of `key` valid for `expires_in`, when the backend can
-    /// sign one itself; `None` when the gateway must sign (the local backend).
+    /// sign one itself; `None` when the gateway must sign (the local backend). A `PUT`'s
+    /// `content_type` and `content_length` are signed: the upload must send exactly them.
     fn presign<'a>(
         &'a self,
         _key: &'a ObjectKey,
         _method: &'a str,
         _expires_in: std::time::Duration,
         _content_type: Option<&'a str>,
+        _content_length: Option<u64>,
     ) -> BoxFuture<'a, Result<Option<PresignedUrl>, BlobError>> {
         Box::pin(async { Ok(None) })
     }

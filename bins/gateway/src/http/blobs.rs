@@ -5,8 +5,10 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, route, web};
-use blob_store::namespace::Namespace;
-use blob_store::{BlobError, BlobStore, ByteRange, ListOptions, ObjectKey, ObjectMeta, PutOptions, SignedRequest};
+use blob_store::namespace::{self, Namespace};
+use blob_store::{
+    BlobError, BlobStore, ByteRange, KeyError, ListOptions, ObjectKey, ObjectMeta, PutOptions, SignedRequest,
+};
 use chrono::Utc;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -102,9 +104,14 @@ pub struct PresignRequest {
     /// Seconds the URL stays valid (1 to 604800; default 3600).
     #[serde(default)]
     pub expires_in: Option<u64>,
-    /// For `PUT`: the content type the upload must send.
+    /// For `PUT`: the content type the upload must send (default
+    /// `application/octet-stream`); it must be one the namespace accepts.
     #[serde(default)]
     pub content_type: Option<String>,
+    /// For `PUT` (required): the upload's size in bytes, at most the namespace's limit;
+    /// the upload must send exactly this `Content-Length`.
+    #[serde(default)]
+    pub content_length: Option<u64>,
 }
 
 /// A signed URL: no API key needed to use it until `expires_at`.
@@ -129,6 +136,8 @@ struct SignatureQuery {
     expires: Option<i64>,
     #[serde(rename = "X-EB-Content-Type", default)]
     content_type: Option<String>,
+    #[serde(rename = "X-EB-Content-Length", default)]
+    content_length: Option<u64>,
     #[serde(rename = "X-EB-Signature")]
     signature: Option<String>,
 }
@@ -168,9 +177,41 @@ fn blob_error(e: BlobError) -> ApiError {
     }
 }
 
+/// A key rule broken, as a 400 naming it.
+fn key_problem(e: KeyError) -> ApiError {
+    ApiError::bad_request("invalid_key", format!("{e} (rule: {})", e.rule())).for_field("key")
+}
+
 fn parse_key(raw: &str) -> Result<ObjectKey, ApiError> {
-    ObjectKey::parse(raw)
-        .map_err(|e| ApiError::bad_request("invalid_key", format!("{e} (rule: {})", e.rule())).for_field("key"))
+    ObjectKey::parse(raw).map_err(key_problem)
+}
+
+/// The key of a `/{namespace}/{key}` route. Actix decodes the path lossily (`%ff` becomes
+/// U+FFFD, so `%ff%fe` and `%fe%ff` would be one key): a path whose bytes are not UTF-8
+/// once percent-decoded is refused instead.
+fn path_key(req: &HttpRequest, decoded: &str) -> Result<ObjectKey, ApiError> {
+    if percent_encoding::percent_decode_str(req.uri().path())
+        .decode_utf8()
+        .is_err()
+    {
+        return Err(key_problem(KeyError::NotUtf8));
+    }
+    parse_key(decoded)
+}
+
+/// Refuses a query string holding a parameter that is not UTF-8 once percent-decoded
+/// (Actix's query parser would decode it lossily).
+fn utf8_query(req: &HttpRequest) -> Result<(), ApiError> {
+    if percent_encoding::percent_decode_str(req.query_string())
+        .decode_utf8()
+        .is_err()
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "a query parameter is not UTF-8 once percent-decoded (rule: not_utf8)",
+        ));
+    }
+    Ok(())
 }
 
 fn namespace<'a>(state: &'a AppState, name: &str) -> Result<(&'a Namespace, &'a dyn BlobStore), ApiError> {
@@ -192,15 +233,28 @@ fn blob(state: &AppState, ns: &Namespace, meta: ObjectMeta) -> Blob {
     }
 }
 
-/// Authorises with an API key holding `scope`, or with a URL signed for `method`.
+/// What an authorised request may do.
+struct Grant {
+    /// Who acts, for the audit trail.
+    actor: String,
+    /// The content type a signed PUT must send.
+    content_type: Option<String>,
+    /// The `Content-Length` a signed PUT must send.
+    content_length: Option<u64>,
+}
+
+/// Authorises with an API key holding `scope`, or with a URL signed for `method`. This
+/// runs before the namespace is looked up, so a caller without a key or a good signature
+/// gets the same answer whether or not namespace `ns_name` exists.
 async fn authorise(
     req: &HttpRequest,
     state: &AppState,
-    ns: &Namespace,
+    ns_name: &str,
     key: &ObjectKey,
     method: &str,
     scope: &str,
-) -> Result<(Option<String>, String), ApiError> {
+) -> Result<Grant, ApiError> {
+    utf8_query(req)?;
     let q = web::Query::<SignatureQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
     if let (Some(m), Some(expires), Some(signature)) = (&q.method, q.expires, &q.signature) {
@@ -208,6 +262,7 @@ async fn authorise(
             method: m.clone(),
             expires,
             content_type: q.content_type.clone().unwrap_or_default(),
+            content_length: q.content_length,
             signature: signature.clone(),
         };
         if signed.method != method {
@@ -219,16 +274,21 @@ async fn authorise(
         }
         state
             .blobs
-            .verify(&ns.name, key, &signed, Utc::now().timestamp())
+            .verify(ns_name, key, &signed, Utc::now().timestamp())
             .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, "signature_invalid", why))?;
-        return Ok((
-            (!signed.content_type.is_empty()).then_some(signed.content_type),
-            "signed_url".to_owned(),
-        ));
+        return Ok(Grant {
+            actor: "signed_url".to_owned(),
+            content_length: signed.content_length,
+            content_type: (!signed.content_type.is_empty()).then_some(signed.content_type),
+        });
     }
     let principal = <Principal as actix_web::FromRequest>::extract(req).await?;
     principal.require(scope)?;
-    Ok((None, principal.actor()))
+    Ok(Grant {
+        actor: principal.actor(),
+        content_type: None,
+        content_length: None,
+    })
 }
 
 fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -251,7 +311,7 @@ fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         (status = 201, description = "Stored", body = Blob),
         (status = 400, description = "Bad key, checksum mismatch or interrupted upload", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the namespace's write scope, or a bad signature", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the namespace's write scope, or a bad signature (or another `Content-Type` or `Content-Length` than the URL was signed for)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-None-Match: * and the object exists", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Over the namespace's size limit", body = Problem, content_type = "application/problem+json"),
@@ -266,19 +326,31 @@ async fn upload(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (ns_name, raw_key) = path.into_inner();
+    let key = path_key(&req, &raw_key)?;
+    let grant = authorise(&req, &state, &ns_name, &key, "PUT", &namespace::write_scope(&ns_name)).await?;
     let (ns, store) = namespace(&state, &ns_name)?;
-    let key = parse_key(&raw_key)?;
-    let (signed_type, actor) = authorise(&req, &state, ns, &key, "PUT", &ns.write_scope()).await?;
     let content_type = header_str(&req, "content-type")
         .unwrap_or("application/octet-stream")
         .to_owned();
-    if let Some(required) = signed_type
+    if let Some(required) = grant.content_type
         && required != content_type
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "signature_invalid",
             format!("the URL was signed for Content-Type {required}"),
+        ));
+    }
+    // A signed length must be sent as `Content-Length` (Actix then reads exactly that
+    // many bytes); a chunked body cannot be held to it.
+    let sent_length = header_str(&req, "content-length").and_then(|v| v.parse::<u64>().ok());
+    if let Some(required) = grant.content_length
+        && sent_length != Some(required)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "signature_invalid",
+            format!("the URL was signed for Content-Length {required}"),
         ));
     }
     if !ns.allows(&content_type) {
@@ -288,7 +360,7 @@ async fn upload(
             format!("`{content_type}` is not accepted in `{}`", ns.name),
         ));
     }
-    if let Some(len) = header_str(&req, "content-length").and_then(|v| v.parse::<u64>().ok())
+    if let Some(len) = sent_length
         && len > ns.max_size
     {
         return Err(blob_error(BlobError::TooLarge { limit: ns.max_size }));
@@ -334,14 +406,14 @@ async fn upload(
     let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
     let options = PutOptions {
         content_type,
-        max_size: ns.max_size,
+        max_size: grant.content_length.map_or(ns.max_size, |n| n.min(ns.max_size)),
         expected_md5,
         expected_sha256,
         if_none_match,
     };
     let stored = pump_into_store(payload, store, &storage_key, options).await;
     let meta = stored.map_err(blob_error)?;
-    record_blob_event(&state, "blob.written", &actor, ns, &key, Some(&meta)).await;
+    record_blob_event(&state, "blob.written", &grant.actor, ns, &key, Some(&meta)).await;
     let etag = meta.etag.clone();
     Ok(HttpResponse::Created()
         .insert_header((header::ETAG, etag))
@@ -448,8 +520,7 @@ async fn upload_form(
                         return Err(bad_form("the key field is too long".into()));
                     }
                 }
-                let text = String::from_utf8(raw).map_err(|_| bad_form("the key field is not UTF-8".into()))?;
-                key = Some(parse_key(&text)?);
+                key = Some(ObjectKey::parse_bytes(&raw).map_err(key_problem)?);
             }
             Some("file") => {
                 let key = match key.take() {
@@ -528,9 +599,9 @@ async fn download(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (ns_name, raw_key) = path.into_inner();
+    let key = path_key(&req, &raw_key)?;
+    authorise(&req, &state, &ns_name, &key, "GET", &namespace::read_scope(&ns_name)).await?;
     let (ns, store) = namespace(&state, &ns_name)?;
-    let key = parse_key(&raw_key)?;
-    authorise(&req, &state, ns, &key, "GET", &ns.read_scope()).await?;
     let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
     let head = store.head(&storage_key).await.map_err(blob_error)?;
     if header_str(&req, "if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == head.etag || t.trim() == "*"))
@@ -605,13 +676,14 @@ async fn download(
 #[delete("/{namespace}/{key:.*}")]
 async fn remove(
     state: web::Data<AppState>,
+    req: HttpRequest,
     principal: Principal,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (ns_name, raw_key) = path.into_inner();
     let (ns, store) = namespace(&state, &ns_name)?;
     principal.require(&ns.write_scope())?;
-    let key = parse_key(&raw_key)?;
+    let key = path_key(&req, &raw_key)?;
     let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
     if store.delete(&storage_key).await.map_err(blob_error)? {
         record_blob_event(&state, "blob.deleted", &principal.actor(), ns, &key, None).await;
@@ -637,12 +709,14 @@ async fn remove(
 #[get("/{namespace}")]
 async fn list(
     state: web::Data<AppState>,
+    req: HttpRequest,
     principal: Principal,
     path: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (ns, store) = namespace(&state, &path)?;
     principal.require(&ns.read_scope())?;
+    utf8_query(&req)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", "limit must be 1 to 1000"));
@@ -699,7 +773,13 @@ async fn list(
 }
 
 /// A URL for one direct `GET` or `PUT` without an API key, valid for `expires_in`
-/// seconds (at most 7 days), signed by the gateway with an HMAC under `SECRET_KEY`.
+/// seconds (at most 7 days), signed by S3 (SigV4) or by the gateway (an HMAC under
+/// `SECRET_KEY`).
+///
+/// A `PUT` declares its `content_length` and `content_type`: both must fit the
+/// namespace, and the URL is bound to them (the upload must send exactly that
+/// `Content-Length` and `Content-Type`). Each presign is an audit event
+/// (`blob.presigned`).
 #[utoipa::path(
     tag = "blobs",
     params(("namespace" = String, Path, description = "Namespace")),
@@ -711,7 +791,9 @@ async fn list(
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the scope the method needs", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad method or expiry", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large, or a `PUT`'s `content_length` is over the namespace's size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON, or a `PUT`'s `content_type` is not allowed in the namespace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad method, expiry or content type, or a `PUT` without `content_length`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/{namespace}/presign")]
@@ -735,10 +817,11 @@ async fn presign(
             ApiError::unprocessable("invalid_field", "expires_in must be 1 to 604800 seconds").for_field("expires_in"),
         );
     }
-    let content_type = if method == "PUT" {
-        body.content_type.clone().unwrap_or_default()
+    let (content_type, content_length) = if method == "PUT" {
+        let (content_type, content_length) = declared_upload(ns, &body)?;
+        (content_type, Some(content_length))
     } else {
-        String::new()
+        (String::new(), None)
     };
     let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(expires_in).unwrap_or(3600));
     // S3 signs its own URLs (SigV4); the local backend's are signed by the gateway.
@@ -750,9 +833,28 @@ async fn presign(
             &method,
             std::time::Duration::from_secs(expires_in),
             wanted_type,
+            content_length,
         )
         .await
         .map_err(blob_error)?;
+    // No URL leaves without its audit event (an S3 upload through it never passes here).
+    let event = serde_json::json!({
+        "method": method,
+        "expires_at": expires_at,
+        "content_type": wanted_type,
+        "content_length": content_length,
+        "signed_by": if by_store.is_some() { "storage" } else { "gateway" },
+    });
+    let mut conn = state.pool.get().await?;
+    shared_db::events::record(
+        &mut conn,
+        "blob.presigned",
+        &principal.actor(),
+        &format!("blob:{}/{key}", ns.name),
+        event,
+    )
+    .await?;
+    drop(conn);
     if let Some(p) = by_store {
         let headers = p.headers.into_iter().collect();
         return Ok(HttpResponse::Ok().json(Presigned {
@@ -762,9 +864,14 @@ async fn presign(
             expires_at,
         }));
     }
-    let signed = state
-        .blobs
-        .sign(&method, &ns.name, &key, expires_at.timestamp(), &content_type);
+    let signed = state.blobs.sign(
+        &method,
+        &ns.name,
+        &key,
+        expires_at.timestamp(),
+        &content_type,
+        content_length,
+    );
     let path_key: String = key
         .segments()
         .map(|s| {
@@ -787,11 +894,17 @@ async fn presign(
         if !content_type.is_empty() {
             q.append_pair("X-EB-Content-Type", &content_type);
         }
+        if let Some(len) = content_length {
+            q.append_pair("X-EB-Content-Length", &len.to_string());
+        }
         q.append_pair("X-EB-Signature", &signed.signature);
     }
     let mut headers = std::collections::BTreeMap::new();
     if !content_type.is_empty() {
         headers.insert("Content-Type".to_owned(), content_type);
+    }
+    if let Some(len) = content_length {
+        headers.insert("Content-Length".to_owned(), len.to_string());
     }
     Ok(HttpResponse::Ok().json(Presigned {
         url: url.into(),
@@ -799,6 +912,44 @@ async fn presign(
         headers,
         expires_at,
     }))
+}
+
+/// The content type (default `application/octet-stream`) and length a presigned `PUT`
+/// declares, checked against the namespace as an upload through the gateway would be.
+fn declared_upload(ns: &Namespace, body: &PresignRequest) -> Result<(String, u64), ApiError> {
+    let content_length = body.content_length.ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_field",
+            "a PUT declares content_length: the upload's size in bytes",
+        )
+        .for_field("content_length")
+    })?;
+    if content_length > ns.max_size {
+        return Err(blob_error(BlobError::TooLarge { limit: ns.max_size }).for_field("content_length"));
+    }
+    let content_type = body
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let well_formed = content_type.len() <= 255
+        && content_type.contains('/')
+        && content_type.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if !well_formed {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "content_type must be a media type such as image/png (printable ASCII, at most 255 bytes)",
+        )
+        .for_field("content_type"));
+    }
+    if !ns.allows(&content_type) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type_not_allowed",
+            format!("`{content_type}` is not accepted in `{}`", ns.name),
+        )
+        .for_field("content_type"));
+    }
+    Ok((content_type, content_length))
 }
 
 /// Registers the storage routes.

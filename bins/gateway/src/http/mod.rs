@@ -134,9 +134,16 @@ pub enum AuthProblems {
 }
 
 /// A storage URL the gateway signed: it needs no key (its handler checks the signature
-/// before reading any body).
+/// before reading any body). Only an object's GET, HEAD and PUT take them.
 pub fn is_signed_storage_url(req: &actix_web::HttpRequest) -> bool {
-    req.path().starts_with("/api/v1/blobs/") && req.query_string().contains("X-EB-Signature=")
+    matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD | actix_web::http::Method::PUT
+    ) && req
+        .path()
+        .strip_prefix("/api/v1/blobs/")
+        .is_some_and(|rest| rest.contains('/'))
+        && req.query_string().contains("X-EB-Signature=")
 }
 
 /// Licence bodies are small, and the holder routes (validate, activate, ...) read them

@@ -316,7 +316,7 @@ async fn presigned_urls_work_without_a_key_and_refuse_tampering() {
             .send()
     };
     let p: Value =
-        presign(json!({"key": "uploads/데이터.csv", "method": "PUT", "expires_in": 120, "content_type": "text/csv"}))
+        presign(json!({"key": "uploads/데이터.csv", "method": "PUT", "expires_in": 120, "content_type": "text/csv", "content_length": 8}))
             .await
             .unwrap()
             .json()
@@ -651,4 +651,451 @@ async fn browser_forms_upload_files() {
         .unwrap();
     assert!(res.status().is_client_error());
     assert_eq!(res.headers()["content-type"], "application/problem+json");
+}
+
+/// Sends `method raw_path` as written (with the admin key when `auth`), returning the
+/// status line's code and the body.
+async fn raw_request(app: &TestApp, method: &str, raw_path: &str, auth: bool) -> (u16, String) {
+    let addr = app.address.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = if auth {
+        format!("Authorization: Bearer {}\r\n", app.admin_key)
+    } else {
+        String::new()
+    };
+    let req = format!(
+        "{method} {raw_path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 1\r\nConnection: close\r\n\r\nx"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
+/// `%ff%fe` and `%fe%ff` both decoded lossily would be the same key (two U+FFFD): keys
+/// that are not UTF-8 are refused wherever a key arrives, naming the rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_that_are_not_utf8_are_refused_not_collided() {
+    let app = TestApp::spawn().await;
+    for (method, path) in [
+        ("PUT", "/api/v1/blobs/web/%ff%fe"),
+        ("PUT", "/api/v1/blobs/web/%fe%ff"),
+        ("PUT", "/api/v1/blobs/web/dir/a%C3"),
+        ("GET", "/api/v1/blobs/web/%ff%fe"),
+        ("HEAD", "/api/v1/blobs/web/%ff%fe"),
+        ("DELETE", "/api/v1/blobs/web/%ff%fe"),
+    ] {
+        let (status, res) = raw_request(&app, method, path, true).await;
+        assert_eq!(status, 400, "{method} {path}: {res}");
+        if method != "HEAD" {
+            assert!(
+                res.contains("invalid_key") && res.contains("rule: not_utf8"),
+                "{method} {path}: {res}"
+            );
+        }
+    }
+    let res = app
+        .client
+        .get(app.url("/api/v1/blobs/web/%EF%BF%BD%EF%BF%BD"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "object_not_found").await;
+
+    // Query parameters: a listing prefix, and the parameters of a signed URL.
+    let res = app
+        .client
+        .get(app.url("/api/v1/blobs/web?prefix=%ff"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(res, 400, "invalid_query").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("rule: not_utf8"),
+        "{problem}"
+    );
+    put(&app, "/api/v1/blobs/web/a.txt", b"1".to_vec(), &[]).await;
+    let p: Value = app
+        .client
+        .post(app.url("/api/v1/blobs/web/presign"))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"key": "a.txt", "method": "GET"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = p["url"].as_str().unwrap();
+    let plain = reqwest::Client::new();
+    for altered in [
+        url.replace("/a.txt?", "/%ff%fe?"),
+        format!("{url}&X-EB-Content-Type=%ff"),
+    ] {
+        let res = plain.get(&altered).send().await.unwrap();
+        let problem = assert_problem(
+            res,
+            400,
+            if altered.contains("%ff%fe") {
+                "invalid_key"
+            } else {
+                "invalid_query"
+            },
+        )
+        .await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("rule: not_utf8"),
+            "{altered}: {problem}"
+        );
+    }
+
+    // Forms: a key field of other bytes, a file name of other bytes.
+    let form = reqwest::multipart::Form::new()
+        .part("key", reqwest::multipart::Part::bytes(vec![0xff, 0xfe]))
+        .part("file", reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("f"));
+    let res = app
+        .client
+        .post(app.url("/api/v1/blobs/web"))
+        .bearer_auth(&app.admin_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(res, 400, "invalid_key").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("rule: not_utf8"),
+        "{problem}"
+    );
+    let mut raw_form = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"".to_vec();
+    raw_form.extend_from_slice(&[0xff, 0xfe]);
+    raw_form.extend_from_slice(b"\"\r\n\r\nx\r\n--b--\r\n");
+    let res = app
+        .client
+        .post(app.url("/api/v1/blobs/web"))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(raw_form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    // Presign requests: JSON is UTF-8, and lone surrogates are no characters.
+    for body in [
+        b"{\"key\":\"\xff\xfe\",\"method\":\"GET\"}".to_vec(),
+        br#"{"key":"\udcff\udcfe","method":"GET"}"#.to_vec(),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/blobs/web/presign"))
+            .bearer_auth(&app.admin_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+    }
+
+    let list: Value = app
+        .client
+        .get(app.url("/api/v1/blobs/web"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["objects"].as_array().unwrap().len(), 1, "only a.txt: {list}");
+}
+
+/// The parts of a problem that must not differ between two answers (its request id and
+/// instance always do).
+async fn problem_shape(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let mut body: Value = if status == 200 || res.headers().get("content-type").is_none() {
+        Value::Null
+    } else {
+        res.json().await.unwrap_or(Value::Null)
+    };
+    if let Some(o) = body.as_object_mut() {
+        o.remove("request_id");
+        o.remove("instance");
+    }
+    (status, body)
+}
+
+/// Without an API key, a signed-URL parameter must not let a caller tell namespaces that
+/// exist from others: every route answers the same status, code and body either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_url_probes_do_not_reveal_namespaces() {
+    let app = TestApp::spawn().await;
+    put(&app, "/api/v1/blobs/client/doc.txt", b"hi".to_vec(), &[]).await;
+    let plain = reqwest::Client::new();
+    let far = chrono::Utc::now().timestamp() + 3600;
+    for query in [
+        "X-EB-Signature=x".to_owned(),
+        "X-EB-Signature=".to_owned(),
+        format!("X-EB-Method=GET&X-EB-Expires={far}&X-EB-Signature={}", "00".repeat(32)),
+        format!("X-EB-Method=PUT&X-EB-Expires={far}&X-EB-Signature=zz"),
+        format!("X-EB-Method=GET&X-EB-Expires=1&X-EB-Signature={}", "00".repeat(32)),
+    ] {
+        for (method, path) in [
+            ("GET", "{ns}/doc.txt"),
+            ("HEAD", "{ns}/doc.txt"),
+            ("PUT", "{ns}/doc.txt"),
+            ("DELETE", "{ns}/doc.txt"),
+            ("GET", "{ns}"),
+            ("POST", "{ns}/presign"),
+            ("POST", "{ns}"),
+        ] {
+            let mut answers = Vec::new();
+            for ns in ["client", "nope"] {
+                let url = app.url(&format!("/api/v1/blobs/{}?{query}", path.replace("{ns}", ns)));
+                let req = plain.request(method.parse().unwrap(), url);
+                let res = req.body("x").send().await.unwrap();
+                answers.push(problem_shape(res).await);
+            }
+            assert_eq!(answers[0], answers[1], "{method} {path}?{query}");
+            assert!(
+                matches!(answers[0].0, 401 | 403 | 400),
+                "{method} {path}?{query}: {:?}",
+                answers[0]
+            );
+        }
+    }
+}
+
+const LIMITED: &str = r#"[{"name":"img","max_size":1000,"allowed_types":["image/*"]}]"#;
+
+/// The presign request declares an upload's size and type; both are checked against the
+/// namespace and bound into the URL. Returns the refusals' checks done and the URL of
+/// a 4-byte `image/png` upload to `key`, with the headers it must send.
+async fn presign_limited_put(app: &TestApp, key: &str) -> (String, Vec<(String, String)>) {
+    let presign = |body: Value| {
+        app.client
+            .post(app.url("/api/v1/blobs/img/presign"))
+            .bearer_auth(&app.admin_key)
+            .json(&body)
+            .send()
+    };
+    let res = presign(json!({"key": key, "method": "PUT", "content_type": "image/png"}))
+        .await
+        .unwrap();
+    let problem = assert_problem(res, 422, "invalid_field").await;
+    assert_eq!(problem["field"], "content_length", "{problem}");
+    let res =
+        presign(json!({"key": key, "method": "PUT", "content_type": "image/png", "content_length": 5_000_000_000u64}))
+            .await
+            .unwrap();
+    assert_problem(res, 413, "payload_too_large").await;
+    let res = presign(json!({"key": key, "method": "PUT", "content_type": "text/html", "content_length": 4}))
+        .await
+        .unwrap();
+    assert_problem(res, 415, "content_type_not_allowed").await;
+    let res = presign(json!({"key": key, "method": "PUT", "content_length": 4}))
+        .await
+        .unwrap();
+    assert_problem(res, 415, "content_type_not_allowed").await;
+    let res = presign(json!({"key": key, "method": "PUT", "content_type": "image/png", "content_length": 4}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let p: Value = res.json().await.unwrap();
+    let headers: Vec<(String, String)> = p["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap().to_owned()))
+        .collect();
+    assert!(
+        headers.contains(&("content-type".into(), "image/png".into())),
+        "{headers:?}"
+    );
+    assert!(headers.contains(&("content-length".into(), "4".into())), "{headers:?}");
+    (p["url"].as_str().unwrap().to_owned(), headers)
+}
+
+/// Uploads `body` with `content_type` through a signed URL, as a browser would.
+async fn put_signed(url: &str, content_type: &str, body: &'static [u8]) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The presign is in the audit trail, with what it allows.
+async fn assert_presign_recorded(app: &TestApp, key: &str) {
+    let events: Value = app
+        .client
+        .get(app.url("/api/v1/events?type=blob.presigned"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = events["items"].as_array().unwrap();
+    let e = items
+        .iter()
+        .find(|e| e["subject"] == format!("blob:img/{key}"))
+        .unwrap_or_else(|| panic!("{events}"));
+    assert!(e["actor"].as_str().unwrap().starts_with("api_key:"), "{e}");
+    assert_eq!(
+        (
+            &e["data"]["method"],
+            &e["data"]["content_type"],
+            &e["data"]["content_length"]
+        ),
+        (&json!("PUT"), &json!("image/png"), &json!(4)),
+        "{e}"
+    );
+}
+
+/// Gateway-signed upload URLs (local backend) carry the declared size and type: an upload
+/// of another length or type is refused, the declared one is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn presigned_uploads_are_bound_to_the_declared_size_and_type() {
+    let app = TestApp::with_vars(&[("BLOB_NAMESPACES", LIMITED)], None).await;
+    let (url, _) = presign_limited_put(&app, "pic.png").await;
+    for (content_type, body) in [
+        ("image/png", &b"12345"[..]),
+        ("image/png", &b"123"[..]),
+        ("image/gif", &b"1234"[..]),
+    ] {
+        let res = put_signed(&url, content_type, body).await;
+        assert_problem(res, 403, "signature_invalid").await;
+    }
+    // Chunked (no Content-Length): the size cannot be held to the signed one.
+    let res = reqwest::Client::new()
+        .put(&url)
+        .header("content-type", "image/png")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter([Ok::<
+            _,
+            std::io::Error,
+        >(
+            vec![0u8; 4]
+        )])))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "signature_invalid").await;
+    let res = put_signed(&url, "image/png", b"\x89PNG").await;
+    assert_eq!(res.status(), 201);
+    let res = app
+        .client
+        .get(app.url("/api/v1/blobs/img/pic.png"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"\x89PNG");
+    assert_presign_recorded(&app, "pic.png").await;
+}
+
+/// S3-signed upload URLs (SigV4) sign `Content-Length` and `Content-Type`: the test peer
+/// (s3s) recomputes the signature from the headers the request sends, so an upload of
+/// another length or type is refused by S3 itself, and the declared one is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_presigned_uploads_are_bound_to_the_declared_size_and_type() {
+    let s3 = blob_store::testing::S3TestServer::start().await;
+    let app = TestApp::with_vars(
+        &[
+            ("BLOB_NAMESPACES", LIMITED),
+            ("S3_BUCKET", blob_store::testing::BUCKET),
+            ("AWS_ENDPOINT_URL_S3", &s3.endpoint),
+            ("S3_FORCE_PATH_STYLE", "true"),
+            ("AWS_ACCESS_KEY_ID", blob_store::testing::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", blob_store::testing::SECRET_KEY),
+        ],
+        None,
+    )
+    .await;
+    let (url, _) = presign_limited_put(&app, "pic.png").await;
+    assert!(url.starts_with(&s3.endpoint), "{url}");
+    let signed_headers = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "X-Amz-SignedHeaders")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let signed: Vec<&str> = signed_headers.split(';').collect();
+    assert!(
+        signed.contains(&"content-length") && signed.contains(&"content-type"),
+        "{signed_headers}"
+    );
+    for (content_type, body) in [
+        ("image/png", &b"12345"[..]),
+        ("image/png", &b"123"[..]),
+        ("image/gif", &b"1234"[..]),
+        ("text/html", &b"<p>x"[..]),
+    ] {
+        let res = put_signed(&url, content_type, body).await;
+        assert_eq!(res.status(), 403, "{content_type} {body:?}");
+        let answer = res.text().await.unwrap();
+        assert!(
+            answer.contains("SignatureDoesNotMatch"),
+            "{content_type} {body:?}: {answer}"
+        );
+    }
+    let object = s3.dir.path().join(blob_store::testing::BUCKET).join("img/pic.png");
+    assert!(!object.exists(), "nothing stored by a refused upload");
+    let res = put_signed(&url, "image/png", b"\x89PNG").await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(std::fs::read(&object).unwrap(), b"\x89PNG");
+    assert_presign_recorded(&app, "pic.png").await;
+}
+
+/// Checks a GET answer is one whole upload of `uploads`, with its own length and ETag.
+async fn assert_whole_upload(res: reqwest::Response, uploads: &[Vec<u8>], when: &str) {
+    assert_eq!(res.status(), 200, "{when}");
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let length: usize = res.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let body = res.bytes().await;
+    assert!(body.is_ok(), "{when}: the body was cut short of its {length} bytes");
+    let body = body.unwrap();
+    assert!(
+        uploads.iter().any(|u| u.as_slice() == body.as_ref()),
+        "{when}: {} bytes that are no single upload",
+        body.len()
+    );
+    assert_eq!(length, body.len(), "{when}: Content-Length of another upload");
+    use md5::Digest;
+    let md5 = data_encoding::HEXLOWER.encode(&md5::Md5::digest(&body));
+    assert_eq!(etag, format!("\"{md5}\""), "{when}: ETag of another upload");
+}
+
+/// Eight uploads of different sizes to one key at once, with downloads racing them,
+/// round after round: every download, and the object after each round, is one whole
+/// upload whose Content-Length and ETag are its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_uploads_to_one_key_leave_one_whole_object() {
+    let app = TestApp::spawn().await;
+    let uploads: Vec<Vec<u8>> = (0..8usize)
+        .map(|w| (0..1000 + w * 37_000).map(|i| (w * 31 + i % 7) as u8).collect())
+        .collect();
+    let path = "/api/v1/blobs/client/race/object.bin";
+    assert_eq!(put(&app, path, uploads[0].clone(), &[]).await.status(), 201);
+    let get = || app.client.get(app.url(path)).bearer_auth(&app.admin_key).send();
+    for round in 0..8 {
+        let puts = futures_util::future::join_all(uploads.iter().map(|u| put(&app, path, u.clone(), &[])));
+        let gets = futures_util::future::join_all((0..8).map(|_| get()));
+        let (puts, gets) = futures_util::join!(puts, gets);
+        for res in puts {
+            assert_eq!(res.status(), 201);
+        }
+        for res in gets {
+            assert_whole_upload(res.unwrap(), &uploads, &format!("a download racing round {round}")).await;
+        }
+        assert_whole_upload(get().await.unwrap(), &uploads, &format!("after round {round}")).await;
+    }
 }
