@@ -44,6 +44,9 @@ enum HolderProblems {
     /// Malformed JSON.
     #[response(status = 400, content_type = "application/problem+json")]
     Malformed(Problem),
+    /// The body did not arrive within `PUBLIC_BODY_TIMEOUT_SECS`.
+    #[response(status = 408, content_type = "application/problem+json")]
+    TooSlow(Problem),
     /// Body too large.
     #[response(status = 413, content_type = "application/problem+json")]
     TooLarge(Problem),
