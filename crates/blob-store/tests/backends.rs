@@ -815,6 +815,28 @@ async fn local_tells_content_ending_like_a_trailer_from_a_trailer() {
     );
     assert_eq!(read(store.as_ref(), &k("t/nested.bin"), None).await, file);
 
+    // A stale metadata file that gives the new file's whole size but not its MD5 (another
+    // content of that length) does not make a new-layout object an old one.
+    let (data, meta_path) = old_paths(dir.path(), "t/new.bin");
+    let whole = std::fs::read(&data).unwrap();
+    let impostor = vec![b'z'; whole.len()];
+    let md5: [u8; 16] = Md5::digest(&impostor).into();
+    let stale = OldObjectMeta {
+        key: "t/new.bin".into(),
+        size: whole.len() as u64,
+        etag: format!("\"{}\"", data_encoding::HEXLOWER.encode(&md5)),
+        content_type: "text/html".into(),
+        sha256: String::new(),
+        last_modified: old_time(),
+    };
+    std::fs::write(&meta_path, serde_json::to_vec(&stale).unwrap()).unwrap();
+    assert_eq!(
+        store.head(&k("t/new.bin")).await.unwrap(),
+        new,
+        "a stale metadata file of the same size"
+    );
+    assert_eq!(read(store.as_ref(), &k("t/new.bin"), None).await, tricky);
+
     // A tag whose metadata is not an object's, with no metadata file: refused, not served.
     let folder = dir.path().join("t.d");
     std::fs::write(
