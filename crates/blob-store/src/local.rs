@@ -10,6 +10,13 @@
 //! the one file it opened, always sees one whole version even while it is replaced.
 //! `If-None-Match: *` uses a hard link, which fails when the object exists, so two racing
 //! creators cannot both win.
+//!
+//! Folders written by the previous version keep working. That version kept an object in
+//! two files: `<segment>.obj` (the content alone) and `<segment>.meta` (its metadata as
+//! JSON). A `.obj` without a valid trailer that has such a `.meta` beside it is read as
+//! that version served it; writing the key replaces it with a one-file object and then
+//! removes the `.meta`, and deleting it removes both. How the two layouts are told apart
+//! is explained at [`LocalStore::open_once`].
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +42,11 @@ const MAGIC: &[u8; 8] = b"EBOBJv1\n";
 /// Bytes of the trailer: the metadata's length (u64, little-endian) and [`MAGIC`].
 const TRAILER_BYTES: u64 = 16;
 
+/// Longest metadata (JSON) an object file or a previous-layout metadata file may hold: a
+/// key is at most 1,024 bytes and a media type one header, so a real one is far shorter,
+/// and a trailer announcing more is not believed (nor is that much memory allocated).
+const MAX_META_BYTES: u64 = 1 << 20;
+
 /// Objects in a folder.
 pub struct LocalStore {
     root: PathBuf,
@@ -48,10 +60,31 @@ fn corrupt(path: &Path, why: &str) -> BlobError {
     BlobError::Backend(format!("corrupt object file {}: {why}", path.display()))
 }
 
-/// An object file opened for reading: its metadata, and the file to read content from.
+/// An object file opened for reading: its metadata, and the file to read content from
+/// (the content is its first `meta.size` bytes in both layouts).
 struct Opened {
     meta: ObjectMeta,
     file: tokio::fs::File,
+}
+
+/// The metadata a file's trailer holds, or why the file has no valid trailer.
+type Trailer = Result<ObjectMeta, String>;
+
+/// The quoted hex MD5 of a file's bytes from its start: the ETag of an old-layout object
+/// whose content is the whole file.
+async fn md5_etag(file: &mut tokio::fs::File) -> Result<String, BlobError> {
+    file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).await.map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        md5.update(&buf[..n]);
+    }
+    let md5: [u8; 16] = md5.finalize().into();
+    Ok(format!("\"{}\"", data_encoding::HEXLOWER.encode(&md5)))
 }
 
 impl LocalStore {
@@ -62,8 +95,8 @@ impl LocalStore {
         Ok(Self { root })
     }
 
-    /// (folder, object file) of `key`.
-    fn paths(&self, key: &ObjectKey) -> Result<(PathBuf, PathBuf), BlobError> {
+    /// (folder, object file, the previous layout's metadata file) of `key`.
+    fn paths(&self, key: &ObjectKey) -> Result<(PathBuf, PathBuf, PathBuf), BlobError> {
         let segments: Vec<&str> = key.segments().collect();
         if let Some(long) = segments.iter().find(|s| s.len() > MAX_SEGMENT_BYTES) {
             return Err(BlobError::KeyUnsupported(format!(
@@ -76,20 +109,101 @@ impl LocalStore {
             dir.push(format!("{s}.d"));
         }
         let last = segments[segments.len() - 1];
-        Ok((dir.clone(), dir.join(format!("{last}.obj"))))
+        Ok((
+            dir.clone(),
+            dir.join(format!("{last}.obj")),
+            dir.join(format!("{last}.meta")),
+        ))
     }
 
-    /// Opens one version of an object and reads its metadata from the same open file, so
-    /// the content read later through it is the content the metadata describes.
-    async fn open(path: &Path) -> Result<Opened, BlobError> {
-        let mut file = match tokio::fs::File::open(path).await {
+    /// Opens one version of an object and reads its metadata from the same open file (or,
+    /// for an object of the previous layout, from the metadata file beside it), so the
+    /// content read later through it is the content the metadata describes.
+    async fn open(data: &Path, legacy_meta: &Path) -> Result<Opened, BlobError> {
+        // A writer renames a new object file into place and then removes the previous
+        // layout's metadata file: a reader that opened the old content file just before
+        // may find that metadata file gone. Opening again reaches the new version.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::open_once(data, legacy_meta).await? {
+                Ok(opened) => return Ok(opened),
+                Err(why) if attempts >= 3 => {
+                    return Err(corrupt(data, &format!("{why}, and no metadata file beside it")));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// One attempt of [`Self::open`]; `Ok(Err(why))` when the file has no valid trailer
+    /// and no metadata file is beside it.
+    ///
+    /// Telling the layouts apart: a file is read as a one-file object when its last 16
+    /// bytes are a trailer whose length fits in the file and whose metadata parses as an
+    /// object's and gives the size of the bytes before it. Content that merely ends with
+    /// the tag (any content may) fails one of these checks unless it is itself a whole
+    /// object file of this layout, so such content is read by the previous layout when a
+    /// metadata file is beside it, and is refused as corrupt when none is (it cannot be
+    /// a new-layout object with content ending like a trailer: a new-layout file always
+    /// ends with its own valid trailer, whatever its content).
+    ///
+    /// The one ambiguous case is a file with a valid trailer and a previous-layout
+    /// metadata file beside it. Either the metadata file is stale (a crash between a
+    /// write's rename and its removal of that file: see [`Self::install`]), or the object
+    /// is of the previous layout and its content happens to be a whole object file (a
+    /// backup of one, uploaded before the upgrade). The previous layout wins only when its
+    /// metadata describes this very file: its size is the whole file's and its ETag the
+    /// whole file's MD5, which a stale metadata file of other content does not match.
+    /// (That costs one pass over the file, only in this case.) A bare content file with
+    /// neither a valid trailer nor a metadata file is refused as corrupt, not read as
+    /// missing: it is also what a damaged new-layout file looks like, and hiding that
+    /// would hide lost data (the previous version answered 404 for the content file a
+    /// crash in its delete could leave behind; such a key is now a 503 until written or
+    /// deleted, and listings skip it with a warning).
+    async fn open_once(data: &Path, legacy_meta: &Path) -> Result<Result<Opened, String>, BlobError> {
+        let mut file = match tokio::fs::File::open(data).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::NotFound),
             Err(e) => return Err(io(e)),
         };
         let len = file.metadata().await.map_err(io)?.len();
+        let trailer = Self::read_trailer(&mut file, len).await?;
+        let legacy = Self::read_legacy_meta(legacy_meta).await?;
+        let meta = match (trailer, legacy) {
+            (Ok(meta), None | Some(Err(_))) => meta,
+            (Ok(meta), Some(Ok(old))) => {
+                if old.size == len && md5_etag(&mut file).await? == old.etag {
+                    old
+                } else {
+                    meta
+                }
+            }
+            (Err(_), Some(Ok(old))) if old.size == len => old,
+            (Err(why), Some(Ok(old))) => {
+                return Err(corrupt(
+                    data,
+                    &format!(
+                        "{why}, and the metadata file beside it gives {} bytes where the file has {len}",
+                        old.size
+                    ),
+                ));
+            }
+            (Err(why), Some(Err(e))) => {
+                return Err(corrupt(
+                    data,
+                    &format!("{why}, and the metadata file beside it is unreadable: {e}"),
+                ));
+            }
+            (Err(why), None) => return Ok(Err(why)),
+        };
+        Ok(Ok(Opened { meta, file }))
+    }
+
+    /// The metadata in the trailer of `file` (`len` bytes), or why there is no valid one.
+    async fn read_trailer(file: &mut tokio::fs::File, len: u64) -> Result<Trailer, BlobError> {
         if len < TRAILER_BYTES {
-            return Err(corrupt(path, "shorter than its trailer"));
+            return Ok(Err("shorter than its trailer".into()));
         }
         file.seek(std::io::SeekFrom::Start(len - TRAILER_BYTES))
             .await
@@ -98,22 +212,62 @@ impl LocalStore {
         file.read_exact(&mut trailer).await.map_err(io)?;
         let (meta_len, magic) = trailer.split_at(8);
         if magic != MAGIC {
-            return Err(corrupt(path, "no trailer"));
+            return Ok(Err("no trailer".into()));
         }
         let mut len_bytes = [0u8; 8];
         len_bytes.copy_from_slice(meta_len);
         let meta_len = u64::from_le_bytes(len_bytes);
-        let content_len = (len - TRAILER_BYTES)
-            .checked_sub(meta_len)
-            .ok_or_else(|| corrupt(path, "metadata longer than the file"))?;
-        file.seek(std::io::SeekFrom::Start(content_len)).await.map_err(io)?;
-        let mut json = vec![0u8; usize::try_from(meta_len).map_err(|_| corrupt(path, "metadata too long"))?];
-        file.read_exact(&mut json).await.map_err(io)?;
-        let meta: ObjectMeta = serde_json::from_slice(&json).map_err(|e| corrupt(path, &format!("metadata: {e}")))?;
-        if meta.size != content_len {
-            return Err(corrupt(path, "the metadata's size is not the content's"));
+        let Some(content_len) = (len - TRAILER_BYTES).checked_sub(meta_len) else {
+            return Ok(Err("a trailer announcing more metadata than the file holds".into()));
+        };
+        if meta_len > MAX_META_BYTES {
+            return Ok(Err(format!("a trailer announcing {meta_len} bytes of metadata")));
         }
-        Ok(Opened { meta, file })
+        let Ok(json_len) = usize::try_from(meta_len) else {
+            return Ok(Err(format!("a trailer announcing {meta_len} bytes of metadata")));
+        };
+        file.seek(std::io::SeekFrom::Start(content_len)).await.map_err(io)?;
+        let mut json = vec![0u8; json_len];
+        file.read_exact(&mut json).await.map_err(io)?;
+        let meta: ObjectMeta = match serde_json::from_slice(&json) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(format!("a trailer whose metadata is not an object's: {e}"))),
+        };
+        if meta.size != content_len {
+            return Ok(Err("a trailer whose metadata's size is not the content's".into()));
+        }
+        Ok(Ok(meta))
+    }
+
+    /// The previous layout's metadata file of an object: `None` when there is none,
+    /// `Some(Err(why))` when it cannot be read as metadata.
+    async fn read_legacy_meta(path: &Path) -> Result<Option<Result<ObjectMeta, String>>, BlobError> {
+        let file = match tokio::fs::File::open(path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let mut json = Vec::new();
+        file.take(MAX_META_BYTES + 1).read_to_end(&mut json).await.map_err(io)?;
+        if json.len() as u64 > MAX_META_BYTES {
+            return Ok(Some(Err(format!("longer than {MAX_META_BYTES} bytes"))));
+        }
+        Ok(Some(serde_json::from_slice(&json).map_err(|e| e.to_string())))
+    }
+
+    /// Removes the previous layout's metadata file of `key`, once the key's object file is
+    /// gone or of the new layout. A failure is logged: the file is then ignored (a valid
+    /// trailer wins over it, and without a content file it is no object).
+    async fn remove_legacy_meta(key: &str, legacy_meta: &Path) {
+        match tokio::fs::remove_file(legacy_meta).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                key,
+                error = %e,
+                "could not remove the previous layout's metadata file of an object; it is ignored"
+            ),
+        }
     }
 
     fn tmp(&self) -> PathBuf {
@@ -123,6 +277,12 @@ impl LocalStore {
     /// Appends `meta` and the trailer to a file holding the content, then syncs it.
     async fn finish(file: &mut tokio::fs::File, meta: &ObjectMeta) -> Result<(), BlobError> {
         let json = serde_json::to_vec(meta).map_err(|e| BlobError::Backend(e.to_string()))?;
+        if json.len() as u64 > MAX_META_BYTES {
+            return Err(BlobError::Backend(format!(
+                "{} bytes of metadata; the local store takes at most {MAX_META_BYTES}",
+                json.len()
+            )));
+        }
         file.write_all(&json).await.map_err(io)?;
         file.write_all(&(json.len() as u64).to_le_bytes()).await.map_err(io)?;
         file.write_all(MAGIC).await.map_err(io)?;
@@ -178,9 +338,18 @@ impl LocalStore {
     }
 
     /// Puts the finished file `tmp` in place of `key`'s: one rename (or, create-only, one
-    /// hard link that fails when the object exists).
+    /// hard link that fails when the object exists), then removes the key's metadata file
+    /// of the previous layout, if any.
+    ///
+    /// The order matters when the key holds a previous-layout object. Until the rename,
+    /// readers see the old object whole (its content file and its metadata file). From
+    /// the rename on, the object file ends with a valid trailer, which readers believe
+    /// over a metadata file beside it (see [`Self::open_once`]), so a crash before the
+    /// removal leaves the new object readable and the stale metadata file ignored (and
+    /// removed by the next write or delete). Removing the metadata file first would let
+    /// a crash leave old content with no metadata: an unreadable key.
     async fn install(&self, key: &ObjectKey, tmp: &Path, create_only: bool) -> Result<(), BlobError> {
-        let (dir, data) = self.paths(key)?;
+        let (dir, data, legacy_meta) = self.paths(key)?;
         tokio::fs::create_dir_all(&dir).await.map_err(io)?;
         if create_only {
             tokio::fs::hard_link(tmp, &data).await.map_err(|e| {
@@ -191,18 +360,21 @@ impl LocalStore {
                 }
             })?;
             let _ = tokio::fs::remove_file(tmp).await;
-            Ok(())
         } else {
-            tokio::fs::rename(tmp, &data).await.map_err(io)
+            tokio::fs::rename(tmp, &data).await.map_err(io)?;
         }
+        Self::remove_legacy_meta(key.as_str(), &legacy_meta).await;
+        Ok(())
     }
 
-    /// Keys (and object file paths) under `dir`, whose key prefix is `key_prefix`.
+    /// Keys (with their object file and previous-layout metadata file) under `dir`, whose
+    /// key prefix is `key_prefix`. A sub-folder that cannot be read is skipped with a
+    /// warning rather than failing the listing; `dir` itself must be readable.
     fn walk(
         dir: &Path,
         key_prefix: &str,
         recursive: bool,
-        out: &mut Vec<(String, Option<PathBuf>)>,
+        out: &mut Vec<(String, Option<(PathBuf, PathBuf)>)>,
     ) -> std::io::Result<()> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -215,12 +387,15 @@ impl LocalStore {
             if let Some(segment) = name.strip_suffix(".d") {
                 let prefix = format!("{key_prefix}{segment}/");
                 if recursive {
-                    Self::walk(&entry.path(), &prefix, true, out)?;
+                    if let Err(e) = Self::walk(&entry.path(), &prefix, true, out) {
+                        tracing::warn!(prefix = %prefix, error = %e, "listing skips a folder it cannot read");
+                    }
                 } else {
                     out.push((prefix, None));
                 }
             } else if let Some(segment) = name.strip_suffix(".obj") {
-                out.push((format!("{key_prefix}{segment}"), Some(entry.path())));
+                let legacy_meta = entry.path().with_file_name(format!("{segment}.meta"));
+                out.push((format!("{key_prefix}{segment}"), Some((entry.path(), legacy_meta))));
             }
         }
         Ok(())
@@ -235,7 +410,7 @@ impl BlobStore for LocalStore {
         options: PutOptions,
     ) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
         Box::pin(async move {
-            let (_, data) = self.paths(key)?;
+            let (_, data, _) = self.paths(key)?;
             if options.if_none_match && tokio::fs::try_exists(&data).await.map_err(io)? {
                 return Err(BlobError::AlreadyExists);
             }
@@ -253,8 +428,8 @@ impl BlobStore for LocalStore {
 
     fn get<'a>(&'a self, key: &'a ObjectKey, range: Option<ByteRange>) -> BoxFuture<'a, Result<ObjectBody, BlobError>> {
         Box::pin(async move {
-            let (_, data) = self.paths(key)?;
-            let Opened { meta, mut file } = Self::open(&data).await?;
+            let (_, data, legacy_meta) = self.paths(key)?;
+            let Opened { meta, mut file } = Self::open(&data, &legacy_meta).await?;
             let span = match range {
                 Some(r) => Some(
                     r.resolve(meta.size)
@@ -280,19 +455,24 @@ impl BlobStore for LocalStore {
 
     fn head<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
         Box::pin(async move {
-            let (_, data) = self.paths(key)?;
-            Ok(Self::open(&data).await?.meta)
+            let (_, data, legacy_meta) = self.paths(key)?;
+            Ok(Self::open(&data, &legacy_meta).await?.meta)
         })
     }
 
     fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<bool, BlobError>> {
         Box::pin(async move {
-            let (dir, data) = self.paths(key)?;
+            let (dir, data, legacy_meta) = self.paths(key)?;
+            // The object file first: once it is gone the key is gone, and a crash before
+            // the metadata file of the previous layout is removed leaves only that file,
+            // which is no object (and is removed by the next write or delete). The other
+            // order could leave old content without its metadata: an unreadable key.
             let existed = match tokio::fs::remove_file(&data).await {
                 Ok(()) => true,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
                 Err(e) => return Err(io(e)),
             };
+            Self::remove_legacy_meta(key.as_str(), &legacy_meta).await;
             // Tidy empty folders up to the root (a failure just leaves one behind).
             let mut d = dir;
             while d != self.root && tokio::fs::remove_dir(&d).await.is_ok() {
@@ -326,7 +506,7 @@ impl BlobStore for LocalStore {
             .await
             .map_err(|e| BlobError::Backend(e.to_string()))?
             .map_err(io)?;
-            let mut entries: Vec<(String, Option<PathBuf>)> = found
+            let mut entries: Vec<(String, Option<(PathBuf, PathBuf)>)> = found
                 .into_iter()
                 .filter(|(k, _)| k.starts_with(&options.prefix))
                 .filter(|(k, _)| options.after.as_ref().is_none_or(|a| k > a))
@@ -343,9 +523,9 @@ impl BlobStore for LocalStore {
                 },
                 ..ListPage::default()
             };
-            for (key, meta) in entries {
-                match meta {
-                    Some(path) => match Self::open(&path).await {
+            for (key, files) in entries {
+                match files {
+                    Some((data, legacy_meta)) => match Self::open(&data, &legacy_meta).await {
                         Ok(Opened { meta: m, .. }) => page.objects.push(ListedObject {
                             key,
                             size: m.size,
@@ -353,7 +533,8 @@ impl BlobStore for LocalStore {
                             last_modified: m.last_modified,
                         }),
                         Err(BlobError::NotFound) => {} // deleted meanwhile
-                        Err(e) => return Err(e),
+                        // One unreadable file must not hide the rest of its folder.
+                        Err(e) => tracing::warn!(key = %key, error = %e, "listing skips an object it cannot read"),
                     },
                     None => page.common_prefixes.push(key),
                 }
@@ -364,8 +545,8 @@ impl BlobStore for LocalStore {
 
     fn copy<'a>(&'a self, from: &'a ObjectKey, to: &'a ObjectKey) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
         Box::pin(async move {
-            let (_, source) = self.paths(from)?;
-            let Opened { mut meta, file } = Self::open(&source).await?;
+            let (_, source, legacy_meta) = self.paths(from)?;
+            let Opened { mut meta, file } = Self::open(&source, &legacy_meta).await?;
             let mut content = file;
             content.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
             meta.key = to.as_str().to_owned();
