@@ -5,13 +5,20 @@
 //! `Forwarded` (RFC 7239) is never read: a proxy that appends to one header and passes
 //! the other through untouched would let a client pick its own address there.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::HttpRequest;
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::{HttpRequest, web};
 use ipnet::IpNet;
+use tokio::time::Instant;
 
 /// Parses `TRUSTED_PROXIES`: comma-separated addresses or CIDR blocks.
 pub fn parse_trusted(value: &str) -> Result<Vec<IpNet>, String> {
@@ -64,46 +71,135 @@ pub fn client_ip(req: &HttpRequest, trusted_proxies: &[IpNet]) -> Option<IpAddr>
 /// long uploads, are not limited, except on routes that read their (small) body before
 /// any key is checked: there the whole body must arrive within `PUBLIC_BODY_TIMEOUT_SECS`,
 /// so a client trickling a byte now and then cannot hold connections without a key.
-pub async fn body_idle_timeout<B: actix_web::body::MessageBody>(
+///
+/// The response keeps the request's payload alive until it is sent ([`KeepRequestBody`]):
+/// a body nobody read (refused before reading, or cut off by a deadline) then closes the
+/// connection after the answer. Were the payload dropped instead, actix would keep a
+/// chunked request's connection open to drain the rest, with no timer at all.
+pub async fn body_idle_timeout<B: MessageBody>(
     mut req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<B>,
-) -> Result<actix_web::dev::ServiceResponse<B>, actix_web::Error> {
-    use futures_util::StreamExt;
-    use tokio::time::Instant;
+) -> Result<actix_web::dev::ServiceResponse<KeepRequestBody<B>>, actix_web::Error> {
     let (idle, total) = req
         .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .map_or((Duration::from_secs(30), Duration::from_secs(10)), |s| {
             (s.config.body_idle_timeout, s.config.public_body_timeout)
         });
     let deadline = reads_body_unauthenticated(&req).then(|| Instant::now() + total);
-    let payload = actix_web::HttpMessage::take_payload(&mut req);
-    let guarded = futures_util::stream::unfold(Some(payload), move |state| async move {
-        let mut payload = state?;
-        let until = Instant::now() + idle;
-        let (until, why) = match deadline {
-            Some(d) if d < until => (
-                d,
-                format!("the request body did not arrive within {} s", total.as_secs()),
-            ),
-            _ => (until, format!("the request body sent nothing for {} s", idle.as_secs())),
-        };
-        match tokio::time::timeout_at(until, payload.next()).await {
-            Ok(Some(item)) => Some((item, Some(payload))),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(actix_web::error::PayloadError::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    why,
-                ))),
-                None,
-            )),
-        }
-    });
-    // Fused: some readers (multipart) poll again after the end.
+    let payload: SharedPayload = Rc::new(RefCell::new(Some(actix_web::HttpMessage::take_payload(&mut req))));
+    let guarded = GuardedBody {
+        payload: Rc::clone(&payload),
+        idle,
+        total,
+        deadline,
+        timer: None,
+        done: false,
+    };
     req.set_payload(actix_web::dev::Payload::from(
-        Box::pin(guarded.fuse()) as std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>>
+        Box::pin(guarded) as Pin<Box<dyn futures_util::Stream<Item = _>>>
     ));
-    next.call(req).await
+    let res = next.call(req).await?;
+    Ok(res.map_body(|_, body| KeepRequestBody {
+        body,
+        _payload: payload,
+    }))
+}
+
+/// The connection's request payload, shared by the reader a handler gets and the response.
+type SharedPayload = Rc<RefCell<Option<actix_web::dev::Payload>>>;
+
+/// The request body as handlers read it: the connection's payload with the idle timeout
+/// and, on unauthenticated routes, the whole-body deadline. Ends for good after the end
+/// or a timeout (some readers, such as multipart, poll again after the end).
+struct GuardedBody {
+    payload: SharedPayload,
+    idle: Duration,
+    total: Duration,
+    deadline: Option<Instant>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    done: bool,
+}
+
+impl GuardedBody {
+    /// When the body fails if nothing more arrives.
+    fn due(&self) -> Instant {
+        let idle = Instant::now() + self.idle;
+        self.deadline.map_or(idle, |d| d.min(idle))
+    }
+
+    fn timed_out(&self) -> actix_web::error::PayloadError {
+        let why = match self.deadline {
+            Some(d) if d <= Instant::now() => {
+                format!("the request body did not arrive within {} s", self.total.as_secs())
+            }
+            _ => format!("the request body sent nothing for {} s", self.idle.as_secs()),
+        };
+        actix_web::error::PayloadError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, why))
+    }
+}
+
+impl futures_util::Stream for GuardedBody {
+    type Item = Result<web::Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        use futures_util::StreamExt;
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let polled = match this.payload.borrow_mut().as_mut() {
+            Some(payload) => payload.poll_next_unpin(cx),
+            None => Poll::Ready(None),
+        };
+        match polled {
+            Poll::Ready(Some(item)) => {
+                let due = this.due();
+                if let Some(timer) = this.timer.as_mut() {
+                    timer.as_mut().reset(due);
+                }
+                Poll::Ready(Some(item))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let due = this.due();
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.done = true;
+                        Poll::Ready(Some(Err(this.timed_out())))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that holds the request's payload until it has been sent (see
+    /// [`body_idle_timeout`]).
+    pub struct KeepRequestBody<B> {
+        #[pin]
+        body: B,
+        _payload: SharedPayload,
+    }
+}
+
+impl<B: MessageBody> MessageBody for KeepRequestBody<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<web::Bytes, Self::Error>>> {
+        self.project().body.poll_next(cx)
+    }
 }
 
 /// True for a request whose body is read before any API key is checked: a route the

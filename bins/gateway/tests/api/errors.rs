@@ -434,3 +434,34 @@ async fn trickled_bodies_from_one_address_cannot_take_every_connection() {
     assert_eq!(answered, 8, "only MAX_CONNECTIONS_PER_ADDRESS connections are served");
     trickle.abort();
 }
+
+/// A chunked body nobody reads (refused before reading, or cut off by a deadline) must not
+/// keep its connection: actix drains the rest of a chunked body whose reader was dropped,
+/// with no timer, so a client that then sends nothing held the connection forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn unread_chunked_bodies_do_not_hold_their_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::with_vars(&[("PUBLIC_BODY_TIMEOUT_SECS", "2")], None).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let cases = [
+        // Refused by the key check before the body is read.
+        ("/api/v1/emails", "HTTP/1.1 401"),
+        // Read before any key, and cut off by the whole-body deadline.
+        ("/api/v1/licenses/validate", "HTTP/1.1 408"),
+    ];
+    for (path, answer) in cases {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"a\":"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(15), s.read_to_end(&mut buf)).await;
+        let text = String::from_utf8_lossy(&buf);
+        assert!(
+            matches!(read, Ok(Ok(_))),
+            "{path}: the connection was still open 15 s after {answer}: {text:?}"
+        );
+        assert!(text.starts_with(answer), "{path}: {text}");
+    }
+}
