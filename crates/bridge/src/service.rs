@@ -1,6 +1,7 @@
-//! The bridge: reads the audit trail, and for every event a rule or webhook wants,
-//! queues one delivery (once per target and event, whichever replica sees it first);
-//! runs those deliveries; and sends licence expiry reminders.
+//! The bridge: claims the events waiting in the audit trail's outbox, and for every
+//! event a rule or webhook wants queues one delivery (once per target and event, on
+//! whichever replica claimed it); runs those deliveries; and sends licence expiry
+//! reminders.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
