@@ -852,3 +852,55 @@ async fn the_outbox_hands_each_event_to_one_claimer() {
         assert!(!events::any_undispatched(&mut conn).await.unwrap());
     }
 }
+
+/// The outbox migration on a database that already has events: those of its last ten
+/// minutes wait for the bridge, older ones count as dispatched, and rows inserted
+/// without naming the column (an older replica) wait too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_outbox_migration_offers_only_recent_events_again() {
+    use diesel_async::SimpleAsyncConnection;
+    for db in TestDb::each().await {
+        let (down, up) = match db.backend() {
+            Backend::Mysql => (
+                include_str!("../../../migrations/mysql/2026-12-02-080000_event_outbox/down.sql"),
+                include_str!("../../../migrations/mysql/2026-12-02-080000_event_outbox/up.sql"),
+            ),
+            Backend::Sqlite => (
+                include_str!("../../../migrations/sqlite/2026-12-02-080000_event_outbox/down.sql"),
+                include_str!("../../../migrations/sqlite/2026-12-02-080000_event_outbox/up.sql"),
+            ),
+        };
+        let mut conn = db.pool.get().await.unwrap();
+        with_conn!(&mut *conn, |c| c.batch_execute(down).await).unwrap();
+        let now = shared_db::now();
+        for (id, age) in [("old", 120), ("eleven", 11), ("nine", 9)] {
+            with_conn!(&mut *conn, |c| diesel::sql_query(
+                "INSERT INTO events (id, occurred_at, event_type, data) VALUES (?, ?, 'x.done', '{}')"
+            )
+            .bind::<diesel::sql_types::Text, _>(id)
+            .bind::<diesel::sql_types::Timestamp, _>(now - chrono::Duration::minutes(age))
+            .execute(c)
+            .await)
+            .unwrap();
+        }
+        with_conn!(&mut *conn, |c| c.batch_execute(up).await).unwrap();
+        with_conn!(&mut *conn, |c| diesel::sql_query(
+            "INSERT INTO events (id, occurred_at, event_type, data) VALUES ('written-by-an-older-replica', ?, 'x.done', '{}')"
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(now)
+        .execute(c)
+        .await)
+        .unwrap();
+        let waiting: Vec<String> = conn
+            .transaction::<_, DbError, _>(async |c| {
+                Ok(events::claim_undispatched(c, 10)
+                    .await?
+                    .into_iter()
+                    .map(|e| e.id)
+                    .collect())
+            })
+            .await
+            .unwrap();
+        assert_eq!(waiting, ["nine", "written-by-an-older-replica"], "{}", db.backend());
+    }
+}
