@@ -54,13 +54,13 @@
 //! | `SES_CONFIGURATION_SET` | none | configuration set named on every send (event publishing) |
 //! | `EMAIL_MAX_SEND_RATE` | SES `GetSendQuota` (`MaxSendRate`), refreshed every 10 minutes | recipients per second, per replica |
 //! | `EMAIL_MAX_MESSAGE_BYTES` | `10485760` | largest built MIME message (SES: 10 MB) |
-//! | `SNS_CERT_HOSTS` | `sns.*.amazonaws.com,sns.*.amazonaws.com.cn` | hosts SNS signing certificates and subscribe URLs may come from (`*` = one label) |
+//! | `SNS_CERT_HOSTS` | `sns.*.amazonaws.com,sns.*.amazonaws.com.cn` | hosts SNS signing certificates and subscribe URLs may come from (`*` = one AWS region label such as `us-east-1`) |
 //! | `SNS_TOPIC_ARNS` | any | comma-separated topics whose notifications are accepted |
 //! | `SNS_MAX_AGE_SECS` | `3600` | oldest SNS message accepted |
 //! | `SNS_ALLOW_HTTP_CERTS` | `false` | accept `http://` certificate URLs (test servers only) |
 //! | `LICENSE_REMINDER_DAYS` | `30,7,1` | days before expiry at which owners get a reminder email; `off` for none |
 //! | `LICENSE_REMINDER_CHANNEL` | `SLACK_DEFAULT_CHANNEL` | Slack channel for reminder warnings |
-//! | `WEBHOOK_ALLOW_PRIVATE` | `false` | let webhooks target loopback, private and link-local addresses |
+//! | `WEBHOOK_ALLOW_PRIVATE` | `false` | let webhooks target any address; off, only global unicast addresses |
 //! | `JOB_LEASE_SECS` | `60` | how long a claimed job is held without a heartbeat before another replica takes it |
 
 use std::net::IpAddr;

@@ -3,7 +3,7 @@
 //! - Rules: "when an event of type T (matching a filter on its data) happens, post to
 //!   Slack and/or send an email template", run from the job queue once per rule and event.
 //! - Webhooks: events POSTed to registered URLs, signed (Standard Webhooks), retried for
-//!   about a day, every attempt logged; internal addresses refused ([`net`]).
+//!   about a day, every attempt logged; only global unicast addresses reached ([`net`]).
 //! - Reminders: licences expiring in 30, 7 and 1 days remind their owners; expiries
 //!   become `license.expired` events.
 

@@ -117,7 +117,8 @@ pub struct Rule {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
-    /// Where events are POSTed (https, or http; never a private address unless allowed).
+    /// Where events are POSTed (https, or http); only global unicast addresses unless
+    /// internal targets are allowed.
     pub url: String,
     /// Event types or families (`license.*`, `*` for all).
     pub event_types: Vec<String>,

@@ -45,10 +45,3 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
-
-diesel::table! {
-    bridge_state (name) {
-        name -> Text,
-        value -> Text,
-    }
-}

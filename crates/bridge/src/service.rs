@@ -1,8 +1,9 @@
-//! The bridge: reads the audit trail, and for every event a rule or webhook wants,
-//! queues one delivery (once per target and event, whichever replica sees it first);
-//! runs those deliveries; and sends licence expiry reminders.
+//! The bridge: claims the events waiting in the audit trail's outbox, and for every
+//! event a rule or webhook wants queues one delivery (once per target and event, on
+//! whichever replica claimed it); runs those deliveries; and sends licence expiry
+//! reminders.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,7 @@ use slack_notify::model::PostMessage;
 
 use crate::model::*;
 use crate::net;
-use crate::schema::{bridge_marks, bridge_rules, bridge_state, webhook_deliveries, webhooks};
+use crate::schema::{bridge_marks, bridge_rules, webhook_deliveries, webhooks};
 
 /// Rule deliveries.
 pub const RULE_QUEUE: &str = "bridge.rule";
@@ -40,9 +41,8 @@ pub const RULE_QUEUE: &str = "bridge.rule";
 pub const WEBHOOK_QUEUE: &str = "bridge.webhook";
 /// The built-in reminder template's name (store one with this name to change it).
 pub const REMINDER_TEMPLATE: &str = "license-expiry-reminder";
-/// Events written up to this long before the cursor are read again, so one whose
-/// transaction committed late is still bridged (the marks keep it to once).
-const OVERLAP: chrono::Duration = chrono::Duration::seconds(15);
+/// Events claimed per dispatch transaction.
+const DISPATCH_BATCH: i64 = 200;
 /// About a day of retries with the worker's backoff (2 s doubling to 15 minutes).
 const WEBHOOK_ATTEMPTS: i32 = 100;
 const SEALING_PURPOSE: &[u8] = b"webhook secret";
@@ -239,10 +239,7 @@ pub struct BridgeService {
     licenses: LicenseService,
     sealer: Arc<Sealer>,
     settings: BridgeSettings,
-    client: Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector<net::GuardedResolver>>,
-        Full<Bytes>,
-    >,
+    client: Client<hyper_rustls::HttpsConnector<net::GuardedConnector>, Full<Bytes>>,
 }
 
 impl BridgeService {
@@ -596,116 +593,54 @@ impl BridgeService {
 
     // ----- dispatch -----
 
-    /// Reads the events since the last run (and a short overlap) and queues one
-    /// delivery per matching rule and webhook, each at most once. Returns how many it
-    /// queued. Safe to run from every replica at once.
+    /// Queues one delivery per matching rule and webhook for every event waiting in
+    /// the outbox (see `shared_db::events`), each at most once, and marks the events
+    /// dispatched in the same transaction. Returns how many it queued. Safe to run from
+    /// every replica at once: each claims different events.
     pub async fn dispatch(&self) -> Result<usize, BridgeError> {
         let mut conn = self.pool.get().await?;
-        let cursor: Option<String> = with_conn!(&mut *conn, |c| bridge_state::table
-            .find("events_cursor")
-            .select(bridge_state::value)
-            .first(c)
-            .await
-            .optional())?;
-        let Some(cursor) = cursor else {
-            // First run: bridge what happens from now on, not the whole history.
-            let now = shared_db::now();
-            let value = now.and_utc().to_rfc3339();
-            with_conn!(&mut *conn, |c| diesel::insert_or_ignore_into(bridge_state::table)
-                .values((bridge_state::name.eq("events_cursor"), bridge_state::value.eq(&value)))
-                .execute(c)
-                .await)?;
+        if !events::any_undispatched(&mut conn).await? {
             return Ok(0);
-        };
-        let since = chrono::DateTime::parse_from_rfc3339(&cursor)
-            .map_err(corrupt)?
-            .naive_utc()
-            - OVERLAP;
+        }
         let rules: Vec<Rule> = load_rules(&mut conn).await?.into_iter().filter(|r| r.enabled).collect();
         let hooks: Vec<WebhookRow> = with_conn!(&mut *conn, |c| webhooks::table
             .filter(webhooks::enabled.eq(true))
             .select(WebhookRow::as_select())
             .load(c)
             .await)?;
+        let (rules, hooks) = (&rules, &hooks);
         let mut queued = 0;
-        let mut newest = None;
-        // Event ids are UUIDv7: the smallest id of `since`'s millisecond bounds a primary
-        // key range scan (no index on the time is needed).
-        let mut after = id_floor(since);
         loop {
-            let batch: Vec<Event> = with_conn!(&mut *conn, |c| events_table::table
-                .filter(events_table::id.gt(&after))
-                .order(events_table::id.asc())
-                .limit(500)
-                .select(Event::as_select())
-                .load(c)
-                .await)?;
-            let Some(last) = batch.last() else { break };
-            after = last.id.clone();
-            let mut wanted: Vec<(String, &'static str, String, String)> = Vec::new();
-            for e in &batch {
-                newest = newest.max(Some(e.occurred_at));
-                // Loop guard: what the bridge itself did never triggers rules.
-                let by_bridge = e.actor.as_deref().is_some_and(|a| a.starts_with("bridge"));
-                let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
-                for r in rules.iter().filter(|_| !by_bridge) {
-                    let matches = type_matches(&r.event_type, &e.event_type)
-                        && r.filter.iter().all(|(path, want)| at(&data, path) == Some(want));
-                    if matches {
-                        wanted.push((
-                            format!("rule:{}:{}", r.id, e.id),
-                            RULE_QUEUE,
-                            r.id.clone(),
-                            e.id.clone(),
-                        ));
-                    }
-                }
-                for h in &hooks {
-                    if h.types().iter().any(|t| type_matches(t, &e.event_type)) {
-                        wanted.push((
-                            format!("webhook:{}:{}", h.id, e.id),
-                            WEBHOOK_QUEUE,
-                            h.id.clone(),
-                            e.id.clone(),
-                        ));
-                    }
-                }
-            }
-            if wanted.is_empty() {
-                continue;
-            }
-            let marks: Vec<String> = wanted.iter().map(|w| w.0.clone()).collect();
-            let done: HashSet<String> = with_conn!(&mut *conn, |c| bridge_marks::table
-                .filter(bridge_marks::mark.eq_any(&marks))
-                .select(bridge_marks::mark)
-                .load::<String>(c)
-                .await)?
-            .into_iter()
-            .collect();
-            for (mark, queue, target, event) in wanted.into_iter().filter(|w| !done.contains(&w.0)) {
-                let added = conn
-                    .transaction::<_, BridgeError, _>(async move |c| {
+            events::prefer_read_committed(&mut conn).await?;
+            let round = conn
+                .transaction::<_, BridgeError, _>(async move |c| {
+                    let batch = events::claim_undispatched(c, DISPATCH_BATCH).await?;
+                    let mut added = 0;
+                    for (mark, queue, target, event) in deliveries_wanted(rules, hooks, &batch) {
                         if !set_mark(c, &mark).await? {
-                            return Ok(false); // another replica was first
+                            continue; // queued before (by a replica of an older version)
                         }
                         let job = NewJob::new(queue, &json!({ "target": target, "event_id": event }))?
                             .max_attempts(if queue == WEBHOOK_QUEUE { WEBHOOK_ATTEMPTS } else { 12 });
                         jobs::enqueue(c, job).await?;
-                        Ok(true)
-                    })
-                    .await?;
-                queued += usize::from(added);
-            }
-        }
-        if let Some(t) = newest {
-            let value = t.and_utc().to_rfc3339();
-            if t > since + OVERLAP {
-                with_conn!(&mut *conn, |c| diesel::update(
-                    bridge_state::table.find("events_cursor")
-                )
-                .set(bridge_state::value.eq(&value))
-                .execute(c)
-                .await)?;
+                        added += 1;
+                    }
+                    let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+                    events::mark_dispatched(c, &ids).await?;
+                    Ok((batch.len(), added))
+                })
+                .await;
+            match round {
+                Ok((claimed, added)) => {
+                    queued += added;
+                    if i64::try_from(claimed).unwrap_or(0) < DISPATCH_BATCH {
+                        break;
+                    }
+                }
+                // Another replica holds what this round needed: its events are still
+                // waiting, and the next run takes them.
+                Err(BridgeError::Db(e)) if e.is_lock_conflict() => break,
+                Err(e) => return Err(e),
             }
         }
         Ok(queued)
@@ -833,7 +768,19 @@ impl BridgeService {
         .map_err(|e| JobError::Fatal(e.to_string()))?;
         let timestamp = Utc::now().timestamp();
         let signature = sign(&secret, &event.id, timestamp, &body);
-        let request = hyper::Request::post(hook.url.as_str())
+        // Checked again at every delivery: the row may have changed since it was
+        // registered, or WEBHOOK_ALLOW_PRIVATE been turned off. The request goes to the
+        // URL as checked (its parsed form), and the connector checks the address again.
+        let url = match net::check_url(&hook.url, self.settings.allow_internal_webhooks) {
+            Ok(url) => url,
+            Err(why) => {
+                let why = format!("not sent: {why}");
+                self.log_attempt(&hook.id, &event.id, job.attempts, &Err(why.clone()), Duration::ZERO)
+                    .await?;
+                return Err(JobError::Fatal(why));
+            }
+        };
+        let request = hyper::Request::post(url.as_str())
             .header("content-type", "application/json")
             .header("user-agent", concat!("event-bridge/", env!("CARGO_PKG_VERSION")))
             .header("webhook-id", event.id.as_str())
@@ -844,7 +791,7 @@ impl BridgeService {
         let started = Instant::now();
         let outcome = match tokio::time::timeout(Duration::from_secs(15), self.client.request(request)).await {
             Err(_) => Err("timed out after 15 s".to_owned()),
-            Ok(Err(e)) => Err(format!("{e:?}").chars().take(500).collect()),
+            Ok(Err(e)) => Err(net::describe(&e).chars().take(500).collect()),
             Ok(Ok(res)) => {
                 let status = res.status().as_u16();
                 // Read (and bound) the answer so the connection can be reused.
@@ -852,22 +799,9 @@ impl BridgeService {
                 Ok(status)
             }
         };
-        let row = DeliveryRow {
-            id: shared_db::new_id(),
-            webhook_id: hook.id.clone(),
-            event_id: event.id.clone(),
-            attempt: job.attempts,
-            status_code: outcome.as_ref().ok().map(|s| i32::from(*s)),
-            error: outcome.as_ref().err().cloned(),
-            duration_ms: started.elapsed().as_millis() as i64,
-            delivered_at: shared_db::now(),
-        };
+        self.log_attempt(&hook.id, &event.id, job.attempts, &outcome, started.elapsed())
+            .await?;
         let mut conn = self.pool.get().await.map_err(|e| retry(e.into()))?;
-        with_conn!(&mut *conn, |c| diesel::insert_into(webhook_deliveries::table)
-            .values(&row)
-            .execute(c)
-            .await)
-        .map_err(|e| retry(e.into()))?;
         match outcome {
             Ok(s) if (200..300).contains(&s) => Ok(()),
             Ok(410) => {
@@ -893,6 +827,35 @@ impl BridgeService {
             Ok(s) => Err(JobError::Retry(format!("the receiver answered {s}"))),
             Err(e) => Err(JobError::Retry(e)),
         }
+    }
+
+    /// Adds one attempt to a webhook's delivery log: the receiver's status, or why
+    /// there was none.
+    async fn log_attempt(
+        &self,
+        hook_id: &str,
+        event_id: &str,
+        attempt: i32,
+        outcome: &Result<u16, String>,
+        took: Duration,
+    ) -> Result<(), JobError> {
+        let row = DeliveryRow {
+            id: shared_db::new_id(),
+            webhook_id: hook_id.to_owned(),
+            event_id: event_id.to_owned(),
+            attempt,
+            status_code: outcome.as_ref().ok().map(|s| i32::from(*s)),
+            error: outcome.as_ref().err().cloned(),
+            duration_ms: took.as_millis() as i64,
+            delivered_at: shared_db::now(),
+        };
+        let mut conn = self.pool.get().await.map_err(|e| retry(e.into()))?;
+        with_conn!(&mut *conn, |c| diesel::insert_into(webhook_deliveries::table)
+            .values(&row)
+            .execute(c)
+            .await)
+        .map_err(|e| retry(e.into()))?;
+        Ok(())
     }
 
     // ----- reminders -----
@@ -1060,10 +1023,42 @@ enum Failure {
     Final(String),
 }
 
-/// The smallest UUIDv7 (as text) of the millisecond `t`.
-fn id_floor(t: NaiveDateTime) -> String {
-    let ms = t.and_utc().timestamp_millis().max(0) as u64;
-    format!("{:08x}-{:04x}-7000-8000-000000000000", ms >> 16, ms & 0xffff)
+/// The deliveries a batch of events asks for: (mark, queue, target, event id) per
+/// matching rule and webhook.
+fn deliveries_wanted(
+    rules: &[Rule],
+    hooks: &[WebhookRow],
+    batch: &[Event],
+) -> Vec<(String, &'static str, String, String)> {
+    let mut wanted = Vec::new();
+    for e in batch {
+        // Loop guard: what the bridge itself did never triggers rules.
+        let by_bridge = e.actor.as_deref().is_some_and(|a| a.starts_with("bridge"));
+        let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
+        for r in rules.iter().filter(|_| !by_bridge) {
+            let matches = type_matches(&r.event_type, &e.event_type)
+                && r.filter.iter().all(|(path, want)| at(&data, path) == Some(want));
+            if matches {
+                wanted.push((
+                    format!("rule:{}:{}", r.id, e.id),
+                    RULE_QUEUE,
+                    r.id.clone(),
+                    e.id.clone(),
+                ));
+            }
+        }
+        for h in hooks {
+            if h.types().iter().any(|t| type_matches(t, &e.event_type)) {
+                wanted.push((
+                    format!("webhook:{}:{}", h.id, e.id),
+                    WEBHOOK_QUEUE,
+                    h.id.clone(),
+                    e.id.clone(),
+                ));
+            }
+        }
+    }
+    wanted
 }
 
 async fn load_rules(conn: &mut DbConn) -> Result<Vec<Rule>, BridgeError> {
@@ -1129,19 +1124,5 @@ pub struct WebhookHandler(pub Arc<BridgeService>);
 impl JobHandler for WebhookHandler {
     fn handle<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(self.0.run_webhook(job))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn id_floor_sorts_before_every_id_of_its_millisecond_and_after_earlier_ones() {
-        let t = shared_db::now();
-        let floor = super::id_floor(t);
-        let id = uuid::Uuid::now_v7().to_string();
-        assert!(floor <= id, "{floor} > {id}");
-        let earlier = super::id_floor(t - chrono::Duration::seconds(1));
-        assert!(earlier < floor);
-        assert_eq!(floor.len(), 36);
     }
 }

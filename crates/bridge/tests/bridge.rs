@@ -174,7 +174,7 @@ async fn rules_turn_events_into_slack_and_email_once() {
         assert_eq!(
             r.bridge.dispatch().await.unwrap(),
             0,
-            "the first run only sets the cursor"
+            "no rule listens to what happened so far"
         );
         record(
             &r,
@@ -436,7 +436,281 @@ async fn internal_webhook_targets_are_refused_unless_allowed() {
         )
         .await;
     assert!(hook.is_ok(), "names are checked when connecting, not when registering");
-    assert!(bridge::net::is_internal("127.0.0.1".parse().unwrap()));
+    assert!(!bridge::net::is_global("127.0.0.1".parse().unwrap()));
+}
+
+/// A webhook accepted while internal targets were allowed (or whose row was changed
+/// since) is refused again when delivering: nothing reaches the receiver, and the
+/// delivery log says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_target_is_refused_again_at_delivery() {
+    for db in TestDb::each().await {
+        let r = rig(db, internal_ok()).await;
+        let receiver = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&receiver)
+            .await;
+        let port = receiver.address().port();
+        let mut hooks = Vec::new();
+        for url in [
+            format!("http://127.0.0.1:{port}/registered-while-allowed"),
+            format!("http://localhost:{port}/an-internal-name"),
+            format!("https://hooks.example.com:{port}/changed-in-the-database"),
+        ] {
+            let created = r
+                .bridge
+                .create_webhook(
+                    NewWebhook {
+                        url,
+                        event_types: vec!["license.*".into()],
+                        description: None,
+                    },
+                    "t",
+                )
+                .await
+                .unwrap();
+            hooks.push(created.webhook.id);
+        }
+        let mut conn = r.db.pool.get().await.unwrap();
+        with_conn!(&mut *conn, |c| diesel::sql_query(
+            "UPDATE webhooks SET url = ? WHERE id = ?"
+        )
+        .bind::<diesel::sql_types::Text, _>(format!("http://[::ffff:127.0.0.1]:{port}/changed-in-the-database"))
+        .bind::<diesel::sql_types::Text, _>(&hooks[2])
+        .execute(c)
+        .await)
+        .unwrap();
+        drop(conn);
+
+        // The same database, now served with WEBHOOK_ALLOW_PRIVATE off.
+        let strict = Arc::new(
+            BridgeService::new(
+                r.db.pool.clone(),
+                r.mail.clone(),
+                r.slack.clone(),
+                r.licenses.clone(),
+                SECRET,
+                BridgeSettings::default(),
+            )
+            .unwrap(),
+        );
+        let worker = Worker::new(
+            r.db.pool.clone(),
+            WorkerOptions {
+                poll_interval: Duration::from_millis(20),
+                backoff: Backoff {
+                    base: Duration::from_millis(1),
+                    max: Duration::from_millis(1),
+                    factor: 1.0,
+                    jitter: false,
+                },
+                ..WorkerOptions::default()
+            },
+        )
+        .register(WEBHOOK_QUEUE, WebhookHandler(strict.clone()));
+        strict.dispatch().await.unwrap();
+        record(&r, "license.revoked", "api_key:k", json!({})).await;
+        assert_eq!(strict.dispatch().await.unwrap(), 3);
+        worker.drain().await.unwrap();
+
+        assert!(
+            receiver.received_requests().await.unwrap_or_default().is_empty(),
+            "a refused target received a delivery"
+        );
+        for (hook, why) in hooks.iter().zip([
+            "127.0.0.1: loopback (127.0.0.0/8)",
+            "localhost is an internal name",
+            "::ffff:127.0.0.1 (IPv4-mapped) carries 127.0.0.1: loopback (127.0.0.0/8)",
+        ]) {
+            let log = strict.deliveries(hook, 10).await.unwrap();
+            assert!(!log.is_empty(), "{why}: no attempt logged");
+            for attempt in &log {
+                assert_eq!(attempt.status_code, None);
+                let error = attempt.error.as_deref().unwrap_or_default();
+                assert!(error.contains("refused target") && error.contains(why), "{error}");
+            }
+        }
+    }
+}
+
+/// A rule posting to Slack on every `license.issued`.
+async fn announce_issued(r: &Rig) -> Rule {
+    r.bridge
+        .create_rule(
+            NewRule {
+                name: "announce".into(),
+                event_type: "license.issued".into(),
+                filter: BTreeMap::new(),
+                actions: Actions {
+                    slack: Some(SlackAction {
+                        channel: None,
+                        level: Level::Info,
+                        title: "issued".into(),
+                        text: None,
+                    }),
+                    email: None,
+                },
+                enabled: true,
+            },
+            "t",
+        )
+        .await
+        .unwrap()
+}
+
+/// Jobs queued for `event_id`.
+async fn jobs_for(r: &Rig, event_id: &str) -> i64 {
+    use diesel::{QueryDsl, TextExpressionMethods};
+    use shared_db::schema::jobs;
+    let mut conn = r.db.pool.get().await.unwrap();
+    let pattern = format!("%{event_id}%");
+    with_conn!(&mut *conn, |c| jobs::table
+        .filter(jobs::payload.like(&pattern))
+        .count()
+        .get_result::<i64>(c)
+        .await)
+    .unwrap()
+}
+
+/// An event whose transaction stays open for 20 s is dispatched once it commits, exactly
+/// once, although dispatch ran meanwhile (and, on MariaDB, bridged later events first).
+async fn late_commit(db: TestDb) {
+    let r = rig(db, internal_ok()).await;
+    announce_issued(&r).await;
+    r.bridge.dispatch().await.unwrap();
+    // SQLite has one writer at a time: while the transaction is open nothing else commits.
+    let others_commit = r.db.backend() == shared_db::Backend::Mysql;
+    let (bridge, db) = (&r.bridge, &r.db);
+    let mut held = r.db.pool.get().await.unwrap();
+    let late = held
+        .transaction::<_, shared_db::DbError, _>(async |c| {
+            let late = events::append(
+                c,
+                events::NewEvent {
+                    event_type: "license.issued",
+                    actor: Some("api_key:k"),
+                    subject: Some("license:late"),
+                    data: json!({}),
+                },
+            )
+            .await?;
+            assert_eq!(bridge.dispatch().await.unwrap(), 0, "not committed yet");
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            if others_commit {
+                let mut conn = db.pool.get().await.unwrap();
+                events::record(&mut conn, "license.issued", "api_key:k", "license:later", json!({}))
+                    .await
+                    .unwrap();
+                assert_eq!(bridge.dispatch().await.unwrap(), 1, "the later event");
+            }
+            assert_eq!(bridge.dispatch().await.unwrap(), 0, "still not committed");
+            Ok(late)
+        })
+        .await
+        .unwrap();
+    drop(held);
+    assert_eq!(
+        r.bridge.dispatch().await.unwrap(),
+        1,
+        "{}: the late event, once committed",
+        r.db.backend()
+    );
+    assert_eq!(r.bridge.dispatch().await.unwrap(), 0, "and only once");
+    assert_eq!(jobs_for(&r, &late.id).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_committed_late_is_dispatched_exactly_once() {
+    futures_util::future::join_all(TestDb::each().await.into_iter().map(late_commit)).await;
+}
+
+/// An event written by a replica whose clock lags (its time and UUIDv7 id a minute
+/// behind), after later events were bridged, is dispatched all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_from_a_lagging_clock_is_dispatched() {
+    for db in TestDb::each().await {
+        let r = rig(db, internal_ok()).await;
+        announce_issued(&r).await;
+        r.bridge.dispatch().await.unwrap();
+        record(&r, "license.issued", "api_key:k", json!({})).await;
+        assert_eq!(r.bridge.dispatch().await.unwrap(), 1);
+        let behind = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let ts = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            behind.timestamp() as u64,
+            behind.timestamp_subsec_nanos(),
+        );
+        let lagging = events::Event {
+            id: uuid::Uuid::new_v7(ts).to_string(),
+            occurred_at: behind.naive_utc(),
+            event_type: "license.issued".into(),
+            actor: Some("api_key:k".into()),
+            subject: Some("license:lagging".into()),
+            data: "{}".into(),
+        };
+        // Inserted as an older replica would: without naming the outbox column.
+        let mut conn = r.db.pool.get().await.unwrap();
+        with_conn!(&mut *conn, |c| diesel::insert_into(shared_db::schema::events::table)
+            .values(&lagging)
+            .execute(c)
+            .await)
+        .unwrap();
+        assert_eq!(r.bridge.dispatch().await.unwrap(), 1, "{}", r.db.backend());
+        assert_eq!(r.bridge.dispatch().await.unwrap(), 0);
+        assert_eq!(jobs_for(&r, &lagging.id).await, 1);
+    }
+}
+
+/// Four replicas dispatching at once queue each delivery exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_never_dispatch_one_event_twice() {
+    for db in TestDb::each().await {
+        let r = rig(db, internal_ok()).await;
+        announce_issued(&r).await;
+        let replicas: Vec<Arc<BridgeService>> = (0..4)
+            .map(|_| {
+                Arc::new(
+                    BridgeService::new(
+                        r.db.pool.clone(),
+                        r.mail.clone(),
+                        r.slack.clone(),
+                        r.licenses.clone(),
+                        SECRET,
+                        internal_ok(),
+                    )
+                    .unwrap(),
+                )
+            })
+            .collect();
+        replicas[0].dispatch().await.unwrap();
+        for i in 0..300 {
+            record(&r, "license.issued", "api_key:k", json!({ "n": i })).await;
+        }
+        let runs = replicas.iter().map(|b| {
+            let b = b.clone();
+            let pool = r.db.pool.clone();
+            tokio::spawn(async move {
+                let mut queued = 0;
+                loop {
+                    queued += b.dispatch().await.unwrap();
+                    let mut conn = pool.get().await.unwrap();
+                    if !events::any_undispatched(&mut conn).await.unwrap() {
+                        return queued;
+                    }
+                }
+            })
+        });
+        let queued: usize = futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .sum();
+        assert_eq!(queued, 300, "{}", r.db.backend());
+        let mut conn = r.db.pool.get().await.unwrap();
+        let counts = shared_db::jobs::counts(&mut conn, RULE_QUEUE).await.unwrap();
+        assert_eq!(counts, vec![("queued".to_owned(), 300)], "{}", r.db.backend());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

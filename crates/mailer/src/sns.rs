@@ -1,10 +1,13 @@
 //! Amazon SNS messages (how SES reports bounces, complaints and deliveries): parsed,
 //! their signatures verified against a certificate fetched only from a pinned
 //! `amazonaws.com` host, their age checked, and subscriptions confirmed.
+//!
+//! Certificates are downloaded within [`FETCH_TIMEOUT`] and [`MAX_CERT_BYTES`], and their
+//! keys kept in a bounded cache whose entries expire.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -89,10 +92,17 @@ pub enum SnsError {
     Unavailable(String),
 }
 
+/// Longest a certificate download (or a subscription confirmation) may take, answer
+/// and body together.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest certificate accepted (SNS's are about 2 KiB).
+pub const MAX_CERT_BYTES: usize = 16 * 1024;
+
 /// Verifier settings.
 #[derive(Debug, Clone)]
 pub struct SnsConfig {
-    /// Host patterns certificates may come from; `*` stands for one label.
+    /// Host patterns certificates may come from; `*` stands for one AWS region label
+    /// (see [`host_matches`]).
     pub cert_hosts: Vec<String>,
     /// Allow `http://` certificate URLs (test servers only).
     pub allow_http: bool,
@@ -100,6 +110,10 @@ pub struct SnsConfig {
     pub topics: Vec<String>,
     /// How old a message may be.
     pub max_age: Duration,
+    /// Signing keys kept at most (the least recently used goes first).
+    pub cert_cache_size: usize,
+    /// How long a signing key is kept (never past its certificate's expiry).
+    pub cert_cache_ttl: Duration,
 }
 
 impl Default for SnsConfig {
@@ -109,18 +123,53 @@ impl Default for SnsConfig {
             allow_http: false,
             topics: Vec::new(),
             max_age: Duration::from_secs(3600),
+            cert_cache_size: 32,
+            cert_cache_ttl: Duration::from_secs(3600),
         }
     }
 }
 
-/// Whether `host` matches `pattern` (`*` = exactly one non-empty label).
+/// Whether `label` has the shape of an AWS region: two letters, one or more groups of
+/// letters, and a number, joined by hyphens (`us-east-1`, `eu-central-2`,
+/// `us-gov-west-1`, `cn-northwest-1`, `ap-southeast-7`).
+pub fn is_region(label: &str) -> bool {
+    let parts: Vec<&str> = label.split('-').collect();
+    let letters = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase());
+    match parts.as_slice() {
+        [area, middle @ .., number] if !middle.is_empty() => {
+            area.len() == 2
+                && letters(area)
+                && middle.iter().all(|m| letters(m))
+                && !number.is_empty()
+                && number.len() <= 3
+                && number.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => false,
+    }
+}
+
+/// Whether `host` matches `pattern`: labels compared without regard to case, and `*`
+/// standing for exactly one label shaped like an AWS region ([`is_region`]), so that
+/// `sns.*.amazonaws.com` takes `sns.us-east-1.amazonaws.com` but not
+/// `sns.s3.amazonaws.com` (the S3 host of a bucket named `sns`).
 pub fn host_matches(pattern: &str, host: &str) -> bool {
     let p: Vec<&str> = pattern.split('.').collect();
     let h: Vec<&str> = host.split('.').collect();
     p.len() == h.len()
-        && p.iter()
-            .zip(&h)
-            .all(|(p, h)| !h.is_empty() && (*p == "*" || p.eq_ignore_ascii_case(h)))
+        && p.iter().zip(&h).all(|(p, h)| {
+            !h.is_empty()
+                && if *p == "*" {
+                    is_region(h)
+                } else {
+                    p.eq_ignore_ascii_case(h)
+                }
+        })
+}
+
+/// A cached signing key and when it stops being used.
+struct CachedKey {
+    key: Vec<u8>,
+    until: Instant,
 }
 
 type Https = HttpsConnector<HttpConnector>;
@@ -129,7 +178,7 @@ type Https = HttpsConnector<HttpConnector>;
 pub struct SnsVerifier {
     config: SnsConfig,
     client: Client<Https, Empty<Bytes>>,
-    keys: Mutex<HashMap<String, Vec<u8>>>,
+    keys: Mutex<lru::LruCache<String, CachedKey>>,
 }
 
 impl SnsVerifier {
@@ -141,10 +190,11 @@ impl SnsVerifier {
             .https_or_http()
             .enable_http1()
             .build();
+        let size = NonZeroUsize::new(config.cert_cache_size).unwrap_or(NonZeroUsize::MIN);
         Ok(Self {
             config,
             client: Client::builder(TokioExecutor::new()).build(https),
-            keys: Mutex::new(HashMap::new()),
+            keys: Mutex::new(lru::LruCache::new(size)),
         })
     }
 
@@ -199,7 +249,7 @@ impl SnsVerifier {
             .as_deref()
             .ok_or_else(|| SnsError::Malformed("no SubscribeURL".into()))?;
         self.check_url(url, "SubscribeURL")?;
-        self.fetch(url).await.map(|_| ())
+        self.fetch(url, 64 * 1024).await.map(|_| ())
     }
 
     fn check_url(&self, raw: &str, what: &str) -> Result<url::Url, SnsError> {
@@ -217,10 +267,10 @@ impl SnsVerifier {
         if !url.path().ends_with(".pem") {
             return Err(SnsError::Forged("SigningCertURL is not a .pem".into()));
         }
-        if let Some(k) = self.keys.lock().ok().and_then(|k| k.get(raw).cloned()) {
+        if let Some(k) = self.cached(raw) {
             return Ok(k);
         }
-        let pem = self.fetch(raw).await?;
+        let pem = self.fetch(raw, MAX_CERT_BYTES).await?;
         let (_, pem) = x509_parser::pem::parse_x509_pem(&pem)
             .map_err(|_| SnsError::Forged("the signing certificate is not PEM".into()))?;
         let cert = pem
@@ -230,29 +280,53 @@ impl SnsVerifier {
             return Err(SnsError::Forged("the signing certificate has expired".into()));
         }
         let key = cert.public_key().subject_public_key.data.to_vec();
-        if let Ok(mut keys) = self.keys.lock() {
-            keys.insert(raw.to_owned(), key.clone());
+        let expires = u64::try_from(cert.validity().time_to_expiration().map_or(0, |d| d.whole_seconds())).unwrap_or(0);
+        let keep = self.config.cert_cache_ttl.min(Duration::from_secs(expires));
+        if let (Ok(mut keys), Some(until)) = (self.keys.lock(), Instant::now().checked_add(keep)) {
+            keys.put(
+                raw.to_owned(),
+                CachedKey {
+                    key: key.clone(),
+                    until,
+                },
+            );
         }
         Ok(key)
     }
 
-    async fn fetch(&self, url: &str) -> Result<Bytes, SnsError> {
+    /// The cached key of a certificate URL, unless it has expired (then it is dropped).
+    fn cached(&self, raw: &str) -> Option<Vec<u8>> {
+        let mut keys = self.keys.lock().ok()?;
+        match keys.get(raw) {
+            Some(k) if Instant::now() < k.until => Some(k.key.clone()),
+            Some(_) => {
+                keys.pop(raw);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// GETs `url`: at most `limit` bytes, all within [`FETCH_TIMEOUT`].
+    async fn fetch(&self, url: &str, limit: usize) -> Result<Bytes, SnsError> {
         let uri: hyper::Uri = url
             .parse()
             .map_err(|_| SnsError::Forged(format!("{url} is not a URI")))?;
         let unavailable = |e: String| SnsError::Unavailable(format!("fetching {url}: {e}"));
-        let res = tokio::time::timeout(Duration::from_secs(10), self.client.get(uri))
+        let exchange = async {
+            let res = self.client.get(uri).await.map_err(|e| unavailable(e.to_string()))?;
+            if !res.status().is_success() {
+                return Err(unavailable(format!("status {}", res.status())));
+            }
+            let body = Limited::new(res.into_body(), limit)
+                .collect()
+                .await
+                .map_err(|e| unavailable(format!("{e} (at most {limit} bytes)")))?;
+            Ok(body.to_bytes())
+        };
+        tokio::time::timeout(FETCH_TIMEOUT, exchange)
             .await
-            .map_err(|_| unavailable("timed out".into()))?
-            .map_err(|e| unavailable(e.to_string()))?;
-        if !res.status().is_success() {
-            return Err(unavailable(format!("status {}", res.status())));
-        }
-        let body = Limited::new(res.into_body(), 64 * 1024)
-            .collect()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        Ok(body.to_bytes())
+            .map_err(|_| unavailable(format!("timed out after {} s", FETCH_TIMEOUT.as_secs())))?
     }
 }
 
@@ -274,6 +348,44 @@ mod tests {
     #[test]
     fn host_patterns() {
         assert!(host_matches("sns.*.amazonaws.com", "sns.eu-west-1.amazonaws.com"));
+        for region in [
+            "us-east-1",
+            "ap-southeast-2",
+            "us-gov-west-1",
+            "eu-central-2",
+            "ca-west-1",
+        ] {
+            assert!(
+                host_matches("sns.*.amazonaws.com", &format!("sns.{region}.amazonaws.com")),
+                "{region}"
+            );
+        }
+        assert!(host_matches(
+            "sns.*.amazonaws.com.cn",
+            "sns.cn-northwest-1.amazonaws.com.cn"
+        ));
+        // The S3 hosts of a bucket named `sns`, and other labels that are no region.
+        for not_region in [
+            "s3",
+            "s3-external-1",
+            "s3-us-west-2",
+            "s3-website-us-east-1",
+            "dualstack",
+            "compute-1",
+            "us-east",
+            "east-1",
+            "u-east-1",
+            "us-east-",
+            "us--1",
+            "us-east-1a",
+            "us-east-12345",
+            "",
+        ] {
+            assert!(
+                !host_matches("sns.*.amazonaws.com", &format!("sns.{not_region}.amazonaws.com")),
+                "{not_region}"
+            );
+        }
         assert!(!host_matches("sns.*.amazonaws.com", "sns.amazonaws.com"));
         assert!(!host_matches("sns.*.amazonaws.com", "sns.evil.com.amazonaws.com"));
         assert!(!host_matches(

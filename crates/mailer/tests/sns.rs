@@ -287,3 +287,128 @@ async fn subscriptions_are_confirmed() {
         Err(MailError::Sns(SnsError::Forged(_)))
     ));
 }
+
+/// A verifier that takes certificates from the test server over plain HTTP.
+fn local_verifier(config: SnsConfig) -> SnsVerifier {
+    SnsVerifier::new(SnsConfig {
+        cert_hosts: vec!["127.0.0.1".into()],
+        allow_http: true,
+        ..config
+    })
+    .unwrap()
+}
+
+async fn verify_with(v: &SnsVerifier, cert_url: &str) -> Result<(), SnsError> {
+    let msg = sns_message("Notification", TOPIC, "{}", cert_url, json!({}), KEY);
+    v.verify(msg.to_string().as_bytes()).await.map(|_| ())
+}
+
+async fn fetches(server: &MockServer, path: &str) -> usize {
+    let got = server.received_requests().await.unwrap_or_default();
+    got.iter().filter(|r| r.url.path() == path).count()
+}
+
+#[tokio::test]
+async fn the_s3_host_of_a_bucket_named_sns_is_no_certificate_host() {
+    let v = SnsVerifier::new(SnsConfig::default()).unwrap();
+    for url in [
+        "https://sns.s3.amazonaws.com/SimpleNotificationService-x.pem",
+        "https://sns.s3-external-1.amazonaws.com/SimpleNotificationService-x.pem",
+        "https://sns.s3-website-us-east-1.amazonaws.com/SimpleNotificationService-x.pem",
+    ] {
+        match verify_with(&v, url).await {
+            Err(SnsError::Forged(m)) => assert!(m.contains("trusted SNS host"), "{url}: {m}"),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_certificate_cache_is_bounded() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(r"^/c\d+\.pem$"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(CERT))
+        .mount(&server)
+        .await;
+    let v = local_verifier(SnsConfig::default());
+    let size = SnsConfig::default().cert_cache_size;
+    // One certificate URL more than the cache holds (query strings and paths make as
+    // many as a sender likes): the least recently used one is dropped.
+    for i in 0..=size {
+        verify_with(&v, &format!("{}/c{i}.pem", server.uri())).await.unwrap();
+    }
+    verify_with(&v, &format!("{}/c{size}.pem", server.uri())).await.unwrap();
+    assert_eq!(
+        fetches(&server, &format!("/c{size}.pem")).await,
+        1,
+        "a recent key is cached"
+    );
+    verify_with(&v, &format!("{}/c0.pem", server.uri())).await.unwrap();
+    assert_eq!(fetches(&server, "/c0.pem").await, 2, "the oldest key was evicted");
+}
+
+#[tokio::test]
+async fn cached_keys_expire() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(CERT))
+        .mount(&server)
+        .await;
+    let cert = format!("{}/SimpleNotificationService-test.pem", server.uri());
+    let kept = local_verifier(SnsConfig::default());
+    let expiring = local_verifier(SnsConfig {
+        cert_cache_ttl: Duration::ZERO,
+        ..SnsConfig::default()
+    });
+    for _ in 0..2 {
+        verify_with(&kept, &cert).await.unwrap();
+    }
+    assert_eq!(fetches(&server, "/SimpleNotificationService-test.pem").await, 1);
+    for _ in 0..2 {
+        verify_with(&expiring, &cert).await.unwrap();
+    }
+    assert_eq!(fetches(&server, "/SimpleNotificationService-test.pem").await, 3);
+}
+
+#[tokio::test]
+async fn certificate_downloads_are_bounded_in_size_and_time() {
+    // Too big: a valid certificate followed by padding.
+    let server = MockServer::start().await;
+    let padded = format!("{CERT}\n{}\n", "x".repeat(mailer::sns::MAX_CERT_BYTES));
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(padded))
+        .mount(&server)
+        .await;
+    let v = local_verifier(SnsConfig::default());
+    match verify_with(&v, &format!("{}/big.pem", server.uri())).await {
+        Err(SnsError::Unavailable(m)) => assert!(m.contains("at most"), "{m}"),
+        other => panic!("a certificate over the size limit: {other:?}"),
+    }
+
+    // Too slow: the answer starts, then the body never comes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n-----BEGIN CERTIFICATE-----\n")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                drop(socket);
+            });
+        }
+    });
+    let slow = format!("http://127.0.0.1:{port}/slow.pem");
+    let outcome = tokio::time::timeout(mailer::sns::FETCH_TIMEOUT * 3, verify_with(&v, &slow))
+        .await
+        .expect("the download was never cut off");
+    match outcome {
+        Err(SnsError::Unavailable(m)) => assert!(m.contains("timed out"), "{m}"),
+        other => panic!("a stalled download: {other:?}"),
+    }
+}

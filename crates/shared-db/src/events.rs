@@ -1,5 +1,12 @@
 //! The append-only audit trail: one row per state change, written in the same
 //! transaction as the change itself.
+//!
+//! Every event is also the bridge's to dispatch: it is appended marked `undispatched`
+//! (in the same insert, so it is marked exactly when it commits), and the bridge claims
+//! marked events ([`claim_undispatched`]) and clears the mark ([`mark_dispatched`]) in
+//! the transaction that queues their deliveries. No clock decides what was seen, so an
+//! event whose transaction commits late, or that a replica with a lagging clock wrote,
+//! is dispatched like any other.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -51,7 +58,7 @@ pub async fn append(conn: &mut DbConn, event: NewEvent<'_>) -> Result<Event, DbE
         data: event.data.to_string(),
     };
     with_conn!(conn, |c| diesel::insert_into(events::table)
-        .values(&row)
+        .values((&row, events::undispatched.eq(true)))
         .execute(c)
         .await)?;
     Ok(row)
@@ -143,4 +150,63 @@ pub async fn for_subject(conn: &mut DbConn, subject: &str) -> Result<Vec<Event>,
         .load(c)
         .await)?;
     Ok(rows)
+}
+
+/// Whether an event waits for the bridge (a plain read: takes no lock, and does not see
+/// events of transactions still open).
+pub async fn any_undispatched(conn: &mut DbConn) -> Result<bool, DbError> {
+    let found = with_conn!(conn, |c| events::table
+        .filter(events::undispatched.eq(true))
+        .select(events::id)
+        .first::<String>(c)
+        .await
+        .optional())?;
+    Ok(found.is_some())
+}
+
+/// Claims up to `limit` events waiting for the bridge, oldest first. Call it inside the
+/// transaction that queues their deliveries and then calls [`mark_dispatched`].
+///
+/// On MySQL the rows are locked (`FOR UPDATE SKIP LOCKED`): a replica skips the events
+/// another one holds, and events of transactions still open. Start the transaction with
+/// [`prefer_read_committed`] so the claim takes no gap locks (which would hold up
+/// appends until it commits). On SQLite the caller's transaction (`BEGIN IMMEDIATE`)
+/// holds the write lock, so one claimer runs at a time.
+pub async fn claim_undispatched(conn: &mut DbConn, limit: i64) -> Result<Vec<Event>, DbError> {
+    // A macro, not a value: the selection's backend is fixed per arm.
+    macro_rules! waiting {
+        () => {
+            events::table
+                .filter(events::undispatched.eq(true))
+                .order(events::id.asc())
+                .limit(limit.max(1))
+                .select(Event::as_select())
+        };
+    }
+    let rows = match conn {
+        DbConn::Mysql(c) => waiting!().for_update().skip_locked().load(c).await?,
+        DbConn::Sqlite(c) => waiting!().load(c).await?,
+    };
+    Ok(rows)
+}
+
+/// Clears the outbox mark of claimed events.
+pub async fn mark_dispatched(conn: &mut DbConn, ids: &[String]) -> Result<(), DbError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    with_conn!(conn, |c| diesel::update(events::table.filter(events::id.eq_any(ids)))
+        .set(events::undispatched.eq(None::<bool>))
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
+/// On MySQL, makes the connection's next transaction READ COMMITTED (the claim's
+/// locking read then locks only the rows it returns); nothing on SQLite.
+pub async fn prefer_read_committed(conn: &mut DbConn) -> Result<(), DbError> {
+    if let DbConn::Mysql(c) = conn {
+        diesel_async::SimpleAsyncConnection::batch_execute(c, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
+    }
+    Ok(())
 }

@@ -54,6 +54,9 @@ diesel::table! {
         actor -> Nullable<Text>,
         subject -> Nullable<Text>,
         data -> Text,
+        /// The bridge's outbox: true until the bridge has queued the event's deliveries,
+        /// then null.
+        undispatched -> Nullable<Bool>,
     }
 }
 

@@ -802,3 +802,105 @@ async fn claim_as_w(conn: &mut shared_db::DbConn, queues: &[String]) -> Vec<jobs
         .await
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_outbox_hands_each_event_to_one_claimer() {
+    for db in TestDb::each().await {
+        let mut conn = db.pool.get().await.unwrap();
+        for n in 0..5 {
+            events::record(&mut conn, "x.done", "cli", "x:1", serde_json::json!({ "n": n }))
+                .await
+                .unwrap();
+        }
+        assert!(events::any_undispatched(&mut conn).await.unwrap());
+        let mut other = db.pool.get().await.unwrap();
+        let (mine, theirs) = if db.backend() == Backend::Mysql {
+            // Two claimers in open transactions at once: MySQL skips the rows the first holds.
+            events::prefer_read_committed(&mut conn).await.unwrap();
+            conn.transaction::<_, DbError, _>(async |c| {
+                let mine = events::claim_undispatched(c, 3).await?;
+                let theirs = other
+                    .transaction::<_, DbError, _>(async |o| events::claim_undispatched(o, 10).await)
+                    .await?;
+                events::mark_dispatched(c, &mine.iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await?;
+                Ok((mine, theirs))
+            })
+            .await
+            .unwrap()
+        } else {
+            // SQLite: one writer at a time; the second claims after the first committed.
+            let mine = conn
+                .transaction::<_, DbError, _>(async |c| {
+                    let mine = events::claim_undispatched(c, 3).await?;
+                    events::mark_dispatched(c, &mine.iter().map(|e| e.id.clone()).collect::<Vec<_>>()).await?;
+                    Ok(mine)
+                })
+                .await
+                .unwrap();
+            let theirs = other
+                .transaction::<_, DbError, _>(async |o| events::claim_undispatched(o, 10).await)
+                .await
+                .unwrap();
+            (mine, theirs)
+        };
+        assert_eq!(mine.len(), 3, "{}", db.backend());
+        assert_eq!(theirs.len(), 2, "{}: the rest, none twice", db.backend());
+        assert!(mine.iter().all(|e| !theirs.contains(e)));
+        assert!(mine.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+        let rest: Vec<String> = theirs.iter().map(|e| e.id.clone()).collect();
+        events::mark_dispatched(&mut other, &rest).await.unwrap();
+        assert!(!events::any_undispatched(&mut conn).await.unwrap());
+    }
+}
+
+/// The outbox migration on a database that already has events: those of its last ten
+/// minutes wait for the bridge, older ones count as dispatched, and rows inserted
+/// without naming the column (an older replica) wait too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_outbox_migration_offers_only_recent_events_again() {
+    use diesel_async::SimpleAsyncConnection;
+    for db in TestDb::each().await {
+        let (down, up) = match db.backend() {
+            Backend::Mysql => (
+                include_str!("../../../migrations/mysql/2026-12-02-080000_event_outbox/down.sql"),
+                include_str!("../../../migrations/mysql/2026-12-02-080000_event_outbox/up.sql"),
+            ),
+            Backend::Sqlite => (
+                include_str!("../../../migrations/sqlite/2026-12-02-080000_event_outbox/down.sql"),
+                include_str!("../../../migrations/sqlite/2026-12-02-080000_event_outbox/up.sql"),
+            ),
+        };
+        let mut conn = db.pool.get().await.unwrap();
+        with_conn!(&mut *conn, |c| c.batch_execute(down).await).unwrap();
+        let now = shared_db::now();
+        for (id, age) in [("old", 120), ("eleven", 11), ("nine", 9)] {
+            with_conn!(&mut *conn, |c| diesel::sql_query(
+                "INSERT INTO events (id, occurred_at, event_type, data) VALUES (?, ?, 'x.done', '{}')"
+            )
+            .bind::<diesel::sql_types::Text, _>(id)
+            .bind::<diesel::sql_types::Timestamp, _>(now - chrono::Duration::minutes(age))
+            .execute(c)
+            .await)
+            .unwrap();
+        }
+        with_conn!(&mut *conn, |c| c.batch_execute(up).await).unwrap();
+        with_conn!(&mut *conn, |c| diesel::sql_query(
+            "INSERT INTO events (id, occurred_at, event_type, data) VALUES ('written-by-an-older-replica', ?, 'x.done', '{}')"
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(now)
+        .execute(c)
+        .await)
+        .unwrap();
+        let waiting: Vec<String> = conn
+            .transaction::<_, DbError, _>(async |c| {
+                Ok(events::claim_undispatched(c, 10)
+                    .await?
+                    .into_iter()
+                    .map(|e| e.id)
+                    .collect())
+            })
+            .await
+            .unwrap();
+        assert_eq!(waiting, ["nine", "written-by-an-older-replica"], "{}", db.backend());
+    }
+}
