@@ -319,6 +319,7 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("http://localhost:{port}"));
         let state = AppState {
+            stopping: worker_stop.clone(),
             public_url: public_url.clone(),
             pool: pool.clone(),
             api_keys: ApiKeys::new(&secret).with_previous(&config.secret_previous),
@@ -463,7 +464,7 @@ impl Application {
                 stop_jobs.await;
             }
             () = shutdown_signal() => {
-                exit_after(state.config.shutdown_timeout);
+                exit_after(state.config.shutdown_timeout + SHUTDOWN_MARGIN);
                 tracing::info!("shutting down: no new connections; finishing jobs, then requests in flight");
                 handle.pause().await;
                 stop_jobs.await;
@@ -476,6 +477,11 @@ impl Application {
         Ok(())
     }
 }
+
+/// What the process gets past `SHUTDOWN_TIMEOUT_SECS` before it is ended: room for the
+/// HTTP server's own timeout (which starts once the jobs are done) to close what is left
+/// and for the pool to close, so a shutdown that fits is still a clean one.
+const SHUTDOWN_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Arms the last resort of a shutdown: once `timeout` has passed, the process exits
 /// (status 1) whatever is still running: a job waiting on a peer that never answers, a

@@ -116,9 +116,23 @@ pub struct Principal {
     pub key_id: String,
     /// Its scopes.
     pub scopes: Vec<String>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<NaiveDateTime>,
 }
 
 impl Principal {
+    /// `Ok` when this key may hand on or take away every one of `scopes` (see
+    /// [`covers`]), else a 403 naming the first it may not.
+    pub fn require_covers(&self, scopes: &[String]) -> Result<(), ApiError> {
+        match scopes
+            .iter()
+            .find(|wanted| !self.scopes.iter().any(|held| covers(held, wanted)))
+        {
+            Some(lacking) => Err(ApiError::forbidden_scope(lacking)),
+            None => Ok(()),
+        }
+    }
+
     /// `Ok` when the key holds `scope`, else a 403 naming it.
     pub fn require(&self, scope: &str) -> Result<(), ApiError> {
         if self.scopes.iter().any(|held| grants(held, scope)) {
@@ -230,18 +244,26 @@ impl ApiKeys {
         for scope in scopes {
             validate_scope(scope).map_err(|m| ApiError::unprocessable("invalid_scopes", m))?;
         }
-        if let Some(granter) = granter
-            && let Some(lacking) = scopes
-                .iter()
-                .find(|wanted| !granter.scopes.iter().any(|held| covers(held, wanted)))
-        {
-            return Err(ApiError::forbidden_scope(lacking));
+        if let Some(granter) = granter {
+            granter.require_covers(scopes)?;
         }
         let now = shared_db::now();
         if expires_at.is_some_and(|t| t.naive_utc() <= now) {
             return Err(ApiError::unprocessable(
                 "invalid_expiry",
                 "expires_at must be in the future",
+            ));
+        }
+        if let Some(limit) = granter.and_then(|g| g.expires_at)
+            && expires_at.is_none_or(|t| t.naive_utc() > limit)
+        {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "expiry_not_allowed",
+                format!(
+                    "this API key expires at {}Z; a key it creates must expire no later (set expires_at)",
+                    limit.format("%Y-%m-%dT%H:%M:%S")
+                ),
             ));
         }
         let mut random = [0u8; 32];
@@ -287,9 +309,22 @@ impl ApiKeys {
     }
 
     /// Revokes key `id`; 404 when there is no such key. Revoking twice is not an error.
-    pub async fn revoke(&self, conn: &mut DbConn, id: &str, actor: &str) -> Result<ApiKeyRow, ApiError> {
+    /// `revoker` is the key that asks (none for the local CLI): it may revoke only keys
+    /// whose every scope it could have granted, else 403 `insufficient_scope`.
+    pub async fn revoke(
+        &self,
+        conn: &mut DbConn,
+        id: &str,
+        revoker: Option<&Principal>,
+    ) -> Result<ApiKeyRow, ApiError> {
         let id = id.to_owned();
-        let actor = actor.to_owned();
+        let actor = revoker.map_or_else(|| "cli".to_owned(), Principal::actor);
+        if let Some(revoker) = revoker
+            && let Some(target) = api_keys::get(conn, &id).await?
+        {
+            let scopes: Vec<String> = target.scopes.split_whitespace().map(str::to_owned).collect();
+            revoker.require_covers(&scopes)?;
+        }
         let row = conn
             .transaction::<_, DbError, _>(async move |c| {
                 let Some(row) = api_keys::get(c, &id).await? else {
@@ -339,6 +374,7 @@ impl ApiKeys {
         Ok(Principal {
             key_id: row.id,
             scopes: row.scopes.split_whitespace().map(str::to_owned).collect(),
+            expires_at: row.expires_at,
         })
     }
 

@@ -240,7 +240,7 @@ async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result
         }
         ApiKeysCommand::Revoke { id } => {
             let row = keys
-                .revoke(&mut conn, &id, "cli")
+                .revoke(&mut conn, &id, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!("revoked API key {} ({})", row.id, row.name);

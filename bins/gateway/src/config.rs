@@ -373,7 +373,15 @@ impl Config {
         let max_json_body = parse_num::<usize>(&get, "MAX_JSON_BODY_BYTES", 1024 * 1024)?;
         let default_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let workers = parse_num::<usize>(&get, "HTTP_WORKERS", default_workers)?.max(1);
-        let shutdown_timeout = Duration::from_secs(parse_num::<u64>(&get, "SHUTDOWN_TIMEOUT_SECS", 30)?);
+        let shutdown_timeout = match parse_num::<u64>(&get, "SHUTDOWN_TIMEOUT_SECS", 30)? {
+            0 => {
+                return Err(bad(
+                    "SHUTDOWN_TIMEOUT_SECS",
+                    "must be at least 1 (jobs and requests in flight need time to finish)",
+                ));
+            }
+            n => Duration::from_secs(n),
+        };
         let license_signing_key = get("LICENSE_SIGNING_KEY").map(|v| parse_private_key(&v)).transpose()?;
         let license_rate_per_address = parse_num::<u32>(&get, "LICENSE_RATE_LIMIT_PER_MINUTE", 600)?;
         if license_rate_per_address == 0 {

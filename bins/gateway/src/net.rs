@@ -41,28 +41,47 @@ fn trusted(list: &[IpNet], ip: IpAddr) -> bool {
 /// The client's address: the peer, or (when the peer is a trusted proxy) the right-most
 /// address of `X-Forwarded-For` (all its lines, in order) that is not a trusted proxy.
 /// Walking stops at the first entry that is not an address: what stands left of it was
-/// not written by a proxy we trust, so the last trusted hop is the answer.
+/// not written by a proxy we trust, so the last trusted hop is the answer. Entries are
+/// split on the raw bytes, so one undecodable entry a client sent cannot hide the
+/// entries a proxy appended after it. IPv4-mapped IPv6 addresses (a dual-stack
+/// listener's view of IPv4 peers) count as the IPv4 address they carry.
 pub fn client_ip(req: &HttpRequest, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
-    let peer = req.peer_addr().map(|a| a.ip())?;
+    let peer = req.peer_addr().map(|a| a.ip().to_canonical())?;
     if !trusted(trusted_proxies, peer) {
         return Some(peer);
     }
-    let chain: Vec<&str> = req
+    let chain: Vec<&[u8]> = req
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
         .collect();
     let mut client = peer;
     for hop in chain.into_iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>() else { break };
+        let Some(ip) = std::str::from_utf8(hop)
+            .ok()
+            .and_then(|h| h.trim().parse::<IpAddr>().ok())
+            .map(|ip| ip.to_canonical())
+        else {
+            break;
+        };
         client = ip;
         if !trusted(trusted_proxies, ip) {
             break;
         }
     }
     Some(client)
+}
+
+/// The key under which limits count an address: an IPv4 address itself, an IPv6 address
+/// by its /64 prefix (one subscriber's network: anyone with one has 2^64 addresses).
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !(u128::MAX >> 64);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
 }
 
 /// Middleware: a request body that sends nothing for `BODY_IDLE_TIMEOUT_SECS` fails with
@@ -213,7 +232,8 @@ fn reads_body_unauthenticated(req: &actix_web::dev::ServiceRequest) -> bool {
     routes.scopes(req.method(), req.path()).is_none() && !crate::http::is_signed_storage_url(req.request())
 }
 
-/// Open connections per peer address, so one client cannot take every connection slot
+/// Open connections per peer address (IPv6 by /64, see [`limit_key`]), so one client
+/// cannot take every connection slot
 /// (`MAX_CONNECTIONS`) however slowly it talks. Trusted proxies are not counted (their
 /// connections carry many clients; limit those at the proxy, as `deploy/nginx.conf`
 /// does).
@@ -269,12 +289,13 @@ impl ConnectionLimiter {
         let Some(stream) = io.downcast_ref::<actix_web::rt::net::TcpStream>() else {
             return;
         };
-        let Ok(ip) = stream.peer_addr().map(|a| a.ip()) else {
+        let Ok(peer) = stream.peer_addr().map(|a| a.ip().to_canonical()) else {
             return;
         };
-        if trusted(&self.trusted, ip) {
+        if trusted(&self.trusted, peer) {
             return;
         }
+        let ip = limit_key(peer);
         let admitted = match self.open.lock() {
             Ok(mut open) => {
                 let n = open.entry(ip).or_insert(0);
@@ -294,14 +315,9 @@ impl ConnectionLimiter {
             });
         } else {
             self.refused.inc();
-            tracing::debug!(%ip, limit = self.per_address, "connection refused: too many open from this address");
+            tracing::debug!(%peer, limit = self.per_address, "connection refused: too many open from this address");
             let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
         }
-    }
-
-    /// Connections open from `ip` now (for tests and metrics).
-    pub fn open_from(&self, ip: IpAddr) -> usize {
-        self.open.lock().ok().and_then(|o| o.get(&ip).copied()).unwrap_or(0)
     }
 }
 
@@ -351,6 +367,36 @@ mod tests {
         assert_eq!(client_ip(&req("10.0.0.1:1", &[]), &proxies), ip("10.0.0.1"));
         assert!(parse_trusted("10.0.0.0/33").is_err() && parse_trusted("proxy").is_err());
         assert_eq!(parse_trusted("").unwrap(), vec![]);
+    }
+
+    /// A client's undecodable entry cannot hide what the proxy appended after it, and a
+    /// dual-stack listener's IPv4-mapped peers match IPv4 proxies.
+    #[test]
+    fn raw_entries_and_mapped_peers() {
+        let proxies = parse_trusted("10.0.0.0/8").unwrap();
+        let r = TestRequest::default()
+            .peer_addr("10.0.0.9:1".parse().unwrap())
+            .insert_header((
+                "x-forwarded-for",
+                actix_web::http::header::HeaderValue::from_bytes(b"\x80\xff, 203.0.113.7").unwrap(),
+            ))
+            .to_http_request();
+        assert_eq!(client_ip(&r, &proxies), Some("203.0.113.7".parse().unwrap()));
+        let mapped = req("[::ffff:10.0.0.9]:1", &[("x-forwarded-for", "::ffff:198.51.100.4")]);
+        assert_eq!(client_ip(&mapped, &proxies), Some("198.51.100.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn limits_count_ipv6_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(c));
+        assert_eq!(limit_key("2001:db8:1:2::".parse().unwrap()), limit_key(a));
+        let v4: IpAddr = "198.51.100.4".parse().unwrap();
+        assert_eq!(limit_key(v4), v4);
+        assert_eq!(limit_key("::ffff:198.51.100.4".parse().unwrap()), v4);
     }
 
     /// `Forwarded` is not believed, even from a trusted proxy and even alone: a client

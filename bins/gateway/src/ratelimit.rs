@@ -1,6 +1,7 @@
 //! Per-address and per-key limits on licence-holder calls (validate, activate, ...), and
 //! per-address limits on failed API-key authentications, so keys cannot be brute-forced. Limits are kept in each replica's memory (`governor`'s
 //! GCRA): with N replicas behind a balancer the effective limit is up to N times higher.
+//! Addresses count by [`crate::net::limit_key`]: IPv6 clients by their /64.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -46,7 +47,9 @@ impl HolderLimits {
 
     /// 429 while `address` is blocked for failing too often.
     pub fn auth_allowed(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
-        let Some(ip) = address else { return Ok(()) };
+        let Some(ip) = address.map(crate::net::limit_key) else {
+            return Ok(());
+        };
         let until = self.blocked.lock().ok().and_then(|b| b.get(&ip).copied());
         match until {
             Some(t) if t > Instant::now() => Err(ApiError::rate_limited(t - Instant::now())),
@@ -56,7 +59,9 @@ impl HolderLimits {
 
     /// Counts a failed authentication from `address`.
     pub fn auth_failed(&self, address: Option<IpAddr>) {
-        let Some(ip) = address else { return };
+        let Some(ip) = address.map(crate::net::limit_key) else {
+            return;
+        };
         if let Err(not_until) = self.auth_failures.check_key(&ip) {
             let wait = not_until.wait_time_from(self.clock.now()).max(Duration::from_secs(1));
             if let Ok(mut blocked) = self.blocked.lock() {
@@ -70,7 +75,7 @@ impl HolderLimits {
     /// parser's: case, dashes, spaces, `O`/`0`, `I`/`L`/`1`), so every spelling of one key
     /// shares a bucket; text that is no key is hashed as sent.
     pub fn check(&self, address: Option<IpAddr>, key: &str) -> Result<(), ApiError> {
-        if let Some(ip) = address
+        if let Some(ip) = address.map(crate::net::limit_key)
             && let Err(not_until) = self.by_address.check_key(&ip)
         {
             return Err(ApiError::rate_limited(not_until.wait_time_from(self.clock.now())));

@@ -28,4 +28,6 @@ pub struct AppState {
     pub blobs: std::sync::Arc<blob_store::BlobService>,
     /// The public base URL (`APP_URL`, or this server's own address).
     pub public_url: String,
+    /// Cancelled when the server starts shutting down (live streams end then).
+    pub stopping: tokio_util::sync::CancellationToken,
 }

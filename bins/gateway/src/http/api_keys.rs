@@ -116,7 +116,7 @@ pub struct ApiKeyList {
         (status = 201, description = "Created; `key` is shown only now", body = CreatedApiKey),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks `api-keys:admin`, or one of the scopes it asks to grant (a key grants only scopes it holds)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `api-keys:admin`, or one of the scopes it asks to grant (a key grants only scopes it holds), or the new key would outlive it (`expiry_not_allowed`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name, scopes or expiry", body = Problem, content_type = "application/problem+json"),
@@ -199,7 +199,7 @@ async fn show(
     responses(
         (status = 200, description = "The revoked key", body = ApiKey),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks `api-keys:admin`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `api-keys:admin`, or a scope of the key to revoke (a key revokes only keys it could have created)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     )
@@ -212,7 +212,7 @@ async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SCOPE)?;
     let mut conn = state.pool.get().await?;
-    let row = state.api_keys.revoke(&mut conn, &id, &principal.actor()).await?;
+    let row = state.api_keys.revoke(&mut conn, &id, Some(&principal)).await?;
     Ok(HttpResponse::Ok().json(ApiKey::from(row)))
 }
 

@@ -155,6 +155,7 @@ const KEY_CHECK: Duration = Duration::from_secs(2);
 /// One open tail's position and the key it was opened with.
 struct Tail {
     pool: shared_db::DbPool,
+    stopping: tokio_util::sync::CancellationToken,
     key_id: String,
     last: Option<String>,
     pending: VecDeque<Event>,
@@ -193,7 +194,13 @@ impl Tail {
                 self.quiet_since = tokio::time::Instant::now();
                 return Some(web::Bytes::from_static(b": keep-alive\n\n"));
             }
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                () = self.stopping.cancelled() => {
+                    self.closed = true;
+                    return Some(web::Bytes::from_static(b": closed: the server is shutting down\n\n"));
+                }
+            }
             let mut filter = base.clone();
             filter.after_id = self.last.clone();
             filter.limit = 200;
@@ -228,7 +235,7 @@ impl Tail {
 /// reconnecting with `Last-Event-ID` resumes after that event.
 ///
 /// The stream ends (after a comment line saying why) within a few seconds of its API key
-/// being revoked or expiring.
+/// being revoked or expiring, and when the server shuts down.
 #[utoipa::path(
     tag = "events",
     params(EventQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
@@ -264,6 +271,7 @@ async fn stream(
     let base = query.filter(None)?;
     let tail = Tail {
         pool: state.pool.clone(),
+        stopping: state.stopping.clone(),
         key_id: principal.key_id.clone(),
         last: start,
         pending: VecDeque::new(),

@@ -225,3 +225,86 @@ async fn a_key_grants_only_scopes_it_holds() {
         .count();
     assert_eq!(minted, 4, "{keys}");
 }
+
+/// A delegated key cannot outlive itself through a copy, nor take down keys stronger
+/// than itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_cannot_outlive_itself_or_revoke_stronger_keys() {
+    let app = TestApp::spawn().await;
+    let in_an_hour = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let in_a_day = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let created: serde_json::Value = app
+        .client
+        .post(app.url("/api/v1/api-keys"))
+        .bearer_auth(&app.admin_key)
+        .json(&serde_json::json!({ "name": "leaky", "scopes": ["api-keys:admin", "slack:post"], "expires_at": in_an_hour }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let leaky = created["key"].as_str().unwrap().to_owned();
+    let mint = |expires: Option<&str>| {
+        let mut body = serde_json::json!({ "name": "copy", "scopes": ["slack:post"] });
+        if let Some(t) = expires {
+            body["expires_at"] = t.into();
+        }
+        app.client
+            .post(app.url("/api/v1/api-keys"))
+            .bearer_auth(&leaky)
+            .json(&body)
+            .send()
+    };
+    for expires in [None, Some(in_a_day.as_str())] {
+        let body = assert_problem(mint(expires).await.unwrap(), 403, "expiry_not_allowed").await;
+        assert!(body["detail"].as_str().unwrap().contains("expire no later"), "{body}");
+    }
+    let in_half_an_hour = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
+    assert_eq!(mint(Some(&in_half_an_hour)).await.unwrap().status(), 201);
+
+    // It may revoke what it could have made, not the operator's `*` key or others'.
+    let (weaker, _) = app.create_key(&["slack:post"]).await;
+    let (other, _) = app.create_key(&["licenses:admin"]).await;
+    let admin_id: String = {
+        let keys: serde_json::Value = app
+            .client
+            .get(app.url("/api/v1/api-keys"))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        keys["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["scopes"] == serde_json::json!(["*"]))
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let revoke = |id: String| {
+        app.client
+            .delete(app.url(&format!("/api/v1/api-keys/{id}")))
+            .bearer_auth(&leaky)
+            .send()
+    };
+    let body = assert_problem(revoke(admin_id).await.unwrap(), 403, "insufficient_scope").await;
+    assert!(body["detail"].as_str().unwrap().contains("`*`"), "{body}");
+    assert_problem(revoke(other.clone()).await.unwrap(), 403, "insufficient_scope").await;
+    assert_eq!(revoke(weaker).await.unwrap().status(), 200);
+    // The refused revocations changed nothing: the admin key still works.
+    let still = app
+        .client
+        .get(app.url(&format!("/api/v1/api-keys/{other}")))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200);
+    assert_eq!(still.json::<serde_json::Value>().await.unwrap()["status"], "active");
+}

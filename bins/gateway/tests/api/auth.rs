@@ -9,7 +9,8 @@ fn api_key_routes(id: &str) -> Vec<(Method, String, Option<serde_json::Value>, u
         (
             Method::POST,
             "/api/v1/api-keys".into(),
-            Some(serde_json::json!({"name": "n", "scopes": ["slack:post"]})),
+            // A scope the right key holds: a key grants only its own scopes.
+            Some(serde_json::json!({"name": "n", "scopes": ["api-keys:admin"]})),
             201,
         ),
         (Method::GET, format!("/api/v1/api-keys/{id}"), None, 200),
@@ -32,7 +33,8 @@ async fn every_api_key_route_checks_credentials_and_scope() {
             .unwrap();
         assert_eq!(res.status(), 200);
 
-        let (target, _) = app.create_key(&["blobs:read"]).await;
+        // A key the right key could have made: it revokes only those.
+        let (target, _) = app.create_key(&["api-keys:admin"]).await;
         for (method, path, body, ok) in api_key_routes(&target) {
             let send = |key: Option<&str>| {
                 let mut req = app.client.request(method.clone(), app.url(&path));

@@ -472,3 +472,36 @@ async fn sigterm_exits_at_the_shutdown_timeout_whatever_still_runs() {
     let logs = logs.join().unwrap();
     assert!(logs.contains("shutdown timed out"), "{logs}");
 }
+
+/// A live event stream ends when the server shuts down, saying so, instead of being cut
+/// off at the deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shutdown_ends_live_streams_with_a_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [("SHUTDOWN_TIMEOUT_SECS", "20")];
+    let created = run(
+        dir.path(),
+        &vars,
+        &["api-keys", "create", "--name", "t", "--scopes", "events:read"],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let key = stdout(&created).trim().to_owned();
+    let (mut child, port, _logs) = serve(dir.path(), &vars);
+    let res = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/events/stream"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let reader = tokio::spawn(async move { res.text().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = terminate(&mut child);
+    assert!(status.success(), "exit status {status:?}");
+    let text = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the stream ended with the server")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(text.ends_with(": closed: the server is shutting down\n\n"), "{text:?}");
+}
