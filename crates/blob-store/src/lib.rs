@@ -18,7 +18,7 @@ mod store;
 pub mod testing;
 
 pub use key::{KeyError, MAX_KEY_BYTES, ObjectKey};
-pub use local::LocalStore;
+pub use local::{LocalStore, STALE_TEMP_FILE_AGE};
 #[cfg(feature = "s3")]
 pub use s3::{MIN_PART_SIZE, S3Config, S3Store};
 pub use service::{BlobService, MAX_PRESIGN_SECS, SignedRequest};

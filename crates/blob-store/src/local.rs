@@ -9,7 +9,8 @@
 //! each replace the whole object, and a reader, which reads metadata and content through
 //! the one file it opened, always sees one whole version even while it is replaced.
 //! `If-None-Match: *` uses a hard link, which fails when the object exists, so two racing
-//! creators cannot both win.
+//! creators cannot both win. A process that dies mid-write leaves its partial file in
+//! `.tmp/`; opening the store removes those older than [`STALE_TEMP_FILE_AGE`].
 //!
 //! Folders written by the previous version keep working. That version kept an object in
 //! two files: `<segment>.obj` (the content alone) and `<segment>.meta` (its metadata as
@@ -46,6 +47,13 @@ const TRAILER_BYTES: u64 = 16;
 /// key is at most 1,024 bytes and a media type one header, so a real one is far shorter,
 /// and a trailer announcing more is not believed (nor is that much memory allocated).
 const MAX_META_BYTES: u64 = 1 << 20;
+
+/// How old a temporary file must be before start-up removes it as the leftover of an
+/// upload whose process died (killed, or force-exited at the shutdown deadline). Replicas
+/// may share the folder, so a younger file may be another process's upload in progress:
+/// a file being written has its modification time renewed by every write, so only an
+/// upload that wrote nothing for this long (long past any body timeout) is taken.
+pub const STALE_TEMP_FILE_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Objects in a folder.
 pub struct LocalStore {
@@ -91,8 +99,53 @@ impl LocalStore {
     /// A store rooted at `root` (created if missing).
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
-        std::fs::create_dir_all(root.join(".tmp")).map_err(io)?;
+        let tmp = root.join(".tmp");
+        std::fs::create_dir_all(&tmp).map_err(io)?;
+        let removed = Self::remove_stale_temp_files(&tmp, std::time::SystemTime::now());
+        tracing::info!(
+            removed,
+            folder = %tmp.display(),
+            "removed temporary files of interrupted uploads (older than {} h)",
+            STALE_TEMP_FILE_AGE.as_secs() / 3600
+        );
         Ok(Self { root })
+    }
+
+    /// Removes the regular files in `tmp` last modified [`STALE_TEMP_FILE_AGE`] or more
+    /// before `now`, and returns how many it removed. Nothing here fails start-up: a file
+    /// or folder it cannot read or remove is logged and left (one another replica removed
+    /// or renamed meanwhile is simply gone).
+    fn remove_stale_temp_files(tmp: &Path, now: std::time::SystemTime) -> usize {
+        let entries = match std::fs::read_dir(tmp) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(folder = %tmp.display(), error = %e, "could not read the temporary folder to tidy it");
+                return 0;
+            }
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let stale = entry.and_then(|entry| {
+                let meta = entry.metadata()?;
+                let age = now.duration_since(meta.modified()?).unwrap_or_default();
+                Ok((meta.is_file() && age >= STALE_TEMP_FILE_AGE).then(|| entry.path()))
+            });
+            let path = match stale {
+                Ok(Some(path)) => path,
+                Ok(None) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    tracing::warn!(folder = %tmp.display(), error = %e, "could not check a temporary file's age");
+                    continue;
+                }
+            };
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(file = %path.display(), error = %e, "could not remove a stale temporary file"),
+            }
+        }
+        removed
     }
 
     /// (folder, object file, the previous layout's metadata file) of `key`.

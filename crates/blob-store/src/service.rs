@@ -108,6 +108,53 @@ impl BlobService {
         }
     }
 
+    /// True when `tag` is the HMAC of `message` under the secret or an earlier one.
+    fn signed_by_any(&self, message: &[u8], tag: &[u8]) -> bool {
+        std::iter::once(&self.signing)
+            .chain(self.previous.iter())
+            .any(|k| hmac::verify(k, message, tag).is_ok())
+    }
+
+    /// URLs signed by the version before `eb-blob-v2`, which signed
+    /// `method\nnamespace\nkey\nexpires\ncontent_type` (and bound no length): still
+    /// honoured for downloads (`GET`, which also serves `HEAD`), so links handed out before
+    /// the upgrade keep working until they expire. Its upload URLs are refused, with a
+    /// detail saying to sign again: they were never bound to a size, which this version
+    /// requires of every signed `PUT`.
+    ///
+    /// TRANSITIONAL: signed URLs live at most 7 days ([`MAX_PRESIGN_SECS`]), so this
+    /// function (and its call in [`Self::verify`]) can be removed 7 days after every
+    /// gateway runs `eb-blob-v2`.
+    fn verify_pre_v2_url(
+        &self,
+        ns: &str,
+        key: &ObjectKey,
+        req: &SignedRequest,
+        tag: &[u8],
+    ) -> Result<(), &'static str> {
+        // That version never sent a length: one present was not signed by it.
+        if req.content_length.is_some() {
+            return Err("bad signature");
+        }
+        let signed = format!(
+            "{}\n{ns}\n{}\n{}\n{}",
+            req.method,
+            key.as_str(),
+            req.expires,
+            req.content_type
+        );
+        if !self.signed_by_any(signed.as_bytes(), tag) {
+            return Err("bad signature");
+        }
+        match req.method.as_str() {
+            "GET" => Ok(()),
+            _ => Err(
+                "this upload URL was signed before the gateway's upgrade and is no longer accepted: \
+                 sign it again (POST /api/v1/blobs/{namespace}/presign with content_length)",
+            ),
+        }
+    }
+
     /// Checks a signed request in constant time; `Err` says why it is refused.
     pub fn verify(&self, ns: &str, key: &ObjectKey, req: &SignedRequest, now: i64) -> Result<(), &'static str> {
         let tag = data_encoding::HEXLOWER
@@ -121,10 +168,9 @@ impl BlobService {
             &req.content_type,
             req.content_length,
         );
-        std::iter::once(&self.signing)
-            .chain(self.previous.iter())
-            .find(|k| hmac::verify(k, signed.as_bytes(), &tag).is_ok())
-            .ok_or("bad signature")?;
+        if !self.signed_by_any(signed.as_bytes(), &tag) {
+            self.verify_pre_v2_url(ns, key, req, &tag)?;
+        }
         if req.expires < now {
             return Err("the signed URL has expired");
         }
@@ -201,5 +247,74 @@ mod tests {
         let full = svc.storage_key(ns, &key).unwrap();
         assert_eq!(full.as_str(), "ai/a/b.bin");
         assert_eq!(svc.public_key(ns, full.as_str()), "a/b.bin");
+    }
+
+    /// Signs as the version before `eb-blob-v2` did, byte for byte.
+    fn pre_v2(secret: &[u8], method: &str, ns: &str, key: &str, expires: i64, content_type: &str) -> SignedRequest {
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, secret),
+            format!("{method}\n{ns}\n{key}\n{expires}\n{content_type}").as_bytes(),
+        );
+        SignedRequest {
+            method: method.to_owned(),
+            expires,
+            content_type: content_type.to_owned(),
+            content_length: None,
+            signature: data_encoding::HEXLOWER.encode(tag.as_ref()),
+        }
+    }
+
+    #[test]
+    fn pre_v2_signatures_verify_for_get_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn BlobStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+        let namespaces = crate::namespace::defaults()
+            .into_iter()
+            .map(|n| (n, store.clone()))
+            .collect();
+        let svc = BlobService::new(namespaces, b"secret-0123456789").with_previous_secrets(&[b"older-secret-0123"]);
+        let key = ObjectKey::parse("a/b.bin").unwrap();
+        let get = pre_v2(b"secret-0123456789", "GET", "ai", "a/b.bin", 2_000, "");
+        assert_eq!(svc.verify("ai", &key, &get, 1_000), Ok(()));
+        let under_previous = pre_v2(b"older-secret-0123", "GET", "ai", "a/b.bin", 2_000, "");
+        assert_eq!(svc.verify("ai", &key, &under_previous, 1_000), Ok(()));
+        assert_eq!(svc.verify("ai", &key, &get, 2_001), Err("the signed URL has expired"));
+        let put = pre_v2(b"secret-0123456789", "PUT", "ai", "a/b.bin", 2_000, "text/csv");
+        let refused = svc.verify("ai", &key, &put, 1_000);
+        assert!(refused.is_err_and(|why| why.contains("sign it again")), "{refused:?}");
+        assert!(svc.verify("web", &key, &get, 1_000).is_err());
+        assert!(
+            svc.verify("ai", &ObjectKey::parse("a/c.bin").unwrap(), &get, 1_000)
+                .is_err()
+        );
+        for tamper in [
+            SignedRequest {
+                method: "PUT".into(),
+                ..get.clone()
+            },
+            SignedRequest {
+                expires: 9_999,
+                ..get.clone()
+            },
+            SignedRequest {
+                content_type: "text/csv".into(),
+                ..get.clone()
+            },
+            SignedRequest {
+                content_length: Some(0),
+                ..get.clone()
+            },
+            SignedRequest {
+                signature: "00".repeat(32),
+                ..get.clone()
+            },
+            pre_v2(b"another-secret-99", "GET", "ai", "a/b.bin", 2_000, ""),
+        ] {
+            assert_eq!(
+                svc.verify("ai", &key, &tamper, 1_000),
+                Err("bad signature"),
+                "{tamper:?}"
+            );
+        }
     }
 }

@@ -909,3 +909,33 @@ async fn local_readers_racing_the_conversion_of_an_old_layout_object_see_whole_o
     }
     assert_eq!(leftovers(dir.path()), 0, "no temporary file is left behind");
 }
+
+/// A process killed mid-upload (or force-exited at the shutdown deadline) leaves a partial
+/// file in `.tmp/`. Opening the store removes such files once they are a day old, and
+/// keeps younger ones, which another replica sharing the folder may still be writing.
+#[tokio::test]
+async fn local_start_up_removes_day_old_temporary_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(LocalStore::new(dir.path()).unwrap());
+    let tmp = dir.path().join(".tmp");
+    let write = |name: &str, age: std::time::Duration| {
+        let path = tmp.join(name);
+        std::fs::write(&path, b"partial upload").unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(std::time::SystemTime::now() - age).unwrap();
+        path
+    };
+    let hour = std::time::Duration::from_secs(3600);
+    let stale = write("0190a1b2-stale", 25 * hour);
+    let very_stale = write("0190a1b2-very-stale", 30 * 24 * hour);
+    let fresh = write("0190a1b2-fresh", std::time::Duration::ZERO);
+    let recent = write("0190a1b2-recent", 23 * hour);
+    let store = LocalStore::new(dir.path()).unwrap();
+    assert!(!stale.exists(), "a temporary file a day old is removed");
+    assert!(!very_stale.exists(), "a temporary file a month old is removed");
+    assert!(fresh.exists(), "a temporary file being written is kept");
+    assert!(recent.exists(), "a temporary file younger than a day is kept");
+    // The store works as before.
+    store.put(&k("a.txt"), body(vec![b"ab"]), opts(10)).await.unwrap();
+    assert_eq!(read(&store, &k("a.txt"), None).await, b"ab");
+}

@@ -505,8 +505,10 @@ async fn upload_form(
     path: web::Path<String>,
     mut form: actix_multipart::Multipart,
 ) -> Result<HttpResponse, ApiError> {
+    // The scope for the name first, so a key without it cannot tell whether the
+    // namespace exists.
+    principal.require(&namespace::write_scope(&path))?;
     let (ns, store) = namespace(&state, &path)?;
-    principal.require(&ns.write_scope())?;
     let bad_form = |m: String| ApiError::bad_request("invalid_form", m);
     let mut key: Option<ObjectKey> = None;
     while let Some(field) = form.next().await {
@@ -681,8 +683,10 @@ async fn remove(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (ns_name, raw_key) = path.into_inner();
+    // The scope for the name first, so a key without it cannot tell whether the
+    // namespace exists.
+    principal.require(&namespace::write_scope(&ns_name))?;
     let (ns, store) = namespace(&state, &ns_name)?;
-    principal.require(&ns.write_scope())?;
     let key = path_key(&req, &raw_key)?;
     let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
     if store.delete(&storage_key).await.map_err(blob_error)? {
@@ -714,8 +718,10 @@ async fn list(
     path: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    // The scope for the name first, so a key without it cannot tell whether the
+    // namespace exists.
+    principal.require(&namespace::read_scope(&path))?;
     let (ns, store) = namespace(&state, &path)?;
-    principal.require(&ns.read_scope())?;
     utf8_query(&req)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -803,13 +809,15 @@ async fn presign(
     path: web::Path<String>,
     body: web::Json<PresignRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (ns, store) = namespace(&state, &path)?;
     let method = body.method.to_ascii_uppercase();
+    // The scope for the name first, so a key without it cannot tell whether the
+    // namespace exists.
     match method.as_str() {
-        "GET" => principal.require(&ns.read_scope())?,
-        "PUT" => principal.require(&ns.write_scope())?,
+        "GET" => principal.require(&namespace::read_scope(&path))?,
+        "PUT" => principal.require(&namespace::write_scope(&path))?,
         _ => return Err(ApiError::unprocessable("invalid_field", "method must be GET or PUT").for_field("method")),
     }
+    let (ns, store) = namespace(&state, &path)?;
     let key = parse_key(&body.key)?;
     let expires_in = body.expires_in.unwrap_or(3600);
     if !(1..=blob_store::MAX_PRESIGN_SECS).contains(&expires_in) {

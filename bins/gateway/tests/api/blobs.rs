@@ -1099,3 +1099,177 @@ async fn concurrent_uploads_to_one_key_leave_one_whole_object() {
         assert_whole_upload(get().await.unwrap(), &uploads, &format!("after round {round}")).await;
     }
 }
+
+/// A URL signed as the version before `eb-blob-v2` signed it, byte for byte: an HMAC-SHA256
+/// under `SECRET_KEY` of `method\nnamespace\nkey\nexpires\ncontent_type`, with the query
+/// that version's presign built (`X-EB-Content-Type` only when not empty, no
+/// `X-EB-Content-Length`).
+fn pre_v2_url(app: &TestApp, method: &str, ns: &str, key: &str, expires: i64, content_type: &str) -> String {
+    let signing = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, crate::helpers::SECRET.as_bytes());
+    let tag = ring::hmac::sign(
+        &signing,
+        format!("{method}\n{ns}\n{key}\n{expires}\n{content_type}").as_bytes(),
+    );
+    let path_key: String = key
+        .split('/')
+        .map(|s| {
+            url::form_urlencoded::byte_serialize(s.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    let mut url = url::Url::parse(&app.url(&format!("/api/v1/blobs/{ns}/{path_key}"))).unwrap();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("X-EB-Method", method)
+            .append_pair("X-EB-Expires", &expires.to_string());
+        if !content_type.is_empty() {
+            q.append_pair("X-EB-Content-Type", content_type);
+        }
+        q.append_pair("X-EB-Signature", &data_encoding::HEXLOWER.encode(tag.as_ref()));
+    }
+    url.into()
+}
+
+/// URLs the previous version signed (valid up to 7 days) keep working after the upgrade
+/// for downloads; its upload URLs, never bound to a size, are refused with a detail saying
+/// to sign again; an altered one is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn download_urls_signed_before_the_upgrade_still_work() {
+    let app = TestApp::spawn().await;
+    put(
+        &app,
+        "/api/v1/blobs/ai/uploads/데이터 1.csv",
+        b"a,b\n1,2\n".to_vec(),
+        &[],
+    )
+    .await;
+    let plain = reqwest::Client::new();
+    let expires = chrono::Utc::now().timestamp() + 6 * 24 * 3600;
+    let get_url = pre_v2_url(&app, "GET", "ai", "uploads/데이터 1.csv", expires, "");
+    let res = plain.get(&get_url).send().await.unwrap();
+    assert_eq!(res.status(), 200, "a GET URL signed before the upgrade downloads");
+    assert_eq!(res.text().await.unwrap(), "a,b\n1,2\n");
+    let res = plain.head(&get_url).send().await.unwrap();
+    assert_eq!(res.status(), 200, "and answers HEAD");
+
+    for (content_type, body) in [("text/csv", "x,y\n"), ("", "x")] {
+        let put_url = pre_v2_url(&app, "PUT", "ai", "uploads/데이터 1.csv", expires, content_type);
+        let mut req = plain.put(&put_url).body(body);
+        if !content_type.is_empty() {
+            req = req.header("content-type", content_type);
+        }
+        let problem = assert_problem(req.send().await.unwrap(), 403, "signature_invalid").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("sign it again"),
+            "an upload URL signed before the upgrade is refused, saying why: {problem}"
+        );
+    }
+    let res = app
+        .client
+        .get(app.url("/api/v1/blobs/ai/uploads/%EB%8D%B0%EC%9D%B4%ED%84%B0%201.csv"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.text().await.unwrap(),
+        "a,b\n1,2\n",
+        "the refused uploads wrote nothing"
+    );
+
+    let last = get_url.chars().last().unwrap();
+    for altered in [
+        get_url.replace("uploads/", "other/"),
+        get_url.replace("/ai/", "/web/"),
+        get_url.replace("X-EB-Expires=", "X-EB-Expires=9"),
+        get_url.replace("X-EB-Method=GET", "X-EB-Method=PUT"),
+        format!("{get_url}&X-EB-Content-Type=text%2Fcsv"),
+        format!("{get_url}&X-EB-Content-Length=8"),
+        format!(
+            "{}{}",
+            &get_url[..get_url.len() - 1],
+            if last == '0' { '1' } else { '0' }
+        ),
+        pre_v2_url(&app, "GET", "ai", "uploads/데이터 1.csv", 1, ""),
+    ] {
+        let res = plain.get(&altered).send().await.unwrap();
+        assert_problem(res, 403, "signature_invalid").await;
+    }
+    // A GET URL used to upload is refused whichever format signed it.
+    let res = plain.put(&get_url).body("x").send().await.unwrap();
+    assert_problem(res, 403, "signature_invalid").await;
+}
+
+/// A key without a namespace's scope gets the same answer whether or not the namespace
+/// exists: the scope is checked for the name before the namespace is looked up.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_holders_cannot_tell_missing_namespaces_from_others() {
+    let app = TestApp::spawn().await;
+    put(&app, "/api/v1/blobs/client/doc.txt", b"hi".to_vec(), &[]).await;
+    let (_, reader) = app.create_key(&["blobs:read:web"]).await;
+    let (_, writer) = app.create_key(&["blobs:write:web"]).await;
+    let form = || {
+        reqwest::multipart::Form::new().text("key", "doc.txt").part(
+            "file",
+            reqwest::multipart::Part::bytes(b"hi".to_vec()).file_name("doc.txt"),
+        )
+    };
+    let mut differing = Vec::new();
+    for who in [&reader, &writer] {
+        let routes: [(&str, &str, Option<Value>, bool); 7] = [
+            ("GET", "{ns}/doc.txt", None, false),
+            ("PUT", "{ns}/doc.txt", None, false),
+            ("DELETE", "{ns}/doc.txt", None, false),
+            ("GET", "{ns}", None, false),
+            (
+                "POST",
+                "{ns}/presign",
+                Some(json!({"key": "doc.txt", "method": "GET"})),
+                false,
+            ),
+            (
+                "POST",
+                "{ns}/presign",
+                Some(json!({"key": "doc.txt", "method": "PUT", "content_length": 2})),
+                false,
+            ),
+            ("POST", "{ns}", None, true),
+        ];
+        for (method, path, json_body, multipart) in routes {
+            let mut answers = Vec::new();
+            for ns in ["client", "nope"] {
+                let url = app.url(&format!("/api/v1/blobs/{}", path.replace("{ns}", ns)));
+                let mut req = app.client.request(method.parse().unwrap(), url).bearer_auth(who);
+                req = match (&json_body, multipart) {
+                    (Some(b), _) => req.json(b),
+                    (None, true) => req.multipart(form()),
+                    (None, false) if method == "PUT" => req.body("hi"),
+                    (None, false) => req,
+                };
+                // The 403 names the scope asked for, which holds the name the caller
+                // sent: compare with that name as a placeholder.
+                let (status, body) = problem_shape(req.send().await.unwrap()).await;
+                let body: Value = serde_json::from_str(&body.to_string().replace(ns, "{ns}")).unwrap();
+                answers.push((status, body));
+            }
+            let label = format!(
+                "{method} {path} {json_body:?} with {}",
+                if who == &reader {
+                    "blobs:read:web"
+                } else {
+                    "blobs:write:web"
+                }
+            );
+            if answers[0] != answers[1] || answers[0].0 != 403 || answers[0].1["code"] != "insufficient_scope" {
+                differing.push(format!("{label}: client {:?}, nope {:?}", answers[0], answers[1]));
+            }
+        }
+    }
+    assert!(
+        differing.is_empty(),
+        "each answer is the same 403 insufficient_scope for both:\n{}",
+        differing.join("\n")
+    );
+}
