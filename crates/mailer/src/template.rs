@@ -2,9 +2,18 @@
 //! (`{{ name }}`, `{% if %}`, filters). The HTML part is escaped by default; a variable
 //! the template uses but the caller did not give is an error naming it, never a
 //! half-filled mail.
+//!
+//! Rendering is bounded: at most [`FUEL`] steps of the template engine and at most the
+//! caller's byte limit of output, so a runaway template (nested loops, a repeated
+//! string) fails fast with [`TemplateError::Limit`] instead of running for minutes and
+//! growing without bound. It is CPU work: async callers run it on a blocking thread.
 
-use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::Value;
+
+/// How much work one rendering of one part may do, in minijinja fuel (about one unit
+/// per engine instruction: a loop iteration that prints one value costs a handful).
+pub const FUEL: u64 = 250_000;
 
 /// The parts of a template (or of one rendering of it).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -36,6 +45,14 @@ pub enum TemplateError {
         /// Where it is used.
         part: &'static str,
     },
+    /// Rendering would exceed its bounds ([`FUEL`] steps, or the output limit).
+    #[error("{part}: {message}")]
+    Limit {
+        /// The part.
+        part: &'static str,
+        /// Which bound, and its value.
+        message: String,
+    },
     /// Rendering failed otherwise (a filter's error, for instance).
     #[error("{part}: {message}")]
     Render {
@@ -48,6 +65,7 @@ pub enum TemplateError {
 
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|name| {
         if name == "html" {
@@ -94,11 +112,35 @@ pub fn variables(parts: &Parts) -> Vec<String> {
     names
 }
 
-/// Renders every part with `variables` (a JSON object).
-pub fn render(parts: &Parts, variables: &Value) -> Result<Parts, TemplateError> {
+/// Collects one part's output, refusing to grow past what is left of the limit.
+struct Bounded {
+    out: Vec<u8>,
+    room: usize,
+    overflowed: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.room - self.out.len() {
+            self.overflowed = true;
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders every part with `variables` (a JSON object), all parts together producing at
+/// most `max_bytes`, each within [`FUEL`] steps.
+pub fn render(parts: &Parts, variables: &Value, max_bytes: usize) -> Result<Parts, TemplateError> {
     let env = environment();
     let ctx = minijinja::Value::from_serialize(variables);
     let mut out = Parts::default();
+    let mut left = max_bytes;
     for (part, source) in each(parts) {
         let tmpl = env
             .template_from_named_str(part, source)
@@ -111,15 +153,36 @@ pub fn render(parts: &Parts, variables: &Value) -> Result<Parts, TemplateError> 
         if let Some(name) = used.into_iter().find(|path| !present(variables, path)) {
             return Err(TemplateError::Missing { name, part });
         }
-        let rendered = tmpl.render(&ctx).map_err(|e| match e.kind() {
-            minijinja::ErrorKind::UndefinedError => TemplateError::Missing {
+        let mut sink = Bounded {
+            out: Vec::new(),
+            room: left,
+            overflowed: false,
+        };
+        let rendered = tmpl.render_captured_to(&ctx, &mut sink).map(drop);
+        if sink.overflowed {
+            return Err(TemplateError::Limit {
+                part,
+                message: format!("the rendering would exceed {max_bytes} bytes (the message size limit)"),
+            });
+        }
+        rendered.map_err(|e| match e.kind() {
+            ErrorKind::UndefinedError => TemplateError::Missing {
                 name: e.detail().unwrap_or("a variable").to_owned(),
                 part,
+            },
+            ErrorKind::OutOfFuel => TemplateError::Limit {
+                part,
+                message: format!("the rendering takes more than {FUEL} steps (loops too long or too deeply nested)"),
             },
             _ => TemplateError::Render {
                 part,
                 message: describe(&e),
             },
+        })?;
+        left -= sink.out.len();
+        let rendered = String::from_utf8(sink.out).map_err(|e| TemplateError::Render {
+            part,
+            message: e.to_string(),
         })?;
         match part {
             "subject" => out.subject = rendered.trim().to_owned(),
@@ -170,6 +233,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const MB: usize = 1 << 20;
+
     fn t(subject: &str, html: &str, text: &str) -> Parts {
         Parts {
             subject: subject.into(),
@@ -185,7 +250,7 @@ mod tests {
             "<p>{{ name }} {% for i in items %}<b>{{ i }}</b>{% endfor %}</p>",
             "{{ name }}",
         );
-        let out = render(&p, &json!({"name": "<Tom & Jerry>", "items": [1, 2]})).unwrap();
+        let out = render(&p, &json!({"name": "<Tom & Jerry>", "items": [1, 2]}), MB).unwrap();
         assert_eq!(out.subject, "Hello <Tom & Jerry>");
         assert_eq!(out.html.unwrap(), "<p>&lt;Tom &amp; Jerry&gt; <b>1</b><b>2</b></p>");
         assert_eq!(out.text.unwrap(), "<Tom & Jerry>");
@@ -195,14 +260,14 @@ mod tests {
     fn names_the_missing_variable() {
         let p = t("Hi {{ user.name }}", "{{ code }}", "x");
         assert_eq!(
-            render(&p, &json!({"user": {"name": "a"}})).unwrap_err(),
+            render(&p, &json!({"user": {"name": "a"}}), MB).unwrap_err(),
             TemplateError::Missing {
                 name: "code".into(),
                 part: "html"
             }
         );
         assert_eq!(
-            render(&p, &json!({"user": {}, "code": 1})).unwrap_err(),
+            render(&p, &json!({"user": {}, "code": 1}), MB).unwrap_err(),
             TemplateError::Missing {
                 name: "user.name".into(),
                 part: "subject"
@@ -222,7 +287,7 @@ mod tests {
             let parts = Parts { subject, html, text: None };
             let _ = check(&parts);
             let _ = variables(&parts);
-            let _ = render(&parts, &json!({ "name": name, "n": 3, "items": [1, 2] }));
+            let _ = render(&parts, &json!({ "name": name, "n": 3, "items": [1, 2] }), MB);
         }
     }
 
@@ -236,5 +301,63 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn limit_of(e: TemplateError) -> String {
+        match e {
+            TemplateError::Limit { message, .. } => message,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Nested `range(100000)` × `range(2000)` loops ran for 10 s on an HTTP worker (and
+    /// larger ones for minutes): now the step bound stops them at once.
+    #[test]
+    fn nested_loops_run_out_of_steps() {
+        let p = t(
+            "x",
+            "{% for i in range(100000) %}{% for j in range(2000) %}{{ i }}{% endfor %}{% endfor %}",
+            "",
+        );
+        let message = limit_of(render(&p, &json!({}), 10 * MB).unwrap_err());
+        assert!(message.contains("steps"), "{message}");
+    }
+
+    /// Output bombs: one huge value, a loop printing large strings, a long text loop.
+    #[test]
+    fn output_bombs_are_refused() {
+        for bomb in [
+            r#"{{ "x" * 100000000 }}"#,
+            r#"{% for i in range(1000) %}{{ "y" * 100000 }}{% endfor %}"#,
+            "{% for i in range(60000) %}0123456789abcdefghij{% endfor %}",
+            r#"{% for i in range(3000) %}{{ big }}{% endfor %}"#,
+        ] {
+            let p = t("x", "", bomb);
+            let e = render(&p, &json!({ "big": "z".repeat(5000) }), MB).unwrap_err();
+            assert!(matches!(e, TemplateError::Limit { part: "text", .. }), "{bomb}: {e:?}");
+        }
+        // The limit is for the parts together.
+        let p = t("x", &"h".repeat(600_000), &"t".repeat(600_000));
+        assert!(matches!(
+            render(&p, &json!({}), MB).unwrap_err(),
+            TemplateError::Limit { part: "text", .. }
+        ));
+    }
+
+    /// A large but ordinary template (a 5,000-row table) renders.
+    #[test]
+    fn large_legitimate_templates_render() {
+        let items: Vec<_> = (0..5000)
+            .map(|i| json!({"name": format!("item {i}"), "qty": i}))
+            .collect();
+        let p = t(
+            "{{ items | length }} items",
+            "<table>{% for i in items %}<tr><td>{{ i.name }}</td><td>{{ i.qty }}</td></tr>{% endfor %}</table>",
+            "{% for i in items %}{{ loop.index }}. {{ i.name | upper }} x {{ i.qty }}\n{% endfor %}",
+        );
+        let out = render(&p, &json!({ "items": items }), 10 * MB).unwrap();
+        assert_eq!(out.subject, "5000 items");
+        assert!(out.html.unwrap().contains("<tr><td>item 4999</td><td>4999</td></tr>"));
+        assert!(out.text.unwrap().ends_with("5000. ITEM 4999 x 4999\n"));
     }
 }
