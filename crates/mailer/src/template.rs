@@ -8,12 +8,23 @@
 //! string) fails fast with [`TemplateError::Limit`] instead of running for minutes and
 //! growing without bound. It is CPU work: async callers run it on a blocking thread.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use minijinja::machinery::{CompiledTemplate, TemplateConfig, Vm, WhitespaceConfig, make_string_output};
+use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::Value;
+
+mod guard;
 
 /// How much work one rendering of one part may do, in minijinja fuel (about one unit
 /// per engine instruction: a loop iteration that prints one value costs a handful).
 pub const FUEL: u64 = 250_000;
+
+/// Work on large values (building, copying or comparing strings and lists over 4 KiB)
+/// one rendering may do, in bytes, when four times its output limit is less.
+pub const WORK_BYTES: usize = 64 * 1024 * 1024;
 
 /// The parts of a template (or of one rendering of it).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -63,17 +74,19 @@ pub enum TemplateError {
     },
 }
 
-fn environment() -> Environment<'static> {
+fn escaping(name: &str) -> AutoEscape {
+    if name == "html" {
+        AutoEscape::Html
+    } else {
+        AutoEscape::None
+    }
+}
+
+fn environment<'s>() -> Environment<'s> {
     let mut env = Environment::new();
     env.set_fuel(Some(FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|name| {
-        if name == "html" {
-            AutoEscape::Html
-        } else {
-            AutoEscape::None
-        }
-    });
+    env.set_auto_escape_callback(escaping);
     env
 }
 
@@ -112,78 +125,63 @@ pub fn variables(parts: &Parts) -> Vec<String> {
     names
 }
 
-/// Collects one part's output, refusing to grow past what is left of the limit.
-struct Bounded {
-    out: Vec<u8>,
-    room: usize,
-    overflowed: bool,
-}
-
-impl std::io::Write for Bounded {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if buf.len() > self.room - self.out.len() {
-            self.overflowed = true;
-            return Err(std::io::Error::other("output limit"));
-        }
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Renders every part with `variables` (a JSON object), all parts together producing at
-/// most `max_bytes`, each within [`FUEL`] steps.
+/// most `max_bytes`, each within [`FUEL`] steps, and all of them within [`WORK_BYTES`]
+/// (or four times `max_bytes`) of work on large values.
 pub fn render(parts: &Parts, variables: &Value, max_bytes: usize) -> Result<Parts, TemplateError> {
-    let env = environment();
+    let budget = guard::Budget::new(max_bytes, WORK_BYTES.max(max_bytes.saturating_mul(4)));
+    let mut env = environment();
+    guard::install(&mut env, &budget);
+    let config = TemplateConfig {
+        syntax_config: SyntaxConfig,
+        ws_config: WhitespaceConfig::default(),
+        default_auto_escape: Arc::new(escaping),
+    };
     let ctx = minijinja::Value::from_serialize(variables);
     let mut out = Parts::default();
-    let mut left = max_bytes;
     for (part, source) in each(parts) {
-        let tmpl = env
-            .template_from_named_str(part, source)
-            .map_err(|e| TemplateError::Syntax {
-                part,
-                message: describe(&e),
-            })?;
+        let syntax = |e: minijinja::Error| TemplateError::Syntax {
+            part,
+            message: describe(&e),
+        };
+        let tmpl = env.template_from_named_str(part, source).map_err(syntax)?;
         let mut used: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
         used.sort();
         if let Some(name) = used.into_iter().find(|path| !present(variables, path)) {
             return Err(TemplateError::Missing { name, part });
         }
-        let mut sink = Bounded {
-            out: Vec::new(),
-            room: left,
-            overflowed: false,
-        };
-        let rendered = tmpl.render_captured_to(&ctx, &mut sink).map(drop);
-        if sink.overflowed {
-            return Err(TemplateError::Limit {
-                part,
-                message: format!("the rendering would exceed {max_bytes} bytes (the message size limit)"),
+        // The same template, compiled again to be run with every growing operation
+        // checked (see `guard`).
+        let compiled = CompiledTemplate::new(part, source, &config).map_err(syntax)?;
+        let code = guard::rewrite(&compiled.instructions);
+        let blocks: BTreeMap<&str, _> = compiled.blocks.iter().map(|(k, v)| (*k, guard::rewrite(v))).collect();
+        let mut rendered = String::new();
+        let result = Vm::new(&env).eval(
+            &code,
+            ctx.clone(),
+            &blocks,
+            &mut make_string_output(&mut rendered),
+            compiled.initial_auto_escape,
+        );
+        if let Err(e) = result {
+            return Err(match (budget.exceeded(), e.kind()) {
+                (Some(message), _) => TemplateError::Limit { part, message },
+                (None, ErrorKind::OutOfFuel) => TemplateError::Limit {
+                    part,
+                    message: format!(
+                        "the rendering takes more than {FUEL} steps (loops too long or too deeply nested)"
+                    ),
+                },
+                (None, ErrorKind::UndefinedError) => TemplateError::Missing {
+                    name: e.detail().unwrap_or("a variable").to_owned(),
+                    part,
+                },
+                _ => TemplateError::Render {
+                    part,
+                    message: describe(&e),
+                },
             });
         }
-        rendered.map_err(|e| match e.kind() {
-            ErrorKind::UndefinedError => TemplateError::Missing {
-                name: e.detail().unwrap_or("a variable").to_owned(),
-                part,
-            },
-            ErrorKind::OutOfFuel => TemplateError::Limit {
-                part,
-                message: format!("the rendering takes more than {FUEL} steps (loops too long or too deeply nested)"),
-            },
-            _ => TemplateError::Render {
-                part,
-                message: describe(&e),
-            },
-        })?;
-        left -= sink.out.len();
-        let rendered = String::from_utf8(sink.out).map_err(|e| TemplateError::Render {
-            part,
-            message: e.to_string(),
-        })?;
         match part {
             "subject" => out.subject = rendered.trim().to_owned(),
             "html" => out.html = Some(rendered),
@@ -359,5 +357,50 @@ mod tests {
         assert_eq!(out.subject, "5000 items");
         assert!(out.html.unwrap().contains("<tr><td>item 4999</td><td>4999</td></tr>"));
         assert!(out.text.unwrap().ends_with("5000. ITEM 4999 x 4999\n"));
+    }
+
+    /// Values built and never printed: doubling through `set`, a namespace growing in a
+    /// loop, repeating or comparing large strings over and over, filters that amplify.
+    /// Each is stopped by the output or work bound, not by running out of memory or time.
+    #[test]
+    fn intermediate_value_bombs_are_refused() {
+        let big = "b".repeat(1 << 20);
+        for bomb in [
+            r#"{% set a = "x" * 1000000 %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}{% set e = d ~ d %}{% set f = e ~ e %}{{ f | length }}"#,
+            r#"{% set a = "x" * 1000000 %}{% set b = a + a %}{% set c = b + b %}{% set d = c + c %}{% set e = d + d %}{% set f = e + e %}{{ f | length }}"#,
+            r#"{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}"#,
+            r#"{% for i in range(50000) %}{% if "x" * 1000000 %}{% endif %}{% endfor %}"#,
+            r#"{% for i in range(50000) %}{% if big == other %}{% endif %}{% endfor %}"#,
+            r#"{% for i in range(50000) %}{% if "zz" in big %}{% endif %}{% endfor %}"#,
+            r#"{% for i in range(50000) %}{% if big[1:] %}{% endif %}{% endfor %}"#,
+            r#"{% for i in range(50000) %}{% if big | upper %}{% endif %}{% endfor %}"#,
+            r#"{% set s = ("ab" * 1000) | replace("", "z" * 100000) %}{{ s | length }}"#,
+            r#"{{ (["x" * 4000] * 100000) | join | length }}"#,
+            r#"{{ "a\nb\nc" | indent(100000000) | length }}"#,
+            r#"{{ ((range(100000) | list) * 100000) | length }}"#,
+        ] {
+            let p = t("x", "", bomb);
+            let e = render(&p, &json!({ "big": big, "other": big.clone() }), 10 * MB).unwrap_err();
+            assert!(matches!(e, TemplateError::Limit { part: "text", .. }), "{bomb}: {e:?}");
+        }
+    }
+
+    /// The checked operations keep minijinja's meaning.
+    #[test]
+    fn checked_operations_behave_as_before() {
+        let p = t(
+            "{{ a ~ b }} {{ n + 1 }} {{ n * 2 }} {{ s * 2 }} {{ s + s }} {{ (l + l) | length }} {{ s[1:] }} {{ l[0] }} {{ m['k'] }}",
+            "{% if n > 1 and n >= 2 and n < 3 and n <= 2 and n == 2 and n != 3 and 'b' in s and 2 in l %}<b>{{ s | upper }}</b>{% endif %}{{ '<' ~ s }}",
+            "{{ l | join(',') }} {{ s | replace('b', 'c') }} {{ 'x\ny' | indent(2) }} {{ s is lower }} {{ n is eq 2 }}",
+        );
+        let out = render(
+            &p,
+            &json!({"a": "A", "b": 1, "n": 2, "s": "ab", "l": [1, 2], "m": {"k": "v"}}),
+            MB,
+        )
+        .unwrap();
+        assert_eq!(out.subject, "A1 3 4 abab abab 4 b 1 v");
+        assert_eq!(out.html.unwrap(), "<b>AB</b>&lt;ab");
+        assert_eq!(out.text.unwrap(), "1,2 ac x\n  y True True");
     }
 }

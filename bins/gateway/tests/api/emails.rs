@@ -658,6 +658,12 @@ async fn runaway_templates_fail_fast_with_a_clear_problem() {
             ("repeat", r#"{{ "x" * 20000000 }}"#),
             ("printing", r#"{% for i in range(1000) %}{{ "y" * 10000 }}{% endfor %}"#),
             ("text", "{% for i in range(60000) %}0123456789abcdefghij{% endfor %}"),
+            // Built and never printed: doubling through `set`, repeating in a loop.
+            (
+                "doubling",
+                r#"{% set a = "x" * 500000 %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}{{ d | length }}"#,
+            ),
+            ("repeating", r#"{% for i in range(50000) %}{% if "x" * 1000000 %}{% endif %}{% endfor %}"#),
         ] {
             let res = put(name, json!({"subject": "Bomb", "html": "<p>hi</p>", "text": text}))
                 .await
