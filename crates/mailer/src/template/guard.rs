@@ -8,8 +8,8 @@
 //! stops early instead of running for minutes or growing memory without bound.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use minijinja::machinery::{Instruction, Instructions};
 use minijinja::value::{Rest, Value, ValueKind};
@@ -224,23 +224,37 @@ pub fn rewrite<'s>(code: &Instructions<'s>) -> Instructions<'s> {
     out
 }
 
-/// The unchecked operations, run by a plain environment once the checks passed.
-struct Ops {
-    env: Environment<'static>,
+/// The environment the unchecked operations run in, once their checks passed.
+static OPS: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env
+});
+
+/// One unchecked operation over `a`, `b`, `c` and `d`, compiled once.
+struct Op {
+    expr: LazyLock<Result<minijinja::Expression<'static, 'static>, Error>>,
 }
 
-impl Ops {
-    fn eval(&self, expr: &str, a: Value, b: Value, c: Value, d: Value) -> Result<Value, Error> {
-        let e = self.env.compile_expression(expr)?;
-        e.eval(minijinja::context! { a, b, c, d })
+impl Op {
+    const fn new(init: fn() -> Result<minijinja::Expression<'static, 'static>, Error>) -> Self {
+        Op {
+            expr: LazyLock::new(init),
+        }
+    }
+
+    fn eval(&self, a: Value, b: Value, c: Value, d: Value) -> Result<Value, Error> {
+        match &*self.expr {
+            Ok(e) => e.eval(minijinja::context! { a, b, c, d }),
+            Err(e) => Err(Error::new(ErrorKind::InvalidOperation, e.to_string())),
+        }
     }
 }
 
-fn ops() -> Arc<Ops> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    Arc::new(Ops { env })
-}
+static ADD: Op = Op::new(|| OPS.compile_expression("a + b"));
+static MUL: Op = Op::new(|| OPS.compile_expression("a * b"));
+static SLICE: Op = Op::new(|| OPS.compile_expression("a[b:c:d]"));
+static IN: Op = Op::new(|| OPS.compile_expression("a in b"));
 
 /// A comparison of two values.
 type Compare = fn(&Value, &Value) -> bool;
@@ -255,8 +269,6 @@ fn undefined(v: &Value) -> Result<(), Error> {
 /// Registers the checked operations, the wrapped filters and tests, and the counting
 /// formatter on `env`, all charging `budget`.
 pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
-    let ops = ops();
-
     let b = budget.clone();
     env.add_function("__eb_concat", move |a: Value, c: Value| -> Result<Value, Error> {
         undefined(&a)?;
@@ -269,7 +281,7 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
         b.work(x.len() + y.len())?;
         Ok(Value::from(x + &y))
     });
-    let (b, o) = (budget.clone(), ops.clone());
+    let b = budget.clone();
     env.add_function("__eb_add", move |a: Value, c: Value| -> Result<Value, Error> {
         if a.kind() == ValueKind::String || c.kind() == ValueKind::String {
             b.fits(size(&a) + size(&c))?;
@@ -277,9 +289,9 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
             items(&b, a.len().unwrap_or(0).saturating_add(c.len().unwrap_or(0)))?;
         }
         b.work(size(&a) + size(&c))?;
-        o.eval("a + b", a, c, Value::UNDEFINED, Value::UNDEFINED)
+        ADD.eval(a, c, Value::UNDEFINED, Value::UNDEFINED)
     });
-    let (b, o) = (budget.clone(), ops.clone());
+    let b = budget.clone();
     env.add_function("__eb_mul", move |a: Value, c: Value| -> Result<Value, Error> {
         let count = |v: &Value| v.as_usize().unwrap_or(0);
         for (v, n) in [(&a, &c), (&c, &a)] {
@@ -291,14 +303,14 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
                 items(&b, v.len().unwrap_or(0).saturating_mul(count(n)))?;
             }
         }
-        o.eval("a * b", a, c, Value::UNDEFINED, Value::UNDEFINED)
+        MUL.eval(a, c, Value::UNDEFINED, Value::UNDEFINED)
     });
-    let (b, o) = (budget.clone(), ops.clone());
+    let b = budget.clone();
     env.add_function(
         "__eb_slice",
         move |v: Value, start: Value, stop: Value, step: Value| -> Result<Value, Error> {
             b.work(size(&v))?;
-            o.eval("a[b:c:d]", v, start, stop, step)
+            SLICE.eval(v, start, stop, step)
         },
     );
     let b = budget.clone();
@@ -309,10 +321,10 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
         }
         v.get_item(&key)
     });
-    let (b, o) = (budget.clone(), ops.clone());
+    let b = budget.clone();
     env.add_function("__eb_in", move |needle: Value, hay: Value| -> Result<Value, Error> {
         b.work(size(&needle) + size(&hay))?;
-        o.eval("a in b", needle, hay, Value::UNDEFINED, Value::UNDEFINED)
+        IN.eval(needle, hay, Value::UNDEFINED, Value::UNDEFINED)
     });
     let compare: [(&'static str, Compare); 6] = [
         ("__eb_eq", |a, b| a == b),
