@@ -387,6 +387,16 @@ async fn schema_patterns_that_need_backtracking_are_refused() {
         )
         .await;
         assert_problem(res, 422, "invalid_schema").await;
+        // So is a schema with more patterns than the limit.
+        let many: serde_json::Map<String, Value> = (0..300)
+            .map(|i| (format!("f{i}"), json!({"pattern": format!("^a{i}$")})))
+            .collect();
+        let res = put(&app, "/api/v1/data/slow/_schema", json!({"properties": many}), &[]).await;
+        let problem = assert_problem(res, 422, "invalid_schema").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("256 patterns"),
+            "{problem}"
+        );
         // Nothing was stored; instances (`const`, `enum`) may hold such strings.
         let res = app
             .client
