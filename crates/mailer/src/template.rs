@@ -350,13 +350,16 @@ mod tests {
             .collect();
         let p = t(
             "{{ items | length }} items",
-            "<table>{% for i in items %}<tr><td>{{ i.name }}</td><td>{{ i.qty }}</td></tr>{% endfor %}</table>",
-            "{% for i in items %}{{ loop.index }}. {{ i.name | upper }} x {{ i.qty }}\n{% endfor %}",
+            "<table>{% for i in items %}<tr><td>{{ i.name }}</td><td>{{ i.qty }}{% if i.qty in picked %}*{% endif %}</td></tr>{% endfor %}</table>",
+            "{% for i in items %}{{ loop.index }}/{{ items | length }}. {{ i.name | upper }} x {{ i.qty * 2 }}\n{% endfor %}",
         );
-        let out = render(&p, &json!({ "items": items }), 10 * MB).unwrap();
+        let picked: Vec<i64> = (0..1000).map(|i| i * 7).collect();
+        let out = render(&p, &json!({ "items": items, "picked": picked }), 10 * MB).unwrap();
         assert_eq!(out.subject, "5000 items");
-        assert!(out.html.unwrap().contains("<tr><td>item 4999</td><td>4999</td></tr>"));
-        assert!(out.text.unwrap().ends_with("5000. ITEM 4999 x 4999\n"));
+        let html = out.html.unwrap();
+        assert!(html.contains("<tr><td>item 4999</td><td>4999</td></tr>"));
+        assert!(html.contains("<tr><td>item 14</td><td>14*</td></tr>"));
+        assert!(out.text.unwrap().ends_with("5000/5000. ITEM 4999 x 9998\n"));
     }
 
     /// Values built and never printed: doubling through `set`, a namespace growing in a

@@ -17,8 +17,8 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, State};
 
 /// Work on values up to this size is not charged (fuel bounds how often it happens).
 pub const FREE_BYTES: usize = 4096;
-/// What one item of a sequence counts for when charged.
-const ITEM_BYTES: usize = 16;
+/// What looking at one item of a sequence counts for when charged.
+const ITEM_BYTES: usize = 4;
 /// The most items a repeated or concatenated sequence may hold.
 const MAX_ITEMS: usize = 1_000_000;
 
@@ -420,6 +420,10 @@ fn estimate(name: &str, args: &[Value], budget: &Budget) -> Result<usize, Error>
             };
             total.saturating_add(sep)
         }
+        // These look at a sequence's length or first item only; a string they scan.
+        "length" | "count" | "first" | "attr" | "default" | "d" | "int" | "float" | "abs" | "round" | "bool" => {
+            args.iter().filter_map(Value::as_str).map(str::len).sum()
+        }
         _ => args.iter().map(size).sum(),
     })
 }
@@ -428,9 +432,7 @@ fn wrap(env: &mut Environment<'_>, budget: &Arc<Budget>, name: &'static str, f: 
     let b = budget.clone();
     let run = move |state: &State, args: Rest<Value>| -> Result<Value, Error> {
         let est = estimate(name, &args, &b)?;
-        if name != "length" && name != "count" {
-            b.fits(est)?;
-        }
+        b.fits(est)?;
         b.work(est)?;
         let rv = f.call(state, &args)?;
         b.work(size(&rv))?;
