@@ -406,4 +406,19 @@ mod tests {
         assert_eq!(out.html.unwrap(), "<b>AB</b>&lt;ab");
         assert_eq!(out.text.unwrap(), "1,2 ac x\n  y True True");
     }
+
+    /// A value that is not there (a nested path into a list, say) is still a missing
+    /// variable inside the checked operations, as in minijinja's own.
+    #[test]
+    fn undefined_operands_are_missing_variables() {
+        for text in [
+            "{{ l.x ~ 1 }}",
+            "{{ l.x + 1 }}",
+            "{{ l.x * 2 }}",
+            "{% if l.x == 1 %}{% endif %}",
+        ] {
+            let e = render(&t("x", "", text), &json!({"l": [1]}), MB).unwrap_err();
+            assert!(matches!(e, TemplateError::Missing { .. }), "{text}: {e:?}");
+        }
+    }
 }

@@ -283,6 +283,8 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
     });
     let b = budget.clone();
     env.add_function("__eb_add", move |a: Value, c: Value| -> Result<Value, Error> {
+        undefined(&a)?;
+        undefined(&c)?;
         if a.kind() == ValueKind::String || c.kind() == ValueKind::String {
             b.fits(size(&a) + size(&c))?;
         } else if a.kind() == ValueKind::Seq || c.kind() == ValueKind::Seq {
@@ -293,6 +295,8 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
     });
     let b = budget.clone();
     env.add_function("__eb_mul", move |a: Value, c: Value| -> Result<Value, Error> {
+        undefined(&a)?;
+        undefined(&c)?;
         let count = |v: &Value| v.as_usize().unwrap_or(0);
         for (v, n) in [(&a, &c), (&c, &a)] {
             if let Some(s) = v.as_str() {
@@ -337,6 +341,8 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
     for (name, op) in compare {
         let b = budget.clone();
         env.add_function(name, move |x: Value, y: Value| -> Result<Value, Error> {
+            undefined(&x)?;
+            undefined(&y)?;
             b.work(size(&x).min(size(&y)))?;
             Ok(Value::from(op(&x, &y)))
         });
