@@ -303,6 +303,9 @@ impl From<mailer::MailError> for ApiError {
             M::Template(ref t @ (T::Syntax { part, .. } | T::Render { part, .. })) => {
                 ApiError::unprocessable("template_invalid", t.to_string()).for_field(part)
             }
+            M::Template(ref t @ T::Limit { part, .. }) => {
+                ApiError::unprocessable("template_limit_exceeded", t.to_string()).for_field(part)
+            }
             M::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "message_too_large", e.to_string()),
             M::NotFound(what) => ApiError::not_found(
                 match what {

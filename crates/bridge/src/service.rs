@@ -22,6 +22,7 @@ use mailer::model::{SendEmail, TemplateBody, TemplateRef};
 use ring::hmac;
 use serde_json::{Value, json};
 use shared_db::events::{self, Event};
+use shared_db::idempotency::{Key, Owner};
 use shared_db::jobs::{self, Job, NewJob};
 use shared_db::schema::events as events_table;
 use shared_db::sealing::Sealer;
@@ -46,6 +47,9 @@ const DISPATCH_BATCH: i64 = 200;
 /// About a day of retries with the worker's backoff (2 s doubling to 15 minutes).
 const WEBHOOK_ATTEMPTS: i32 = 100;
 const SEALING_PURPOSE: &[u8] = b"webhook secret";
+/// The owner of the bridge's idempotency keys (rule deliveries, reminders): a namespace
+/// no API key can write, so no caller can replay or block them.
+static BRIDGE: Owner = Owner::System("bridge");
 
 /// What the bridge refuses or fails with.
 #[derive(Debug, thiserror::Error)]
@@ -220,13 +224,21 @@ fn context(e: &Event) -> Value {
     })
 }
 
-fn render(template: &str, ctx: &Value) -> Result<String, String> {
+/// The most a rule's title, text or address may render to.
+const RENDERED_LIMIT: usize = 256 * 1024;
+
+/// Renders a rule's title, text or address (bounded in steps and size by the template
+/// module) on a blocking thread.
+async fn render(template: &str, ctx: &Value) -> Result<String, String> {
     let parts = mailer::template::Parts {
         subject: template.to_owned(),
         html: None,
         text: None,
     };
-    mailer::template::render(&parts, ctx)
+    let ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || mailer::template::render(&parts, &ctx, RENDERED_LIMIT))
+        .await
+        .map_err(|e| format!("rendering stopped: {e}"))?
         .map(|p| p.subject)
         .map_err(|e| e.to_string())
 }
@@ -695,17 +707,20 @@ impl BridgeService {
         let key = format!("bridge:{}:{}", rule.id, event.id);
         let actor = format!("bridge:rule:{}", rule.id);
         let hash = shared_db::idempotency::request_hash(key.as_bytes());
+        let idem = Key {
+            owner: &BRIDGE,
+            key: &key,
+            hash: &hash,
+        };
         if let Some(s) = &rule.actions.slack {
             let msg = PostMessage {
                 channel: s.channel.clone(),
                 level: s.level,
-                title: render(&s.title, &ctx).map_err(Failure::Final)?,
-                text: s
-                    .text
-                    .as_deref()
-                    .map(|t| render(t, &ctx))
-                    .transpose()
-                    .map_err(Failure::Final)?,
+                title: render(&s.title, &ctx).await.map_err(Failure::Final)?,
+                text: match s.text.as_deref() {
+                    Some(t) => Some(render(t, &ctx).await.map_err(Failure::Final)?),
+                    None => None,
+                },
                 fields: vec![],
                 links: vec![],
                 source: Some(format!("rule: {}", rule.name)),
@@ -713,17 +728,14 @@ impl BridgeService {
                 thread_of: None,
                 mention: None,
             };
-            self.slack
-                .submit(msg, Some((&key, &hash)), &actor)
-                .await
-                .map_err(|e| match e {
-                    slack_notify::NotifyError::Db(_) => Failure::Later(format!("slack: {e}")),
-                    _ => Failure::Final(format!("slack: {e}")),
-                })?;
+            self.slack.submit(msg, Some(idem), &actor).await.map_err(|e| match e {
+                slack_notify::NotifyError::Db(_) => Failure::Later(format!("slack: {e}")),
+                _ => Failure::Final(format!("slack: {e}")),
+            })?;
         }
         if let Some(m) = &rule.actions.email {
             let req = SendEmail {
-                to: vec![render(&m.to, &ctx).map_err(Failure::Final)?],
+                to: vec![render(&m.to, &ctx).await.map_err(Failure::Final)?],
                 template: Some(TemplateRef {
                     name: m.template.clone(),
                     variables: ctx.clone(),
@@ -731,13 +743,10 @@ impl BridgeService {
                 tags: BTreeMap::from([("rule".to_owned(), rule.id.clone())]),
                 ..SendEmail::default()
             };
-            self.mail
-                .submit(req, Some((&key, &hash)), &actor)
-                .await
-                .map_err(|e| match e {
-                    mailer::MailError::Db(_) => Failure::Later(format!("email: {e}")),
-                    _ => Failure::Final(format!("email: {e}")),
-                })?;
+            self.mail.submit(req, Some(idem), &actor).await.map_err(|e| match e {
+                mailer::MailError::Db(_) => Failure::Later(format!("email: {e}")),
+                _ => Failure::Final(format!("email: {e}")),
+            })?;
         }
         Ok(())
     }
@@ -953,57 +962,21 @@ impl BridgeService {
                     continue;
                 }
                 let days_left = left.ceil() as i64;
-                let vars = json!({
-                    "license": {
-                        "id": lic.id, "name": lic.name, "product": lic.product, "owner_email": lic.owner_email,
-                        "expires_at": expires.format("%Y-%m-%d %H:%M UTC").to_string(),
-                    },
-                    "days": days_left,
-                });
-                let key = mark.clone();
-                let hash = shared_db::idempotency::request_hash(key.as_bytes());
-                let email = SendEmail {
-                    to: vec![lic.owner_email.clone()],
-                    template: Some(TemplateRef {
-                        name: REMINDER_TEMPLATE.into(),
-                        variables: vars,
-                    }),
-                    tags: BTreeMap::from([("reminder".to_owned(), format!("{threshold}d"))]),
-                    ..SendEmail::default()
-                };
-                self.mail
-                    .submit(email, Some((&key, &hash)), "bridge:reminders")
-                    .await
-                    .map_err(corrupt)?;
-                if let Some(channel) = &self.settings.reminder_channel {
-                    let msg = PostMessage {
-                        channel: Some(channel.clone()),
-                        level: Level::Warning,
-                        title: format!(
-                            "Licence \"{}\" expires in {days_left} day{}",
-                            lic.name,
-                            if days_left == 1 { "" } else { "s" }
-                        ),
-                        text: Some(format!(
-                            "{} licence for {} expires {}.",
-                            lic.product.as_str(),
-                            lic.owner_email,
-                            expires.format("%Y-%m-%d %H:%M UTC")
-                        )),
-                        fields: vec![],
-                        links: vec![],
-                        source: Some("licence reminders".into()),
-                        environment: None,
-                        thread_of: None,
-                        mention: None,
-                    };
-                    self.slack
-                        .submit(msg, Some((&key, &hash)), "bridge:reminders")
-                        .await
-                        .map_err(corrupt)?;
-                }
-                if set_mark(&mut conn, &mark).await? {
-                    reminded += 1;
+                match self.remind(&mut conn, lic, expires, threshold, days_left, &mark).await {
+                    Ok(sent) => reminded += usize::from(sent),
+                    Err(e) => {
+                        // One licence's failure (a refused address, say) must not stop the
+                        // others: logged, recorded, and tried again on the next pass.
+                        tracing::warn!(license = %lic.id, threshold, error = %e, "licence reminder failed");
+                        events::record(
+                            &mut conn,
+                            "license.reminder_failed",
+                            "bridge:reminders",
+                            &format!("license:{}", lic.id),
+                            json!({ "threshold_days": threshold, "reason": e.to_string() }),
+                        )
+                        .await?;
+                    }
                 }
             }
             match page.next_cursor {
@@ -1012,6 +985,73 @@ impl BridgeService {
             }
         }
         Ok((reminded, expired))
+    }
+
+    /// Sends one licence's reminder (email, and Slack when a channel is set) and sets its
+    /// mark; `false` when another pass set the mark first.
+    async fn remind(
+        &self,
+        conn: &mut DbConn,
+        lic: &license_core::model::License,
+        expires: chrono::DateTime<Utc>,
+        threshold: i64,
+        days_left: i64,
+        mark: &str,
+    ) -> Result<bool, BridgeError> {
+        let vars = json!({
+            "license": {
+                "id": lic.id, "name": lic.name, "product": lic.product, "owner_email": lic.owner_email,
+                "expires_at": expires.format("%Y-%m-%d %H:%M UTC").to_string(),
+            },
+            "days": days_left,
+        });
+        let hash = shared_db::idempotency::request_hash(mark.as_bytes());
+        let idem = Key {
+            owner: &BRIDGE,
+            key: mark,
+            hash: &hash,
+        };
+        let email = SendEmail {
+            to: vec![lic.owner_email.clone()],
+            template: Some(TemplateRef {
+                name: REMINDER_TEMPLATE.into(),
+                variables: vars,
+            }),
+            tags: BTreeMap::from([("reminder".to_owned(), format!("{threshold}d"))]),
+            ..SendEmail::default()
+        };
+        self.mail
+            .submit(email, Some(idem), "bridge:reminders")
+            .await
+            .map_err(corrupt)?;
+        if let Some(channel) = &self.settings.reminder_channel {
+            let msg = PostMessage {
+                channel: Some(channel.clone()),
+                level: Level::Warning,
+                title: format!(
+                    "Licence \"{}\" expires in {days_left} day{}",
+                    lic.name,
+                    if days_left == 1 { "" } else { "s" }
+                ),
+                text: Some(format!(
+                    "{} licence for {} expires {}.",
+                    lic.product.as_str(),
+                    lic.owner_email,
+                    expires.format("%Y-%m-%d %H:%M UTC")
+                )),
+                fields: vec![],
+                links: vec![],
+                source: Some("licence reminders".into()),
+                environment: None,
+                thread_of: None,
+                mention: None,
+            };
+            self.slack
+                .submit(msg, Some(idem), "bridge:reminders")
+                .await
+                .map_err(corrupt)?;
+        }
+        set_mark(conn, mark).await
     }
 }
 

@@ -811,3 +811,157 @@ async fn a_rule_that_cannot_render_is_recorded_as_failed() {
     assert!(failed.data.contains("data.missing"), "{}", failed.data);
     assert!(r.slack.list(&MessageFilter::default()).await.unwrap().items.is_empty());
 }
+
+/// A reminder's idempotency key is predictable (`reminder:<licence>:<days>:<expiry>`):
+/// an API key that uses it first, with the same request hash or another, must neither
+/// take the reminder's place nor block it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_key_cannot_block_a_reminder() {
+    use shared_db::idempotency::{self, Key, Owner};
+    for db in TestDb::each().await {
+        let r = rig(db, internal_ok()).await;
+        r.bridge.ensure_reminder_template().await.unwrap();
+        let (week, _) = r.licenses.issue(issue("Week", 5), "t").await.unwrap();
+        let mark = format!("reminder:{}:7:{}", week.id, week.expires_at.unwrap().timestamp());
+        let hash = idempotency::request_hash(mark.as_bytes());
+        let attacker = Owner::ApiKey("attacker".into());
+        let planted = mailer::model::SendEmail {
+            to: vec!["attacker@example.net".into()],
+            subject: Some("not a reminder".into()),
+            text: Some("x".into()),
+            ..mailer::model::SendEmail::default()
+        };
+        let key = |hash| {
+            Some(Key {
+                owner: &attacker,
+                key: &mark,
+                hash,
+            })
+        };
+        r.mail.submit(planted, key(&hash), "api_key:attacker").await.unwrap();
+        let post = slack_notify::model::PostMessage {
+            channel: Some("#licences".into()),
+            level: Level::Info,
+            title: "not a reminder".into(),
+            text: None,
+            fields: vec![],
+            links: vec![],
+            source: None,
+            environment: None,
+            thread_of: None,
+            mention: None,
+        };
+        r.slack
+            .submit(post, key("another hash"), "api_key:attacker")
+            .await
+            .unwrap();
+
+        assert_eq!(r.bridge.run_reminders().await.unwrap(), (1, 0));
+        let emails = r.mail.list(&EmailFilter::default()).await.unwrap().items;
+        let reminder = emails
+            .iter()
+            .find(|e| e.to[0] == "week@example.org")
+            .expect("the owner's reminder");
+        assert_eq!(reminder.tags["reminder"], "7d");
+        let posts = r.slack.list(&MessageFilter::default()).await.unwrap().items;
+        assert!(
+            posts.iter().any(|p| p.title.contains("\"Week\" expires in 5 days")),
+            "{posts:?}"
+        );
+    }
+}
+
+/// One licence whose reminder cannot be sent (an address the mailer refuses, as old
+/// data in the shared database may hold) is logged and recorded; the others still go.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_licence_does_not_stop_the_reminder_pass() {
+    for db in TestDb::each().await {
+        let r = rig(db, internal_ok()).await;
+        r.bridge.ensure_reminder_template().await.unwrap();
+        let (bad, _) = r.licenses.issue(issue("Bad", 5), "t").await.unwrap();
+        let (good, _) = r.licenses.issue(issue("Good", 5), "t").await.unwrap();
+        let (also, _) = r.licenses.issue(issue("Also", 1), "t").await.unwrap();
+        let mut conn = r.db.pool.get().await.unwrap();
+        with_conn!(&mut *conn, |c| diesel::sql_query(
+            "UPDATE licenses SET owner_email = 'not an address' WHERE id = ?"
+        )
+        .bind::<diesel::sql_types::Text, _>(&bad.id)
+        .execute(c)
+        .await)
+        .unwrap();
+
+        assert_eq!(r.bridge.run_reminders().await.unwrap(), (2, 0));
+        let emails = r.mail.list(&EmailFilter::default()).await.unwrap().items;
+        let mut to: Vec<&str> = emails.iter().map(|e| e.to[0].as_str()).collect();
+        to.sort();
+        assert_eq!(to, ["also@example.org", "good@example.org"]);
+        let trail = events::for_subject(&mut conn, &format!("license:{}", bad.id))
+            .await
+            .unwrap();
+        let failed = trail
+            .iter()
+            .find(|e| e.event_type == "license.reminder_failed")
+            .expect("the failure is recorded");
+        assert!(failed.data.contains("not an address"), "{}", failed.data);
+        // The next pass tries the failed one again and sends nothing twice.
+        assert_eq!(r.bridge.run_reminders().await.unwrap(), (0, 0));
+        let _ = (good, also);
+    }
+}
+
+/// A rule title with nested `range(100000)` × `range(2000)` loops stops at the
+/// rendering bound and is recorded as `rule.failed` with a clear reason, rather than
+/// holding a worker for seconds or minutes. (The timeout only guards against a hang.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runaway_rule_template_is_recorded_as_failed() {
+    let r = rig(TestDb::sqlite().await, internal_ok()).await;
+    let mut rules = Vec::new();
+    for (name, title, text) in [
+        (
+            "loops",
+            "{% for i in range(100000) %}{% for j in range(2000) %}{% endfor %}{% endfor %}Suspended",
+            None,
+        ),
+        ("bomb", "Suspended", Some(r#"{{ "x" * 20000000 }}"#)),
+    ] {
+        let rule = r
+            .bridge
+            .create_rule(
+                NewRule {
+                    name: name.into(),
+                    event_type: "license.suspended".into(),
+                    filter: BTreeMap::new(),
+                    actions: Actions {
+                        slack: Some(SlackAction {
+                            channel: None,
+                            level: Level::Warning,
+                            title: title.into(),
+                            text: text.map(Into::into),
+                        }),
+                        email: None,
+                    },
+                    enabled: true,
+                },
+                "t",
+            )
+            .await
+            .unwrap();
+        rules.push(rule);
+    }
+    r.bridge.dispatch().await.unwrap();
+    record(&r, "license.suspended", "api_key:k", json!({})).await;
+    assert_eq!(r.bridge.dispatch().await.unwrap(), 2);
+    tokio::time::timeout(Duration::from_secs(300), r.worker.drain())
+        .await
+        .expect("rule rendering hung")
+        .unwrap();
+    let mut conn = r.db.pool.get().await.unwrap();
+    for (rule, bound) in rules.iter().zip(["steps", "bytes"]) {
+        let trail = events::for_subject(&mut conn, &format!("rule:{}", rule.id))
+            .await
+            .unwrap();
+        let failed = trail.iter().find(|e| e.event_type == "rule.failed").expect("recorded");
+        assert!(failed.data.contains(bound), "{}: {}", rule.name, failed.data);
+    }
+    assert!(r.slack.list(&MessageFilter::default()).await.unwrap().items.is_empty());
+}

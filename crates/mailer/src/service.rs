@@ -15,7 +15,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota as Gcra};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared_db::idempotency::{self, Seen};
+use shared_db::idempotency::{self, Owner, Seen};
 use shared_db::jobs::{self, Job, NewJob};
 use shared_db::worker::{JobError, JobHandler};
 use shared_db::{DbConn, DbError, DbPool, events, with_conn};
@@ -381,7 +381,7 @@ impl MailService {
     pub async fn submit(
         &self,
         req: SendEmail,
-        idempotency: Option<(&str, &str)>,
+        idempotency: Option<idempotency::Key<'_>>,
         actor: &str,
     ) -> Result<(Accepted, bool), MailError> {
         match self.accept(vec![req], false, idempotency, actor).await? {
@@ -404,7 +404,7 @@ impl MailService {
     pub async fn submit_batch(
         &self,
         reqs: Vec<SendEmail>,
-        idempotency: Option<(&str, &str)>,
+        idempotency: Option<idempotency::Key<'_>>,
         actor: &str,
     ) -> Result<(BatchAccepted, bool), MailError> {
         if reqs.is_empty() || reqs.len() > MAX_BATCH {
@@ -438,7 +438,7 @@ impl MailService {
         &self,
         reqs: Vec<SendEmail>,
         batch: bool,
-        idempotency: Option<(&str, &str)>,
+        idempotency: Option<idempotency::Key<'_>>,
         actor: &str,
     ) -> Result<Stored, MailError> {
         let scope = if batch { BATCH_SCOPE } else { IDEMPOTENCY_SCOPE };
@@ -456,7 +456,7 @@ impl MailService {
         }
         let ids: Vec<String> = prepared.iter().map(|p| p.row.id.clone()).collect();
         let resource = batch_id.unwrap_or_else(|| <[String]>::first(&ids).cloned().unwrap_or_default());
-        let key = idempotency.map(|(k, h)| (k.to_owned(), h.to_owned()));
+        let key = idempotency.map(|k| (k.owner.clone(), k.key.to_owned(), k.hash.to_owned()));
         let actor = actor.to_owned();
         let remembered = resource.clone();
         let saved = conn
@@ -464,8 +464,9 @@ impl MailService {
                 for p in prepared {
                     store(c, p, &actor).await?;
                 }
-                if let Some((k, h)) = &key {
-                    idempotency::remember(c, scope, k, h, &remembered).await?;
+                if let Some((owner, key, hash)) = &key {
+                    let key = idempotency::Key { owner, key, hash };
+                    idempotency::remember(c, scope, key, &remembered).await?;
                 }
                 Ok(())
             })
@@ -574,7 +575,11 @@ impl MailService {
                 let stored = find_template(conn, &t.name)
                     .await?
                     .ok_or_else(|| invalid(field("template.name"), format!("no template is named `{}`", t.name)))?;
-                let mut parts = template::render(&stored.parts(), &t.variables)?;
+                // CPU work, bounded by the template module: off the async workers.
+                let (source, variables, limit) = (stored.parts(), t.variables.clone(), self.settings.max_message_bytes);
+                let mut parts = tokio::task::spawn_blocking(move || template::render(&source, &variables, limit))
+                    .await
+                    .map_err(|e| corrupt(format!("template rendering stopped: {e}")))??;
                 if let Some(s) = &req.subject {
                     parts.subject = s.clone();
                 }
@@ -1003,7 +1008,7 @@ impl MailService {
         let outcome = |r: &str| SnsOutcome { result: r.to_owned() };
         let mut conn = self.pool.get().await?;
         let key = msg.message_id.chars().take(200).collect::<String>();
-        if let Seen::Replay(_) | Seen::Conflict = idempotency::check(&mut conn, SNS_SCOPE, &key, "sns").await? {
+        if let Seen::Replay(_) | Seen::Conflict = idempotency::check(&mut conn, SNS_SCOPE, sns_key(&key)).await? {
             return Ok(outcome("duplicate"));
         }
         let result = match msg.kind.as_str() {
@@ -1022,7 +1027,7 @@ impl MailService {
         let kind = msg.kind.clone();
         let recorded = conn
             .transaction::<_, MailError, _>(async move |c| {
-                idempotency::remember(c, SNS_SCOPE, &key, "sns", &key.chars().take(36).collect::<String>()).await?;
+                idempotency::remember(c, SNS_SCOPE, sns_key(&key), &key.chars().take(36).collect::<String>()).await?;
                 match notification {
                     Some(n) => apply_notification(c, &n).await,
                     None => {
@@ -1288,10 +1293,22 @@ enum Outcome {
 }
 
 /// What an idempotency key says about a request (always new without a key).
-async fn seen(conn: &mut DbConn, scope: &str, key: Option<(&str, &str)>) -> Result<Seen, DbError> {
+async fn seen(conn: &mut DbConn, scope: &str, key: Option<idempotency::Key<'_>>) -> Result<Seen, DbError> {
     match key {
-        Some((k, h)) => idempotency::check(conn, scope, k, h).await,
+        Some(k) => idempotency::check(conn, scope, k).await,
         None => Ok(Seen::New),
+    }
+}
+
+/// The owner of SNS message ids: SNS itself, a namespace no API key reaches.
+static SNS_OWNER: Owner = Owner::System("sns");
+
+/// The idempotency key of one SNS message.
+fn sns_key(message_id: &str) -> idempotency::Key<'_> {
+    idempotency::Key {
+        owner: &SNS_OWNER,
+        key: message_id,
+        hash: "sns",
     }
 }
 

@@ -2,9 +2,29 @@
 //! (`{{ name }}`, `{% if %}`, filters). The HTML part is escaped by default; a variable
 //! the template uses but the caller did not give is an error naming it, never a
 //! half-filled mail.
+//!
+//! Rendering is bounded: at most [`FUEL`] steps of the template engine and at most the
+//! caller's byte limit of output, so a runaway template (nested loops, a repeated
+//! string) fails fast with [`TemplateError::Limit`] instead of running for minutes and
+//! growing without bound. It is CPU work: async callers run it on a blocking thread.
 
-use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use minijinja::machinery::{CompiledTemplate, TemplateConfig, Vm, WhitespaceConfig, make_string_output};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::Value;
+
+mod guard;
+
+/// How much work one rendering of one part may do, in minijinja fuel (about one unit
+/// per engine instruction: a loop iteration that prints one value costs a handful).
+pub const FUEL: u64 = 250_000;
+
+/// Work on large values (building, copying or comparing strings and lists over 4 KiB)
+/// one rendering may do, in bytes, when four times its output limit is less.
+pub const WORK_BYTES: usize = 64 * 1024 * 1024;
 
 /// The parts of a template (or of one rendering of it).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -36,6 +56,14 @@ pub enum TemplateError {
         /// Where it is used.
         part: &'static str,
     },
+    /// Rendering would exceed its bounds ([`FUEL`] steps, or the output limit).
+    #[error("{part}: {message}")]
+    Limit {
+        /// The part.
+        part: &'static str,
+        /// Which bound, and its value.
+        message: String,
+    },
     /// Rendering failed otherwise (a filter's error, for instance).
     #[error("{part}: {message}")]
     Render {
@@ -46,16 +74,19 @@ pub enum TemplateError {
     },
 }
 
-fn environment() -> Environment<'static> {
+fn escaping(name: &str) -> AutoEscape {
+    if name == "html" {
+        AutoEscape::Html
+    } else {
+        AutoEscape::None
+    }
+}
+
+fn environment<'s>() -> Environment<'s> {
     let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|name| {
-        if name == "html" {
-            AutoEscape::Html
-        } else {
-            AutoEscape::None
-        }
-    });
+    env.set_auto_escape_callback(escaping);
     env
 }
 
@@ -94,33 +125,63 @@ pub fn variables(parts: &Parts) -> Vec<String> {
     names
 }
 
-/// Renders every part with `variables` (a JSON object).
-pub fn render(parts: &Parts, variables: &Value) -> Result<Parts, TemplateError> {
-    let env = environment();
+/// Renders every part with `variables` (a JSON object), all parts together producing at
+/// most `max_bytes`, each within [`FUEL`] steps, and all of them within [`WORK_BYTES`]
+/// (or four times `max_bytes`) of work on large values.
+pub fn render(parts: &Parts, variables: &Value, max_bytes: usize) -> Result<Parts, TemplateError> {
+    let budget = guard::Budget::new(max_bytes, WORK_BYTES.max(max_bytes.saturating_mul(4)));
+    let mut env = environment();
+    guard::install(&mut env, &budget);
+    let config = TemplateConfig {
+        syntax_config: SyntaxConfig,
+        ws_config: WhitespaceConfig::default(),
+        default_auto_escape: Arc::new(escaping),
+    };
     let ctx = minijinja::Value::from_serialize(variables);
     let mut out = Parts::default();
     for (part, source) in each(parts) {
-        let tmpl = env
-            .template_from_named_str(part, source)
-            .map_err(|e| TemplateError::Syntax {
-                part,
-                message: describe(&e),
-            })?;
+        let syntax = |e: minijinja::Error| TemplateError::Syntax {
+            part,
+            message: describe(&e),
+        };
+        let tmpl = env.template_from_named_str(part, source).map_err(syntax)?;
         let mut used: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
         used.sort();
         if let Some(name) = used.into_iter().find(|path| !present(variables, path)) {
             return Err(TemplateError::Missing { name, part });
         }
-        let rendered = tmpl.render(&ctx).map_err(|e| match e.kind() {
-            minijinja::ErrorKind::UndefinedError => TemplateError::Missing {
-                name: e.detail().unwrap_or("a variable").to_owned(),
-                part,
-            },
-            _ => TemplateError::Render {
-                part,
-                message: describe(&e),
-            },
-        })?;
+        // The same template, compiled again to be run with every growing operation
+        // checked (see `guard`).
+        let compiled = CompiledTemplate::new(part, source, &config).map_err(syntax)?;
+        let code = guard::rewrite(&compiled.instructions);
+        let blocks: BTreeMap<&str, _> = compiled.blocks.iter().map(|(k, v)| (*k, guard::rewrite(v))).collect();
+        let mut rendered = String::new();
+        let result = Vm::new(&env).eval(
+            &code,
+            ctx.clone(),
+            &blocks,
+            &mut make_string_output(&mut rendered),
+            compiled.initial_auto_escape,
+        );
+        if let Err(e) = result {
+            return Err(match (budget.exceeded(), e.kind()) {
+                (Some(message), _) => TemplateError::Limit { part, message },
+                (None, ErrorKind::OutOfFuel) => TemplateError::Limit {
+                    part,
+                    message: format!(
+                        "the rendering takes more than {FUEL} steps (loops too long or too deeply nested)"
+                    ),
+                },
+                (None, ErrorKind::UndefinedError) => TemplateError::Missing {
+                    name: e.detail().unwrap_or("a variable").to_owned(),
+                    part,
+                },
+                _ => TemplateError::Render {
+                    part,
+                    message: describe(&e),
+                },
+            });
+        }
         match part {
             "subject" => out.subject = rendered.trim().to_owned(),
             "html" => out.html = Some(rendered),
@@ -170,6 +231,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const MB: usize = 1 << 20;
+
     fn t(subject: &str, html: &str, text: &str) -> Parts {
         Parts {
             subject: subject.into(),
@@ -185,7 +248,7 @@ mod tests {
             "<p>{{ name }} {% for i in items %}<b>{{ i }}</b>{% endfor %}</p>",
             "{{ name }}",
         );
-        let out = render(&p, &json!({"name": "<Tom & Jerry>", "items": [1, 2]})).unwrap();
+        let out = render(&p, &json!({"name": "<Tom & Jerry>", "items": [1, 2]}), MB).unwrap();
         assert_eq!(out.subject, "Hello <Tom & Jerry>");
         assert_eq!(out.html.unwrap(), "<p>&lt;Tom &amp; Jerry&gt; <b>1</b><b>2</b></p>");
         assert_eq!(out.text.unwrap(), "<Tom & Jerry>");
@@ -195,14 +258,14 @@ mod tests {
     fn names_the_missing_variable() {
         let p = t("Hi {{ user.name }}", "{{ code }}", "x");
         assert_eq!(
-            render(&p, &json!({"user": {"name": "a"}})).unwrap_err(),
+            render(&p, &json!({"user": {"name": "a"}}), MB).unwrap_err(),
             TemplateError::Missing {
                 name: "code".into(),
                 part: "html"
             }
         );
         assert_eq!(
-            render(&p, &json!({"user": {}, "code": 1})).unwrap_err(),
+            render(&p, &json!({"user": {}, "code": 1}), MB).unwrap_err(),
             TemplateError::Missing {
                 name: "user.name".into(),
                 part: "subject"
@@ -222,7 +285,7 @@ mod tests {
             let parts = Parts { subject, html, text: None };
             let _ = check(&parts);
             let _ = variables(&parts);
-            let _ = render(&parts, &json!({ "name": name, "n": 3, "items": [1, 2] }));
+            let _ = render(&parts, &json!({ "name": name, "n": 3, "items": [1, 2] }), MB);
         }
     }
 
@@ -235,6 +298,127 @@ mod tests {
                 assert!(message.contains("line"), "{message}");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    fn limit_of(e: TemplateError) -> String {
+        match e {
+            TemplateError::Limit { message, .. } => message,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Nested `range(100000)` × `range(2000)` loops ran for 10 s on an HTTP worker (and
+    /// larger ones for minutes): now the step bound stops them at once.
+    #[test]
+    fn nested_loops_run_out_of_steps() {
+        let p = t(
+            "x",
+            "{% for i in range(100000) %}{% for j in range(2000) %}{{ i }}{% endfor %}{% endfor %}",
+            "",
+        );
+        let message = limit_of(render(&p, &json!({}), 10 * MB).unwrap_err());
+        assert!(message.contains("steps"), "{message}");
+    }
+
+    /// Output bombs: one huge value, a loop printing large strings, a long text loop.
+    #[test]
+    fn output_bombs_are_refused() {
+        for bomb in [
+            r#"{{ "x" * 100000000 }}"#,
+            r#"{% for i in range(1000) %}{{ "y" * 100000 }}{% endfor %}"#,
+            "{% for i in range(60000) %}0123456789abcdefghij{% endfor %}",
+            r#"{% for i in range(3000) %}{{ big }}{% endfor %}"#,
+        ] {
+            let p = t("x", "", bomb);
+            let e = render(&p, &json!({ "big": "z".repeat(5000) }), MB).unwrap_err();
+            assert!(matches!(e, TemplateError::Limit { part: "text", .. }), "{bomb}: {e:?}");
+        }
+        // The limit is for the parts together.
+        let p = t("x", &"h".repeat(600_000), &"t".repeat(600_000));
+        assert!(matches!(
+            render(&p, &json!({}), MB).unwrap_err(),
+            TemplateError::Limit { part: "text", .. }
+        ));
+    }
+
+    /// A large but ordinary template (a 5,000-row table) renders.
+    #[test]
+    fn large_legitimate_templates_render() {
+        let items: Vec<_> = (0..5000)
+            .map(|i| json!({"name": format!("item {i}"), "qty": i}))
+            .collect();
+        let p = t(
+            "{{ items | length }} items",
+            "<table>{% for i in items %}<tr><td>{{ i.name }}</td><td>{{ i.qty }}{% if i.qty in picked %}*{% endif %}</td></tr>{% endfor %}</table>",
+            "{% for i in items %}{{ loop.index }}/{{ items | length }}. {{ i.name | upper }} x {{ i.qty * 2 }}\n{% endfor %}",
+        );
+        let picked: Vec<i64> = (0..1000).map(|i| i * 7).collect();
+        let out = render(&p, &json!({ "items": items, "picked": picked }), 10 * MB).unwrap();
+        assert_eq!(out.subject, "5000 items");
+        let html = out.html.unwrap();
+        assert!(html.contains("<tr><td>item 4999</td><td>4999</td></tr>"));
+        assert!(html.contains("<tr><td>item 14</td><td>14*</td></tr>"));
+        assert!(out.text.unwrap().ends_with("5000/5000. ITEM 4999 x 9998\n"));
+    }
+
+    /// Values built and never printed: doubling through `set`, a namespace growing in a
+    /// loop, repeating or comparing large strings over and over, filters that amplify.
+    /// Each is stopped by the output or work bound, not by running out of memory or time.
+    #[test]
+    fn intermediate_value_bombs_are_refused() {
+        let big = "b".repeat(1 << 20);
+        for bomb in [
+            r#"{% set a = "x" * 1000000 %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}{% set e = d ~ d %}{% set f = e ~ e %}{{ f | length }}"#,
+            r#"{% set a = "x" * 1000000 %}{% set b = a + a %}{% set c = b + b %}{% set d = c + c %}{% set e = d + d %}{% set f = e + e %}{{ f | length }}"#,
+            r#"{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}"#,
+            r#"{% for i in range(50000) %}{% if "x" * 1000000 %}{% endif %}{% endfor %}"#,
+            r#"{% for i in range(50000) %}{% if big == other %}{% endif %}{% endfor %}"#,
+            r#"{% for i in range(50000) %}{% if "zz" in big %}{% endif %}{% endfor %}"#,
+            r#"{% for i in range(50000) %}{% if big[1:] %}{% endif %}{% endfor %}"#,
+            r#"{% for i in range(50000) %}{% if big | upper %}{% endif %}{% endfor %}"#,
+            r#"{% set s = ("ab" * 1000) | replace("", "z" * 100000) %}{{ s | length }}"#,
+            r#"{{ (["x" * 4000] * 100000) | join | length }}"#,
+            r#"{{ "a\nb\nc" | indent(100000000) | length }}"#,
+            r#"{{ ((range(100000) | list) * 100000) | length }}"#,
+        ] {
+            let p = t("x", "", bomb);
+            let e = render(&p, &json!({ "big": big, "other": big.clone() }), 10 * MB).unwrap_err();
+            assert!(matches!(e, TemplateError::Limit { part: "text", .. }), "{bomb}: {e:?}");
+        }
+    }
+
+    /// The checked operations keep minijinja's meaning.
+    #[test]
+    fn checked_operations_behave_as_before() {
+        let p = t(
+            "{{ a ~ b }} {{ n + 1 }} {{ n * 2 }} {{ s * 2 }} {{ s + s }} {{ (l + l) | length }} {{ s[1:] }} {{ l[0] }} {{ m['k'] }}",
+            "{% if n > 1 and n >= 2 and n < 3 and n <= 2 and n == 2 and n != 3 and 'b' in s and 2 in l %}<b>{{ s | upper }}</b>{% endif %}{{ '<' ~ s }}",
+            "{{ l | join(',') }} {{ s | replace('b', 'c') }} {{ 'x\ny' | indent(2) }} {{ s is lower }} {{ n is eq 2 }}",
+        );
+        let out = render(
+            &p,
+            &json!({"a": "A", "b": 1, "n": 2, "s": "ab", "l": [1, 2], "m": {"k": "v"}}),
+            MB,
+        )
+        .unwrap();
+        assert_eq!(out.subject, "A1 3 4 abab abab 4 b 1 v");
+        assert_eq!(out.html.unwrap(), "<b>AB</b>&lt;ab");
+        assert_eq!(out.text.unwrap(), "1,2 ac x\n  y True True");
+    }
+
+    /// A value that is not there (a nested path into a list, say) is still a missing
+    /// variable inside the checked operations, as in minijinja's own.
+    #[test]
+    fn undefined_operands_are_missing_variables() {
+        for text in [
+            "{{ l.x ~ 1 }}",
+            "{{ l.x + 1 }}",
+            "{{ l.x * 2 }}",
+            "{% if l.x == 1 %}{% endif %}",
+        ] {
+            let e = render(&t("x", "", text), &json!({"l": [1]}), MB).unwrap_err();
+            assert!(matches!(e, TemplateError::Missing { .. }), "{text}: {e:?}");
         }
     }
 }

@@ -12,6 +12,7 @@ use mailer::testing::SesTestServer;
 use mailer::transport::{DevMailbox, Mailer, SesConfig, SesMailer};
 use mailer::{MailError, MailService, MailSettings, SEND_QUEUE, SendHandler};
 use serde_json::json;
+use shared_db::idempotency::{Key, Owner};
 use shared_db::testing::TestDb;
 use shared_db::worker::{Backoff, Worker, WorkerOptions};
 use tokio::sync::Notify;
@@ -394,19 +395,35 @@ async fn a_rejected_message_fails_at_once_with_the_reason() {
 async fn idempotency_keys_replay_or_conflict() {
     for db in TestDb::each().await {
         let svc = service(&db, Arc::new(DevMailbox), "app@example.com");
+        let (alice, bob) = (Owner::ApiKey("alice".into()), Owner::ApiKey("bob".into()));
+        let k = |owner, key, hash| Some(Key { owner, key, hash });
         let (first, replay) = svc
-            .submit(simple(&["a@example.org"]), Some(("k1", "h1")), "t")
+            .submit(simple(&["a@example.org"]), k(&alice, "k1", "h1"), "t")
             .await
             .unwrap();
         assert!(!replay);
         let (again, replay) = svc
-            .submit(simple(&["a@example.org"]), Some(("k1", "h1")), "t")
+            .submit(simple(&["a@example.org"]), k(&alice, "k1", "h1"), "t")
             .await
             .unwrap();
         assert!(replay);
         assert_eq!(again.id, first.id);
+        // Another owner's key of the same name is another key: its own message, and
+        // its own replay.
+        let (theirs, replay) = svc
+            .submit(simple(&["a@example.org"]), k(&bob, "k1", "h1"), "t")
+            .await
+            .unwrap();
+        assert!(!replay);
+        assert_ne!(theirs.id, first.id);
+        let (again, replay) = svc
+            .submit(simple(&["a@example.org"]), k(&bob, "k1", "h1"), "t")
+            .await
+            .unwrap();
+        assert!(replay);
+        assert_eq!(again.id, theirs.id);
         let err = svc
-            .submit(simple(&["b@example.org"]), Some(("k1", "h2")), "t")
+            .submit(simple(&["b@example.org"]), k(&alice, "k1", "h2"), "t")
             .await
             .unwrap_err();
         assert!(matches!(
@@ -421,11 +438,20 @@ async fn idempotency_keys_replay_or_conflict() {
         for _ in 0..6 {
             let svc = svc.clone();
             tasks.push(tokio::spawn(async move {
-                svc.submit(simple(&["c@example.org"]), Some(("k2", "h")), "t")
-                    .await
-                    .unwrap()
-                    .0
-                    .id
+                let alice = Owner::ApiKey("alice".into());
+                svc.submit(
+                    simple(&["c@example.org"]),
+                    Some(Key {
+                        owner: &alice,
+                        key: "k2",
+                        hash: "h",
+                    }),
+                    "t",
+                )
+                .await
+                .unwrap()
+                .0
+                .id
             }));
         }
         let mut ids = Vec::new();
@@ -449,8 +475,8 @@ async fn idempotency_keys_replay_or_conflict() {
         .unwrap();
         assert_eq!(
             queued.len(),
-            2,
-            "one event per stored message, none for the refused ones"
+            3,
+            "one event per stored message (alice's two, bob's one), none for the refused ones"
         );
         let stored = svc
             .list(&mailer::model::EmailFilter::default())
@@ -458,9 +484,9 @@ async fn idempotency_keys_replay_or_conflict() {
             .unwrap()
             .items
             .len();
-        assert_eq!(stored, 2);
+        assert_eq!(stored, 3);
         let jobs = shared_db::jobs::counts(&mut conn, SEND_QUEUE).await.unwrap();
-        assert_eq!(jobs, vec![("queued".to_owned(), 2)]);
+        assert_eq!(jobs, vec![("queued".to_owned(), 3)]);
     }
 }
 

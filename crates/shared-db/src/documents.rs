@@ -54,6 +54,10 @@ pub enum DocumentError {
     /// The schema itself is not a valid JSON Schema.
     #[error("not a valid JSON Schema: {0}")]
     InvalidSchema(String),
+    /// Other writers kept changing the document (or the schema) while this write
+    /// validated it; nothing was stored.
+    #[error("the document kept changing while it was validated; retry")]
+    Contended,
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -118,17 +122,95 @@ async fn lock(conn: &mut DbConn, collection: &str, id: &str) -> Result<Option<Do
 
 /// The collection's schema, if it has one.
 pub async fn schema(conn: &mut DbConn, collection: &str) -> Result<Option<Value>, DocumentError> {
-    let text: Option<String> = with_conn!(conn, |c| collection_schemas::table
-        .find(collection)
-        .select(collection_schemas::json_schema)
-        .first(c)
-        .await
-        .optional())?;
+    let text = schema_text(conn, collection).await?;
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
+/// The most patterns (`pattern`, `patternProperties` names) one schema may hold.
+pub const MAX_SCHEMA_PATTERNS: usize = 256;
+/// The compiled size of one pattern, in bytes (the `regex` crate's `size_limit`).
+const PATTERN_SIZE_LIMIT: usize = 256 * 1024;
+/// The lazy DFA cache of one pattern, in bytes (the `regex` crate's `dfa_size_limit`).
+const PATTERN_DFA_SIZE_LIMIT: usize = 256 * 1024;
+
+/// Refuses patterns the linear-time `regex` engine cannot compile (look-around,
+/// backreferences) or that compile too large, naming the pattern. jsonschema compiles
+/// `pattern` and `patternProperties` with the engine it is given, but the patterns
+/// `unevaluatedProperties` consults always with a backtracking engine: checking every
+/// pattern here keeps that engine on its linear path.
+fn check_patterns(schema: &Value, count: &mut usize) -> Result<(), DocumentError> {
+    let Value::Object(map) = schema else {
+        if let Value::Array(items) = schema {
+            for s in items {
+                check_patterns(s, count)?;
+            }
+        }
+        return Ok(());
+    };
+    for (keyword, value) in map {
+        match (keyword.as_str(), value) {
+            ("pattern", Value::String(p)) => check_pattern(p, count)?,
+            ("patternProperties", Value::Object(props)) => {
+                for (p, s) in props {
+                    check_pattern(p, count)?;
+                    check_patterns(s, count)?;
+                }
+            }
+            // Maps of names to schemas.
+            ("properties" | "$defs" | "definitions" | "dependentSchemas" | "dependencies", Value::Object(m)) => {
+                for s in m.values() {
+                    check_patterns(s, count)?;
+                }
+            }
+            // Instances, not schemas.
+            ("const" | "enum" | "default" | "examples", _) => {}
+            (_, v @ (Value::Object(_) | Value::Array(_))) => check_patterns(v, count)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_pattern(pattern: &str, count: &mut usize) -> Result<(), DocumentError> {
+    *count += 1;
+    if *count > MAX_SCHEMA_PATTERNS {
+        return Err(DocumentError::InvalidSchema(format!(
+            "a schema holds at most {MAX_SCHEMA_PATTERNS} patterns"
+        )));
+    }
+    regex::RegexBuilder::new(pattern)
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .dfa_size_limit(PATTERN_DFA_SIZE_LIMIT)
+        .build()
+        .map(drop)
+        .map_err(|e| {
+            let reason = match e {
+                regex::Error::CompiledTooBig(_) => "it compiles too large".to_owned(),
+                other => other.to_string().lines().last().unwrap_or_default().trim().to_owned(),
+            };
+            DocumentError::InvalidSchema(format!(
+                "the pattern {} is not supported: {reason} (patterns run on a linear-time engine: \
+                 no look-around or backreferences)",
+                Value::String(pattern.to_owned())
+            ))
+        })
+}
+
+/// Compiles `schema` with the linear-time regex engine and bounded pattern sizes.
+fn compile(schema: &Value) -> Result<jsonschema::Validator, DocumentError> {
+    check_patterns(schema, &mut 0)?;
+    jsonschema::options()
+        .with_pattern_options(
+            jsonschema::PatternOptions::regex()
+                .size_limit(PATTERN_SIZE_LIMIT)
+                .dfa_size_limit(PATTERN_DFA_SIZE_LIMIT),
+        )
+        .build(schema)
+        .map_err(|e| DocumentError::InvalidSchema(e.to_string()))
+}
+
 fn validate(schema: &Value, body: &Value) -> Result<(), DocumentError> {
-    let validator = jsonschema::validator_for(schema).map_err(|e| DocumentError::InvalidSchema(e.to_string()))?;
+    let validator = compile(schema)?;
     let errors: Vec<String> = validator
         .iter_errors(body)
         .map(|e| {
@@ -150,8 +232,60 @@ fn validate(schema: &Value, body: &Value) -> Result<(), DocumentError> {
     }
 }
 
+/// [`validate`] on a blocking thread, so a heavy schema never holds an async worker.
+async fn validate_off_worker(schema: Value, body: Value) -> Result<Value, DocumentError> {
+    tokio::task::spawn_blocking(move || validate(&schema, &body).map(|()| body))
+        .await
+        .map_err(|e| DbError::Corrupt(format!("schema validation stopped: {e}")))?
+}
+
+/// How often a write re-reads and re-validates when the document or the schema
+/// changed while it validated.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// The body `change` makes of `current`.
+fn apply(change: &Change, current: Option<&Document>) -> Result<Value, DocumentError> {
+    match change {
+        Change::Replace(v) => Ok(v.clone()),
+        Change::MergePatch(patch) => {
+            let Some(doc) = current else {
+                return Err(DocumentError::NotFound);
+            };
+            let mut value: Value = serde_json::from_str(&doc.body).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            json_patch::merge(&mut value, patch);
+            Ok(value)
+        }
+    }
+}
+
+/// The body as stored, refused when over `max_bytes`.
+fn sized(body: &Value, max_bytes: usize) -> Result<String, DocumentError> {
+    let text = body.to_string();
+    if text.len() > max_bytes {
+        return Err(DocumentError::TooLarge {
+            size: text.len(),
+            limit: max_bytes,
+        });
+    }
+    Ok(text)
+}
+
+async fn schema_text(conn: &mut DbConn, collection: &str) -> Result<Option<String>, DocumentError> {
+    Ok(with_conn!(conn, |c| collection_schemas::table
+        .find(collection)
+        .select(collection_schemas::json_schema)
+        .first(c)
+        .await
+        .optional())?)
+}
+
 /// Writes a document of at most `max_bytes` under `conditions` in one transaction with
 /// its audit event; returns it and whether it was created.
+///
+/// The collection's schema is checked before the write transaction opens, on a blocking
+/// thread, so validation never holds the database's write lock nor an async worker; the
+/// transaction then makes sure the schema, and for a merge patch the document, are
+/// still what was validated, and starts over when they changed.
 pub async fn write(
     conn: &mut DbConn,
     collection: &str,
@@ -161,32 +295,70 @@ pub async fn write(
     max_bytes: usize,
     actor: &str,
 ) -> Result<(Document, bool), DocumentError> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = get(conn, collection, id).await?;
+        conditions.check(current.as_ref().map(|d| d.version))?;
+        let body = apply(&change, current.as_ref())?;
+        let text = sized(&body, max_bytes)?;
+        let schema = schema_text(conn, collection).await?;
+        if let Some(s) = &schema {
+            let s: Value = serde_json::from_str(s).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            validate_off_worker(s, body).await?;
+        }
+        let checked = Checked {
+            version: current.map(|d| d.version),
+            schema,
+            text,
+        };
+        if let Some(done) = commit(conn, collection, id, &change, conditions, max_bytes, actor, checked).await? {
+            return Ok(done);
+        }
+    }
+    Err(DocumentError::Contended)
+}
+
+/// What was validated outside the transaction.
+struct Checked {
+    /// The version the body was made from.
+    version: Option<i64>,
+    /// The schema it was validated against (as stored).
+    schema: Option<String>,
+    /// The body.
+    text: String,
+}
+
+/// The write transaction; `None` when the schema, or the document a merge patch was
+/// applied to, changed since `checked` was validated.
+#[allow(clippy::too_many_arguments)]
+async fn commit(
+    conn: &mut DbConn,
+    collection: &str,
+    id: &str,
+    change: &Change,
+    conditions: Conditions,
+    max_bytes: usize,
+    actor: &str,
+    checked: Checked,
+) -> Result<Option<(Document, bool)>, DocumentError> {
     let (collection, id, actor) = (collection.to_owned(), id.to_owned(), actor.to_owned());
     conn.transaction::<_, DocumentError, _>(async move |c| {
         let current = lock(c, &collection, &id).await?;
-        conditions.check(current.as_ref().map(|d| d.version))?;
-        let body = match change {
-            Change::Replace(v) => v,
-            Change::MergePatch(patch) => {
-                let Some(doc) = &current else {
-                    return Err(DocumentError::NotFound);
-                };
-                let mut value: Value = serde_json::from_str(&doc.body).map_err(|e| DbError::Corrupt(e.to_string()))?;
-                json_patch::merge(&mut value, &patch);
-                value
+        let version = current.as_ref().map(|d| d.version);
+        conditions.check(version)?;
+        if schema_text(c, &collection).await? != checked.schema {
+            return Ok(None);
+        }
+        let text = match change {
+            Change::MergePatch(_) if version != checked.version => {
+                if checked.schema.is_some() {
+                    return Ok(None);
+                }
+                // No schema to check: patch the current document here.
+                sized(&apply(change, current.as_ref())?, max_bytes)?
             }
+            _ => checked.text,
         };
-        if let Some(s) = schema(c, &collection).await? {
-            validate(&s, &body)?;
-        }
         let now = crate::now();
-        let text = body.to_string();
-        if text.len() > max_bytes {
-            return Err(DocumentError::TooLarge {
-                size: text.len(),
-                limit: max_bytes,
-            });
-        }
         let doc = match current {
             Some(old) => {
                 let doc = Document {
@@ -233,7 +405,7 @@ pub async fn write(
         )
         .await?;
         let created = doc.version == 1;
-        Ok((doc, created))
+        Ok(Some((doc, created)))
     })
     .await
 }
@@ -336,7 +508,10 @@ pub async fn list(
 /// not re-checked.
 pub async fn set_schema(conn: &mut DbConn, collection: &str, json_schema: Option<&Value>) -> Result<(), DocumentError> {
     if let Some(s) = json_schema {
-        jsonschema::validator_for(s).map_err(|e| DocumentError::InvalidSchema(e.to_string()))?;
+        let s = s.clone();
+        tokio::task::spawn_blocking(move || compile(&s).map(drop))
+            .await
+            .map_err(|e| DbError::Corrupt(format!("schema compilation stopped: {e}")))??;
     }
     let (collection, text) = (collection.to_owned(), json_schema.map(Value::to_string));
     conn.transaction::<_, DocumentError, _>(async move |c| {

@@ -1,6 +1,10 @@
 //! `Idempotency-Key` bookkeeping: the first request with a key is remembered (in the same
 //! transaction as the resource it created) with a hash of its body; a repeat within 24 h
 //! with the same body gets the original resource, with another body a conflict.
+//!
+//! Keys belong to an [`Owner`]: each API key has its own, and the gateway's own work
+//! (the bridge's rule deliveries and reminders, SNS) has namespaces no API key can
+//! reach, so no caller can replay, block or learn about another's request.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -11,6 +15,37 @@ use crate::{DbConn, DbError, with_conn};
 
 /// How long a key is remembered.
 pub const RETENTION_HOURS: i64 = 24;
+
+/// Whose keys these are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// A caller, by its API key's id (stored as `key:<id>`).
+    ApiKey(String),
+    /// Work of the gateway itself, such as `bridge` (stored as `system:<name>`).
+    System(&'static str),
+}
+
+impl Owner {
+    /// As stored.
+    pub fn stored(&self) -> String {
+        match self {
+            Owner::ApiKey(id) => format!("key:{id}"),
+            Owner::System(name) => format!("system:{name}"),
+        }
+    }
+}
+
+/// An idempotency key as the services take it: its owner, the key and the hash of the
+/// request it guards.
+#[derive(Debug, Clone, Copy)]
+pub struct Key<'a> {
+    /// Whose key it is.
+    pub owner: &'a Owner,
+    /// The key.
+    pub key: &'a str,
+    /// [`request_hash`] of the request.
+    pub hash: &'a str,
+}
 
 /// What an earlier request with the same key did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,39 +68,43 @@ pub fn request_hash(body: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(digest::digest(&digest::SHA256, body).as_ref())
 }
 
-/// Looks the key up in `scope` (forgetting it when older than 24 h).
-pub async fn check(conn: &mut DbConn, scope: &str, key: &str, hash: &str) -> Result<Seen, DbError> {
+/// Looks the owner's key up in `scope` (forgetting it when older than 24 h).
+pub async fn check(conn: &mut DbConn, scope: &str, key: Key<'_>) -> Result<Seen, DbError> {
     let cutoff = crate::now() - chrono::Duration::hours(RETENTION_HOURS);
+    let owner = key.owner.stored();
     with_conn!(&mut *conn, |c| diesel::delete(
         idempotency_keys::table
+            .filter(idempotency_keys::owner.eq(&owner))
             .filter(idempotency_keys::scope.eq(scope))
-            .filter(idempotency_keys::idem_key.eq(key))
+            .filter(idempotency_keys::idem_key.eq(key.key))
             .filter(idempotency_keys::created_at.lt(cutoff))
     )
     .execute(c)
     .await)?;
     let found: Option<(String, String)> = with_conn!(conn, |c| idempotency_keys::table
-        .find((scope, key))
+        .find((&owner, scope, key.key))
         .select((idempotency_keys::request_hash, idempotency_keys::resource_id))
         .first(c)
         .await
         .optional())?;
     Ok(match found {
         None => Seen::New,
-        Some((h, id)) if h == hash => Seen::Replay(id),
+        Some((h, id)) if h == key.hash => Seen::Replay(id),
         Some(_) => Seen::Conflict,
     })
 }
 
-/// Remembers the key for `resource_id`; call it in the transaction that creates the
-/// resource. A unique violation means a concurrent request with the key won.
-pub async fn remember(conn: &mut DbConn, scope: &str, key: &str, hash: &str, resource_id: &str) -> Result<(), DbError> {
+/// Remembers the owner's key for `resource_id`; call it in the transaction that creates
+/// the resource. A unique violation means a concurrent request with the key won.
+pub async fn remember(conn: &mut DbConn, scope: &str, key: Key<'_>, resource_id: &str) -> Result<(), DbError> {
     let now = crate::now();
+    let owner = key.owner.stored();
     with_conn!(conn, |c| diesel::insert_into(idempotency_keys::table)
         .values((
+            idempotency_keys::owner.eq(&owner),
             idempotency_keys::scope.eq(scope),
-            idempotency_keys::idem_key.eq(key),
-            idempotency_keys::request_hash.eq(hash),
+            idempotency_keys::idem_key.eq(key.key),
+            idempotency_keys::request_hash.eq(key.hash),
             idempotency_keys::resource_id.eq(resource_id),
             idempotency_keys::created_at.eq(now),
         ))

@@ -37,7 +37,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    idempotency_keys (scope, idem_key) {
+    idempotency_keys (owner, scope, idem_key) {
+        owner -> Text,
         scope -> Text,
         idem_key -> Text,
         request_hash -> Text,

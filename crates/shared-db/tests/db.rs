@@ -741,32 +741,62 @@ async fn deferring_does_not_count_an_attempt() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idempotency_keys_replay_conflict_and_expire() {
-    use shared_db::idempotency::{self, Seen};
+    use shared_db::idempotency::{self, Key, Owner, Seen};
     for db in TestDb::each().await {
         let mut conn = db.pool.get().await.unwrap();
         let h1 = idempotency::request_hash(b"{\"a\":1}");
         let h2 = idempotency::request_hash(b"{\"a\":2}");
+        let (alice, bob, bridge) = (
+            Owner::ApiKey("alice".into()),
+            Owner::ApiKey("bob".into()),
+            Owner::System("bridge"),
+        );
+        let key = |owner, hash| Key { owner, key: "k1", hash };
         assert_eq!(
-            idempotency::check(&mut conn, "emails", "k1", &h1).await.unwrap(),
+            idempotency::check(&mut conn, "emails", key(&alice, &h1)).await.unwrap(),
             Seen::New
         );
-        idempotency::remember(&mut conn, "emails", "k1", &h1, "res-1")
+        idempotency::remember(&mut conn, "emails", key(&alice, &h1), "res-1")
             .await
             .unwrap();
         assert_eq!(
-            idempotency::check(&mut conn, "emails", "k1", &h1).await.unwrap(),
+            idempotency::check(&mut conn, "emails", key(&alice, &h1)).await.unwrap(),
             Seen::Replay("res-1".into())
         );
         assert_eq!(
-            idempotency::check(&mut conn, "emails", "k1", &h2).await.unwrap(),
+            idempotency::check(&mut conn, "emails", key(&alice, &h2)).await.unwrap(),
             Seen::Conflict
         );
         assert_eq!(
-            idempotency::check(&mut conn, "slack", "k1", &h2).await.unwrap(),
+            idempotency::check(&mut conn, "slack", key(&alice, &h2)).await.unwrap(),
             Seen::New,
             "keys are per scope"
         );
-        let dup = idempotency::remember(&mut conn, "emails", "k1", &h1, "res-2")
+        // Keys are per owner: another API key, or the bridge, neither replays nor conflicts.
+        for other in [&bob, &bridge] {
+            for h in [&h1, &h2] {
+                assert_eq!(
+                    idempotency::check(&mut conn, "emails", key(other, h)).await.unwrap(),
+                    Seen::New,
+                    "{other:?}"
+                );
+            }
+        }
+        idempotency::remember(&mut conn, "emails", key(&bob, &h2), "res-bob")
+            .await
+            .unwrap();
+        idempotency::remember(&mut conn, "emails", key(&bridge, &h2), "res-bridge")
+            .await
+            .unwrap();
+        assert_eq!(
+            idempotency::check(&mut conn, "emails", key(&bob, &h2)).await.unwrap(),
+            Seen::Replay("res-bob".into())
+        );
+        assert_eq!(
+            idempotency::check(&mut conn, "emails", key(&alice, &h1)).await.unwrap(),
+            Seen::Replay("res-1".into())
+        );
+        let dup = idempotency::remember(&mut conn, "emails", key(&alice, &h1), "res-2")
             .await
             .unwrap_err();
         assert!(dup.is_unique_violation());
@@ -778,7 +808,7 @@ async fn idempotency_keys_replay_conflict_and_expire() {
             .await)
         .unwrap();
         assert_eq!(
-            idempotency::check(&mut conn, "emails", "k1", &h2).await.unwrap(),
+            idempotency::check(&mut conn, "emails", key(&alice, &h2)).await.unwrap(),
             Seen::New,
             "{}",
             db.backend()

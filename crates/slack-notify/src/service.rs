@@ -264,13 +264,13 @@ impl SlackService {
     pub async fn submit(
         &self,
         mut req: PostMessage,
-        idempotency: Option<(&str, &str)>,
+        idempotency: Option<idempotency::Key<'_>>,
         actor: &str,
     ) -> Result<(SlackMessage, bool), NotifyError> {
         check(&req)?;
         let mut conn = self.pool.get().await?;
-        if let Some((key, hash)) = idempotency {
-            match idempotency::check(&mut conn, IDEMPOTENCY_SCOPE, key, hash).await? {
+        if let Some(key) = idempotency {
+            match idempotency::check(&mut conn, IDEMPOTENCY_SCOPE, key).await? {
                 Seen::Replay(id) => return Ok((self.load(&mut conn, &id).await?, true)),
                 Seen::Conflict => return Err(conflict_key()),
                 Seen::New => {}
@@ -323,7 +323,7 @@ impl SlackService {
             posted_at: None,
         };
         let stored = row.clone();
-        let key = idempotency.map(|(k, h)| (k.to_owned(), h.to_owned()));
+        let key = idempotency.map(|k| (k.owner.clone(), k.key.to_owned(), k.hash.to_owned()));
         let actor = actor.to_owned();
         let saved = conn
             .transaction::<_, NotifyError, _>(async move |c| {
@@ -335,8 +335,9 @@ impl SlackService {
                     .ordering_key(format!("slack:{}", stored.channel))
                     .max_attempts(12);
                 jobs::enqueue(c, job).await?;
-                if let Some((k, h)) = &key {
-                    idempotency::remember(c, IDEMPOTENCY_SCOPE, k, h, &stored.id).await?;
+                if let Some((owner, key, hash)) = &key {
+                    let key = idempotency::Key { owner, key, hash };
+                    idempotency::remember(c, IDEMPOTENCY_SCOPE, key, &stored.id).await?;
                 }
                 record(
                     c,
@@ -354,8 +355,10 @@ impl SlackService {
             Ok(()) => {}
             Err(NotifyError::Db(e)) if e.is_unique_violation() && idempotency.is_some() => {
                 // A concurrent request with the same key won: answer as a repeat.
-                let (key, hash) = idempotency.unwrap_or_default();
-                return match idempotency::check(&mut conn, IDEMPOTENCY_SCOPE, key, hash).await? {
+                let Some(key) = idempotency else {
+                    return Err(NotifyError::Db(e));
+                };
+                return match idempotency::check(&mut conn, IDEMPOTENCY_SCOPE, key).await? {
                     Seen::Replay(id) => Ok((self.load(&mut conn, &id).await?, true)),
                     _ => Err(conflict_key()),
                 };

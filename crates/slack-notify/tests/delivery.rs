@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use shared_db::idempotency::{Key, Owner};
 use shared_db::testing::TestDb;
 use shared_db::worker::{Backoff, Worker, WorkerOptions};
 use slack_notify::layout::Level;
@@ -297,20 +298,30 @@ async fn updates_and_thread_replies_reach_slack() {
 #[tokio::test(flavor = "multi_thread")]
 async fn idempotent_submits_and_input_checks() {
     let r = rig(TestDb::sqlite().await, 1000).await;
+    let (alice, bob) = (Owner::ApiKey("alice".into()), Owner::ApiKey("bob".into()));
+    let k = |owner, key, hash| Some(Key { owner, key, hash });
     let (a, replay_a) = r
         .service
-        .submit(message("once"), Some(("key-1", "hash-1")), "test")
+        .submit(message("once"), k(&alice, "key-1", "hash-1"), "test")
         .await
         .unwrap();
     let (b, replay_b) = r
         .service
-        .submit(message("once"), Some(("key-1", "hash-1")), "test")
+        .submit(message("once"), k(&alice, "key-1", "hash-1"), "test")
         .await
         .unwrap();
     assert_eq!((a.id.clone(), replay_a, replay_b), (b.id, false, true));
+    // Bob's key-1 is not Alice's: his own message.
+    let (c, replay_c) = r
+        .service
+        .submit(message("other"), k(&bob, "key-1", "hash-2"), "test")
+        .await
+        .unwrap();
+    assert!(!replay_c);
+    assert_ne!(c.id, a.id);
     assert!(matches!(
         r.service
-            .submit(message("other"), Some(("key-1", "hash-2")), "test")
+            .submit(message("other"), k(&alice, "key-1", "hash-2"), "test")
             .await,
         Err(NotifyError::Conflict { .. })
     ));

@@ -143,6 +143,12 @@ fn doc_error(e: DocumentError) -> ApiError {
         ),
         DocumentError::SchemaViolation(paths) => ApiError::unprocessable("schema_violation", paths.join("; ")),
         DocumentError::InvalidSchema(m) => ApiError::unprocessable("invalid_schema", m),
+        DocumentError::Contended => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::error::BUSY,
+            "the document kept changing while it was validated; nothing was stored: retry",
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
         DocumentError::Db(db) => db.into(),
     }
 }
@@ -411,6 +417,8 @@ async fn list(
 }
 
 /// Sets the collection's JSON Schema: later writes that break it answer 422.
+///
+/// Patterns run on a linear-time engine: look-around and backreferences are refused.
 #[utoipa::path(
     tag = "data",
     params(("collection" = String, Path, description = "Collection")),
@@ -419,7 +427,7 @@ async fn list(
     responses(
         (status = 200, description = "Set"),
         (status = 400, description = "Bad JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a valid JSON Schema", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a valid JSON Schema, or a pattern the linear-time engine cannot run (look-around, backreferences) or that compiles too large (the pattern is named)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
 )]

@@ -26,7 +26,7 @@ const READ: &[&str] = &["emails:read", SEND, ADMIN];
 #[utoipa::path(
     tag = "emails",
     request_body = SendEmail,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same body within 24 h return the first message; another body is a 409")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Per API key: repeats with the same body within 24 h return the first message; another body is a 409")),
     security(("api_key" = ["emails:send"])),
     responses(
         (status = 202, description = "Queued; `Idempotent-Replayed: true` on a repeat", body = mailer::model::Accepted),
@@ -34,7 +34,7 @@ const READ: &[&str] = &["emails:read", SEND, ADMIN];
         (status = 409, description = "The Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or built message too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field (see `field`), unknown template or missing template variable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field (see `field`), unknown template, missing template variable, or a template past its rendering bounds (`template_limit_exceeded`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
 )]
@@ -47,9 +47,9 @@ async fn send(
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SEND)?;
     let body = body.into_inner();
-    let idem = Idempotency::of(&req, &body)?;
+    let idem = Idempotency::of(&req, &principal, &body)?;
     let actor = principal.actor();
-    let (accepted, replay) = retry_busy(|| state.mail.submit(body.clone(), Idempotency::pair(&idem), &actor)).await?;
+    let (accepted, replay) = retry_busy(|| state.mail.submit(body.clone(), Idempotency::key(&idem), &actor)).await?;
     let mut res = HttpResponse::Accepted();
     res.insert_header((LOCATION, format!("/api/v1/emails/{}", accepted.id)));
     mark_replayed(&mut res, replay);
@@ -61,14 +61,14 @@ async fn send(
 #[utoipa::path(
     tag = "emails",
     request_body = Vec<SendEmail>,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same body within 24 h return the first batch")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Per API key: repeats with the same body within 24 h return the first batch")),
     security(("api_key" = ["emails:send"])),
     responses(
         (status = 202, description = "Queued, in request order", body = BatchAccepted),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid message (see `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid message (see `field`), or a template past its rendering bounds (`template_limit_exceeded`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
 )]
@@ -81,10 +81,9 @@ async fn send_batch(
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SEND)?;
     let body = body.into_inner();
-    let idem = Idempotency::of(&req, &body)?;
+    let idem = Idempotency::of(&req, &principal, &body)?;
     let actor = principal.actor();
-    let (batch, replay) =
-        retry_busy(|| state.mail.submit_batch(body.clone(), Idempotency::pair(&idem), &actor)).await?;
+    let (batch, replay) = retry_busy(|| state.mail.submit_batch(body.clone(), Idempotency::key(&idem), &actor)).await?;
     let mut res = HttpResponse::Accepted();
     mark_replayed(&mut res, replay);
     Ok(res.json(batch))

@@ -18,6 +18,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 
 /// The document's fixed parts; paths are collected from the registered handlers.
@@ -211,19 +212,27 @@ where
     }
 }
 
-/// The `Idempotency-Key` header, checked, with the hash of the request it guards.
+/// The `Idempotency-Key` header, checked, with the hash of the request it guards and the
+/// API key it belongs to: keys are per API key, so one caller's key never replays,
+/// conflicts with or blocks another's request.
 pub struct Idempotency {
+    owner: shared_db::idempotency::Owner,
     key: String,
     hash: String,
 }
 
 impl Idempotency {
-    /// Reads the header; `body` is hashed only when a key was sent.
-    pub fn of(req: &HttpRequest, body: &impl serde::Serialize) -> Result<Option<Self>, ApiError> {
+    /// Reads the header for `principal`; `body` is hashed only when a key was sent.
+    pub fn of(
+        req: &HttpRequest,
+        principal: &Principal,
+        body: &impl serde::Serialize,
+    ) -> Result<Option<Self>, ApiError> {
         match req.headers().get("idempotency-key") {
             None => Ok(None),
             Some(v) => match v.to_str() {
                 Ok(k) if shared_db::idempotency::valid_key(k) => Ok(Some(Self {
+                    owner: shared_db::idempotency::Owner::ApiKey(principal.key_id.clone()),
                     key: k.to_owned(),
                     hash: shared_db::idempotency::request_hash(&serde_json::to_vec(body).unwrap_or_default()),
                 })),
@@ -235,9 +244,13 @@ impl Idempotency {
         }
     }
 
-    /// `(key, request hash)`, as the services take it.
-    pub fn pair(this: &Option<Self>) -> Option<(&str, &str)> {
-        this.as_ref().map(|i| (i.key.as_str(), i.hash.as_str()))
+    /// The key as the services take it.
+    pub fn key(this: &Option<Self>) -> Option<shared_db::idempotency::Key<'_>> {
+        this.as_ref().map(|i| shared_db::idempotency::Key {
+            owner: &i.owner,
+            key: &i.key,
+            hash: &i.hash,
+        })
     }
 }
 

@@ -20,7 +20,7 @@ const READ: &[&str] = &["slack:read", POST];
 #[utoipa::path(
     tag = "slack",
     request_body = PostMessage,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats with the same body within 24 h return the first message; another body is a 409")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Per API key: repeats with the same body within 24 h return the first message; another body is a 409")),
     security(("api_key" = ["slack:post"])),
     responses(
         (status = 202, description = "Accepted; `Idempotent-Replayed: true` on a repeat", body = Accepted),
@@ -41,9 +41,9 @@ async fn submit(
 ) -> Result<HttpResponse, ApiError> {
     principal.require(POST)?;
     let body = body.into_inner();
-    let idem = Idempotency::of(&req, &body)?;
+    let idem = Idempotency::of(&req, &principal, &body)?;
     let actor = principal.actor();
-    let (message, replayed) = retry_busy(|| state.slack.submit(body.clone(), Idempotency::pair(&idem), &actor)).await?;
+    let (message, replayed) = retry_busy(|| state.slack.submit(body.clone(), Idempotency::key(&idem), &actor)).await?;
     let mut res = HttpResponse::Accepted();
     res.insert_header((LOCATION, format!("/api/v1/slack/messages/{}", message.id)));
     mark_replayed(&mut res, replayed);

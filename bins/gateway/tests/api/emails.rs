@@ -616,3 +616,78 @@ async fn a_kill_during_sending_loses_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A template with nested `range(100000)` × `range(2000)` loops ran for 10 s on an HTTP
+/// worker, bigger ones for minutes past 1.4 GB: rendering is now bounded in steps and
+/// output, and a runaway one is a 422 `template_limit_exceeded` naming the part. Storing
+/// such a template only parses it. (The timeout guards against a hang; it asserts no
+/// performance.)
+#[tokio::test(flavor = "multi_thread")]
+async fn runaway_templates_fail_fast_with_a_clear_problem() {
+    let app = TestApp::with_vars(
+        &[
+            ("SES_SENDER_EMAIL", "Shop <shop@example.com>"),
+            ("EMAIL_MAX_MESSAGE_BYTES", "1048576"),
+        ],
+        None,
+    )
+    .await;
+    let put = |name: &str, body: Value| {
+        app.client
+            .put(app.url(&format!("/api/v1/email-templates/{name}")))
+            .bearer_auth(&app.admin_key)
+            .json(&body)
+            .send()
+    };
+    let send = |name: &str, variables: Value| {
+        app.client
+            .post(app.url("/api/v1/emails"))
+            .bearer_auth(&app.admin_key)
+            .json(&json!({"to": "a@example.org", "template": {"name": name, "variables": variables}}))
+            .send()
+    };
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let loops = "{% for i in range(100000) %}{% for j in range(2000) %}{% endfor %}{% endfor %}done";
+        let res = put("loops", json!({"subject": "Loops", "text": loops})).await.unwrap();
+        assert_eq!(res.status(), 201);
+        let p = assert_problem(send("loops", json!({})).await.unwrap(), 422, "template_limit_exceeded").await;
+        assert_eq!(p["field"], "text");
+        assert!(p["detail"].as_str().unwrap().contains("steps"), "{p}");
+
+        for (name, text) in [
+            ("repeat", r#"{{ "x" * 20000000 }}"#),
+            ("printing", r#"{% for i in range(1000) %}{{ "y" * 10000 }}{% endfor %}"#),
+            ("text", "{% for i in range(60000) %}0123456789abcdefghij{% endfor %}"),
+            // Built and never printed: doubling through `set`, repeating in a loop.
+            (
+                "doubling",
+                r#"{% set a = "x" * 500000 %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}{{ d | length }}"#,
+            ),
+            ("repeating", r#"{% for i in range(50000) %}{% if "x" * 1000000 %}{% endif %}{% endfor %}"#),
+        ] {
+            let res = put(name, json!({"subject": "Bomb", "html": "<p>hi</p>", "text": text}))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+            let p = assert_problem(send(name, json!({})).await.unwrap(), 422, "template_limit_exceeded").await;
+            assert_eq!(p["field"], "text", "{name}");
+        }
+
+        // A large but ordinary template still renders and is queued.
+        let table = "<table>{% for i in items %}<tr><td>{{ i.name }}</td><td>{{ i.qty }}</td></tr>{% endfor %}</table>";
+        let res = put("table", json!({"subject": "{{ items | length }} items", "html": table}))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let items: Vec<Value> = (0..2000)
+            .map(|i| json!({"name": format!("item {i}"), "qty": i}))
+            .collect();
+        let res = send("table", json!({ "items": items })).await.unwrap();
+        assert_eq!(res.status(), 202);
+        let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let email = wait_for(&app, &id, "sent").await;
+        assert_eq!(email["subject"], "2000 items");
+    })
+    .await
+    .expect("rendering hung");
+}

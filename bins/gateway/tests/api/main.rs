@@ -13,6 +13,7 @@ mod events;
 mod faults;
 mod health;
 mod helpers;
+mod idempotency;
 mod licenses;
 mod openapi;
 mod proxy;

@@ -1,0 +1,532 @@
+//! Bounds on what one rendering may build, beyond minijinja's fuel (which counts
+//! instructions, not their cost): the compiled template is rewritten so that every
+//! operation that can copy or grow a value (`~`, `+`, `*`, slicing, indexing,
+//! comparisons, `in`) and every raw text chunk goes through a checked function, filters
+//! and tests are wrapped the same way, and every emitted value is counted. Output is
+//! refused past the byte limit, and work on large values (over [`FREE_BYTES`]) is
+//! charged to a budget, so a loop that repeats, concatenates or compares big strings
+//! stops early instead of running for minutes or growing memory without bound.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use minijinja::machinery::{Instruction, Instructions};
+use minijinja::value::{Rest, Value, ValueKind};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, State};
+
+/// Work on values up to this size is not charged (fuel bounds how often it happens).
+pub const FREE_BYTES: usize = 4096;
+/// What looking at one item of a sequence counts for when charged.
+const ITEM_BYTES: usize = 4;
+/// The most items a repeated or concatenated sequence may hold.
+const MAX_ITEMS: usize = 1_000_000;
+
+/// What one rendering (all its parts) may still emit and do.
+#[derive(Debug)]
+pub struct Budget {
+    output_left: AtomicUsize,
+    work_left: AtomicUsize,
+    output_limit: usize,
+    work_limit: usize,
+    output_exceeded: AtomicBool,
+    work_exceeded: AtomicBool,
+}
+
+impl Budget {
+    /// `output` bytes of output and `work` bytes of work on large values.
+    pub fn new(output: usize, work: usize) -> Arc<Self> {
+        Arc::new(Budget {
+            output_left: AtomicUsize::new(output),
+            work_left: AtomicUsize::new(work),
+            output_limit: output,
+            work_limit: work,
+            output_exceeded: AtomicBool::new(false),
+            work_exceeded: AtomicBool::new(false),
+        })
+    }
+
+    /// Why a failed rendering failed, when it ran out of this budget.
+    pub fn exceeded(&self) -> Option<String> {
+        if self.output_exceeded.load(Ordering::Relaxed) {
+            Some(format!(
+                "the rendering would exceed {} bytes (the message size limit)",
+                self.output_limit
+            ))
+        } else if self.work_exceeded.load(Ordering::Relaxed) {
+            Some(format!(
+                "the rendering builds or compares more than {} bytes of large values",
+                self.work_limit
+            ))
+        } else {
+            None
+        }
+    }
+
+    fn take(left: &AtomicUsize, flag: &AtomicBool, n: usize) -> Result<(), Error> {
+        let ok = left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(n))
+            .is_ok();
+        if ok {
+            Ok(())
+        } else {
+            flag.store(true, Ordering::Relaxed);
+            Err(Error::new(ErrorKind::InvalidOperation, "template limit exceeded"))
+        }
+    }
+
+    /// Charges work on a value of `n` bytes (free when small).
+    fn work(&self, n: usize) -> Result<(), Error> {
+        if n <= FREE_BYTES {
+            return Ok(());
+        }
+        Self::take(&self.work_left, &self.work_exceeded, n)
+    }
+
+    /// Charges `n` bytes of output.
+    fn output(&self, n: usize) -> Result<(), Error> {
+        Self::take(&self.output_left, &self.output_exceeded, n)
+    }
+
+    /// Refuses a value of `n` bytes outright when it could never be emitted.
+    fn fits(&self, n: usize) -> Result<(), Error> {
+        if n > self.output_limit {
+            self.output_exceeded.store(true, Ordering::Relaxed);
+            return Err(Error::new(ErrorKind::InvalidOperation, "template limit exceeded"));
+        }
+        Ok(())
+    }
+}
+
+/// The cost of touching `v` once: its bytes, or its items.
+fn size(v: &Value) -> usize {
+    match v.as_str() {
+        Some(s) => s.len(),
+        None => v.len().unwrap_or(0).saturating_mul(ITEM_BYTES),
+    }
+}
+
+/// A `fmt::Write` that refuses to grow past `cap` bytes.
+struct Capped {
+    buf: String,
+    cap: usize,
+}
+
+impl std::fmt::Write for Capped {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.buf.len() + s.len() > self.cap {
+            return Err(std::fmt::Error);
+        }
+        self.buf.push_str(s);
+        Ok(())
+    }
+}
+
+/// `v` as text, when it is at most `cap` bytes.
+fn display(v: &Value, cap: usize) -> Option<String> {
+    if let Some(s) = v.as_str() {
+        return (s.len() <= cap).then(|| s.to_owned());
+    }
+    let mut w = Capped {
+        buf: String::new(),
+        cap,
+    };
+    write!(w, "{v}").ok().map(|()| w.buf)
+}
+
+/// The compiled template with every raw chunk turned into a counted emit and every
+/// growing or copying operation into a call of the checked function of that name
+/// (registered by [`install`]); jump targets follow the moved instructions.
+pub fn rewrite<'s>(code: &Instructions<'s>) -> Instructions<'s> {
+    let n = code.len() as u32;
+    let mut map = Vec::with_capacity(code.len() + 1);
+    let mut at = 0u32;
+    for i in 0..n {
+        map.push(at);
+        at += if matches!(code.get(i), Some(Instruction::EmitRaw(_))) {
+            2
+        } else {
+            1
+        };
+    }
+    map.push(at);
+    let to = |t: &u32| map.get(*t as usize).copied().unwrap_or(at);
+    let mut out = Instructions::new(code.name(), code.source());
+    for i in 0..n {
+        let Some(instr) = code.get(i) else { continue };
+        let line = code.get_line(i).and_then(|l| u16::try_from(l).ok());
+        let mut push = |ins: Instruction<'s>| match line {
+            Some(l) => out.add_with_line(ins, l),
+            None => out.add(ins),
+        };
+        let call = |name: &'static str, args: u16| Instruction::CallFunction(name, Some(args));
+        match instr {
+            Instruction::EmitRaw(s) => {
+                push(Instruction::LoadConst(Value::from_safe_string((*s).to_owned())));
+                push(Instruction::Emit);
+            }
+            Instruction::Add => {
+                push(call("__eb_add", 2));
+            }
+            Instruction::Mul => {
+                push(call("__eb_mul", 2));
+            }
+            Instruction::StringConcat => {
+                push(call("__eb_concat", 2));
+            }
+            Instruction::Slice => {
+                push(call("__eb_slice", 4));
+            }
+            Instruction::GetItem => {
+                push(call("__eb_getitem", 2));
+            }
+            Instruction::In => {
+                push(call("__eb_in", 2));
+            }
+            Instruction::Eq => {
+                push(call("__eb_eq", 2));
+            }
+            Instruction::Ne => {
+                push(call("__eb_ne", 2));
+            }
+            Instruction::Lt => {
+                push(call("__eb_lt", 2));
+            }
+            Instruction::Lte => {
+                push(call("__eb_lte", 2));
+            }
+            Instruction::Gt => {
+                push(call("__eb_gt", 2));
+            }
+            Instruction::Gte => {
+                push(call("__eb_gte", 2));
+            }
+            Instruction::Jump(t) => {
+                push(Instruction::Jump(to(t)));
+            }
+            Instruction::JumpIfFalse(t) => {
+                push(Instruction::JumpIfFalse(to(t)));
+            }
+            Instruction::JumpIfFalseOrPop(t) => {
+                push(Instruction::JumpIfFalseOrPop(to(t)));
+            }
+            Instruction::JumpIfTrueOrPop(t) => {
+                push(Instruction::JumpIfTrueOrPop(to(t)));
+            }
+            Instruction::Iterate(t) => {
+                push(Instruction::Iterate(to(t)));
+            }
+            other => {
+                push(other.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The environment the unchecked operations run in, once their checks passed.
+static OPS: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env
+});
+
+/// One unchecked operation over `a`, `b`, `c` and `d`, compiled once.
+struct Op {
+    expr: LazyLock<Result<minijinja::Expression<'static, 'static>, Error>>,
+}
+
+impl Op {
+    const fn new(init: fn() -> Result<minijinja::Expression<'static, 'static>, Error>) -> Self {
+        Op {
+            expr: LazyLock::new(init),
+        }
+    }
+
+    fn eval(&self, a: Value, b: Value, c: Value, d: Value) -> Result<Value, Error> {
+        match &*self.expr {
+            Ok(e) => e.eval(minijinja::context! { a, b, c, d }),
+            Err(e) => Err(Error::new(ErrorKind::InvalidOperation, e.to_string())),
+        }
+    }
+}
+
+static ADD: Op = Op::new(|| OPS.compile_expression("a + b"));
+static MUL: Op = Op::new(|| OPS.compile_expression("a * b"));
+static SLICE: Op = Op::new(|| OPS.compile_expression("a[b:c:d]"));
+static IN: Op = Op::new(|| OPS.compile_expression("a in b"));
+
+/// A comparison of two values.
+type Compare = fn(&Value, &Value) -> bool;
+
+fn undefined(v: &Value) -> Result<(), Error> {
+    if v.is_undefined() {
+        return Err(Error::from(ErrorKind::UndefinedError));
+    }
+    Ok(())
+}
+
+/// Registers the checked operations, the wrapped filters and tests, and the counting
+/// formatter on `env`, all charging `budget`.
+pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
+    let b = budget.clone();
+    env.add_function("__eb_concat", move |a: Value, c: Value| -> Result<Value, Error> {
+        undefined(&a)?;
+        undefined(&c)?;
+        let (x, y) = (
+            display(&a, b.output_limit).ok_or_else(|| too_big(&b))?,
+            display(&c, b.output_limit).ok_or_else(|| too_big(&b))?,
+        );
+        b.fits(x.len() + y.len())?;
+        b.work(x.len() + y.len())?;
+        Ok(Value::from(x + &y))
+    });
+    let b = budget.clone();
+    env.add_function("__eb_add", move |a: Value, c: Value| -> Result<Value, Error> {
+        undefined(&a)?;
+        undefined(&c)?;
+        if a.kind() == ValueKind::String || c.kind() == ValueKind::String {
+            b.fits(size(&a) + size(&c))?;
+        } else if a.kind() == ValueKind::Seq || c.kind() == ValueKind::Seq {
+            items(&b, a.len().unwrap_or(0).saturating_add(c.len().unwrap_or(0)))?;
+        }
+        b.work(size(&a) + size(&c))?;
+        ADD.eval(a, c, Value::UNDEFINED, Value::UNDEFINED)
+    });
+    let b = budget.clone();
+    env.add_function("__eb_mul", move |a: Value, c: Value| -> Result<Value, Error> {
+        undefined(&a)?;
+        undefined(&c)?;
+        let count = |v: &Value| v.as_usize().unwrap_or(0);
+        for (v, n) in [(&a, &c), (&c, &a)] {
+            if let Some(s) = v.as_str() {
+                let total = s.len().saturating_mul(count(n));
+                b.fits(total)?;
+                b.work(total)?;
+            } else if matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable) {
+                items(&b, v.len().unwrap_or(0).saturating_mul(count(n)))?;
+            }
+        }
+        MUL.eval(a, c, Value::UNDEFINED, Value::UNDEFINED)
+    });
+    let b = budget.clone();
+    env.add_function(
+        "__eb_slice",
+        move |v: Value, start: Value, stop: Value, step: Value| -> Result<Value, Error> {
+            b.work(size(&v))?;
+            SLICE.eval(v, start, stop, step)
+        },
+    );
+    let b = budget.clone();
+    env.add_function("__eb_getitem", move |v: Value, key: Value| -> Result<Value, Error> {
+        undefined(&v)?;
+        if v.kind() == ValueKind::String {
+            b.work(size(&v))?;
+        }
+        v.get_item(&key)
+    });
+    let b = budget.clone();
+    env.add_function("__eb_in", move |needle: Value, hay: Value| -> Result<Value, Error> {
+        b.work(size(&needle) + size(&hay))?;
+        IN.eval(needle, hay, Value::UNDEFINED, Value::UNDEFINED)
+    });
+    let compare: [(&'static str, Compare); 6] = [
+        ("__eb_eq", |a, b| a == b),
+        ("__eb_ne", |a, b| a != b),
+        ("__eb_lt", |a, b| a < b),
+        ("__eb_lte", |a, b| a <= b),
+        ("__eb_gt", |a, b| a > b),
+        ("__eb_gte", |a, b| a >= b),
+    ];
+    for (name, op) in compare {
+        let b = budget.clone();
+        env.add_function(name, move |x: Value, y: Value| -> Result<Value, Error> {
+            undefined(&x)?;
+            undefined(&y)?;
+            b.work(size(&x).min(size(&y)))?;
+            Ok(Value::from(op(&x, &y)))
+        });
+    }
+
+    wrap_filters(env, budget);
+    wrap_tests(env, budget);
+
+    let b = budget.clone();
+    env.set_formatter(move |out, state, value| {
+        let n = match value.as_str() {
+            Some(s) if state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
+                s.len()
+                    + 5 * s
+                        .bytes()
+                        .filter(|c| matches!(c, b'&' | b'<' | b'>' | b'"' | b'\'' | b'/'))
+                        .count()
+            }
+            Some(s) => s.len(),
+            None => display(value, b.output_limit).ok_or_else(|| too_big(&b))?.len() * 6,
+        };
+        b.output(n)?;
+        minijinja::escape_formatter(out, state, value)
+    });
+}
+
+fn too_big(b: &Budget) -> Error {
+    b.output_exceeded.store(true, Ordering::Relaxed);
+    Error::new(ErrorKind::InvalidOperation, "template limit exceeded")
+}
+
+fn items(b: &Budget, n: usize) -> Result<(), Error> {
+    if n > MAX_ITEMS {
+        b.work_exceeded.store(true, Ordering::Relaxed);
+        return Err(Error::new(ErrorKind::InvalidOperation, "template limit exceeded"));
+    }
+    Ok(())
+}
+
+/// How big a filter's result can get beyond its input, checked before it runs.
+fn estimate(name: &str, args: &[Value], budget: &Budget) -> Result<usize, Error> {
+    let input = args.first().map(size).unwrap_or(0);
+    Ok(match name {
+        "replace" => {
+            let (Some(s), Some(from), Some(to)) = (
+                args.first().and_then(Value::as_str),
+                args.get(1).and_then(Value::as_str),
+                args.get(2).and_then(Value::as_str),
+            ) else {
+                return Ok(input);
+            };
+            let hits = if from.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(from).count()
+            };
+            s.len().saturating_add(hits.saturating_mul(to.len()))
+        }
+        "indent" => {
+            let width = args.get(1).and_then(Value::as_usize).unwrap_or(0);
+            let lines = args
+                .first()
+                .and_then(Value::as_str)
+                .map_or(1, |s| s.lines().count() + 1);
+            input.saturating_add(lines.saturating_mul(width))
+        }
+        "join" | "string" | "pprint" | "format" | "list" | "sort" | "unique" | "reverse" | "lines" | "split" => {
+            // Everything these touch, shown as text, within the output limit.
+            let mut total = 0usize;
+            for a in args {
+                let shown = display(a, budget.output_limit).ok_or_else(|| too_big(budget))?;
+                total = total.saturating_add(shown.len());
+            }
+            let sep = if name == "join" {
+                args.get(1)
+                    .map(size)
+                    .unwrap_or(0)
+                    .saturating_mul(args.first().and_then(Value::len).unwrap_or(0))
+            } else {
+                0
+            };
+            total.saturating_add(sep)
+        }
+        // These look at a sequence's length or first item only; a string they scan.
+        "length" | "count" | "first" | "attr" | "default" | "d" | "int" | "float" | "abs" | "round" | "bool" => {
+            args.iter().filter_map(Value::as_str).map(str::len).sum()
+        }
+        _ => args.iter().map(size).sum(),
+    })
+}
+
+fn wrap(env: &mut Environment<'_>, budget: &Arc<Budget>, name: &'static str, f: Value, filter: bool) {
+    let b = budget.clone();
+    let run = move |state: &State, args: Rest<Value>| -> Result<Value, Error> {
+        let est = estimate(name, &args, &b)?;
+        b.fits(est)?;
+        b.work(est)?;
+        let rv = f.call(state, &args)?;
+        b.work(size(&rv))?;
+        Ok(rv)
+    };
+    if filter {
+        env.add_filter(name, run);
+    } else {
+        env.add_test(name, move |state: &State, args: Rest<Value>| -> Result<bool, Error> {
+            run(state, args).map(|v| v.is_true())
+        });
+    }
+}
+
+fn wrap_filters(env: &mut Environment<'_>, budget: &Arc<Budget>) {
+    use minijinja::filters as f;
+    let all: Vec<(&'static str, Value)> = vec![
+        ("safe", Value::from_function(f::safe)),
+        ("escape", Value::from_function(f::escape)),
+        ("e", Value::from_function(f::escape)),
+        ("lower", Value::from_function(f::lower)),
+        ("upper", Value::from_function(f::upper)),
+        ("title", Value::from_function(f::title)),
+        ("capitalize", Value::from_function(f::capitalize)),
+        ("replace", Value::from_function(f::replace)),
+        ("length", Value::from_function(f::length)),
+        ("count", Value::from_function(f::length)),
+        ("dictsort", Value::from_function(f::dictsort)),
+        ("items", Value::from_function(f::items)),
+        ("reverse", Value::from_function(f::reverse)),
+        ("trim", Value::from_function(f::trim)),
+        ("join", Value::from_function(f::join)),
+        ("split", Value::from_function(f::split)),
+        ("lines", Value::from_function(f::lines)),
+        ("first", Value::from_function(f::first)),
+        ("last", Value::from_function(f::last)),
+        ("min", Value::from_function(f::min)),
+        ("max", Value::from_function(f::max)),
+        ("sort", Value::from_function(f::sort)),
+        ("list", Value::from_function(f::list)),
+        ("string", Value::from_function(f::string)),
+        ("batch", Value::from_function(f::batch)),
+        ("slice", Value::from_function(f::slice)),
+        ("sum", Value::from_function(f::sum)),
+        ("indent", Value::from_function(f::indent)),
+        ("unique", Value::from_function(f::unique)),
+        ("chain", Value::from_function(f::chain)),
+        ("zip", Value::from_function(f::zip)),
+        ("pprint", Value::from_function(f::pprint)),
+        ("format", Value::from_function(f::format)),
+        ("groupby", Value::from_function(f::groupby)),
+        ("select", Value::from_function(f::select)),
+        ("reject", Value::from_function(f::reject)),
+        ("selectattr", Value::from_function(f::selectattr)),
+        ("rejectattr", Value::from_function(f::rejectattr)),
+        ("map", Value::from_function(f::map)),
+        ("attr", Value::from_function(f::attr)),
+    ];
+    for (name, func) in all {
+        wrap(env, budget, name, func, true);
+    }
+}
+
+fn wrap_tests(env: &mut Environment<'_>, budget: &Arc<Budget>) {
+    use minijinja::tests as t;
+    let all: Vec<(&'static str, Value)> = vec![
+        ("lower", Value::from_function(t::is_lower)),
+        ("upper", Value::from_function(t::is_upper)),
+        ("eq", Value::from_function(t::is_eq)),
+        ("equalto", Value::from_function(t::is_eq)),
+        ("==", Value::from_function(t::is_eq)),
+        ("ne", Value::from_function(t::is_ne)),
+        ("!=", Value::from_function(t::is_ne)),
+        ("lt", Value::from_function(t::is_lt)),
+        ("lessthan", Value::from_function(t::is_lt)),
+        ("<", Value::from_function(t::is_lt)),
+        ("le", Value::from_function(t::is_le)),
+        ("<=", Value::from_function(t::is_le)),
+        ("gt", Value::from_function(t::is_gt)),
+        ("greaterthan", Value::from_function(t::is_gt)),
+        (">", Value::from_function(t::is_gt)),
+        ("ge", Value::from_function(t::is_ge)),
+        (">=", Value::from_function(t::is_ge)),
+        ("in", Value::from_function(t::is_in)),
+        ("startingwith", Value::from_function(t::is_startingwith)),
+        ("endingwith", Value::from_function(t::is_endingwith)),
+    ];
+    for (name, func) in all {
+        wrap(env, budget, name, func, false);
+    }
+}

@@ -1,0 +1,7 @@
+-- Keys of different owners may share (scope, idem_key): keep the oldest of each.
+DELETE i FROM idempotency_keys i
+JOIN idempotency_keys j
+  ON j.scope = i.scope AND j.idem_key = i.idem_key
+ AND (j.created_at < i.created_at OR (j.created_at = i.created_at AND j.owner < i.owner));
+ALTER TABLE idempotency_keys DROP PRIMARY KEY, ADD PRIMARY KEY (scope, idem_key);
+ALTER TABLE idempotency_keys DROP COLUMN owner;
