@@ -512,6 +512,7 @@ impl Config {
                 },
                 reminder_channel: get("LICENSE_REMINDER_CHANNEL").or_else(|| get("SLACK_DEFAULT_CHANNEL")),
                 allow_internal_webhooks: parse_bool(&get, "WEBHOOK_ALLOW_PRIVATE", false)?,
+                ..bridge::BridgeSettings::default()
             },
         })
     }

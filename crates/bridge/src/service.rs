@@ -96,6 +96,9 @@ pub struct BridgeSettings {
     pub reminder_channel: Option<String>,
     /// Let webhooks target loopback and private addresses.
     pub allow_internal_webhooks: bool,
+    /// How long one webhook delivery may take, from connecting to the last byte of
+    /// the receiver's answer (15 s).
+    pub webhook_timeout: Duration,
 }
 
 impl Default for BridgeSettings {
@@ -104,6 +107,7 @@ impl Default for BridgeSettings {
             reminder_days: vec![30, 7, 1],
             reminder_channel: None,
             allow_internal_webhooks: false,
+            webhook_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -798,15 +802,25 @@ impl BridgeService {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| JobError::Fatal(format!("bad request: {e}")))?;
         let started = Instant::now();
-        let outcome = match tokio::time::timeout(Duration::from_secs(15), self.client.request(request)).await {
-            Err(_) => Err("timed out after 15 s".to_owned()),
-            Ok(Err(e)) => Err(net::describe(&e).chars().take(500).collect()),
-            Ok(Ok(res)) => {
-                let status = res.status().as_u16();
-                // Read (and bound) the answer so the connection can be reused.
-                let _ = http_body_util::Limited::new(res.into_body(), 64 * 1024).collect().await;
-                Ok(status)
-            }
+        // The whole exchange, answer body included, runs under one timer: a receiver
+        // that sends its headers and then trickles the body must not hold a delivery
+        // worker (and its renewed lease) for ever.
+        let limit = self.settings.webhook_timeout;
+        let exchange = async {
+            let res = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| net::describe(&e).chars().take(500).collect::<String>())?;
+            let status = res.status().as_u16();
+            // Read (and bound) the answer so the connection can be reused; what it
+            // says does not matter, only that it ends.
+            let _ = http_body_util::Limited::new(res.into_body(), 64 * 1024).collect().await;
+            Ok::<u16, String>(status)
+        };
+        let outcome = match tokio::time::timeout(limit, exchange).await {
+            Err(_) => Err(format!("timed out after {} ms (no complete answer)", limit.as_millis())),
+            Ok(outcome) => outcome,
         };
         self.log_attempt(&hook.id, &event.id, job.attempts, &outcome, started.elapsed())
             .await?;

@@ -439,6 +439,73 @@ async fn internal_webhook_targets_are_refused_unless_allowed() {
     assert!(!bridge::net::is_global("127.0.0.1".parse().unwrap()));
 }
 
+/// A receiver that answers its headers and then trickles (here: never sends) the body
+/// cannot hold a delivery worker: the whole exchange runs under the webhook timeout,
+/// the attempt fails as retryable and the delivery log says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_that_stalls_its_body_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let r = rig(
+        TestDb::sqlite().await,
+        BridgeSettings {
+            webhook_timeout: Duration::from_millis(500),
+            ..internal_ok()
+        },
+    )
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stalled = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            // Headers, one byte of a promised kilobyte, then nothing.
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1024\r\n\r\nx")
+                .await;
+            held.push(sock);
+        }
+    });
+    let created = r
+        .bridge
+        .create_webhook(
+            NewWebhook {
+                url: format!("http://{addr}/hook"),
+                event_types: vec!["license.*".into()],
+                description: None,
+            },
+            "t",
+        )
+        .await
+        .unwrap();
+    r.bridge.dispatch().await.unwrap();
+    record(&r, "license.revoked", "api_key:k", json!({})).await;
+    assert_eq!(r.bridge.dispatch().await.unwrap(), 1);
+    // Hang guard only: the old code never returns from the body read.
+    let mut log = Vec::new();
+    for _ in 0..100 {
+        let ran = tokio::time::timeout(Duration::from_secs(60), r.worker.drain()).await;
+        assert!(ran.is_ok(), "the delivery hung on a stalled answer body");
+        log = r.bridge.deliveries(&created.webhook.id, 20).await.unwrap();
+        if log.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Retried (a fatal error would stop at one attempt), and every attempt says why.
+    assert!(log.len() >= 2, "the stalled delivery is retried: {log:?}");
+    for d in &log {
+        assert_eq!(d.status_code, None, "a half answer is no answer: {d:?}");
+        let why = d.error.clone().unwrap_or_default();
+        assert!(why.contains("timed out"), "{why}");
+    }
+    stalled.abort();
+}
+
 /// A webhook accepted while internal targets were allowed (or whose row was changed
 /// since) is refused again when delivering: nothing reaches the receiver, and the
 /// delivery log says why.
