@@ -707,7 +707,7 @@ async fn a_line_behind_one_key_waits_outside_the_claim_path() {
         .await)
         .unwrap();
         assert!(claim_as_w(&mut conn, &q).await.is_empty());
-        assert_eq!(jobs::promote_waiting(&mut conn).await.unwrap(), 1);
+        assert_eq!(jobs::promote_waiting(&mut *conn).await.unwrap(), 1);
         let got = claim_as_w(&mut conn, &q).await;
         assert_eq!(got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![orphan.id()]);
     }
@@ -883,12 +883,29 @@ async fn the_outbox_hands_each_event_to_one_claimer() {
     }
 }
 
-/// The outbox migration on a database that already has events: those of its last ten
-/// minutes wait for the bridge, older ones count as dispatched, and rows inserted
-/// without naming the column (an older replica) wait too.
+/// The outbox migration on a database that already has events: from 15 s before the
+/// old bridge's cursor on they wait for the bridge (however far behind it was), older
+/// ones count as dispatched, and rows inserted without naming the column (an older
+/// replica) wait too. Without a cursor, the last ten minutes wait. Reverting seeds the
+/// cursor at the oldest waiting event, so the older bridge takes up the backlog.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_outbox_migration_offers_only_recent_events_again() {
     use diesel_async::SimpleAsyncConnection;
+    /// A UUIDv7 of the time `t`, as the events table stores ids.
+    fn id_at(t: chrono::NaiveDateTime) -> String {
+        let t = t.and_utc();
+        uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            t.timestamp() as u64,
+            t.timestamp_subsec_nanos(),
+        ))
+        .to_string()
+    }
+    #[derive(QueryableByName)]
+    struct State {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
     for db in TestDb::each().await {
         let (down, up) = match db.backend() {
             Backend::Mysql => (
@@ -903,34 +920,96 @@ async fn the_outbox_migration_offers_only_recent_events_again() {
         let mut conn = db.pool.get().await.unwrap();
         with_conn!(&mut *conn, |c| c.batch_execute(down).await).unwrap();
         let now = shared_db::now();
-        for (id, age) in [("old", 120), ("eleven", 11), ("nine", 9)] {
+        // The old bridge stopped two hours ago (its cursor), with the fleet down since.
+        let cursor = now - chrono::Duration::hours(2);
+        with_conn!(&mut *conn, |c| diesel::sql_query(
+            "INSERT INTO bridge_state (name, value) VALUES ('events_cursor', ?)"
+        )
+        .bind::<diesel::sql_types::Text, _>(cursor.and_utc().to_rfc3339())
+        .execute(c)
+        .await)
+        .unwrap();
+        let mut ids = HashMap::new();
+        let mut times = HashMap::new();
+        for (name, at) in [
+            ("before-the-cursor", cursor - chrono::Duration::minutes(1)),
+            ("in-the-overlap", cursor - chrono::Duration::seconds(10)),
+            ("an-hour-ago", now - chrono::Duration::hours(1)),
+            ("eleven-minutes-ago", now - chrono::Duration::minutes(11)),
+            ("nine-minutes-ago", now - chrono::Duration::minutes(9)),
+        ] {
+            let id = id_at(at);
             with_conn!(&mut *conn, |c| diesel::sql_query(
                 "INSERT INTO events (id, occurred_at, event_type, data) VALUES (?, ?, 'x.done', '{}')"
             )
-            .bind::<diesel::sql_types::Text, _>(id)
-            .bind::<diesel::sql_types::Timestamp, _>(now - chrono::Duration::minutes(age))
+            .bind::<diesel::sql_types::Text, _>(&id)
+            .bind::<diesel::sql_types::Timestamp, _>(at)
             .execute(c)
             .await)
             .unwrap();
+            ids.insert(id, name);
+            times.insert(name, at);
         }
         with_conn!(&mut *conn, |c| c.batch_execute(up).await).unwrap();
+        let older = shared_db::new_id();
         with_conn!(&mut *conn, |c| diesel::sql_query(
-            "INSERT INTO events (id, occurred_at, event_type, data) VALUES ('written-by-an-older-replica', ?, 'x.done', '{}')"
+            "INSERT INTO events (id, occurred_at, event_type, data) VALUES (?, ?, 'x.done', '{}')"
         )
+        .bind::<diesel::sql_types::Text, _>(&older)
         .bind::<diesel::sql_types::Timestamp, _>(now)
         .execute(c)
         .await)
         .unwrap();
-        let waiting: Vec<String> = conn
-            .transaction::<_, DbError, _>(async |c| {
-                Ok(events::claim_undispatched(c, 10)
-                    .await?
-                    .into_iter()
-                    .map(|e| e.id)
-                    .collect())
-            })
-            .await
-            .unwrap();
-        assert_eq!(waiting, ["nine", "written-by-an-older-replica"], "{}", db.backend());
+        ids.insert(older, "written-by-an-older-replica");
+        let waiting = async |conn: &mut DbConn| -> Vec<&str> {
+            conn.transaction::<_, DbError, _>(async |c| Ok(events::claim_undispatched(c, 10).await?))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| ids[&e.id])
+                .collect()
+        };
+        assert_eq!(
+            waiting(&mut *conn).await,
+            [
+                "in-the-overlap",
+                "an-hour-ago",
+                "eleven-minutes-ago",
+                "nine-minutes-ago",
+                "written-by-an-older-replica"
+            ],
+            "{}: everything from 15 s before the old cursor on",
+            db.backend()
+        );
+
+        // Reverting: the older bridge's cursor starts at the oldest waiting event (at
+        // most a second before it; SQLite keeps whole seconds).
+        with_conn!(&mut *conn, |c| c.batch_execute(down).await).unwrap();
+        let state: Vec<State> = with_conn!(&mut *conn, |c| diesel::sql_query(
+            "SELECT value FROM bridge_state WHERE name = 'events_cursor'"
+        )
+        .load(c)
+        .await)
+        .unwrap();
+        assert_eq!(state.len(), 1, "{}: the down migration seeds the cursor", db.backend());
+        let seeded = chrono::DateTime::parse_from_rfc3339(&state[0].value)
+            .unwrap_or_else(|e| panic!("{}: {:?}: {e}", db.backend(), state[0].value))
+            .naive_utc();
+        let oldest = times["in-the-overlap"];
+        assert!(
+            seeded <= oldest && oldest - seeded < chrono::Duration::seconds(1),
+            "{}: cursor {seeded} for the oldest waiting event at {oldest}",
+            db.backend()
+        );
+
+        // No cursor (the bridge never ran): only the last ten minutes wait.
+        with_conn!(&mut *conn, |c| c.batch_execute("DELETE FROM bridge_state").await).unwrap();
+        with_conn!(&mut *conn, |c| c.batch_execute(up).await).unwrap();
+        assert_eq!(
+            waiting(&mut *conn).await,
+            ["nine-minutes-ago", "written-by-an-older-replica"],
+            "{}: without a cursor, the last ten minutes",
+            db.backend()
+        );
     }
 }
