@@ -707,7 +707,7 @@ async fn a_line_behind_one_key_waits_outside_the_claim_path() {
         .await)
         .unwrap();
         assert!(claim_as_w(&mut conn, &q).await.is_empty());
-        assert_eq!(jobs::promote_waiting(&mut *conn).await.unwrap(), 1);
+        assert_eq!(jobs::promote_waiting(&mut conn).await.unwrap(), 1);
         let got = claim_as_w(&mut conn, &q).await;
         assert_eq!(got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), vec![orphan.id()]);
     }
