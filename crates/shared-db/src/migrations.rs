@@ -1,6 +1,10 @@
 //! Embedded migrations, one folder per backend with the same version names.
 
+use std::time::Duration;
+
+use diesel::QueryableByName;
 use diesel_async::AsyncMigrationHarness;
+use diesel_async::RunQueryDsl;
 use diesel_async::SimpleAsyncConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -11,26 +15,33 @@ const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
 /// Name of the MySQL advisory lock that serialises migrations across replicas.
 const LOCK_NAME: &str = "event_bridge_migrations";
-/// How long a replica waits for another one's migrations (seconds).
-const LOCK_WAIT_SECS: u32 = 120;
+/// How long a replica waits for another one's migrations before refusing to migrate.
+pub const LOCK_WAIT: Duration = Duration::from_secs(600);
 
 /// Applies every pending migration and returns the versions applied.
 ///
 /// On MySQL, replicas starting together take an advisory lock (`GET_LOCK`) so only one
-/// migrates at a time; the others then find nothing pending. Needs the multi-thread
+/// migrates at a time; the others then find nothing pending. A replica that cannot get
+/// the lock within [`LOCK_WAIT`] refuses to migrate (MySQL DDL is not transactional:
+/// two replicas must never run the same migrations at once). Needs the multi-thread
 /// tokio runtime (the harness uses `block_in_place`).
 pub async fn run_pending(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
-    with_harness(url, Op::RunPending).await
+    with_harness(url, Op::RunPending, LOCK_WAIT).await
+}
+
+/// [`run_pending`], waiting at most `lock_wait` for another replica's migrations.
+pub async fn run_pending_waiting(url: &DatabaseUrl, lock_wait: Duration) -> Result<Vec<String>, DbError> {
+    with_harness(url, Op::RunPending, lock_wait).await
 }
 
 /// Reverts every applied migration (used by tests and for a full teardown).
 pub async fn revert_all(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
-    with_harness(url, Op::RevertAll).await
+    with_harness(url, Op::RevertAll, LOCK_WAIT).await
 }
 
 /// Versions that are embedded but not yet applied.
 pub async fn pending(url: &DatabaseUrl) -> Result<Vec<String>, DbError> {
-    with_harness(url, Op::Pending).await
+    with_harness(url, Op::Pending, LOCK_WAIT).await
 }
 
 #[derive(Clone, Copy)]
@@ -60,11 +71,30 @@ where
     versions.map_err(|e| DbError::Migration(e.to_string()))
 }
 
-async fn with_harness(url: &DatabaseUrl, op: Op) -> Result<Vec<String>, DbError> {
+#[derive(QueryableByName)]
+struct Lock {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    got: Option<i64>,
+}
+
+async fn with_harness(url: &DatabaseUrl, op: Op, lock_wait: Duration) -> Result<Vec<String>, DbError> {
     match DbConn::connect(url).await? {
         DbConn::Mysql(mut c) => {
-            c.batch_execute(&format!("DO GET_LOCK('{LOCK_NAME}', {LOCK_WAIT_SECS})"))
+            let wait = lock_wait.as_secs().max(1);
+            // 1: got it; 0: timed out (another replica still migrating); NULL: an
+            // error (for instance the connection was killed while waiting).
+            let lock: Lock = diesel::sql_query("SELECT CAST(GET_LOCK(?, ?) AS SIGNED) AS got")
+                .bind::<diesel::sql_types::Text, _>(LOCK_NAME)
+                .bind::<diesel::sql_types::Unsigned<diesel::sql_types::BigInt>, _>(wait)
+                .get_result(&mut c)
                 .await?;
+            if lock.got != Some(1) {
+                return Err(DbError::Migration(format!(
+                    "could not take the migration lock `{LOCK_NAME}` within {wait} s: another \
+                     replica is probably migrating; refusing to migrate concurrently (retry, or \
+                     set DB_MIGRATE_ON_START=false and run `gateway migrate` once)"
+                )));
+            }
             let mut harness = AsyncMigrationHarness::new(c);
             let result = apply(&mut harness, MYSQL, op);
             let mut c = harness.into_inner();

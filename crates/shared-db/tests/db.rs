@@ -60,6 +60,45 @@ async fn migrations_run_up_down_and_up_again_on_both_backends() {
     }
 }
 
+/// While another connection (a replica still migrating) holds the migration lock past
+/// the wait, a replica refuses to migrate, with an error naming the lock and the way
+/// out, instead of running the same DDL concurrently.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrations_refuse_to_run_without_the_lock() {
+    use diesel_async::SimpleAsyncConnection;
+    let Some(db) = TestDb::mysql_unmigrated().await else {
+        return;
+    };
+    let DbConn::Mysql(mut holder) = DbConn::connect(&db.url).await.unwrap() else {
+        unreachable!("a MySQL url");
+    };
+    #[derive(QueryableByName)]
+    struct Got {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        got: Option<i64>,
+    }
+    let got: Got = diesel::sql_query("SELECT CAST(GET_LOCK('event_bridge_migrations', 120) AS SIGNED) AS got")
+        .get_result(&mut holder)
+        .await
+        .unwrap();
+    assert_eq!(got.got, Some(1));
+    let err = migrations::run_pending_waiting(&db.url, Duration::from_secs(1))
+        .await
+        .expect_err("migrated without the lock");
+    let msg = err.to_string();
+    assert!(msg.contains("event_bridge_migrations"), "{msg}");
+    assert!(msg.contains("DB_MIGRATE_ON_START=false"), "{msg}");
+    assert!(msg.contains("gateway migrate"), "{msg}");
+    holder
+        .batch_execute("DO RELEASE_LOCK('event_bridge_migrations')")
+        .await
+        .unwrap();
+    // Nothing ran: everything is still pending.
+    let pending = migrations::pending(&db.url).await.unwrap();
+    assert!(!pending.is_empty(), "nothing ran");
+    assert_eq!(migrations::run_pending(&db.url).await.unwrap(), pending);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn transactions_commit_roll_back_and_nest() {
     for db in TestDb::each().await {
@@ -1009,6 +1048,80 @@ async fn the_outbox_migration_offers_only_recent_events_again() {
             waiting(&mut *conn).await,
             ["nine-minutes-ago", "written-by-an-older-replica"],
             "{}: without a cursor, the last ten minutes",
+            db.backend()
+        );
+    }
+}
+
+/// The owner migration on a database with keys: expired keys (older than 24 h, never
+/// purged before) are dropped, live ones go to the creator of the resource they name,
+/// one scope at a time, and the rest to `legacy`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_idempotency_owner_migration_drops_expired_keys_and_backfills_owners() {
+    use diesel_async::SimpleAsyncConnection;
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        owner: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        scope: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        idem_key: String,
+    }
+    for db in TestDb::each().await {
+        let (down, up) = match db.backend() {
+            Backend::Mysql => (
+                include_str!("../../../migrations/mysql/2026-12-02-000008_idempotency_owner/down.sql"),
+                include_str!("../../../migrations/mysql/2026-12-02-000008_idempotency_owner/up.sql"),
+            ),
+            Backend::Sqlite => (
+                include_str!("../../../migrations/sqlite/2026-12-02-000008_idempotency_owner/down.sql"),
+                include_str!("../../../migrations/sqlite/2026-12-02-000008_idempotency_owner/up.sql"),
+            ),
+        };
+        let mut conn = db.pool.get().await.unwrap();
+        with_conn!(&mut *conn, |c| c.batch_execute(down).await).unwrap();
+        let at = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+        let now = at(shared_db::now());
+        let expired = at(shared_db::now() - chrono::Duration::hours(25));
+        let fixture = format!(
+            "INSERT INTO email_messages (id, batch_id, from_addr, subject, status, summary, raw_mime, size, created_by, created_at, updated_at) VALUES
+                ('m1', 'b1', 'a@example.com', 's', 'sent', '{{}}', '', 0, 'api_key:abc', '{now}', '{now}'),
+                ('m2', 'b2', 'a@example.com', 's', 'sent', '{{}}', '', 0, 'api_key:def', '{now}', '{now}'),
+                ('m3', 'b2', 'a@example.com', 's', 'sent', '{{}}', '', 0, 'api_key:def', '{now}', '{now}');
+             INSERT INTO slack_messages (id, channel, level, title, request, status, created_by, created_at, updated_at) VALUES
+                ('s1', '#ops', 'info', 't', '{{}}', 'posted', 'bridge:rule-1', '{now}', '{now}');
+             INSERT INTO idempotency_keys (scope, idem_key, request_hash, resource_id, created_at) VALUES
+                ('emails', 'k1', 'h', 'm1', '{now}'),
+                ('emails.batch', 'k2', 'h', 'b2', '{now}'),
+                ('slack.messages', 'k3', 'h', 's1', '{now}'),
+                ('sns', 'k4', 'h', 'x', '{now}'),
+                ('emails', 'k5', 'h', 'unknown', '{now}'),
+                ('emails', 'k6-expired', 'h', 'm1', '{expired}');"
+        );
+        with_conn!(&mut *conn, |c| c.batch_execute(&fixture).await).unwrap();
+        with_conn!(&mut *conn, |c| c.batch_execute(up).await).unwrap();
+        let rows: Vec<Row> = with_conn!(&mut *conn, |c| diesel::sql_query(
+            "SELECT owner, scope, idem_key FROM idempotency_keys ORDER BY idem_key"
+        )
+        .load(c)
+        .await)
+        .unwrap();
+        let row = |owner: &str, scope: &str, idem_key: &str| Row {
+            owner: owner.into(),
+            scope: scope.into(),
+            idem_key: idem_key.into(),
+        };
+        assert_eq!(
+            rows,
+            [
+                row("key:abc", "emails", "k1"),
+                row("key:def", "emails.batch", "k2"),
+                row("system:bridge", "slack.messages", "k3"),
+                row("system:sns", "sns", "k4"),
+                row("legacy", "emails", "k5"),
+            ],
+            "{}",
             db.backend()
         );
     }

@@ -1,5 +1,7 @@
 -- Idempotency keys belong to an owner: `key:<api key id>` for callers, `system:<name>`
 -- for the gateway's own work (the bridge, SNS). One caller's key never meets another's.
+--
+-- Keys are remembered for 24 h; expired ones (never purged before) are not carried over.
 CREATE TABLE idempotency_keys_owned (
     owner TEXT NOT NULL,
     scope TEXT NOT NULL,
@@ -33,6 +35,7 @@ SELECT
             'legacy')
     END,
     i.scope, i.idem_key, i.request_hash, i.resource_id, i.created_at
-FROM idempotency_keys i;
+FROM idempotency_keys i
+WHERE i.created_at >= strftime('%Y-%m-%d %H:%M:%f', 'now', '-24 hours');
 DROP TABLE idempotency_keys;
 ALTER TABLE idempotency_keys_owned RENAME TO idempotency_keys;
