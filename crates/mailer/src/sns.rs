@@ -248,16 +248,22 @@ impl SnsVerifier {
             .subscribe_url
             .as_deref()
             .ok_or_else(|| SnsError::Malformed("no SubscribeURL".into()))?;
-        self.check_url(url, "SubscribeURL")?;
-        self.fetch(url, 64 * 1024).await.map(|_| ())
+        let url = self.check_url(url, "SubscribeURL")?;
+        self.fetch(url.as_str(), 64 * 1024).await.map(|_| ())
     }
 
+    /// Checks a URL taken from a message: HTTPS (or HTTP when allowed) on a trusted
+    /// host, without user info or a fragment (neither has a use here; both only make
+    /// one resource look like many).
     fn check_url(&self, raw: &str, what: &str) -> Result<url::Url, SnsError> {
         let url = url::Url::parse(raw).map_err(|_| SnsError::Forged(format!("{what} is not a URL")))?;
         let scheme_ok = url.scheme() == "https" || (self.config.allow_http && url.scheme() == "http");
         let host = url.host_str().unwrap_or_default();
         if !scheme_ok || !self.config.cert_hosts.iter().any(|p| host_matches(p, host)) {
             return Err(SnsError::Forged(format!("{what} {raw} is not on a trusted SNS host")));
+        }
+        if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+            return Err(SnsError::Forged(format!("{what} {raw} has user info or a fragment")));
         }
         Ok(url)
     }
@@ -267,10 +273,23 @@ impl SnsVerifier {
         if !url.path().ends_with(".pem") {
             return Err(SnsError::Forged("SigningCertURL is not a .pem".into()));
         }
-        if let Some(k) = self.cached(raw) {
+        // A certificate is named by its path alone: a query would make one certificate
+        // look like many (each a fetch, each evicting a real key from the cache).
+        if url.query().is_some() {
+            return Err(SnsError::Forged(format!("SigningCertURL {raw} has a query string")));
+        }
+        // Cached by scheme, host (and port) and path: the URL as checked, nothing else.
+        let name = format!(
+            "{}://{}:{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default(),
+            url.path()
+        );
+        if let Some(k) = self.cached(&name) {
             return Ok(k);
         }
-        let pem = self.fetch(raw, MAX_CERT_BYTES).await?;
+        let pem = self.fetch(url.as_str(), MAX_CERT_BYTES).await?;
         let (_, pem) = x509_parser::pem::parse_x509_pem(&pem)
             .map_err(|_| SnsError::Forged("the signing certificate is not PEM".into()))?;
         let cert = pem
@@ -284,7 +303,7 @@ impl SnsVerifier {
         let keep = self.config.cert_cache_ttl.min(Duration::from_secs(expires));
         if let (Ok(mut keys), Some(until)) = (self.keys.lock(), Instant::now().checked_add(keep)) {
             keys.put(
-                raw.to_owned(),
+                name,
                 CachedKey {
                     key: key.clone(),
                     until,

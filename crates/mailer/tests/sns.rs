@@ -288,6 +288,57 @@ async fn subscriptions_are_confirmed() {
     ));
 }
 
+/// A certificate URL with a query string (or a fragment, or user info) is refused
+/// without any fetch: unauthenticated posts with `...pem?r=<random>` would otherwise
+/// each force an outbound fetch and evict the real keys from the cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn certificate_urls_with_a_query_are_refused_unfetched() {
+    let r = rig().await;
+    let body = bounce("p-1", "Permanent", &["x@example.org"]);
+    let cert = format!("{}/SimpleNotificationService-test.pem", r.server.uri());
+    for odd in [
+        format!("{cert}?r=1"),
+        format!("{cert}#r"),
+        cert.replace("http://", "http://user:pw@"),
+    ] {
+        let mut msg = signed(&r, "Notification", &body, KEY, json!({}));
+        msg["SigningCertURL"] = json!(odd);
+        match handle(&r, &msg).await {
+            Err(MailError::Sns(SnsError::Forged(m))) => assert!(m.contains("SigningCertURL"), "{m}"),
+            other => panic!("{odd}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(
+        r.server.received_requests().await.unwrap_or_default().is_empty(),
+        "nothing was fetched"
+    );
+    // A confirmation URL keeps its query (the token) but not user info or a fragment.
+    let mut msg = signed(
+        &r,
+        "SubscriptionConfirmation",
+        "You have chosen to subscribe to the topic",
+        KEY,
+        json!({
+            "Token": "tok-1",
+            "SubscribeURL": format!("{}/confirm?Token=tok-1#x", r.server.uri()),
+        }),
+    );
+    sign_sns(&mut msg, KEY);
+    assert!(matches!(
+        handle(&r, &msg).await,
+        Err(MailError::Sns(SnsError::Forged(_)))
+    ));
+    let asked: Vec<String> = r
+        .server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|q| q.url.path().to_owned())
+        .collect();
+    assert!(!asked.iter().any(|p| p == "/confirm"), "{asked:?}");
+}
+
 /// A verifier that takes certificates from the test server over plain HTTP.
 fn local_verifier(config: SnsConfig) -> SnsVerifier {
     SnsVerifier::new(SnsConfig {
