@@ -189,7 +189,12 @@ fn mail_service(config: &Config, pool: &DbPool, wake: Arc<tokio::sync::Notify>) 
 
 /// The bridge's background work until `stop`: events dispatched to rules and webhooks
 /// every second, licence reminders checked at start and every hour.
-async fn bridge_loops(bridge: Arc<BridgeService>, wake: Arc<tokio::sync::Notify>, stop: CancellationToken) {
+async fn bridge_loops(
+    bridge: Arc<BridgeService>,
+    pool: DbPool,
+    wake: Arc<tokio::sync::Notify>,
+    stop: CancellationToken,
+) {
     let mut dispatch = tokio::time::interval(std::time::Duration::from_secs(1));
     dispatch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reminders = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -217,6 +222,16 @@ async fn bridge_loops(bridge: Arc<BridgeService>, wake: Arc<tokio::sync::Notify>
                         wake.notify_one();
                     }
                     Err(e) => tracing::warn!(error = %e, "licence reminders failed; retrying in an hour"),
+                }
+                // Hourly too: idempotency keys past their 24 h.
+                let purge = async {
+                    let mut conn = pool.get().await?;
+                    shared_db::idempotency::purge_expired(&mut conn).await
+                };
+                match purge.await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(purged = n, "expired idempotency keys"),
+                    Err(e) => tracing::warn!(error = %e, "purging expired idempotency keys failed; retrying in an hour"),
                 }
             }
         }
@@ -306,7 +321,12 @@ impl Application {
         .register(bridge::WEBHOOK_QUEUE, bridge::WebhookHandler(bridge.clone()));
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
-        let bridge_task = tokio::spawn(bridge_loops(bridge.clone(), wake.clone(), worker_stop.clone()));
+        let bridge_task = tokio::spawn(bridge_loops(
+            bridge.clone(),
+            pool.clone(),
+            wake.clone(),
+            worker_stop.clone(),
+        ));
         let blobs = Arc::new(
             blob_store::BlobService::new(storage(&config)?, secret.expose_secret().as_bytes())
                 .with_previous_secrets(&previous_secrets(&config)),

@@ -112,3 +112,34 @@ pub async fn remember(conn: &mut DbConn, scope: &str, key: Key<'_>, resource_id:
         .await)?;
     Ok(())
 }
+
+/// Rows deleted per statement by [`purge_expired`].
+const PURGE_BATCH: usize = 1000;
+
+/// Deletes the keys past their retention (a key is also forgotten when it is next
+/// looked up, but most never are). On MySQL it deletes in rounds of at most 1,000
+/// rows, on the `created_at` index, so each statement holds its locks briefly.
+/// Returns how many it deleted.
+pub async fn purge_expired(conn: &mut DbConn) -> Result<usize, DbError> {
+    let cutoff = crate::now() - chrono::Duration::hours(RETENTION_HOURS);
+    let mut purged = 0;
+    loop {
+        let n = match conn {
+            DbConn::Mysql(c) => {
+                diesel::sql_query("DELETE FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT 1000")
+                    .bind::<diesel::sql_types::Timestamp, _>(cutoff)
+                    .execute(c)
+                    .await?
+            }
+            DbConn::Sqlite(c) => {
+                diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff)))
+                    .execute(c)
+                    .await?
+            }
+        };
+        purged += n;
+        if n < PURGE_BATCH || matches!(conn, DbConn::Sqlite(_)) {
+            return Ok(purged);
+        }
+    }
+}

@@ -1126,3 +1126,45 @@ async fn the_idempotency_owner_migration_drops_expired_keys_and_backfills_owners
         );
     }
 }
+
+/// Expired idempotency keys are purged in bulk (most are never looked up again, which
+/// was the only time they were deleted); live ones stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_idempotency_keys_are_purged() {
+    use shared_db::idempotency::{self, Key, Owner};
+    for db in TestDb::each().await {
+        let mut conn = db.pool.get().await.unwrap();
+        let owner = Owner::ApiKey("k".into());
+        let key = |k: &'static str| Key {
+            owner: &owner,
+            key: k,
+            hash: "h",
+        };
+        idempotency::remember(&mut conn, "emails", key("live"), "r1")
+            .await
+            .unwrap();
+        for (k, hours) in [("expired-1", 25), ("expired-2", 48)] {
+            with_conn!(&mut *conn, |c| diesel::sql_query(
+                "INSERT INTO idempotency_keys (owner, scope, idem_key, request_hash, resource_id, created_at) VALUES ('key:k', 'emails', ?, 'h', 'r', ?)"
+            )
+            .bind::<diesel::sql_types::Text, _>(k)
+            .bind::<diesel::sql_types::Timestamp, _>(shared_db::now() - chrono::Duration::hours(hours))
+            .execute(c)
+            .await)
+            .unwrap();
+        }
+        assert_eq!(
+            idempotency::purge_expired(&mut conn).await.unwrap(),
+            2,
+            "{}",
+            db.backend()
+        );
+        let left: Vec<String> = with_conn!(&mut *conn, |c| schema::idempotency_keys::table
+            .select(schema::idempotency_keys::idem_key)
+            .load(c)
+            .await)
+        .unwrap();
+        assert_eq!(left, ["live"], "{}", db.backend());
+        assert_eq!(idempotency::purge_expired(&mut conn).await.unwrap(), 0);
+    }
+}

@@ -1,3 +1,4 @@
+DROP INDEX idempotency_keys_created ON idempotency_keys;
 -- Keys of different owners may share (scope, idem_key): keep the oldest of each.
 DELETE i FROM idempotency_keys i
 JOIN idempotency_keys j

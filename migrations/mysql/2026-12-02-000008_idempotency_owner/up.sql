@@ -33,5 +33,7 @@ SET i.owner = CASE
     ELSE 'legacy'
 END
 WHERE i.scope = 'slack.messages';
-ALTER TABLE idempotency_keys DROP PRIMARY KEY, ADD PRIMARY KEY (owner, scope, idem_key);
+-- The hourly purge of expired keys deletes on `created_at`.
+ALTER TABLE idempotency_keys DROP PRIMARY KEY, ADD PRIMARY KEY (owner, scope, idem_key),
+    ADD KEY idempotency_keys_created (created_at);
 ALTER TABLE idempotency_keys ALTER COLUMN owner DROP DEFAULT;

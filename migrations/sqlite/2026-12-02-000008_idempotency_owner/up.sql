@@ -39,3 +39,5 @@ FROM idempotency_keys i
 WHERE i.created_at >= strftime('%Y-%m-%d %H:%M:%f', 'now', '-24 hours');
 DROP TABLE idempotency_keys;
 ALTER TABLE idempotency_keys_owned RENAME TO idempotency_keys;
+-- The hourly purge of expired keys deletes on `created_at`.
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
