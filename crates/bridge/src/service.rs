@@ -618,21 +618,26 @@ impl BridgeService {
         if !events::any_undispatched(&mut conn).await? {
             return Ok(0);
         }
-        let rules: Vec<Rule> = load_rules(&mut conn).await?.into_iter().filter(|r| r.enabled).collect();
-        let hooks: Vec<WebhookRow> = with_conn!(&mut *conn, |c| webhooks::table
-            .filter(webhooks::enabled.eq(true))
-            .select(WebhookRow::as_select())
-            .load(c)
-            .await)?;
-        let (rules, hooks) = (&rules, &hooks);
         let mut queued = 0;
         loop {
             events::prefer_read_committed(&mut conn).await?;
             let round = conn
                 .transaction::<_, BridgeError, _>(async move |c| {
                     let batch = events::claim_undispatched(c, DISPATCH_BATCH).await?;
+                    if batch.is_empty() {
+                        return Ok((0, 0));
+                    }
+                    // Rules and webhooks as they are now, for each batch: a long backlog
+                    // must not be bridged with the ones of when it started (a rule added
+                    // or turned off since, a webhook removed).
+                    let rules: Vec<Rule> = load_rules(c).await?.into_iter().filter(|r| r.enabled).collect();
+                    let hooks: Vec<WebhookRow> = with_conn!(&mut *c, |c| webhooks::table
+                        .filter(webhooks::enabled.eq(true))
+                        .select(WebhookRow::as_select())
+                        .load(c)
+                        .await)?;
                     let mut added = 0;
-                    for (mark, queue, target, event) in deliveries_wanted(rules, hooks, &batch) {
+                    for (mark, queue, target, event) in deliveries_wanted(&rules, &hooks, &batch) {
                         if !set_mark(c, &mark).await? {
                             continue; // queued before (by a replica of an older version)
                         }
