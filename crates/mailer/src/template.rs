@@ -64,6 +64,9 @@ pub enum TemplateError {
         /// Which bound, and its value.
         message: String,
     },
+    /// Every rendering slot stayed taken for the caller's whole wait (see [`Renders`]).
+    #[error("too many templates are being rendered; retry shortly")]
+    Busy,
     /// Rendering failed otherwise (a filter's error, for instance).
     #[error("{part}: {message}")]
     Render {
@@ -112,6 +115,59 @@ fn reserved(part: &'static str, source: &str) -> Result<(), TemplateError> {
         });
     }
     Ok(())
+}
+
+/// The renderings that may run at once (each may do up to [`WORK_BYTES`] of work and
+/// build its output limit), so they never take all of tokio's blocking threads, which
+/// also run every SQLite query. One set is shared by the mailer and the bridge.
+#[derive(Debug, Clone)]
+pub struct Renders {
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Renders {
+    /// At most `slots` renderings at once (at least one).
+    pub fn new(slots: usize) -> Self {
+        Renders {
+            permits: Arc::new(tokio::sync::Semaphore::new(slots.max(1))),
+        }
+    }
+
+    /// The process-wide set: one slot per available core, at least two.
+    pub fn shared() -> &'static Renders {
+        static SHARED: std::sync::LazyLock<Renders> = std::sync::LazyLock::new(|| {
+            Renders::new(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2))
+        });
+        &SHARED
+    }
+
+    /// [`render`] on a blocking thread once a slot is free: waiting at most `wait`
+    /// (then [`TemplateError::Busy`]), or as long as it takes when `wait` is `None`.
+    pub async fn render(
+        &self,
+        parts: Parts,
+        variables: Value,
+        max_bytes: usize,
+        wait: Option<std::time::Duration>,
+    ) -> Result<Parts, TemplateError> {
+        let acquire = self.permits.clone().acquire_owned();
+        let permit = match wait {
+            Some(w) => tokio::time::timeout(w, acquire)
+                .await
+                .map_err(|_| TemplateError::Busy)?,
+            None => acquire.await,
+        }
+        .map_err(|_| TemplateError::Busy)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            render(&parts, &variables, max_bytes)
+        })
+        .await
+        .map_err(|e| TemplateError::Render {
+            part: "template",
+            message: format!("rendering stopped: {e}"),
+        })?
+    }
 }
 
 /// Checks that every part parses.
@@ -528,5 +584,40 @@ mod tests {
         let p = t("x", "", "{% macro __eb_mul(a, b) %}{% endmacro %}{{ 'x' * 3 }}");
         assert!(matches!(check(&p), Err(TemplateError::Syntax { .. })));
         assert!(matches!(render(&p, &json!({}), MB), Err(TemplateError::Syntax { .. })));
+    }
+
+    /// With one slot, a second rendering waits for the first: it answers busy when its
+    /// wait is bounded, and renders once the slot is free when it may wait.
+    #[tokio::test]
+    async fn renders_wait_for_a_slot() {
+        let renders = Renders::new(1);
+        let held = renders.permits.clone().acquire_owned().await.unwrap();
+        let p = t("hi {{ n }}", "", "");
+        let busy = renders
+            .render(
+                p.clone(),
+                json!({"n": 1}),
+                MB,
+                Some(std::time::Duration::from_millis(10)),
+            )
+            .await;
+        assert_eq!(busy, Err(TemplateError::Busy));
+        let waiting = tokio::spawn({
+            let renders = renders.clone();
+            let p = p.clone();
+            async move { renders.render(p, json!({"n": 2}), MB, None).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(held);
+        assert_eq!(waiting.await.unwrap().unwrap().subject, "hi 2");
+        assert_eq!(
+            renders
+                .render(p, json!({"n": 3}), MB, Some(std::time::Duration::from_millis(10)))
+                .await
+                .unwrap()
+                .subject,
+            "hi 3"
+        );
     }
 }
