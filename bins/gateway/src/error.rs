@@ -303,6 +303,8 @@ impl From<mailer::MailError> for ApiError {
             M::Template(ref t @ (T::Syntax { part, .. } | T::Render { part, .. })) => {
                 ApiError::unprocessable("template_invalid", t.to_string()).for_field(part)
             }
+            M::Template(ref t @ T::Busy) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, BUSY, t.to_string())
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
             M::Template(ref t @ T::Limit { part, .. }) => {
                 ApiError::unprocessable("template_limit_exceeded", t.to_string()).for_field(part)
             }

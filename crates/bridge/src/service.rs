@@ -232,17 +232,17 @@ fn context(e: &Event) -> Value {
 const RENDERED_LIMIT: usize = 256 * 1024;
 
 /// Renders a rule's title, text or address (bounded in steps and size by the template
-/// module) on a blocking thread.
+/// module) on a blocking thread, within the shared rendering slots.
 async fn render(template: &str, ctx: &Value) -> Result<String, String> {
     let parts = mailer::template::Parts {
         subject: template.to_owned(),
         html: None,
         text: None,
     };
-    let ctx = ctx.clone();
-    tokio::task::spawn_blocking(move || mailer::template::render(&parts, &ctx, RENDERED_LIMIT))
+    // A background job: it waits for a rendering slot as long as it takes.
+    mailer::template::Renders::shared()
+        .render(parts, ctx.clone(), RENDERED_LIMIT, None)
         .await
-        .map_err(|e| format!("rendering stopped: {e}"))?
         .map(|p| p.subject)
         .map_err(|e| e.to_string())
 }

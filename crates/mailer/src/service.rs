@@ -126,6 +126,9 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> MailError {
     }
 }
 
+/// How long a request waits for a rendering slot before answering busy.
+const RENDER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn corrupt(e: impl std::fmt::Display) -> MailError {
     MailError::Db(DbError::Corrupt(e.to_string()))
 }
@@ -577,9 +580,9 @@ impl MailService {
                     .ok_or_else(|| invalid(field("template.name"), format!("no template is named `{}`", t.name)))?;
                 // CPU work, bounded by the template module: off the async workers.
                 let (source, variables, limit) = (stored.parts(), t.variables.clone(), self.settings.max_message_bytes);
-                let mut parts = tokio::task::spawn_blocking(move || template::render(&source, &variables, limit))
-                    .await
-                    .map_err(|e| corrupt(format!("template rendering stopped: {e}")))??;
+                let mut parts = template::Renders::shared()
+                    .render(source, variables, limit, Some(RENDER_WAIT))
+                    .await?;
                 if let Some(s) = &req.subject {
                     parts.subject = s.clone();
                 }

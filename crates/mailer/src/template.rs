@@ -64,6 +64,9 @@ pub enum TemplateError {
         /// Which bound, and its value.
         message: String,
     },
+    /// Every rendering slot stayed taken for the caller's whole wait (see [`Renders`]).
+    #[error("too many templates are being rendered; retry shortly")]
+    Busy,
     /// Rendering failed otherwise (a filter's error, for instance).
     #[error("{part}: {message}")]
     Render {
@@ -100,10 +103,78 @@ fn each(parts: &Parts) -> impl Iterator<Item = (&'static str, &str)> {
     .filter_map(|(n, s)| s.map(|s| (n, s)))
 }
 
+/// The prefix of the checked operations' names (see `guard`): a template may not define
+/// or call them itself (a macro of that name would replace the check).
+const RESERVED: &str = "__eb_";
+
+fn reserved(part: &'static str, source: &str) -> Result<(), TemplateError> {
+    if source.contains(RESERVED) {
+        return Err(TemplateError::Syntax {
+            part,
+            message: format!("names starting with `{RESERVED}` are reserved"),
+        });
+    }
+    Ok(())
+}
+
+/// The renderings that may run at once (each may do up to [`WORK_BYTES`] of work and
+/// build its output limit), so they never take all of tokio's blocking threads, which
+/// also run every SQLite query. One set is shared by the mailer and the bridge.
+#[derive(Debug, Clone)]
+pub struct Renders {
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Renders {
+    /// At most `slots` renderings at once (at least one).
+    pub fn new(slots: usize) -> Self {
+        Renders {
+            permits: Arc::new(tokio::sync::Semaphore::new(slots.max(1))),
+        }
+    }
+
+    /// The process-wide set: one slot per available core, at least two.
+    pub fn shared() -> &'static Renders {
+        static SHARED: std::sync::LazyLock<Renders> = std::sync::LazyLock::new(|| {
+            Renders::new(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2))
+        });
+        &SHARED
+    }
+
+    /// [`render`] on a blocking thread once a slot is free: waiting at most `wait`
+    /// (then [`TemplateError::Busy`]), or as long as it takes when `wait` is `None`.
+    pub async fn render(
+        &self,
+        parts: Parts,
+        variables: Value,
+        max_bytes: usize,
+        wait: Option<std::time::Duration>,
+    ) -> Result<Parts, TemplateError> {
+        let acquire = self.permits.clone().acquire_owned();
+        let permit = match wait {
+            Some(w) => tokio::time::timeout(w, acquire)
+                .await
+                .map_err(|_| TemplateError::Busy)?,
+            None => acquire.await,
+        }
+        .map_err(|_| TemplateError::Busy)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            render(&parts, &variables, max_bytes)
+        })
+        .await
+        .map_err(|e| TemplateError::Render {
+            part: "template",
+            message: format!("rendering stopped: {e}"),
+        })?
+    }
+}
+
 /// Checks that every part parses.
 pub fn check(parts: &Parts) -> Result<(), TemplateError> {
     let env = environment();
     for (part, source) in each(parts) {
+        reserved(part, source)?;
         env.template_from_named_str(part, source)
             .map_err(|e| TemplateError::Syntax {
                 part,
@@ -144,6 +215,7 @@ pub fn render(parts: &Parts, variables: &Value, max_bytes: usize) -> Result<Part
             part,
             message: describe(&e),
         };
+        reserved(part, source)?;
         let tmpl = env.template_from_named_str(part, source).map_err(syntax)?;
         let mut used: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
         used.sort();
@@ -420,5 +492,132 @@ mod tests {
             let e = render(&t("x", "", text), &json!({"l": [1]}), MB).unwrap_err();
             assert!(matches!(e, TemplateError::Missing { .. }), "{text}: {e:?}");
         }
+    }
+
+    /// Filters that allocate room for a count or width before looking at their input
+    /// (`batch`, `slice`, `indent`, `format` widths): a huge one aborted the whole
+    /// process (allocation failure). Now refused as a limit; modest ones still work.
+    #[test]
+    fn huge_counts_and_widths_are_refused() {
+        for bomb in [
+            "{{ [] | batch(100000000000) }}",
+            "{{ [1] | batch(100000000000, 0) }}",
+            "{{ [1] | slice(100000000000, 0) }}",
+            "{{ [] | slice(100000000000) }}",
+            "{{ 'x' | indent(100000000000) }}",
+            "{{ 'x' | indent(width=100000000000) }}",
+            "{{ 'x\ny' | indent(width=100000000000, first=true) }}",
+            "{{ '%100000000000d' | format(1) }}",
+            "{{ '%.100000000000f' | format(1.5) }}",
+            "{{ '%*d' | format(100000000000, 1) }}",
+            "{{ '%(a)100000000000s' | format({'a': 1}) }}",
+        ] {
+            let e = render(&t("x", "", bomb), &json!({}), MB).unwrap_err();
+            let message = limit_of(e);
+            assert!(message.contains("10000"), "{bomb}: {message}");
+        }
+        let p = t(
+            "{{ [1,2,3] | batch(2, 0) | list }} {{ [1,2,3] | slice(5) | list }} {{ range(20000) | batch(15000) | length }}",
+            "",
+            "{{ 'a\nb' | indent(width=3) }}|{{ '%5d|%-4s|%.2f' | format(7, 'ab', 1.5) }}",
+        );
+        let out = render(&p, &json!({}), MB).unwrap();
+        assert_eq!(out.subject, "[[1, 2], [3, 0]] [[1], [2], [3], [], []] 2");
+        assert_eq!(out.text.unwrap(), "a\n   b|    7|ab  |1.50");
+        // The filters that take a width in Jinja2 but are not minijinja built-ins stay
+        // unknown (were they added, they would need the same bound).
+        for f in [
+            "center(100000000000)",
+            "wordwrap(100000000000)",
+            "truncate(100000000000)",
+            "urlize",
+            "tojson(100000000000)",
+        ] {
+            let e = render(&t("x", "", &format!("{{{{ 'x' | {f} }}}}")), &json!({}), MB).unwrap_err();
+            assert!(
+                matches!(&e, TemplateError::Render { message, .. } if message.contains("unknown filter")),
+                "{f}: {e:?}"
+            );
+        }
+    }
+
+    /// Lazily repeated lists of lists, and lists of big lists, compared, searched,
+    /// sorted: minijinja walks every element in one instruction, so the work counts
+    /// every nested element, and the runaway ones stop at the work bound.
+    #[test]
+    fn nested_repetition_is_charged_deeply() {
+        let setup = "{% set A = [0] * 1000000 %}{% set B = [0] * 1000000 %}{% set L = [A, A, A, A, A, A, A, A, A, A] %}{% set M = [B, B, B, B, B, B, B, B, B, B] %}{% set L2 = [L, L, L, L, L, L, L, L, L, L] %}{% set M2 = [M, M, M, M, M, M, M, M, M, M] %}";
+        for bomb in [
+            "{% if [A] * 1000000 == [B] * 1000000 %}{% endif %}",
+            "{% if L2 == M2 %}{% endif %}",
+            "{% if L2 != M2 %}{% endif %}",
+            "{% if L2 < M2 %}{% endif %}",
+            "{% if [1] in L2 %}{% endif %}",
+            "{% if [1] in [L] * 100000 %}{% endif %}",
+            "{% if L2 is eq M2 %}{% endif %}",
+            "{% if [1] is in L2 %}{% endif %}",
+            "{{ L2 | sort | length }}",
+            "{{ L2 | unique | length }}",
+            "{{ L2 | max | length }}",
+            "{{ L2 | min | length }}",
+            "{{ [L2, M2] | dictsort | length }}",
+            "{% for x in [L2, M2, L2] %}{% if loop.changed(x) %}{% endif %}{% endfor %}",
+        ] {
+            let p = t("x", "", &format!("{setup}{bomb}"));
+            let e = render(&p, &json!({}), MB).unwrap_err();
+            assert!(matches!(e, TemplateError::Limit { part: "text", .. }), "{bomb}: {e:?}");
+        }
+        // Ordinary nested data still compares, sorts and changes.
+        let p = t(
+            "{% if [[1, 2], [3]] == [[1, 2], [3]] and [3] in [[1, 2], [3]] %}eq{% endif %}",
+            "",
+            "{{ [[2], [1]] | sort }} {% for x in [1, 1, 2] %}{% if loop.changed(x) %}{{ x }}{% endif %}{% endfor %} {{ ([[1]] * 3) | length }}",
+        );
+        let out = render(&p, &json!({}), MB).unwrap();
+        assert_eq!(out.subject, "eq");
+        assert_eq!(out.text.unwrap(), "[[1], [2]] 12 3");
+    }
+
+    /// A template defining a macro named like a checked operation would replace it.
+    #[test]
+    fn checked_operation_names_are_reserved() {
+        let p = t("x", "", "{% macro __eb_mul(a, b) %}{% endmacro %}{{ 'x' * 3 }}");
+        assert!(matches!(check(&p), Err(TemplateError::Syntax { .. })));
+        assert!(matches!(render(&p, &json!({}), MB), Err(TemplateError::Syntax { .. })));
+    }
+
+    /// With one slot, a second rendering waits for the first: it answers busy when its
+    /// wait is bounded, and renders once the slot is free when it may wait.
+    #[tokio::test]
+    async fn renders_wait_for_a_slot() {
+        let renders = Renders::new(1);
+        let held = renders.permits.clone().acquire_owned().await.unwrap();
+        let p = t("hi {{ n }}", "", "");
+        let busy = renders
+            .render(
+                p.clone(),
+                json!({"n": 1}),
+                MB,
+                Some(std::time::Duration::from_millis(10)),
+            )
+            .await;
+        assert_eq!(busy, Err(TemplateError::Busy));
+        let waiting = tokio::spawn({
+            let renders = renders.clone();
+            let p = p.clone();
+            async move { renders.render(p, json!({"n": 2}), MB, None).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(held);
+        assert_eq!(waiting.await.unwrap().unwrap().subject, "hi 2");
+        assert_eq!(
+            renders
+                .render(p, json!({"n": 3}), MB, Some(std::time::Duration::from_millis(10)))
+                .await
+                .unwrap()
+                .subject,
+            "hi 3"
+        );
     }
 }

@@ -196,6 +196,20 @@ fn check_pattern(pattern: &str, count: &mut usize) -> Result<(), DocumentError> 
         })
 }
 
+/// The longest string `format: regex` accepts, in bytes.
+const FORMAT_REGEX_MAX: usize = 4096;
+
+/// `format: regex`: a pattern of at most [`FORMAT_REGEX_MAX`] bytes that the linear-time
+/// `regex` crate compiles within the same size limits as schema patterns.
+fn is_regex(s: &str) -> bool {
+    s.len() <= FORMAT_REGEX_MAX
+        && regex::RegexBuilder::new(s)
+            .size_limit(PATTERN_SIZE_LIMIT)
+            .dfa_size_limit(PATTERN_DFA_SIZE_LIMIT)
+            .build()
+            .is_ok()
+}
+
 /// Compiles `schema` with the linear-time regex engine and bounded pattern sizes.
 fn compile(schema: &Value) -> Result<jsonschema::Validator, DocumentError> {
     check_patterns(schema, &mut 0)?;
@@ -205,6 +219,9 @@ fn compile(schema: &Value) -> Result<jsonschema::Validator, DocumentError> {
                 .size_limit(PATTERN_SIZE_LIMIT)
                 .dfa_size_limit(PATTERN_DFA_SIZE_LIMIT),
         )
+        // Replaces jsonschema's own `format: regex` check (checked by default for
+        // drafts 4, 6 and 7), which re-parses the whole string once per `\cX` escape.
+        .with_format("regex", is_regex)
         .build(schema)
         .map_err(|e| DocumentError::InvalidSchema(e.to_string()))
 }
@@ -532,4 +549,35 @@ pub async fn set_schema(conn: &mut DbConn, collection: &str, json_schema: Option
         Ok(())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    /// jsonschema's own `format: regex` check re-parses the whole pattern once per `\cX`
+    /// escape (quadratic): a 1 MB string of them ran for hours. The check used here
+    /// refuses long strings and checks the rest with the linear `regex` crate.
+    #[test]
+    fn format_regex_strings_are_checked_in_linear_time() {
+        let schema = json!({
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {"re": {"type": "string", "format": "regex"}}
+        });
+        let bomb = "\\cA".repeat(1 << 18);
+        match validate(&schema, &json!({ "re": bomb })) {
+            Err(DocumentError::SchemaViolation(errors)) => {
+                assert!(errors.iter().any(|e| e.contains("/re")), "{errors:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        validate(&schema, &json!({ "re": "^[a-z]+\\d{2,}$" })).unwrap();
+        assert!(matches!(
+            validate(&schema, &json!({ "re": "(unclosed" })),
+            Err(DocumentError::SchemaViolation(_))
+        ));
+    }
 }

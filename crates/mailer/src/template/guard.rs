@@ -31,6 +31,7 @@ pub struct Budget {
     work_limit: usize,
     output_exceeded: AtomicBool,
     work_exceeded: AtomicBool,
+    count_exceeded: AtomicBool,
 }
 
 impl Budget {
@@ -43,6 +44,7 @@ impl Budget {
             work_limit: work,
             output_exceeded: AtomicBool::new(false),
             work_exceeded: AtomicBool::new(false),
+            count_exceeded: AtomicBool::new(false),
         })
     }
 
@@ -58,8 +60,29 @@ impl Budget {
                 "the rendering builds or compares more than {} bytes of large values",
                 self.work_limit
             ))
+        } else if self.count_exceeded.load(Ordering::Relaxed) {
+            Some(format!(
+                "a filter is asked for more than {MAX_COUNT} items, columns or characters at once"
+            ))
         } else {
             None
+        }
+    }
+
+    /// Refuses a count or width argument over [`MAX_COUNT`].
+    fn count(&self, n: Option<&Value>) -> Result<(), Error> {
+        let Some(v) = n else { return Ok(()) };
+        if v.kind() != ValueKind::Number {
+            return Ok(());
+        }
+        match f64::try_from(v.clone()) {
+            Ok(x) if x <= MAX_COUNT as f64 => Ok(()),
+            // A number that is not one (NaN) is minijinja's to refuse.
+            Ok(x) if x.is_nan() => Ok(()),
+            _ => {
+                self.count_exceeded.store(true, Ordering::Relaxed);
+                Err(Error::new(ErrorKind::InvalidOperation, "template limit exceeded"))
+            }
         }
     }
 
@@ -83,6 +106,26 @@ impl Budget {
         Self::take(&self.work_left, &self.work_exceeded, n)
     }
 
+    /// The cost of touching all of `v` (see [`deep`]), counted only as far as the work
+    /// budget left (past that the charge fails anyway).
+    fn measure(&self, v: &Value) -> usize {
+        deep(v, self.work_left.load(Ordering::Relaxed).max(FREE_BYTES))
+    }
+
+    /// The smaller of the costs of `x` and `y` (what comparing them walks), found without
+    /// walking the larger one much further than the smaller.
+    fn measure_min(&self, x: &Value, y: &Value) -> usize {
+        let left = self.work_left.load(Ordering::Relaxed);
+        let mut cap = FREE_BYTES;
+        loop {
+            let (a, b) = (deep(x, cap), deep(y, cap));
+            if a <= cap || b <= cap || cap > left {
+                return a.min(b);
+            }
+            cap = cap.saturating_mul(4);
+        }
+    }
+
     /// Charges `n` bytes of output.
     fn output(&self, n: usize) -> Result<(), Error> {
         Self::take(&self.output_left, &self.output_exceeded, n)
@@ -98,11 +141,63 @@ impl Budget {
     }
 }
 
-/// The cost of touching `v` once: its bytes, or its items.
-fn size(v: &Value) -> usize {
-    match v.as_str() {
-        Some(s) => s.len(),
-        None => v.len().unwrap_or(0).saturating_mul(ITEM_BYTES),
+/// The deepest nesting of sequences and maps a checked operation looks into (or prints).
+const MAX_DEPTH: usize = 64;
+/// The largest count or width a filter argument may ask for (`batch`, `slice`,
+/// `indent`, `format` widths and precisions): minijinja allocates that much up front.
+pub const MAX_COUNT: usize = 10_000;
+
+/// The cost of touching all of `v` once: its bytes, or its items and everything in them
+/// (nested sequences and maps, every repetition of a lazily repeated list, map keys and
+/// values). Counting stops past `cap` (the result is then over `cap`, so walking costs at
+/// most what is charged), and a value nested deeper than [`MAX_DEPTH`] counts as
+/// `usize::MAX`. The walk keeps one iterator per level, never a copy of the items.
+fn deep(v: &Value, cap: usize) -> usize {
+    if let Some(s) = v.as_str() {
+        return s.len();
+    }
+    let mut total = 0usize;
+    let mut stack: Vec<(Value, minijinja::value::ValueIter)> = Vec::new();
+    let mut next = Some(v.clone());
+    loop {
+        if let Some(v) = next.take() {
+            match v.kind() {
+                ValueKind::String => total = total.saturating_add(v.as_str().map_or(0, str::len)),
+                ValueKind::Bytes => total = total.saturating_add(v.as_bytes().map_or(0, <[u8]>::len)),
+                ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => {
+                    if stack.len() >= MAX_DEPTH {
+                        return usize::MAX;
+                    }
+                    if let Ok(it) = v.try_iter() {
+                        stack.push((v, it));
+                    }
+                }
+                _ => {}
+            }
+            if total > cap {
+                return total;
+            }
+        }
+        let Some((container, it)) = stack.last_mut() else {
+            return total;
+        };
+        match it.next() {
+            Some(item) => {
+                total = total.saturating_add(ITEM_BYTES);
+                if container.kind() == ValueKind::Map {
+                    total = total.saturating_add(item.as_str().map_or(0, str::len));
+                    next = container.get_item(&item).ok();
+                } else {
+                    next = Some(item);
+                }
+                if total > cap {
+                    return total;
+                }
+            }
+            None => {
+                stack.pop();
+            }
+        }
     }
 }
 
@@ -126,6 +221,11 @@ impl std::fmt::Write for Capped {
 fn display(v: &Value, cap: usize) -> Option<String> {
     if let Some(s) = v.as_str() {
         return (s.len() <= cap).then(|| s.to_owned());
+    }
+    // Printing recurses into nested values: refuse nesting too deep for the stack (it
+    // would be found before `cap` bytes of text, as each item prints at least a byte).
+    if deep(v, cap.saturating_mul(ITEM_BYTES)) == usize::MAX {
+        return None;
     }
     let mut w = Capped {
         buf: String::new(),
@@ -200,6 +300,9 @@ pub fn rewrite<'s>(code: &Instructions<'s>) -> Instructions<'s> {
             }
             Instruction::Gte => {
                 push(call("__eb_gte", 2));
+            }
+            Instruction::CallMethod("changed", args) => {
+                push(Instruction::CallFunction("__eb_changed", *args));
             }
             Instruction::Jump(t) => {
                 push(Instruction::Jump(to(t)));
@@ -286,11 +389,11 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
         undefined(&a)?;
         undefined(&c)?;
         if a.kind() == ValueKind::String || c.kind() == ValueKind::String {
-            b.fits(size(&a) + size(&c))?;
+            b.fits(b.measure(&a).saturating_add(b.measure(&c)))?;
         } else if a.kind() == ValueKind::Seq || c.kind() == ValueKind::Seq {
             items(&b, a.len().unwrap_or(0).saturating_add(c.len().unwrap_or(0)))?;
         }
-        b.work(size(&a) + size(&c))?;
+        b.work(b.measure(&a).saturating_add(b.measure(&c)))?;
         ADD.eval(a, c, Value::UNDEFINED, Value::UNDEFINED)
     });
     let b = budget.clone();
@@ -304,7 +407,12 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
                 b.fits(total)?;
                 b.work(total)?;
             } else if matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable) {
+                // What the repetition holds, nested lists and maps included (a list of
+                // big lists repeated is as big as all of them), not just its length.
+                let one = b.measure(v);
+                b.work(one)?;
                 items(&b, v.len().unwrap_or(0).saturating_mul(count(n)))?;
+                items(&b, one.saturating_mul(count(n)) / ITEM_BYTES)?;
             }
         }
         MUL.eval(a, c, Value::UNDEFINED, Value::UNDEFINED)
@@ -313,7 +421,7 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
     env.add_function(
         "__eb_slice",
         move |v: Value, start: Value, stop: Value, step: Value| -> Result<Value, Error> {
-            b.work(size(&v))?;
+            b.work(b.measure(&v))?;
             SLICE.eval(v, start, stop, step)
         },
     );
@@ -321,13 +429,14 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
     env.add_function("__eb_getitem", move |v: Value, key: Value| -> Result<Value, Error> {
         undefined(&v)?;
         if v.kind() == ValueKind::String {
-            b.work(size(&v))?;
+            b.work(b.measure(&v))?;
         }
         v.get_item(&key)
     });
     let b = budget.clone();
     env.add_function("__eb_in", move |needle: Value, hay: Value| -> Result<Value, Error> {
-        b.work(size(&needle) + size(&hay))?;
+        // Looking for `needle` compares it with every item: at most all of `hay`.
+        b.work(b.measure(&needle).saturating_add(b.measure(&hay)))?;
         IN.eval(needle, hay, Value::UNDEFINED, Value::UNDEFINED)
     });
     let compare: [(&'static str, Compare); 6] = [
@@ -343,10 +452,27 @@ pub fn install(env: &mut Environment<'_>, budget: &Arc<Budget>) {
         env.add_function(name, move |x: Value, y: Value| -> Result<Value, Error> {
             undefined(&x)?;
             undefined(&y)?;
-            b.work(size(&x).min(size(&y)))?;
+            b.work(b.measure_min(&x, &y))?;
             Ok(Value::from(op(&x, &y)))
         });
     }
+
+    let b = budget.clone();
+    env.add_function(
+        "__eb_changed",
+        move |state: &State, args: Rest<Value>| -> Result<Value, Error> {
+            let Some((lp, values)) = args.split_first() else {
+                return Err(Error::from(ErrorKind::MissingArgument));
+            };
+            // `loop.changed(x)` keeps `x` and compares it with the last one.
+            let mut cost = 0usize;
+            for v in values {
+                cost = cost.saturating_add(b.measure(v));
+            }
+            b.work(cost.saturating_mul(2))?;
+            lp.call_method(state, "changed", values)
+        },
+    );
 
     wrap_filters(env, budget);
     wrap_tests(env, budget);
@@ -382,17 +508,87 @@ fn items(b: &Budget, n: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether the widths and precisions of a `format` string (`%10s`, `%.3f`, `%*d` taking
+/// the width from the arguments) stay within [`MAX_COUNT`]: minijinja pads to them.
+/// Refuses (with the budget's error) when one does not.
+fn format_widths(args: &[Value], budget: &Budget) -> Result<(), Error> {
+    let Some(fmt) = args.first().and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let b = fmt.as_bytes();
+    let mut rest = args.iter().skip(1);
+    let mut i = 0;
+    while i < b.len() {
+        if b.get(i) != Some(&b'%') {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if b.get(i) == Some(&b'%') {
+            i += 1;
+            continue;
+        }
+        if b.get(i) == Some(&b'(') {
+            while i < b.len() && b.get(i) != Some(&b')') {
+                i += 1;
+            }
+            i += 1;
+        }
+        while matches!(b.get(i), Some(b'#' | b'0' | b'-' | b' ' | b'+')) {
+            i += 1;
+        }
+        for precision in [false, true] {
+            if precision {
+                if b.get(i) != Some(&b'.') {
+                    break;
+                }
+                i += 1;
+            }
+            if b.get(i) == Some(&b'*') {
+                i += 1;
+                budget.count(rest.next())?;
+                continue;
+            }
+            let mut n = 0usize;
+            while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+                n = n.saturating_mul(10).saturating_add(usize::from(d - b'0'));
+                i += 1;
+            }
+            budget.count(Some(&Value::from(n)))?;
+        }
+        // The conversion takes the next argument.
+        rest.next();
+        i += 1;
+    }
+    Ok(())
+}
+
 /// How big a filter's result can get beyond its input, checked before it runs.
 fn estimate(name: &str, args: &[Value], budget: &Budget) -> Result<usize, Error> {
-    let input = args.first().map(size).unwrap_or(0);
+    if name == "format" {
+        format_widths(args, budget)?;
+    }
+    // Measured only where needed: measuring a large list walks it.
+    let input = || args.first().map(|v| budget.measure(v)).unwrap_or(0);
     Ok(match name {
+        // Both allocate room for `count` items before looking at the input (and `batch`
+        // pads the last batch to `count`): a count larger than the input and than
+        // MAX_COUNT is refused, whatever the input (an empty list included).
+        "batch" | "slice" => {
+            let len = args.first().and_then(Value::len).unwrap_or(0);
+            let count = args.get(1).and_then(Value::as_usize);
+            if count.is_none_or(|c| c > len) {
+                budget.count(args.get(1))?;
+            }
+            input().saturating_add(count.unwrap_or(0).saturating_mul(ITEM_BYTES))
+        }
         "replace" => {
             let (Some(s), Some(from), Some(to)) = (
                 args.first().and_then(Value::as_str),
                 args.get(1).and_then(Value::as_str),
                 args.get(2).and_then(Value::as_str),
             ) else {
-                return Ok(input);
+                return Ok(input());
             };
             let hits = if from.is_empty() {
                 s.chars().count() + 1
@@ -402,12 +598,23 @@ fn estimate(name: &str, args: &[Value], budget: &Budget) -> Result<usize, Error>
             s.len().saturating_add(hits.saturating_mul(to.len()))
         }
         "indent" => {
-            let width = args.get(1).and_then(Value::as_usize).unwrap_or(0);
+            // The width is positional or `width=`: the indentation is built before the
+            // first line is looked at.
+            let kwarg = args
+                .iter()
+                .skip(1)
+                .find(|a| a.kind() == ValueKind::Map)
+                .and_then(|k| k.get_attr("width").ok())
+                .filter(|w| !w.is_undefined());
+            let positional = args.get(1).filter(|a| a.kind() != ValueKind::Map);
+            budget.count(positional)?;
+            budget.count(kwarg.as_ref())?;
+            let width = positional.or(kwarg.as_ref()).and_then(Value::as_usize).unwrap_or(4);
             let lines = args
                 .first()
                 .and_then(Value::as_str)
                 .map_or(1, |s| s.lines().count() + 1);
-            input.saturating_add(lines.saturating_mul(width))
+            input().saturating_add(lines.saturating_mul(width))
         }
         "join" | "string" | "pprint" | "format" | "list" | "sort" | "unique" | "reverse" | "lines" | "split" => {
             // Everything these touch, shown as text, within the output limit.
@@ -418,7 +625,7 @@ fn estimate(name: &str, args: &[Value], budget: &Budget) -> Result<usize, Error>
             }
             let sep = if name == "join" {
                 args.get(1)
-                    .map(size)
+                    .map(|v| budget.measure(v))
                     .unwrap_or(0)
                     .saturating_mul(args.first().and_then(Value::len).unwrap_or(0))
             } else {
@@ -430,7 +637,7 @@ fn estimate(name: &str, args: &[Value], budget: &Budget) -> Result<usize, Error>
         "length" | "count" | "first" | "attr" | "default" | "d" | "int" | "float" | "abs" | "round" | "bool" => {
             args.iter().filter_map(Value::as_str).map(str::len).sum()
         }
-        _ => args.iter().map(size).sum(),
+        _ => args.iter().map(|v| budget.measure(v)).fold(0, usize::saturating_add),
     })
 }
 
@@ -440,8 +647,15 @@ fn wrap(env: &mut Environment<'_>, budget: &Arc<Budget>, name: &'static str, f: 
         let est = estimate(name, &args, &b)?;
         b.fits(est)?;
         b.work(est)?;
+        if matches!(name, "sort" | "unique" | "dictsort" | "groupby") {
+            // About n log n comparisons, each walking what it compares.
+            let n = args.first().and_then(Value::len).unwrap_or(0);
+            let rounds = (usize::BITS - n.leading_zeros()).max(1) as usize;
+            let whole = args.first().map(|v| b.measure(v)).unwrap_or(0);
+            b.work(whole.saturating_mul(rounds))?;
+        }
         let rv = f.call(state, &args)?;
-        b.work(size(&rv))?;
+        b.work(b.measure(&rv))?;
         Ok(rv)
     };
     if filter {
