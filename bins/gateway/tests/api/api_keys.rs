@@ -40,16 +40,7 @@ async fn create_use_list_show_and_revoke_on_both_backends() {
         assert!(!text.contains(&key) && !text.contains("digest"));
         let list: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert!(list["items"].as_array().unwrap().iter().any(|k| k["id"] == id.as_str()));
-        let shown: serde_json::Value = app
-            .client
-            .get(app.url(&location))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let shown: serde_json::Value = app.get_json(&location).await;
         assert_eq!(shown["id"], id.as_str());
         assert!(shown.get("key").is_none());
 
@@ -207,16 +198,7 @@ async fn a_key_grants_only_scopes_it_holds() {
         create(app.admin_key.clone(), serde_json::json!(["*"])).await.status(),
         201
     );
-    let keys: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/api-keys"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: serde_json::Value = app.get_json("/api/v1/api-keys").await;
     let minted = keys["items"]
         .as_array()
         .unwrap()
@@ -267,16 +249,7 @@ async fn a_key_cannot_outlive_itself_or_revoke_stronger_keys() {
     let (weaker, _) = app.create_key(&["slack:post"]).await;
     let (other, _) = app.create_key(&["licenses:admin"]).await;
     let admin_id: String = {
-        let keys: serde_json::Value = app
-            .client
-            .get(app.url("/api/v1/api-keys"))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let keys: serde_json::Value = app.get_json("/api/v1/api-keys").await;
         keys["items"]
             .as_array()
             .unwrap()

@@ -124,16 +124,7 @@ async fn expired_keys_stop_working() {
         .await
         .unwrap();
     assert_problem(res, 401, "api_key_expired").await;
-    let shown: serde_json::Value = app
-        .client
-        .get(app.url(&format!("/api/v1/api-keys/{id}")))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: serde_json::Value = app.get_json(&format!("/api/v1/api-keys/{id}")).await;
     assert_eq!(shown["status"], "expired");
 }
 

@@ -242,16 +242,7 @@ async fn key_rules_are_enforced_not_rewritten() {
         assert!(res.starts_with("HTTP/1.1 400"), "{path}: {res}");
         assert!(res.contains(&format!("rule: {rule}")), "{path}: {res}");
     }
-    let list: Value = app
-        .client
-        .get(app.url("/api/v1/blobs/web"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/blobs/web").await;
     assert_eq!(list["objects"], json!([]), "nothing was stored under another name");
 }
 
@@ -507,16 +498,7 @@ async fn the_s3_backend_serves_the_same_api_and_presigns_with_sigv4() {
     )
     .await;
     assert_eq!(res.status(), 201);
-    let list: Value = app
-        .client
-        .get(app.url("/api/v1/blobs/ai?delimiter=/"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/blobs/ai?delimiter=/").await;
     assert_eq!(list["common_prefixes"], json!(["models/"]));
     assert_eq!(list["objects"][0]["key"], "small.txt");
 
@@ -801,16 +783,7 @@ async fn keys_that_are_not_utf8_are_refused_not_collided() {
         assert_eq!(res.status(), 400);
     }
 
-    let list: Value = app
-        .client
-        .get(app.url("/api/v1/blobs/web"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/blobs/web").await;
     assert_eq!(list["objects"].as_array().unwrap().len(), 1, "only a.txt: {list}");
 }
 
@@ -934,16 +907,7 @@ async fn put_signed(url: &str, content_type: &str, body: &'static [u8]) -> reqwe
 
 /// The presign is in the audit trail, with what it allows.
 async fn assert_presign_recorded(app: &TestApp, key: &str) {
-    let events: Value = app
-        .client
-        .get(app.url("/api/v1/events?type=blob.presigned"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: Value = app.get_json("/api/v1/events?type=blob.presigned").await;
     let items = events["items"].as_array().unwrap();
     let e = items
         .iter()

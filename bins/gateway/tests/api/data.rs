@@ -105,16 +105,7 @@ async fn documents_with_versions_conditions_and_merge_patch() {
         let res = patch(&app, doc, json!({"a": 1}), &[]).await;
         assert_problem(res, 404, "document_not_found").await;
 
-        let trail: Value = app
-            .client
-            .get(app.url("/api/v1/events?subject=document:orders/o-1"))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let trail: Value = app.get_json("/api/v1/events?subject=document:orders/o-1").await;
         let types: Vec<&str> = trail["items"]
             .as_array()
             .unwrap()
@@ -150,16 +141,7 @@ async fn concurrent_writers_never_lose_an_update() {
         for t in tasks {
             assert_eq!(t.await.unwrap(), 200);
         }
-        let body: Value = app
-            .client
-            .get(app.url(doc))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body: Value = app.get_json(doc).await;
         assert_eq!(body["data"].as_object().unwrap().len(), 16, "{}: {body}", app.backend());
         assert_eq!(body["version"], 17);
         // 8 concurrent replaces with the same If-Match: exactly one wins.
@@ -197,16 +179,7 @@ async fn schemas_scopes_listing_and_limits() {
     let schema = json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}}});
     let res = put(&app, "/api/v1/data/people/_schema", schema.clone(), &[]).await;
     assert_eq!(res.status(), 200);
-    let got: Value = app
-        .client
-        .get(app.url("/api/v1/data/people/_schema"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json("/api/v1/data/people/_schema").await;
     assert_eq!(got, schema);
     let res = put(&app, "/api/v1/data/people/p1", json!({"age": -3}), &[]).await;
     let problem = assert_problem(res, 422, "schema_violation").await;

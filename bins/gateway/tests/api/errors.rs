@@ -209,16 +209,7 @@ async fn deeply_nested_bodies_are_refused_not_recursed() {
         .await
         .unwrap();
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-    let back: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/data/notes/deep"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let back: serde_json::Value = app.get_json("/api/v1/data/notes/deep").await;
     assert_eq!(back["data"], doc, "{back}");
 }
 

@@ -109,6 +109,19 @@ impl TestApp {
         self.state.pool.backend()
     }
 
+    /// GETs `path` with the admin key and returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&self.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Creates a key with `scopes` through the API and returns (id, key).
     pub async fn create_key(&self, scopes: &[&str]) -> (String, String) {
         let res = self

@@ -127,16 +127,7 @@ async fn the_whole_licence_story_over_http_on_both_backends() {
         assert_eq!(payload.license_id, id);
 
         // The admin sees the machine, frees it, and runs the lifecycle.
-        let machines: Value = app
-            .client
-            .get(app.url(&format!("/api/v1/licenses/{id}/machines")))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let machines: Value = app.get_json(&format!("/api/v1/licenses/{id}/machines")).await;
         let machine_id = machines["items"][0]["id"].as_str().unwrap().to_owned();
         assert_eq!(machines["items"][0]["platform"], "windows");
         let admin = |m: Method, path: String| app.client.request(m, app.url(&path)).bearer_auth(&app.admin_key);

@@ -47,16 +47,7 @@ async fn app_with_fake_slack(mysql: bool) -> Option<(TestApp, MockServer)> {
 async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let msg: Value = app
-            .client
-            .get(app.url(&format!("/api/v1/slack/messages/{id}")))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let msg: Value = app.get_json(&format!("/api/v1/slack/messages/{id}")).await;
         if msg["status"] == status || tokio::time::Instant::now() > deadline {
             return msg;
         }
@@ -144,16 +135,7 @@ async fn a_message_is_accepted_delivered_and_updated_on_both_backends() {
         let update: Value = serde_json::from_slice(&update.body).unwrap();
         assert_eq!(update["ts"], "1764339120.000100");
 
-        let page: Value = app
-            .client
-            .get(app.url("/api/v1/slack/messages?status=posted&level=success"))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = app.get_json("/api/v1/slack/messages?status=posted&level=success").await;
         assert_eq!(page["items"][0]["id"], id.as_str());
     }
 }
