@@ -9,7 +9,9 @@
 //! | `APP_URL` | `http://localhost:{APP_PORT}` | public base URL |
 //! | `DATA_DIR` | `./data` | embedded database, generated secret key |
 //! | `DATABASE_URL` | SQLite in `DATA_DIR` | `mysql://`, `mysql+aiomysql://`, `sqlite://path`, `sqlite::memory:` |
-//! | `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER_ID`, `DB_PASS`, `DB_IS_SSL` | | MySQL from parts when `DATABASE_URL` is unset |
+//! | `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER_ID`, `DB_PASS` | | MySQL from parts when `DATABASE_URL` is unset |
+//! | `DB_IS_SSL` | `false` | require TLS to MySQL and verify the server's certificate and host name (system roots plus `DB_SSL_CA`); applies to `DATABASE_URL` too, whose own `ssl-mode=REQUIRED\|VERIFY_CA\|VERIFY_IDENTITY` and `ssl-ca=PATH` are also read |
+//! | `DB_SSL_CA` | none | a PEM file of CA certificates trusted for the database (e.g. the RDS bundle); turns TLS on |
 //! | `DB_POOL_SIZE` | `10` | most connections held |
 //! | `DB_CONNECT_TIMEOUT_SECS` | `5` | opening one connection |
 //! | `DB_ACQUIRE_TIMEOUT_SECS` | `5` | waiting for a free connection (then 503) |
@@ -37,19 +39,20 @@
 //! | `WORKER_CONCURRENCY` | `8` | jobs (email, Slack) run at once by this replica |
 //! | `MAX_DOCUMENT_BYTES` | `1048576` | largest shared document |
 //! | `TRUSTED_PROXIES` | none | proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed (`Forwarded` never is) |
-//! | `BLOB_DIR` | `DATA_DIR/blobs` | the local storage backend's folder (when `S3_BUCKET` is unset) |
+//! | `BLOB_DIR` | `DATA_DIR/blobs` on SQLite; on MySQL `S3_BUCKET` or `BLOB_DIR` is required | the local storage backend's folder (when `S3_BUCKET` is unset); on MySQL a folder every replica mounts |
 //! | `S3_BUCKET` | unset: the local backend | turns on the S3 backend with this default bucket |
 //! | `S3_REGION` | `AWS_SES_REGION`, then `us-east-1` | the bucket's region |
 //! | `AWS_ENDPOINT_URL_S3` | AWS | an S3-compatible endpoint (MinIO, Ceph, R2, ...) |
 //! | `S3_FORCE_PATH_STYLE` | `false` | path-style addressing (most S3-compatible servers want `true`) |
-//! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | required with `S3_BUCKET` | S3 credentials (the original names) |
+//! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | unset: the standard AWS chain | static AWS credentials for SES and S3 (the original names); without them: `AWS_PROFILE` and the shared config/credentials files, EKS web identity, ECS container credentials, EC2 instance metadata (IMDSv2) |
+//! | `S3_ACCESS_KEY_ID`, `S3_SECRET_ACCESS_KEY` | AWS's credentials | keys of an S3-compatible store's own, while SES uses AWS's |
 //! | `S3_PART_SIZE_MB` | `8` | multipart part size (5 or more); the memory one transfer holds |
 //! | `S3_TIMEOUT_SECS` | `30` | connecting to S3, and each answer's first byte (then 503) |
 //! | `BLOB_NAMESPACES` | `client`, `web` (1 GiB), `ai` (50 GiB) | JSON array of `{name, max_size, allowed_types?, prefix?, bucket?}` |
 //! | `BLOB_NAMESPACES_FILE` | none | the same JSON read from a file (when `BLOB_NAMESPACES` is unset) |
 //! | `MAIL_TRANSPORT` | `ses` when `SES_SENDER_EMAIL` and `AWS_SES_REGION` are set, else `dev` | `ses` or `dev` (the dev mailbox keeps messages in the database) |
 //! | `SES_SENDER_EMAIL` | none | default sender (`Name <noreply@example.com>` or a bare address) |
-//! | `AWS_SES_REGION` | none | SES region; with `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` |
+//! | `AWS_SES_REGION` | none | SES region |
 //! | `AWS_ENDPOINT_URL_SES` | AWS | an SES-compatible endpoint (the AWS SDK's standard name) |
 //! | `SES_CONFIGURATION_SET` | none | configuration set named on every send (event publishing) |
 //! | `EMAIL_MAX_SEND_RATE` | SES `GetSendQuota` (`MaxSendRate`), refreshed every 10 minutes | recipients per second, per replica |
@@ -69,6 +72,8 @@ use std::time::Duration;
 
 use secrecy::{SecretBox, SecretString};
 use shared_db::{Backend, DatabaseUrl, PoolOptions};
+
+use crate::aws::{AwsCredentials, StaticKeys};
 
 /// A configuration value that cannot be used; names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +183,10 @@ pub struct Config {
     pub max_document_bytes: usize,
     /// Email.
     pub mail: MailConfig,
+    /// AWS's credentials (SES, and S3 unless it has keys of its own).
+    pub aws: AwsCredentials,
+    /// The credentials S3 uses, when `S3_BUCKET` is set.
+    pub s3_credentials: Option<AwsCredentials>,
     /// How long a claimed job is held without a heartbeat.
     pub job_lease: Duration,
     /// Rules, webhooks and reminders.
@@ -195,7 +204,45 @@ pub struct MailConfig {
     pub sns: mailer::sns::SnsConfig,
 }
 
-fn mail_config(get: &impl Fn(&str) -> Option<String>) -> Result<MailConfig, ConfigError> {
+/// Static keys from two variables, both or neither.
+fn key_pair(
+    get: &impl Fn(&str) -> Option<String>,
+    id_var: &'static str,
+    secret_var: &'static str,
+    token_var: Option<&'static str>,
+    from: &'static str,
+) -> Result<Option<StaticKeys>, ConfigError> {
+    match (get(id_var), get(secret_var)) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(bad(secret_var, format!("required with {id_var}"))),
+        (None, Some(_)) => Err(bad(id_var, format!("required with {secret_var}"))),
+        (Some(id), Some(secret)) => Ok(Some(StaticKeys {
+            access_key_id: id,
+            secret_access_key: SecretString::from(secret),
+            session_token: token_var.and_then(get).map(SecretString::from),
+            from,
+        })),
+    }
+}
+
+/// AWS's credentials: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (with
+/// `AWS_SESSION_TOKEN`) when set, otherwise the standard chain.
+fn aws_credentials(get: &impl Fn(&str) -> Option<String>, region: Option<&str>) -> Result<AwsCredentials, ConfigError> {
+    Ok(
+        match key_pair(
+            get,
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            Some("AWS_SESSION_TOKEN"),
+            "environment (AWS_ACCESS_KEY_ID)",
+        )? {
+            Some(keys) => AwsCredentials::fixed(&keys),
+            None => AwsCredentials::chain(region),
+        },
+    )
+}
+
+fn mail_config(get: &impl Fn(&str) -> Option<String>, aws: &AwsCredentials) -> Result<MailConfig, ConfigError> {
     let default_from = get("SES_SENDER_EMAIL");
     if let Some(f) = &default_from {
         mailer::address::Mailbox::parse(f).map_err(|m| bad("SES_SENDER_EMAIL", m))?;
@@ -214,13 +261,11 @@ fn mail_config(get: &impl Fn(&str) -> Option<String>) -> Result<MailConfig, Conf
         {
             return Err(bad("AWS_ENDPOINT_URL_SES", format!("`{e}` is not an http(s) URL")));
         }
+        let region = region.ok_or_else(|| bad("AWS_SES_REGION", "required to send through SES"))?;
         Some(mailer::transport::SesConfig {
-            region: region.ok_or_else(|| bad("AWS_SES_REGION", "required to send through SES"))?,
+            credentials: aws.provider(),
+            region,
             endpoint,
-            access_key_id: get("AWS_ACCESS_KEY_ID")
-                .ok_or_else(|| bad("AWS_ACCESS_KEY_ID", "required to send through SES"))?,
-            secret_access_key: get("AWS_SECRET_ACCESS_KEY")
-                .ok_or_else(|| bad("AWS_SECRET_ACCESS_KEY", "required to send through SES"))?,
             configuration_set: get("SES_CONFIGURATION_SET"),
             timeout: Duration::from_secs(30),
         })
@@ -308,15 +353,28 @@ impl Config {
             let name = get("DB_NAME").ok_or_else(|| bad("DB_NAME", "required when DB_HOST is set"))?;
             let user = get("DB_USER_ID").ok_or_else(|| bad("DB_USER_ID", "required when DB_HOST is set"))?;
             let pass = get("DB_PASS").unwrap_or_default();
-            let ssl = parse_bool(&get, "DB_IS_SSL", false)?;
             (
-                DatabaseUrl::mysql_from_parts(&host, port, &name, &user, &pass, ssl)
+                DatabaseUrl::mysql_from_parts(&host, port, &name, &user, &pass, false)
                     .map_err(|e| bad("DB_HOST", e.to_string()))?,
                 false,
             )
         } else {
             let path = data_dir.join("event-bridge.db");
             (DatabaseUrl::sqlite(path.to_string_lossy().into_owned()), true)
+        };
+        // TLS applies to DATABASE_URL as much as to the DB_* parts (the original `.env`
+        // builds DATABASE_URL from them and sets DB_IS_SSL beside it).
+        let ssl = parse_bool(&get, "DB_IS_SSL", false)?;
+        let ssl_ca = get("DB_SSL_CA");
+        let database_url = if ssl || ssl_ca.is_some() {
+            if database_url.backend() != Backend::Mysql {
+                return Err(bad("DB_IS_SSL", "TLS applies to MySQL; the database is SQLite"));
+            }
+            database_url
+                .with_tls(shared_db::SslMode::VerifyIdentity, ssl_ca.as_deref())
+                .map_err(|e| bad("DB_SSL_CA", e.to_string()))?
+        } else {
+            database_url
         };
 
         let pool = PoolOptions {
@@ -422,6 +480,11 @@ impl Config {
             Some(v) => crate::net::parse_trusted(&v).map_err(|m| bad("TRUSTED_PROXIES", m))?,
             None => Vec::new(),
         };
+        // One provider for SES and S3 (one cache of temporary credentials). Building
+        // the chain reads nothing yet: it is asked only when SES or S3 is used.
+        let aws_region = get("AWS_SES_REGION").or_else(|| get("S3_REGION"));
+        let aws = aws_credentials(&get, aws_region.as_deref())?;
+        let mut s3_credentials = None;
         let s3 = match get("S3_BUCKET") {
             None => None,
             Some(bucket) => {
@@ -442,15 +505,38 @@ impl Config {
                         .unwrap_or_else(|| "us-east-1".into()),
                     endpoint,
                     force_path_style: parse_bool(&get, "S3_FORCE_PATH_STYLE", false)?,
-                    access_key_id: get("AWS_ACCESS_KEY_ID")
-                        .ok_or_else(|| bad("AWS_ACCESS_KEY_ID", "required when S3_BUCKET is set"))?,
-                    secret_access_key: get("AWS_SECRET_ACCESS_KEY")
-                        .ok_or_else(|| bad("AWS_SECRET_ACCESS_KEY", "required when S3_BUCKET is set"))?,
+                    credentials: match key_pair(
+                        &get,
+                        "S3_ACCESS_KEY_ID",
+                        "S3_SECRET_ACCESS_KEY",
+                        None,
+                        "S3_ACCESS_KEY_ID",
+                    )? {
+                        Some(keys) => {
+                            let own = AwsCredentials::fixed(&keys);
+                            s3_credentials = Some(own.clone());
+                            own.provider()
+                        }
+                        None => {
+                            s3_credentials = Some(aws.clone());
+                            aws.provider()
+                        }
+                    },
                     part_size: part_mb * 1024 * 1024,
                     timeout: Duration::from_secs(parse_num::<u64>(&get, "S3_TIMEOUT_SECS", 30)?.max(1)),
                 })
             }
         };
+
+        // Replicas on MySQL share the database, so they must share the files too: a
+        // folder of one replica's own would hold objects the others cannot serve.
+        if database_url.backend() == Backend::Mysql && s3.is_none() && get("BLOB_DIR").is_none() {
+            return Err(bad(
+                "S3_BUCKET",
+                "the database is MySQL, so storage must be shared by every replica too: set S3_BUCKET \
+                 (Amazon S3 or a compatible store), or BLOB_DIR to a folder every replica mounts",
+            ));
+        }
 
         Ok(Config {
             host,
@@ -493,7 +579,9 @@ impl Config {
             s3,
             trusted_proxies,
             max_document_bytes,
-            mail: mail_config(&get)?,
+            mail: mail_config(&get, &aws)?,
+            aws,
+            s3_credentials,
             job_lease: Duration::from_secs(parse_num::<u64>(&get, "JOB_LEASE_SECS", 60)?.max(3)),
             bridge: bridge::BridgeSettings {
                 reminder_days: match get("LICENSE_REMINDER_DAYS").as_deref() {
@@ -603,11 +691,16 @@ mod tests {
             ("DB_PASS", "pa:ss"),
             ("DB_IS_SSL", "true"),
             ("SECRET_KEY", "0123456789abcdef0123456789abcdef"),
+            ("BLOB_DIR", "/srv/shared/blobs"),
         ])
         .unwrap();
         assert_eq!(
             c.database_url.expose_target(),
-            "mysql://bridge:pa%3Ass@db.internal:3307/event_bridge?require_ssl=true"
+            "mysql://bridge:pa%3Ass@db.internal:3307/event_bridge"
+        );
+        assert_eq!(
+            c.database_url.tls().map(shared_db::MysqlTls::mode),
+            Some(shared_db::SslMode::VerifyIdentity)
         );
         assert!(
             !format!("{c:?}").contains("pa%3Ass"),
@@ -629,10 +722,73 @@ mod tests {
             ("DATABASE_URL", "mysql+aiomysql://root:@127.0.0.1:3306/test"),
             ("DB_HOST", "ignored"),
             ("SECRET_KEY", "0123456789abcdef"),
+            ("BLOB_DIR", "/srv/shared/blobs"),
         ])
         .unwrap();
         assert_eq!(c.database_url.backend(), Backend::Mysql);
-        assert_eq!(c.database_url.expose_target(), "mysql://root:@127.0.0.1:3306/test");
+        assert_eq!(c.database_url.expose_target(), "mysql://root@127.0.0.1:3306/test");
+        assert!(c.database_url.tls().is_none());
+    }
+
+    #[test]
+    fn storage_on_mysql_is_shared_or_refused() {
+        let mysql = [
+            ("DATABASE_URL", "mysql://app:pw@db/eb"),
+            ("SECRET_KEY", "0123456789abcdef"),
+        ];
+        let err = config(&mysql).unwrap_err();
+        assert_eq!(err.var, "S3_BUCKET");
+        assert!(err.to_string().contains("BLOB_DIR"), "{err}");
+        let with = |extra: (&'static str, &'static str)| {
+            let mut vars = mysql.to_vec();
+            vars.push(extra);
+            config(&vars)
+        };
+        assert_eq!(
+            with(("BLOB_DIR", "/mnt/efs/blobs")).unwrap().blob_dir,
+            PathBuf::from("/mnt/efs/blobs")
+        );
+        assert!(with(("S3_BUCKET", "shared")).unwrap().s3.is_some());
+        // The embedded default keeps its own folder.
+        assert_eq!(config(&[]).unwrap().blob_dir, PathBuf::from("./data/blobs"));
+    }
+
+    #[test]
+    fn db_is_ssl_applies_to_the_original_database_url() {
+        // The original .env: DATABASE_URL in the SQLAlchemy form, DB_IS_SSL beside it.
+        let c = config(&[
+            ("DATABASE_URL", "mysql+aiomysql://app:pw@db.example.com:3306/eb"),
+            ("DB_IS_SSL", "true"),
+            ("SECRET_KEY", "0123456789abcdef"),
+            ("BLOB_DIR", "/srv/shared/blobs"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.database_url.tls().map(shared_db::MysqlTls::mode),
+            Some(shared_db::SslMode::VerifyIdentity)
+        );
+        // The URL's own mode is kept.
+        let c = config(&[
+            ("DATABASE_URL", "mysql://app:pw@10.0.0.5:3306/eb?ssl-mode=VERIFY_CA"),
+            ("DB_IS_SSL", "true"),
+            ("SECRET_KEY", "0123456789abcdef"),
+            ("BLOB_DIR", "/srv/shared/blobs"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.database_url.tls().map(shared_db::MysqlTls::mode),
+            Some(shared_db::SslMode::VerifyCa)
+        );
+        // A CA file that cannot be read names DB_SSL_CA; TLS on SQLite names DB_IS_SSL.
+        let err = config(&[
+            ("DATABASE_URL", "mysql://app:pw@db/eb"),
+            ("DB_SSL_CA", "/no/such/rds-bundle.pem"),
+            ("SECRET_KEY", "0123456789abcdef"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "DB_SSL_CA");
+        assert!(err.to_string().contains("/no/such/rds-bundle.pem"), "{err}");
+        assert_eq!(config(&[("DB_IS_SSL", "true")]).unwrap_err().var, "DB_IS_SSL");
     }
 
     #[test]
@@ -678,8 +834,12 @@ mod tests {
             ("S3_FORCE_PATH_STYLE", "true"),
             ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
             ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG"),
+            ("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLETOKEN"),
+            ("SES_SENDER_EMAIL", "noreply@example.com"),
         ])
         .unwrap();
+        assert!(c.mail.ses.is_some());
+        assert_eq!(c.aws.source(), Some("environment (AWS_ACCESS_KEY_ID)"));
         let s3 = c.s3.clone().unwrap();
         assert_eq!(
             (s3.bucket.as_str(), s3.region.as_str(), s3.force_path_style),
@@ -688,9 +848,24 @@ mod tests {
         assert_eq!(s3.part_size, 8 * 1024 * 1024);
         let debug = format!("{c:?}");
         assert!(
-            !debug.contains("wJalrXUtnFEMI") && !debug.contains("AKIAEXAMPLE"),
+            !debug.contains("wJalrXUtnFEMI") && !debug.contains("AKIAEXAMPLE") && !debug.contains("EXAMPLETOKEN"),
             "{debug}"
         );
+        // S3's own keys for an S3-compatible store, while SES keeps AWS's chain.
+        let c = config(&[
+            ("S3_BUCKET", "shared"),
+            ("S3_ACCESS_KEY_ID", "minio-user"),
+            ("S3_SECRET_ACCESS_KEY", "minio-secret-123"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.s3_credentials.as_ref().and_then(|a| a.source()),
+            Some("S3_ACCESS_KEY_ID")
+        );
+        assert_eq!(c.aws.source(), None, "the chain is asked only when used");
+        assert!(!format!("{c:?}").contains("minio-secret-123"));
+        let err = config(&[("S3_BUCKET", "shared"), ("S3_ACCESS_KEY_ID", "minio-user")]).unwrap_err();
+        assert_eq!(err.var, "S3_SECRET_ACCESS_KEY");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod error;

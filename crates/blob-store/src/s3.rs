@@ -3,7 +3,6 @@
 //! a larger one with a multipart upload of `part_size` parts, aborted on any failure
 //! (a too-large or interrupted body, a checksum mismatch), so nothing half-written stays.
 
-use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream as AwsBody;
@@ -34,10 +33,8 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     /// Path-style addressing (most S3-compatible servers want it).
     pub force_path_style: bool,
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
+    /// Where the credentials come from (static keys or the standard AWS chain).
+    pub credentials: aws_credential_types::provider::SharedCredentialsProvider,
     /// Bytes per multipart part (at least 5 MiB); also the memory a transfer holds.
     pub part_size: usize,
     /// How long to wait to connect, and for each answer's first byte once a request is
@@ -52,7 +49,7 @@ impl std::fmt::Debug for S3Config {
             .field("region", &self.region)
             .field("endpoint", &self.endpoint)
             .field("force_path_style", &self.force_path_style)
-            .field("access_key_id", &"***")
+            .field("credentials", &"***")
             .field("part_size", &self.part_size)
             .field("timeout", &self.timeout)
             .finish()
@@ -101,13 +98,7 @@ impl S3Store {
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
-            .credentials_provider(Credentials::new(
-                config.access_key_id.clone(),
-                config.secret_access_key.clone(),
-                None,
-                None,
-                "event-bridge",
-            ))
+            .credentials_provider(config.credentials.clone())
             .force_path_style(config.force_path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             // No whole-operation limit: a large object may take long to stream.

@@ -58,8 +58,9 @@ impl S3TestServer {
             region: "us-east-1".into(),
             endpoint: Some(self.endpoint.clone()),
             force_path_style: true,
-            access_key_id: ACCESS_KEY.into(),
-            secret_access_key: SECRET_KEY.into(),
+            credentials: aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"),
+            ),
             part_size,
             timeout: std::time::Duration::from_secs(30),
         }

@@ -111,8 +111,9 @@ impl SesTestServer {
         SesConfig {
             region: "us-east-1".into(),
             endpoint: Some(self.url.clone()),
-            access_key_id: "testing".into(),
-            secret_access_key: "testing".into(),
+            credentials: aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("testing", "testing", None, None, "test"),
+            ),
             configuration_set: None,
             timeout: Duration::from_secs(10),
         }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use aws_credential_types::Credentials;
 use aws_sdk_ses::config::{BehaviorVersion, Region};
 use aws_sdk_ses::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ses::primitives::Blob;
@@ -50,20 +49,30 @@ pub trait Mailer: Send + Sync + 'static {
 }
 
 /// SES settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SesConfig {
     /// `AWS_SES_REGION`.
     pub region: String,
     /// `AWS_ENDPOINT_URL_SES` (an SES-compatible endpoint).
     pub endpoint: Option<String>,
-    /// `AWS_ACCESS_KEY_ID`.
-    pub access_key_id: String,
-    /// `AWS_SECRET_ACCESS_KEY`.
-    pub secret_access_key: String,
+    /// Where the AWS credentials come from (static keys or the standard chain).
+    pub credentials: aws_credential_types::provider::SharedCredentialsProvider,
     /// `SES_CONFIGURATION_SET`: where SES publishes delivery events.
     pub configuration_set: Option<String>,
     /// Per request.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SesConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SesConfig")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("credentials", &"***")
+            .field("configuration_set", &self.configuration_set)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// Amazon SES through `SendRawEmail`.
@@ -83,13 +92,7 @@ impl SesMailer {
         let mut builder = aws_sdk_ses::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
-            .credentials_provider(Credentials::new(
-                config.access_key_id.clone(),
-                config.secret_access_key.clone(),
-                None,
-                None,
-                "event-bridge",
-            ))
+            .credentials_provider(config.credentials.clone())
             .timeout_config(
                 aws_sdk_ses::config::timeout::TimeoutConfig::builder()
                     .operation_timeout(config.timeout)

@@ -32,4 +32,4 @@ pub mod worker;
 pub use error::DbError;
 pub use pool::{AsyncFunc, DbConn, DbPool, PoolOptions, PoolStatus, PooledConn, SqliteConn};
 pub use time::{new_id, now, to_utc};
-pub use url::{Backend, DatabaseUrl};
+pub use url::{Backend, DatabaseUrl, MysqlTls, SslMode};

@@ -85,7 +85,7 @@ impl DbConn {
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, DbError> {
         match url.backend() {
             Backend::Mysql => {
-                let mut conn = AsyncMysqlConnection::establish(url.expose_target()).await?;
+                let mut conn = connect_mysql(url).await?;
                 conn.batch_execute("SET time_zone = '+00:00'").await?;
                 Ok(DbConn::Mysql(conn))
             }
@@ -101,6 +101,25 @@ impl DbConn {
                 Ok(DbConn::Sqlite(conn))
             }
         }
+    }
+
+    /// The TLS cipher of a MySQL connection (`None`: plain text, or SQLite).
+    pub async fn tls_cipher(&mut self) -> Result<Option<String>, DbError> {
+        use diesel::QueryableByName;
+        use diesel::sql_types::Text;
+        use diesel_async::RunQueryDsl;
+        #[derive(QueryableByName)]
+        struct Status {
+            #[diesel(sql_type = Text, column_name = "Value")]
+            value: String,
+        }
+        let DbConn::Mysql(c) = self else {
+            return Ok(None);
+        };
+        let rows: Vec<Status> = diesel::sql_query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            .load(c)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.value).find(|v| !v.is_empty()))
     }
 
     /// The backend of this connection.
@@ -198,6 +217,44 @@ impl DbConn {
             }
             DbConn::Sqlite(c) => <SqliteConn as AsyncConnection>::TransactionManager::is_broken_transaction_manager(c),
         }
+    }
+}
+
+/// Opens a MySQL connection with the URL's options, over TLS when the URL requires it.
+///
+/// diesel-async's own `establish` knows only the URL, which cannot carry certificates;
+/// this builds the same options (no driver statement cache: diesel has its own; found
+/// rows counted, as diesel expects) plus the TLS settings.
+async fn connect_mysql(url: &DatabaseUrl) -> Result<AsyncMysqlConnection, DbError> {
+    let opts = mysql_async::Opts::from_url(url.expose_target()).map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+    let mut builder = mysql_async::OptsBuilder::from_opts(opts)
+        .stmt_cache_size(0)
+        .client_found_rows(true);
+    if let Some(tls) = url.tls() {
+        builder = builder.ssl_opts(tls.ssl_opts());
+    }
+    let conn = mysql_async::Conn::new(builder)
+        .await
+        .map_err(|e| connect_error(url, e))?;
+    Ok(AsyncMysqlConnection::try_from(conn).await?)
+}
+
+/// Names TLS and `DB_SSL_CA` when the failure is about TLS.
+fn connect_error(url: &DatabaseUrl, e: mysql_async::Error) -> DbError {
+    use mysql_async::{DriverError, Error as E, IoError};
+    let with_tls = url.tls().is_some();
+    match &e {
+        E::Driver(DriverError::NoClientSslFlagFromServer) => DbError::Unavailable(format!(
+            "TLS is required (DB_IS_SSL / ssl-mode) but the server at {} does not offer TLS: turn TLS on in the server, or connect without it",
+            url.redacted()
+        )),
+        E::Io(IoError::Tls(tls)) if with_tls => DbError::Unavailable(format!(
+            "TLS to the database failed: {tls}. The server's certificate must chain to a system root or to the CA in DB_SSL_CA (ssl-ca=...); with ssl-mode=VERIFY_IDENTITY it must also name the host (use VERIFY_CA to skip that check)"
+        )),
+        E::Io(IoError::Io(io)) if with_tls && io.to_string().contains("certificate") => DbError::Unavailable(format!(
+            "TLS to the database failed: {io}. The server's certificate must chain to a system root or to the CA in DB_SSL_CA (ssl-ca=...); with ssl-mode=VERIFY_IDENTITY it must also name the host (use VERIFY_CA to skip that check)"
+        )),
+        _ => DbError::Unavailable(e.to_string()),
     }
 }
 

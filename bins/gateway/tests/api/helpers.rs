@@ -65,6 +65,11 @@ impl TestApp {
             ("SECRET_KEY".into(), SECRET.into()),
             ("HTTP_WORKERS".into(), "1".into()),
             ("DATA_DIR".into(), data.path().to_string_lossy().into_owned()),
+            // Chosen explicitly, as MySQL requires (S3_BUCKET in the S3 tests wins).
+            (
+                "BLOB_DIR".into(),
+                data.path().join("blobs").to_string_lossy().into_owned(),
+            ),
         ]);
         for (k, v) in vars {
             map.insert((*k).into(), (*v).into());

@@ -10,6 +10,7 @@
 use crate::{Backend, DatabaseUrl, DbConn, DbPool, PoolOptions};
 
 pub mod fault;
+pub mod tls_server;
 
 /// Where MySQL tests find a server.
 pub fn mysql_server_url() -> String {
