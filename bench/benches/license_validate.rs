@@ -118,6 +118,7 @@ async fn main() {
         ("APP_HOST", "127.0.0.1".into()),
         ("APP_PORT", "0".into()),
         ("DATA_DIR", data.path().to_string_lossy().into_owned()),
+        ("BLOB_DIR", data.path().join("blobs").to_string_lossy().into_owned()),
         ("LOG_LEVEL", "warn".into()),
         ("LICENSE_RATE_LIMIT_PER_MINUTE", "1000000000".into()),
         ("LICENSE_KEY_RATE_LIMIT_PER_MINUTE", "1000000000".into()),

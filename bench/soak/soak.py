@@ -237,6 +237,8 @@ def main():
         "DATABASE_URL": db.url,
         "SECRET_KEY": "soak-secret-" + uuid.uuid4().hex,
         "DATA_DIR": os.path.join(workdir, "data"),
+        # On MySQL storage must be chosen: this one replica's folder.
+        "BLOB_DIR": os.path.join(workdir, "blobs"),
         "LOG_LEVEL": "warn",
         # One client address and one licence key make all validation traffic here.
         "LICENSE_RATE_LIMIT_PER_MINUTE": "100000000",

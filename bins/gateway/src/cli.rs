@@ -42,6 +42,9 @@ enum Command {
     /// Manage the keys that sign licence certificates.
     #[command(subcommand)]
     LicenseKeys(LicenseKeysCommand),
+    /// Try every configured service for real (database, AWS credentials, SES, Slack, S3)
+    /// and print one line each; exit 0 only when every configured service works.
+    Check,
     /// Exit 0 when the running gateway answers /healthz (for container health checks).
     Healthcheck {
         /// What to ask; `http://127.0.0.1:<APP_PORT>/healthz` by default.
@@ -120,6 +123,13 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     ensure_database_folder(&config)?;
     match command {
         Command::Healthcheck { .. } => Ok(()),
+        Command::Check => {
+            if crate::check::check(&config).await {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("some configured services do not work (see above)"))
+            }
+        }
         Command::Serve => Application::build(config).await?.run_until_stopped().await,
         Command::Migrate { status: true } => {
             for version in migrations::pending(&config.database_url).await? {

@@ -148,6 +148,68 @@ impl SlackApi {
     }
 }
 
+/// Who the bot token belongs to (`auth.test`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotIdentity {
+    /// The workspace's name.
+    pub team: String,
+    /// The bot user's name, or its id.
+    pub user: String,
+}
+
+impl SlackApi {
+    /// `auth.test`: whether the token works, and whose it is.
+    pub async fn auth_test(&self) -> Result<BotIdentity, SlackError> {
+        let session = self.client.open_session(&self.token);
+        let res = self.call(session.auth_test()).await?;
+        Ok(BotIdentity {
+            team: res.team,
+            user: res.user.unwrap_or(res.user_id.0),
+        })
+    }
+
+    /// Whether the bot is a member of `channel` (an id such as `C0123ABCD`, or a name
+    /// with or without `#`): `conversations.info` for an id, `conversations.list` (paged)
+    /// for a name. `Ok(None)`: no such channel visible to the bot.
+    pub async fn is_member(&self, channel: &str) -> Result<Option<bool>, SlackError> {
+        let session = self.client.open_session(&self.token);
+        let name = channel.trim_start_matches('#');
+        let looks_like_id = name.len() >= 9
+            && name.starts_with(['C', 'G', 'D'])
+            && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if looks_like_id {
+            let request = SlackApiConversationsInfoRequest::new(SlackChannelId(name.to_owned()));
+            return match self.call(session.conversations_info(&request)).await {
+                Ok(res) => Ok(Some(res.channel.flags.is_member.unwrap_or(false))),
+                Err(SlackError::Permanent(code)) if code == "channel_not_found" => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        let mut cursor = None;
+        // 50 pages of 1,000: far beyond any workspace's channel count.
+        for _ in 0..50 {
+            let request = SlackApiConversationsListRequest::new()
+                .with_limit(1000)
+                .with_exclude_archived(true)
+                .with_types(vec![SlackConversationType::Public, SlackConversationType::Private])
+                .opt_cursor(cursor.take());
+            let res = self.call(session.conversations_list(&request)).await?;
+            if let Some(found) = res.channels.iter().find(|c| c.name.as_deref() == Some(name)) {
+                return Ok(Some(found.flags.is_member.unwrap_or(false)));
+            }
+            match res
+                .response_metadata
+                .and_then(|m| m.next_cursor)
+                .filter(|c| !c.0.is_empty())
+            {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl SlackNotifier for SlackApi {
     fn post<'a>(
         &'a self,

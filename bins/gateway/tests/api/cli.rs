@@ -121,7 +121,11 @@ async fn migrate_applies_then_reports_nothing_pending_on_both_backends() {
         targets.push((db.url.expose_target().to_owned(), Some(db)));
     }
     for (url, _db) in &targets {
-        let vars = [("DATABASE_URL", url.as_str()), ("SECRET_KEY", "0123456789abcdef0123")];
+        let vars = [
+            ("DATABASE_URL", url.as_str()),
+            ("SECRET_KEY", "0123456789abcdef0123"),
+            ("BLOB_DIR", "blobs"),
+        ];
         let status = run(dir.path(), &vars, &["migrate", "--status"]);
         assert!(stdout(&status).contains("20261128000001"), "{}", stderr(&status));
         let applied = run(dir.path(), &vars, &["migrate"]);
@@ -270,6 +274,7 @@ async fn the_same_binary_migrates_and_serves_mariadb() {
         &[
             ("DATABASE_URL", db.url.expose_target()),
             ("SECRET_KEY", "0123456789abcdef0123"),
+            ("BLOB_DIR", "blobs"),
         ],
     );
     let res = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.unwrap();

@@ -108,6 +108,7 @@ async fn the_database_going_away_and_back_needs_no_restart() {
     let vars = [
         ("DATABASE_URL", url.as_str()),
         ("SECRET_KEY", "fault-test-secret-key-0123456789"),
+        ("BLOB_DIR", "blobs"),
         ("DB_CONNECT_TIMEOUT_SECS", "1"),
         ("DB_ACQUIRE_TIMEOUT_SECS", "2"),
         ("SES_SENDER_EMAIL", "app@example.com"),

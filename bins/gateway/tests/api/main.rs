@@ -16,6 +16,7 @@ mod helpers;
 mod idempotency;
 mod licenses;
 mod openapi;
+mod production;
 mod proxy;
 mod replicas;
 mod scopes;
