@@ -422,6 +422,24 @@ impl Application {
         if pool.backend() == Backend::Sqlite && !config.database_is_default {
             tracing::info!("running on SQLite: fine for one replica; use MySQL for several");
         }
+        if let Some(tls) = config.database_url.tls()
+            && tls.mode() == shared_db::SslMode::Required
+        {
+            tracing::warn!(
+                "database TLS with ssl-mode=REQUIRED encrypts but does not check the server's certificate: set DB_SSL_CA, or use VERIFY_IDENTITY"
+            );
+        }
+        if config.mail.ses.is_some() || config.s3_credentials.is_some() {
+            match config.aws.source() {
+                Some(source) => tracing::info!("AWS credentials: {source}"),
+                None => tracing::info!(
+                    "AWS credentials: the standard chain (profile, web identity, container, instance metadata); `gateway check` says which answers"
+                ),
+            }
+        }
+        for (var, why) in &config.unused_variables {
+            tracing::warn!("{var} is set but unused: {why}");
+        }
         tracing::info!(
             "Event Bridge listening on http://{}:{port} (docs: {}/docs)",
             config.host,

@@ -65,6 +65,7 @@
 //! | `LICENSE_REMINDER_CHANNEL` | `SLACK_DEFAULT_CHANNEL` | Slack channel for reminder warnings |
 //! | `WEBHOOK_ALLOW_PRIVATE` | `false` | let webhooks target any address; off, only global unicast addresses |
 //! | `JOB_LEASE_SECS` | `60` | how long a claimed job is held without a heartbeat before another replica takes it |
+//! | `SLACK_CLIENT_ID`, `ALGORITHM` | | the original service's; unused here, and said so once at start |
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -187,6 +188,8 @@ pub struct Config {
     pub aws: AwsCredentials,
     /// The credentials S3 uses, when `S3_BUCKET` is set.
     pub s3_credentials: Option<AwsCredentials>,
+    /// The original service's variables that are set but mean nothing here, and why.
+    pub unused_variables: Vec<(&'static str, &'static str)>,
     /// How long a claimed job is held without a heartbeat.
     pub job_lease: Duration,
     /// Rules, webhooks and reminders.
@@ -203,6 +206,18 @@ pub struct MailConfig {
     /// SNS verification.
     pub sns: mailer::sns::SnsConfig,
 }
+
+/// The original service's variables that Event Bridge reads only to say they are unused.
+const UNUSED: &[(&str, &str)] = &[
+    (
+        "SLACK_CLIENT_ID",
+        "Event Bridge posts with the bot token alone (SLACK_BOT_TOKEN); no OAuth installation flow uses the client id",
+    ),
+    (
+        "ALGORITHM",
+        "API keys and licence keys are stored as HMAC-SHA256 digests keyed by SECRET_KEY; no password hashing algorithm is chosen",
+    ),
+];
 
 /// Static keys from two variables, both or neither.
 fn key_pair(
@@ -582,6 +597,7 @@ impl Config {
             mail: mail_config(&get, &aws)?,
             aws,
             s3_credentials,
+            unused_variables: UNUSED.iter().filter(|(var, _)| get(var).is_some()).copied().collect(),
             job_lease: Duration::from_secs(parse_num::<u64>(&get, "JOB_LEASE_SECS", 60)?.max(3)),
             bridge: bridge::BridgeSettings {
                 reminder_days: match get("LICENSE_REMINDER_DAYS").as_deref() {
@@ -728,6 +744,14 @@ mod tests {
         assert_eq!(c.database_url.backend(), Backend::Mysql);
         assert_eq!(c.database_url.expose_target(), "mysql://root@127.0.0.1:3306/test");
         assert!(c.database_url.tls().is_none());
+    }
+
+    #[test]
+    fn the_original_unused_variables_are_recognised() {
+        let c = config(&[("SLACK_CLIENT_ID", "1234.5678"), ("ALGORITHM", "pbkdf2_sha256")]).unwrap();
+        let names: Vec<&str> = c.unused_variables.iter().map(|(v, _)| *v).collect();
+        assert_eq!(names, ["SLACK_CLIENT_ID", "ALGORITHM"]);
+        assert!(config(&[]).unwrap().unused_variables.is_empty());
     }
 
     #[test]

@@ -163,7 +163,7 @@ pub struct Webhook {
 }
 
 /// A webhook as created: with its signing secret, shown only this once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedWebhook {
     /// The webhook.
@@ -171,6 +171,15 @@ pub struct CreatedWebhook {
     pub webhook: Webhook,
     /// `whsec_` and base64: the key of the `Webhook-Signature` HMAC.
     pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedWebhook")
+            .field("webhook", &self.webhook)
+            .field("secret", &"***")
+            .finish()
+    }
 }
 
 /// One delivery attempt.

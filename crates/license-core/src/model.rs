@@ -269,7 +269,7 @@ pub struct Renew {
 }
 
 /// A validation request, authenticated by the key itself.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ValidateRequest {
@@ -302,7 +302,7 @@ pub struct Validation {
 }
 
 /// Activation of a machine.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
@@ -322,7 +322,7 @@ pub struct ActivateRequest {
 }
 
 /// Names a machine of the licence the key opens.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MachineRequest {
@@ -333,7 +333,7 @@ pub struct MachineRequest {
 }
 
 /// A request for an offline certificate.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
@@ -420,4 +420,96 @@ pub struct LicensePage {
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+// The licence key is the holder's credential: `Debug` never shows it.
+impl std::fmt::Debug for ValidateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidateRequest")
+            .field("key", &"***")
+            .field("fingerprint", &self.fingerprint)
+            .field("product", &self.product)
+            .field("entitlements", &self.entitlements)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ActivateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivateRequest")
+            .field("key", &"***")
+            .field("fingerprint", &self.fingerprint)
+            .field("name", &self.name)
+            .field("platform", &self.platform)
+            .field("hostname", &self.hostname)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MachineRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineRequest")
+            .field("key", &"***")
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CheckoutRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckoutRequest")
+            .field("key", &"***")
+            .field("fingerprint", &self.fingerprint)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_licence_key() {
+        let key = "ABCDE-FGHIJ-KLMNO-PQRST-UVWXY-Z2345-67ABC";
+        let shown = [
+            format!(
+                "{:?}",
+                ValidateRequest {
+                    key: key.into(),
+                    fingerprint: Some("fp".into()),
+                    product: None,
+                    entitlements: Vec::new(),
+                }
+            ),
+            format!(
+                "{:?}",
+                MachineRequest {
+                    key: key.into(),
+                    fingerprint: "fp".into(),
+                }
+            ),
+            format!(
+                "{:?}",
+                CheckoutRequest {
+                    key: key.into(),
+                    fingerprint: None,
+                    ttl: None,
+                }
+            ),
+            format!(
+                "{:?}",
+                ActivateRequest {
+                    key: key.into(),
+                    fingerprint: "fp".into(),
+                    name: None,
+                    platform: None,
+                    hostname: None,
+                }
+            ),
+        ];
+        for s in shown {
+            assert!(!s.contains(key) && s.contains(r#"key: "***""#), "{s}");
+        }
+    }
 }

@@ -20,7 +20,7 @@ const ADMIN: &str = "licenses:admin";
 const READ: &[&str] = &["licenses:read", ADMIN];
 
 /// A newly issued licence: `key` appears in this response only.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct IssuedLicense {
     /// The licence.
     #[serde(flatten)]
@@ -28,6 +28,15 @@ pub struct IssuedLicense {
     /// The licence key (`XXXXX-XXXXX-XXXXX-XXXXX-XXXXX-XXXXX-XXXXX`). Give it to the
     /// customer now: it cannot be shown again.
     pub key: String,
+}
+
+impl std::fmt::Debug for IssuedLicense {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedLicense")
+            .field("license", &self.license)
+            .field("key", &"***")
+            .finish()
+    }
 }
 
 /// A licence's machines.

@@ -198,7 +198,10 @@ async fn s3_uses_the_container_role_and_refreshes_it_before_it_expires() {
     let key = text(&created).0.trim().to_owned();
     assert!(created.status.success(), "{}", text(&created).1);
 
-    let (mut child, port, _logs) = serve(dir.path(), &vars);
+    // The original .env's unused variables are named once at start.
+    let mut with_seed = vars.to_vec();
+    with_seed.extend([("SLACK_CLIENT_ID", "1234.5678"), ("ALGORITHM", "pbkdf2_sha256")]);
+    let (mut child, port, logs) = serve(dir.path(), &with_seed);
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}/api/v1/blobs/web/roles/a.txt");
     let put = |body: &'static str| client.put(&base).bearer_auth(&key).body(body).send();
@@ -220,6 +223,11 @@ async fn s3_uses_the_container_role_and_refreshes_it_before_it_expires() {
     );
     let _ = child.kill();
     let _ = child.wait();
+    let logs = logs.join().unwrap();
+    assert_eq!(logs.matches("SLACK_CLIENT_ID is set but unused").count(), 1, "{logs}");
+    assert_eq!(logs.matches("ALGORITHM is set but unused").count(), 1, "{logs}");
+    assert!(logs.contains("AWS credentials: the standard chain"), "{logs}");
+    assert!(!logs.contains("session-token-from-the-task-role"), "{logs}");
 
     // `gateway check` says where the credentials came from and probes the bucket.
     let checked = run(dir.path(), &vars, &["check"]);
