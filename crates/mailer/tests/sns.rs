@@ -41,7 +41,7 @@ async fn rig_with(config: impl FnOnce(&MockServer) -> SnsConfig) -> Rig {
     let svc = Arc::new(
         MailService::new(
             db.pool.clone(),
-            Arc::new(DevMailbox),
+            Some(Arc::new(DevMailbox)),
             Some(verifier),
             MailSettings {
                 default_from: Some("app@example.com".into()),
