@@ -20,3 +20,4 @@ mod proxy;
 mod replicas;
 mod scopes;
 mod slack;
+mod transports;
