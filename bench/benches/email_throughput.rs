@@ -42,7 +42,7 @@ fn service(db: &TestDb, mailer: Arc<dyn Mailer>, from: &str) -> Arc<MailService>
     Arc::new(
         MailService::new(
             db.pool.clone(),
-            mailer,
+            Some(mailer),
             None,
             MailSettings {
                 default_from: Some(from.into()),

@@ -30,7 +30,7 @@ async fn run(db: TestDb) {
     let wake = Arc::new(tokio::sync::Notify::new());
     let service = Arc::new(SlackService::new(
         db.pool.clone(),
-        Arc::new(api),
+        Some(Arc::new(api)),
         None,
         None,
         1_000_000,

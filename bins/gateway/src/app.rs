@@ -13,11 +13,11 @@ use bridge::BridgeService;
 use license_core::{LicenseError, LicenseService};
 use mailer::MailService;
 use mailer::sns::SnsVerifier;
-use mailer::transport::{DevMailbox, Mailer, SesMailer};
+use mailer::transport::{DevMailbox, MailMode, Mailer, SesMailer};
 use secrecy::{ExposeSecret, SecretString};
 use shared_db::worker::{Worker, WorkerOptions};
 use shared_db::{Backend, DbPool, migrations};
-use slack_notify::transport::{DevSink, SlackApi, SlackNotifier};
+use slack_notify::transport::{DevSink, SlackApi, SlackMode, SlackNotifier};
 use slack_notify::{PostHandler, SlackService, UpdateHandler};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
@@ -157,24 +157,31 @@ pub fn license_service(config: &Config, pool: &DbPool, secret: &SecretString) ->
     .with_previous_secrets(&previous_secrets(config)))
 }
 
-/// Email through SES when configured, otherwise the dev mailbox; says which.
+/// Email through SES, the dev mailbox, or not at all (`MAIL_TRANSPORT`); says which.
 fn mail_service(config: &Config, pool: &DbPool, wake: Arc<tokio::sync::Notify>) -> anyhow::Result<MailService> {
     let mail = &config.mail;
-    let transport: Arc<dyn Mailer> = match &mail.ses {
-        Some(ses) => {
+    let transport: Option<Arc<dyn Mailer>> = match (mail.transport, &mail.ses) {
+        (MailMode::Ses, Some(ses)) => {
             tracing::info!(
                 region = %ses.region,
                 endpoint = ses.endpoint.as_deref().unwrap_or("AWS"),
                 sender = mail.settings.default_from.as_deref().unwrap_or("-"),
                 "email: sending through Amazon SES"
             );
-            Arc::new(SesMailer::new(ses))
+            Some(Arc::new(SesMailer::new(ses)))
         }
-        None => {
+        (MailMode::Ses, None) => anyhow::bail!("MAIL_TRANSPORT is ses without SES settings"),
+        (MailMode::Dev, _) => {
             tracing::info!(
-                "email: dev mailbox (messages are kept in the database; GET /api/v1/emails/{{id}}/raw). Set SES_SENDER_EMAIL and AWS_SES_REGION to send through SES"
+                "email: dev mailbox (messages are captured in the database, not sent; GET /api/v1/emails/{{id}}/raw). Set SES_SENDER_EMAIL and AWS_SES_REGION to send through SES"
             );
-            Arc::new(DevMailbox)
+            Some(Arc::new(DevMailbox))
+        }
+        (MailMode::NotConfigured, _) => {
+            tracing::warn!(
+                "email: not configured; sends are refused (503 not_configured). Set SES_SENDER_EMAIL and AWS_SES_REGION to send through SES, or MAIL_TRANSPORT=dev to capture messages"
+            );
+            None
         }
     };
     let sns = SnsVerifier::new(mail.sns.clone()).map_err(|e| anyhow::anyhow!("SNS verifier: {e}"))?;
@@ -195,6 +202,11 @@ async fn bridge_loops(
     wake: Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) {
+    match bridge.skipped_channels().await {
+        Ok(None) => {}
+        Ok(Some(skipped)) => tracing::warn!("bridge: {skipped}; they are skipped until configured"),
+        Err(e) => tracing::warn!(error = %e, "could not read the rules to check their channels"),
+    }
     let mut dispatch = tokio::time::interval(std::time::Duration::from_secs(1));
     dispatch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reminders = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -278,14 +290,23 @@ impl Application {
             }
         });
         let wake = Arc::new(tokio::sync::Notify::new());
-        let notifier: Arc<dyn SlackNotifier> = match &config.slack_bot_token {
-            Some(token) => {
+        let notifier: Option<Arc<dyn SlackNotifier>> = match (config.slack_transport, &config.slack_bot_token) {
+            (SlackMode::Slack, Some(token)) => {
                 tracing::info!(api = %config.slack_api_url, "Slack: posting with the bot token");
-                Arc::new(SlackApi::new(token.expose_secret(), &config.slack_api_url)?)
+                Some(Arc::new(SlackApi::new(token.expose_secret(), &config.slack_api_url)?))
             }
-            None => {
-                tracing::info!("Slack: no SLACK_BOT_TOKEN; messages are kept in the database (dev sink)");
-                Arc::new(DevSink::default())
+            (SlackMode::Slack, None) => anyhow::bail!("SLACK_TRANSPORT is slack without SLACK_BOT_TOKEN"),
+            (SlackMode::Dev, _) => {
+                tracing::info!(
+                    "Slack: dev sink (messages are captured in the database, not sent). Set SLACK_BOT_TOKEN to post to Slack"
+                );
+                Some(Arc::new(DevSink::default()))
+            }
+            (SlackMode::NotConfigured, _) => {
+                tracing::warn!(
+                    "Slack: not configured; posts are refused (503 not_configured). Set SLACK_BOT_TOKEN to post to Slack, or SLACK_TRANSPORT=dev to capture messages"
+                );
+                None
             }
         };
         let slack = Arc::new(SlackService::new(
@@ -305,7 +326,7 @@ impl Application {
             secret.expose_secret().as_bytes(),
             config.bridge.clone(),
         )?);
-        let worker = Worker::new(
+        let mut worker = Worker::new(
             pool.clone(),
             WorkerOptions {
                 concurrency: config.worker_concurrency,
@@ -314,11 +335,18 @@ impl Application {
             },
         )
         .with_waker(wake.clone())
-        .register(slack_notify::POST_QUEUE, PostHandler(slack.clone()))
-        .register(slack_notify::UPDATE_QUEUE, UpdateHandler(slack.clone()))
-        .register(mailer::SEND_QUEUE, mailer::SendHandler(mail.clone()))
         .register(bridge::RULE_QUEUE, bridge::RuleHandler(bridge.clone()))
         .register(bridge::WEBHOOK_QUEUE, bridge::WebhookHandler(bridge.clone()));
+        // A channel that is not configured takes no jobs: any queued while it was (by
+        // this replica earlier, or another one) wait for a replica that can send them.
+        if slack.mode() != SlackMode::NotConfigured {
+            worker = worker
+                .register(slack_notify::POST_QUEUE, PostHandler(slack.clone()))
+                .register(slack_notify::UPDATE_QUEUE, UpdateHandler(slack.clone()));
+        }
+        if mail.mode() != MailMode::NotConfigured {
+            worker = worker.register(mailer::SEND_QUEUE, mailer::SendHandler(mail.clone()));
+        }
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
         let bridge_task = tokio::spawn(bridge_loops(

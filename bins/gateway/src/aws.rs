@@ -169,6 +169,11 @@ impl AwsCredentials {
         }
     }
 
+    /// Whether both are the same provider (one cache, one source).
+    pub fn same_as(&self, other: &AwsCredentials) -> bool {
+        Arc::ptr_eq(&self.source, &other.source)
+    }
+
     /// The provider to give an SDK client.
     pub fn provider(&self) -> SharedCredentialsProvider {
         self.provider.clone()

@@ -102,7 +102,10 @@ async fn database(config: &Config) -> Line {
             );
         }
     };
-    let tls = match conn.tls_cipher().await {
+    let tls = match within("the database", conn.tls_cipher())
+        .await
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
         Ok(Some(cipher)) => format!(
             ", over TLS ({cipher}, {:?})",
             url.tls()
@@ -114,7 +117,11 @@ async fn database(config: &Config) -> Line {
         Err(e) => format!(", TLS unknown ({e})"),
     };
     drop(conn);
-    match migrations::pending(url).await {
+    // Reading what is pending takes the migration lock: a replica migrating now holds it.
+    match within("the migration lock", migrations::pending(url))
+        .await
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
         Ok(pending) if pending.is_empty() => {
             Line::ok("database", format!("{url}: connected{tls}; no migration pending"))
         }
@@ -144,29 +151,39 @@ async fn database(config: &Config) -> Line {
     }
 }
 
-async fn aws(config: &Config) -> Option<Line> {
-    if config.mail.ses.is_none() && config.s3_credentials.is_none() {
-        return None;
+/// Resolves each set of AWS credentials in use: SES's (the AWS chain) and S3's (the
+/// same, or S3's own keys), and says where they came from.
+async fn aws(config: &Config) -> Vec<Line> {
+    let mut uses: Vec<(&'static str, &crate::aws::AwsCredentials)> = Vec::new();
+    if config.mail.ses.is_some() {
+        uses.push(("SES", &config.aws));
     }
-    Some(match within("the AWS credential chain", config.aws.resolve()).await {
-        Ok(Ok((source, expiry))) => {
-            let expiry = expiry
-                .map(|t| {
-                    let t: chrono::DateTime<chrono::Utc> = t.into();
-                    format!(
-                        ", temporary until {}",
-                        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    )
-                })
-                .unwrap_or_default();
-            Line::ok("aws", format!("credentials from {source}{expiry}"))
+    if let Some(s3) = &config.s3_credentials {
+        match uses.first() {
+            Some((_, ses)) if ses.same_as(s3) => uses[0].0 = "SES and S3",
+            _ => uses.push(("S3", s3)),
         }
-        Ok(Err(e)) | Err(e) => Line::fail(
-            "aws",
-            format!("no AWS credentials: {e}"),
-            "give the task or pod a role (ECS task role, EKS IRSA, EC2 instance profile), set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-        ),
-    })
+    }
+    let mut lines = Vec::new();
+    for (what, credentials) in uses {
+        lines.push(match within("the AWS credential chain", credentials.resolve()).await {
+            Ok(Ok((source, expiry))) => {
+                let expiry = expiry
+                    .map(|t| {
+                        let t: chrono::DateTime<chrono::Utc> = t.into();
+                        format!(", temporary until {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    })
+                    .unwrap_or_default();
+                Line::ok("aws", format!("credentials for {what} from {source}{expiry}"))
+            }
+            Ok(Err(e)) | Err(e) => Line::fail(
+                "aws",
+                format!("no AWS credentials for {what}: {e}"),
+                "give the task or pod a role (ECS task role, EKS IRSA, EC2 instance profile), set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            ),
+        });
+    }
+    lines
 }
 
 async fn ses(config: &Config) -> Option<Line> {
@@ -411,22 +428,42 @@ fn local_storage(config: &Config) -> Option<Line> {
 }
 
 fn unconfigured(config: &Config) -> Vec<Line> {
+    use mailer::transport::MailMode;
+    use slack_notify::transport::SlackMode;
     let mut lines = Vec::new();
-    if config.mail.ses.is_none() {
+    let mut skip = |service, detail: &str, fix: &str| {
         lines.push(Line {
-            service: "ses",
+            service,
             verdict: Verdict::Skip,
-            detail: "not configured: email goes to the dev mailbox or is refused".into(),
-            fix: Some("set SES_SENDER_EMAIL and AWS_SES_REGION to send through SES".into()),
+            detail: detail.into(),
+            fix: Some(fix.into()),
         });
+    };
+    match config.mail.transport {
+        MailMode::Ses => {}
+        MailMode::Dev => skip(
+            "ses",
+            "dev mailbox: email is captured in the database, sent to no one",
+            "set SES_SENDER_EMAIL and AWS_SES_REGION to send through SES",
+        ),
+        MailMode::NotConfigured => skip(
+            "ses",
+            "not configured: email sends answer 503 not_configured",
+            "set SES_SENDER_EMAIL and AWS_SES_REGION (or MAIL_TRANSPORT=dev)",
+        ),
     }
-    if config.slack_bot_token.is_none() {
-        lines.push(Line {
-            service: "slack",
-            verdict: Verdict::Skip,
-            detail: "not configured: messages go to the dev sink or are refused".into(),
-            fix: Some("set SLACK_BOT_TOKEN to post to Slack".into()),
-        });
+    match config.slack_transport {
+        SlackMode::Slack => {}
+        SlackMode::Dev => skip(
+            "slack",
+            "dev sink: messages are captured in the database, never sent to Slack",
+            "set SLACK_BOT_TOKEN to post to Slack",
+        ),
+        SlackMode::NotConfigured => skip(
+            "slack",
+            "not configured: Slack posts answer 503 not_configured",
+            "set SLACK_BOT_TOKEN (or SLACK_TRANSPORT=dev)",
+        ),
     }
     lines
 }

@@ -31,7 +31,8 @@
 //! | `LICENSE_RATE_LIMIT_PER_MINUTE` | `600` | licence-holder calls (validate, activate, ...) per client address |
 //! | `LICENSE_KEY_RATE_LIMIT_PER_MINUTE` | `120` | licence-holder calls per licence key |
 //! | `AUTH_FAILURES_PER_MINUTE` | `60` | failed API-key authentications per client address before it gets 429 |
-//! | `SLACK_BOT_TOKEN` | unset: messages go to the dev sink (kept in the database) | a bot token (`xoxb-...`) with `chat:write` |
+//! | `SLACK_TRANSPORT` | `slack` when `SLACK_BOT_TOKEN` is set; else `dev` on the embedded SQLite database, and not configured on MySQL | `slack` or `dev` (the dev sink keeps messages in the database, marked `captured`); not configured, Slack posts are refused with 503 `not_configured` |
+//! | `SLACK_BOT_TOKEN` | none | a bot token (`xoxb-...`) with `chat:write`; required by `SLACK_TRANSPORT=slack` |
 //! | `SLACK_API_URL` | `https://slack.com/api` | Slack Web API base URL (plain `http://` allowed, for test servers) |
 //! | `SLACK_DEFAULT_CHANNEL` | none | channel for messages that name none |
 //! | `SLACK_MESSAGES_PER_SECOND` | `1` | messages per second per channel (Slack's guidance) |
@@ -50,7 +51,7 @@
 //! | `S3_TIMEOUT_SECS` | `30` | connecting to S3, and each answer's first byte (then 503) |
 //! | `BLOB_NAMESPACES` | `client`, `web` (1 GiB), `ai` (50 GiB) | JSON array of `{name, max_size, allowed_types?, prefix?, bucket?}` |
 //! | `BLOB_NAMESPACES_FILE` | none | the same JSON read from a file (when `BLOB_NAMESPACES` is unset) |
-//! | `MAIL_TRANSPORT` | `ses` when `SES_SENDER_EMAIL` and `AWS_SES_REGION` are set, else `dev` | `ses` or `dev` (the dev mailbox keeps messages in the database) |
+//! | `MAIL_TRANSPORT` | `ses` when `SES_SENDER_EMAIL` and `AWS_SES_REGION` are set; else `dev` on the embedded SQLite database, and not configured on MySQL | `ses` or `dev` (the dev mailbox keeps messages in the database, marked `captured`); not configured, sends are refused with 503 `not_configured` |
 //! | `SES_SENDER_EMAIL` | none | default sender (`Name <noreply@example.com>` or a bare address) |
 //! | `AWS_SES_REGION` | none | SES region |
 //! | `AWS_ENDPOINT_URL_SES` | AWS | an SES-compatible endpoint (the AWS SDK's standard name) |
@@ -160,7 +161,9 @@ pub struct Config {
     pub license_rate_per_key: u32,
     /// Failed API-key authentications per minute per address.
     pub auth_failures_per_minute: u32,
-    /// Slack bot token; the dev sink when absent.
+    /// How Slack messages leave (`SLACK_TRANSPORT`).
+    pub slack_transport: slack_notify::transport::SlackMode,
+    /// Slack bot token (set when the transport is `slack`).
     pub slack_bot_token: Option<SecretString>,
     /// Slack Web API base URL.
     pub slack_api_url: String,
@@ -199,7 +202,9 @@ pub struct Config {
 /// Email settings.
 #[derive(Debug, Clone)]
 pub struct MailConfig {
-    /// SES, or the dev mailbox when `None`.
+    /// How email leaves (`MAIL_TRANSPORT`).
+    pub transport: mailer::transport::MailMode,
+    /// SES settings (set when the transport is `ses`).
     pub ses: Option<mailer::transport::SesConfig>,
     /// The outbox's settings.
     pub settings: mailer::MailSettings,
@@ -257,19 +262,54 @@ fn aws_credentials(get: &impl Fn(&str) -> Option<String>, region: Option<&str>) 
     )
 }
 
-fn mail_config(get: &impl Fn(&str) -> Option<String>, aws: &AwsCredentials) -> Result<MailConfig, ConfigError> {
+/// `MAIL_TRANSPORT`; unset: SES when `SES_SENDER_EMAIL` and `AWS_SES_REGION` are set,
+/// otherwise the dev mailbox on SQLite (zero-configuration start) and nothing on MySQL.
+fn mail_transport(
+    get: &impl Fn(&str) -> Option<String>,
+    backend: Backend,
+) -> Result<mailer::transport::MailMode, ConfigError> {
+    use mailer::transport::MailMode;
+    Ok(match get("MAIL_TRANSPORT").as_deref() {
+        Some("ses") => MailMode::Ses,
+        Some("dev") => MailMode::Dev,
+        Some(other) => return Err(bad("MAIL_TRANSPORT", format!("`{other}`: use ses or dev"))),
+        None if get("SES_SENDER_EMAIL").is_some() && get("AWS_SES_REGION").is_some() => MailMode::Ses,
+        None if backend == Backend::Sqlite => MailMode::Dev,
+        None => MailMode::NotConfigured,
+    })
+}
+
+/// `SLACK_TRANSPORT`; unset: Slack when `SLACK_BOT_TOKEN` is set, otherwise the dev sink on
+/// SQLite (zero-configuration start) and nothing on MySQL.
+fn slack_transport(
+    get: &impl Fn(&str) -> Option<String>,
+    backend: Backend,
+) -> Result<slack_notify::transport::SlackMode, ConfigError> {
+    use slack_notify::transport::SlackMode;
+    let token = get("SLACK_BOT_TOKEN").is_some();
+    Ok(match get("SLACK_TRANSPORT").as_deref() {
+        Some("slack") if token => SlackMode::Slack,
+        Some("slack") => return Err(bad("SLACK_BOT_TOKEN", "required when SLACK_TRANSPORT is slack")),
+        Some("dev") => SlackMode::Dev,
+        Some(other) => return Err(bad("SLACK_TRANSPORT", format!("`{other}`: use slack or dev"))),
+        None if token => SlackMode::Slack,
+        None if backend == Backend::Sqlite => SlackMode::Dev,
+        None => SlackMode::NotConfigured,
+    })
+}
+
+fn mail_config(
+    get: &impl Fn(&str) -> Option<String>,
+    backend: Backend,
+    aws: &AwsCredentials,
+) -> Result<MailConfig, ConfigError> {
     let default_from = get("SES_SENDER_EMAIL");
     if let Some(f) = &default_from {
         mailer::address::Mailbox::parse(f).map_err(|m| bad("SES_SENDER_EMAIL", m))?;
     }
     let region = get("AWS_SES_REGION");
-    let use_ses = match get("MAIL_TRANSPORT").as_deref() {
-        Some("ses") => true,
-        Some("dev") => false,
-        Some(other) => return Err(bad("MAIL_TRANSPORT", format!("`{other}`: use ses or dev"))),
-        None => default_from.is_some() && region.is_some(),
-    };
-    let ses = if use_ses {
+    let transport = mail_transport(get, backend)?;
+    let ses = if transport == mailer::transport::MailMode::Ses {
         let endpoint = get("AWS_ENDPOINT_URL_SES");
         if let Some(e) = &endpoint
             && !url::Url::parse(e).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
@@ -318,6 +358,7 @@ fn mail_config(get: &impl Fn(&str) -> Option<String>, aws: &AwsCredentials) -> R
     sns.allow_http = parse_bool(get, "SNS_ALLOW_HTTP_CERTS", false)?;
     sns.max_age = Duration::from_secs(parse_num::<u64>(get, "SNS_MAX_AGE_SECS", 3600)?);
     Ok(MailConfig {
+        transport,
         ses,
         settings: mailer::MailSettings {
             default_from,
@@ -385,9 +426,13 @@ impl Config {
             if database_url.backend() != Backend::Mysql {
                 return Err(bad("DB_IS_SSL", "TLS applies to MySQL; the database is SQLite"));
             }
-            database_url
-                .with_tls(shared_db::SslMode::VerifyIdentity, ssl_ca.as_deref())
-                .map_err(|e| bad("DB_SSL_CA", e.to_string()))?
+            if ssl {
+                // DB_IS_SSL asks for full verification: a weaker ssl-mode in the URL does not lower it.
+                database_url.with_verified_tls(ssl_ca.as_deref())
+            } else {
+                database_url.with_tls(shared_db::SslMode::VerifyIdentity, ssl_ca.as_deref())
+            }
+            .map_err(|e| bad("DB_SSL_CA", e.to_string()))?
         } else {
             database_url
         };
@@ -464,7 +509,15 @@ impl Config {
         if license_rate_per_key == 0 {
             return Err(bad("LICENSE_KEY_RATE_LIMIT_PER_MINUTE", "must be at least 1"));
         }
-        let slack_bot_token = get("SLACK_BOT_TOKEN").map(SecretString::from);
+        let slack_transport = slack_transport(&get, database_url.backend())?;
+        // One provider for SES and S3 (one cache of temporary credentials). Building
+        // the chain reads nothing yet: it is asked only when SES or S3 is used.
+        let aws_region = get("AWS_SES_REGION").or_else(|| get("S3_REGION"));
+        let aws = aws_credentials(&get, aws_region.as_deref())?;
+        let mail = mail_config(&get, database_url.backend(), &aws)?;
+        let slack_bot_token = get("SLACK_BOT_TOKEN")
+            .filter(|_| slack_transport == slack_notify::transport::SlackMode::Slack)
+            .map(SecretString::from);
         let slack_api_url = get("SLACK_API_URL").unwrap_or_else(|| "https://slack.com/api".into());
         match url::Url::parse(&slack_api_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
@@ -495,10 +548,6 @@ impl Config {
             Some(v) => crate::net::parse_trusted(&v).map_err(|m| bad("TRUSTED_PROXIES", m))?,
             None => Vec::new(),
         };
-        // One provider for SES and S3 (one cache of temporary credentials). Building
-        // the chain reads nothing yet: it is asked only when SES or S3 is used.
-        let aws_region = get("AWS_SES_REGION").or_else(|| get("S3_REGION"));
-        let aws = aws_credentials(&get, aws_region.as_deref())?;
         let mut s3_credentials = None;
         let s3 = match get("S3_BUCKET") {
             None => None,
@@ -583,6 +632,7 @@ impl Config {
                 0 => return Err(bad("AUTH_FAILURES_PER_MINUTE", "must be at least 1")),
                 n => n,
             },
+            slack_transport,
             slack_bot_token,
             slack_api_url,
             slack_default_channel,
@@ -594,7 +644,7 @@ impl Config {
             s3,
             trusted_proxies,
             max_document_bytes,
-            mail: mail_config(&get, &aws)?,
+            mail,
             aws,
             s3_credentials,
             unused_variables: UNUSED.iter().filter(|(var, _)| get(var).is_some()).copied().collect(),
@@ -791,9 +841,9 @@ mod tests {
             c.database_url.tls().map(shared_db::MysqlTls::mode),
             Some(shared_db::SslMode::VerifyIdentity)
         );
-        // The URL's own mode is kept.
+        // DB_IS_SSL is a floor: the URL's weaker mode does not lower it.
         let c = config(&[
-            ("DATABASE_URL", "mysql://app:pw@10.0.0.5:3306/eb?ssl-mode=VERIFY_CA"),
+            ("DATABASE_URL", "mysql://app:pw@10.0.0.5:3306/eb?ssl-mode=REQUIRED"),
             ("DB_IS_SSL", "true"),
             ("SECRET_KEY", "0123456789abcdef"),
             ("BLOB_DIR", "/srv/shared/blobs"),
@@ -801,7 +851,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.database_url.tls().map(shared_db::MysqlTls::mode),
-            Some(shared_db::SslMode::VerifyCa)
+            Some(shared_db::SslMode::VerifyIdentity)
         );
         // A CA file that cannot be read names DB_SSL_CA; TLS on SQLite names DB_IS_SSL.
         let err = config(&[
@@ -914,6 +964,63 @@ mod tests {
                 .is_some()
         );
         assert!(!format!("{:?}", config(&[("LICENSE_SIGNING_KEY", bare)]).unwrap()).contains("MC4CAQ"));
+    }
+
+    #[test]
+    fn transports_default_to_dev_on_sqlite_and_to_not_configured_on_mysql() {
+        use mailer::transport::MailMode;
+        use slack_notify::transport::SlackMode;
+        let mysql = [
+            ("DATABASE_URL", "mysql://root@127.0.0.1:3306/test"),
+            ("SECRET_KEY", "0123456789abcdef"),
+            ("BLOB_DIR", "/srv/shared/blobs"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)], on_mysql: bool| {
+            let mut vars: Vec<(&str, &str)> = extra.to_vec();
+            if on_mysql {
+                vars.extend(mysql);
+            }
+            config(&vars)
+        };
+        let modes = |c: &Config| (c.mail.transport, c.slack_transport);
+
+        let c = with(&[], false).unwrap();
+        assert_eq!(
+            modes(&c),
+            (MailMode::Dev, SlackMode::Dev),
+            "zero configuration keeps working"
+        );
+        let c = with(&[], true).unwrap();
+        assert_eq!(modes(&c), (MailMode::NotConfigured, SlackMode::NotConfigured));
+        let c = with(&[("MAIL_TRANSPORT", "dev"), ("SLACK_TRANSPORT", "dev")], true).unwrap();
+        assert_eq!(modes(&c), (MailMode::Dev, SlackMode::Dev));
+        // A sender alone is not SES: still not configured on MySQL.
+        let c = with(&[("SES_SENDER_EMAIL", "app@example.com")], true).unwrap();
+        assert_eq!(c.mail.transport, MailMode::NotConfigured);
+        let ses = [
+            ("SES_SENDER_EMAIL", "app@example.com"),
+            ("AWS_SES_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("SLACK_BOT_TOKEN", "xoxb-1"),
+        ];
+        for on_mysql in [false, true] {
+            let c = with(&ses, on_mysql).unwrap();
+            assert_eq!(modes(&c), (MailMode::Ses, SlackMode::Slack));
+            assert!(c.slack_bot_token.is_some());
+        }
+        // The token is not used by the dev sink.
+        let c = with(&[("SLACK_BOT_TOKEN", "xoxb-1"), ("SLACK_TRANSPORT", "dev")], true).unwrap();
+        assert_eq!(c.slack_transport, SlackMode::Dev);
+        assert!(c.slack_bot_token.is_none());
+
+        let err = with(&[("SLACK_TRANSPORT", "slack")], false).unwrap_err();
+        assert_eq!(err.var, "SLACK_BOT_TOKEN", "{err}");
+        assert!(err.to_string().contains("SLACK_TRANSPORT"), "{err}");
+        let err = with(&[("SLACK_TRANSPORT", "teams")], true).unwrap_err();
+        assert_eq!(err.var, "SLACK_TRANSPORT");
+        let err = with(&[("MAIL_TRANSPORT", "smtp")], true).unwrap_err();
+        assert_eq!(err.var, "MAIL_TRANSPORT");
     }
 
     /// Every variable the module's table documents (the first cell's backticked names).

@@ -115,6 +115,13 @@ impl ApiError {
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
     }
 
+    /// 503 `not_configured`: the channel a request would send on has no transport on
+    /// this gateway; `detail` says what to set. Nothing was stored, and retrying does not
+    /// help until the configuration changes (so no `Retry-After`).
+    pub fn not_configured(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, NOT_CONFIGURED, detail)
+    }
+
     /// True for a transaction that lost a lock race (see [`BUSY`]): safe to run again.
     pub fn is_busy(&self) -> bool {
         self.code == BUSY
@@ -230,6 +237,9 @@ impl ResponseError for ApiError {
 /// The problem code of a transaction rolled back by the database to break a deadlock.
 pub const BUSY: &str = "busy";
 
+/// The problem code of a send on a channel (email, Slack) with no transport configured.
+pub const NOT_CONFIGURED: &str = "not_configured";
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         if e.is_unavailable() {
@@ -283,6 +293,7 @@ impl From<slack_notify::NotifyError> for ApiError {
             }
             N::NotFound => ApiError::not_found("slack_message_not_found", e.to_string()),
             N::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            N::NotConfigured => ApiError::not_configured(e.to_string()),
             N::Db(db) => db.into(),
         }
     }
@@ -319,6 +330,7 @@ impl From<mailer::MailError> for ApiError {
             ),
             M::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             M::RawUnavailable(_) => ApiError::not_found("raw_not_available", e.to_string()),
+            M::NotConfigured => ApiError::not_configured(e.to_string()),
             M::Sns(SnsError::Malformed(m)) => ApiError::bad_request("sns_malformed", m),
             M::Sns(SnsError::Forged(m)) => ApiError::new(StatusCode::FORBIDDEN, "sns_signature_invalid", m),
             M::Sns(SnsError::Unavailable(m)) => ApiError::unavailable(m),

@@ -19,6 +19,7 @@ use license_core::LicenseService;
 use license_core::model::{LicenseFilter, LicenseStatus};
 use mailer::MailService;
 use mailer::model::{SendEmail, TemplateBody, TemplateRef};
+use mailer::transport::MailMode;
 use ring::hmac;
 use serde_json::{Value, json};
 use shared_db::events::{self, Event};
@@ -31,6 +32,7 @@ use shared_db::{DbConn, DbError, DbPool, with_conn};
 use slack_notify::SlackService;
 use slack_notify::layout::Level;
 use slack_notify::model::PostMessage;
+use slack_notify::transport::SlackMode;
 
 use crate::model::*;
 use crate::net;
@@ -50,6 +52,11 @@ const SEALING_PURPOSE: &[u8] = b"webhook secret";
 /// The owner of the bridge's idempotency keys (rule deliveries, reminders): a namespace
 /// no API key can write, so no caller can replay or block them.
 static BRIDGE: Owner = Owner::System("bridge");
+/// Why rules and reminders skip Slack, and what to set.
+const SLACK_UNCONFIGURED: &str = "Slack is not configured: set SLACK_BOT_TOKEN (or SLACK_TRANSPORT=dev)";
+/// Why rules and reminders skip email, and what to set.
+const EMAIL_UNCONFIGURED: &str =
+    "email is not configured: set SES_SENDER_EMAIL and AWS_SES_REGION (or MAIL_TRANSPORT=dev)";
 
 /// What the bridge refuses or fails with.
 #[derive(Debug, thiserror::Error)]
@@ -691,7 +698,27 @@ impl BridgeService {
         };
         drop(conn);
         match self.apply(&rule, &event).await {
-            Ok(()) => Ok(()),
+            Ok(skipped) if skipped.is_empty() => Ok(()),
+            Ok(skipped) => {
+                // Not retried: the channel stays unusable until the configuration changes
+                // (reported once at start-up). Recorded, like a failure, as the bridge's own
+                // event (never re-bridged).
+                let mut conn = self.pool.get().await.map_err(|e| retry(e.into()))?;
+                let skipped: Vec<Value> = skipped
+                    .iter()
+                    .map(|(channel, reason)| json!({ "channel": channel, "reason": reason }))
+                    .collect();
+                events::record(
+                    &mut conn,
+                    "rule.skipped",
+                    &format!("bridge:rule:{rule_id}"),
+                    &format!("rule:{rule_id}"),
+                    json!({ "event_id": event_id, "skipped": skipped }),
+                )
+                .await
+                .map_err(|e| retry(e.into()))?;
+                Ok(())
+            }
             Err(Failure::Later(reason)) => Err(JobError::Retry(reason)),
             Err(Failure::Final(reason)) => {
                 // Visible in the audit trail (and, being the bridge's own, never re-bridged).
@@ -710,8 +737,61 @@ impl BridgeService {
         }
     }
 
-    /// A rule's actions for one event.
-    async fn apply(&self, rule: &Rule, event: &Event) -> Result<(), Failure> {
+    /// Why email from rules and reminders cannot go out on this gateway, if it cannot:
+    /// what to set.
+    pub fn email_unavailable(&self) -> Option<&'static str> {
+        if self.mail.mode() == MailMode::NotConfigured {
+            Some(EMAIL_UNCONFIGURED)
+        } else if self.mail.default_sender().is_none() {
+            Some("no sender for rule and reminder emails: set SES_SENDER_EMAIL")
+        } else {
+            None
+        }
+    }
+
+    /// Why Slack messages from rules and reminders cannot go out, if they cannot.
+    pub fn slack_unavailable(&self) -> Option<&'static str> {
+        (self.slack.mode() == SlackMode::NotConfigured).then_some(SLACK_UNCONFIGURED)
+    }
+
+    /// The rules and reminders that skip a channel this gateway cannot use, as one line
+    /// for the start-up log with what to set; none when every channel they need works.
+    pub async fn skipped_channels(&self) -> Result<Option<String>, BridgeError> {
+        let rules: Vec<Rule> = self.rules().await?.into_iter().filter(|r| r.enabled).collect();
+        let reminders = !self.settings.reminder_days.is_empty();
+        let names = |wanted: &dyn Fn(&Rule) -> bool| -> Vec<String> {
+            rules
+                .iter()
+                .filter(|r| wanted(r))
+                .map(|r| format!("\"{}\"", r.name))
+                .collect()
+        };
+        let mut parts = Vec::new();
+        if let Some(why) = self.slack_unavailable() {
+            let mut what = described("rule", &names(&|r| r.actions.slack.is_some()));
+            if reminders && self.settings.reminder_channel.is_some() {
+                what.push("licence reminder warnings".into());
+            }
+            if !what.is_empty() {
+                parts.push(format!("{} skip Slack ({why})", what.join(" and ")));
+            }
+        }
+        if let Some(why) = self.email_unavailable() {
+            let mut what = described("rule", &names(&|r| r.actions.email.is_some()));
+            if reminders {
+                what.push("licence reminder emails".into());
+            }
+            if !what.is_empty() {
+                parts.push(format!("{} skip email ({why})", what.join(" and ")));
+            }
+        }
+        Ok((!parts.is_empty()).then(|| parts.join("; ")))
+    }
+
+    /// A rule's actions for one event; returns the channels it skipped (not configured
+    /// here) with why.
+    async fn apply(&self, rule: &Rule, event: &Event) -> Result<Vec<(&'static str, &'static str)>, Failure> {
+        let mut skipped = Vec::new();
         let ctx = context(event);
         let key = format!("bridge:{}:{}", rule.id, event.id);
         let actor = format!("bridge:rule:{}", rule.id);
@@ -721,7 +801,9 @@ impl BridgeService {
             key: &key,
             hash: &hash,
         };
-        if let Some(s) = &rule.actions.slack {
+        if let (Some(_), Some(why)) = (&rule.actions.slack, self.slack_unavailable()) {
+            skipped.push(("slack", why));
+        } else if let Some(s) = &rule.actions.slack {
             let msg = PostMessage {
                 channel: s.channel.clone(),
                 level: s.level,
@@ -737,12 +819,16 @@ impl BridgeService {
                 thread_of: None,
                 mention: None,
             };
-            self.slack.submit(msg, Some(idem), &actor).await.map_err(|e| match e {
-                slack_notify::NotifyError::Db(_) => Failure::Later(format!("slack: {e}")),
-                _ => Failure::Final(format!("slack: {e}")),
-            })?;
+            match self.slack.submit(msg, Some(idem), &actor).await {
+                Ok(_) => {}
+                Err(slack_notify::NotifyError::NotConfigured) => skipped.push(("slack", SLACK_UNCONFIGURED)),
+                Err(e @ slack_notify::NotifyError::Db(_)) => return Err(Failure::Later(format!("slack: {e}"))),
+                Err(e) => return Err(Failure::Final(format!("slack: {e}"))),
+            }
         }
-        if let Some(m) = &rule.actions.email {
+        if let (Some(_), Some(why)) = (&rule.actions.email, self.email_unavailable()) {
+            skipped.push(("email", why));
+        } else if let Some(m) = &rule.actions.email {
             let req = SendEmail {
                 to: vec![render(&m.to, &ctx).await.map_err(Failure::Final)?],
                 template: Some(TemplateRef {
@@ -752,12 +838,14 @@ impl BridgeService {
                 tags: BTreeMap::from([("rule".to_owned(), rule.id.clone())]),
                 ..SendEmail::default()
             };
-            self.mail.submit(req, Some(idem), &actor).await.map_err(|e| match e {
-                mailer::MailError::Db(_) => Failure::Later(format!("email: {e}")),
-                _ => Failure::Final(format!("email: {e}")),
-            })?;
+            match self.mail.submit(req, Some(idem), &actor).await {
+                Ok(_) => {}
+                Err(mailer::MailError::NotConfigured) => skipped.push(("email", EMAIL_UNCONFIGURED)),
+                Err(e @ mailer::MailError::Db(_)) => return Err(Failure::Later(format!("email: {e}"))),
+                Err(e) => return Err(Failure::Final(format!("email: {e}"))),
+            }
         }
-        Ok(())
+        Ok(skipped)
     }
 
     /// Posts one event to one webhook (the `bridge.webhook` job), signed as the
@@ -923,6 +1011,15 @@ impl BridgeService {
         let mut days = self.settings.reminder_days.clone();
         days.sort_unstable();
         let horizon = days.last().copied().unwrap_or(0);
+        // Channels this gateway cannot use are skipped (reported once at start-up); with
+        // neither, reminders wait (unmarked) until one is configured.
+        let by_email = self.email_unavailable().is_none();
+        let slack_channel = self
+            .settings
+            .reminder_channel
+            .as_deref()
+            .filter(|_| self.slack_unavailable().is_none());
+        let can_remind = by_email || slack_channel.is_some();
         let now = Utc::now();
         let (mut reminded, mut expired) = (0, 0);
         let mut cursor = None;
@@ -977,11 +1074,18 @@ impl BridgeService {
                     .first(c)
                     .await
                     .optional())?;
-                if seen.is_some() {
+                if seen.is_some() || !can_remind {
                     continue;
                 }
                 let days_left = left.ceil() as i64;
-                match self.remind(&mut conn, lic, expires, threshold, days_left, &mark).await {
+                let to = Reach {
+                    email: by_email,
+                    slack_channel,
+                };
+                match self
+                    .remind(&mut conn, lic, expires, threshold, days_left, &mark, to)
+                    .await
+                {
                     Ok(sent) => reminded += usize::from(sent),
                     Err(e) => {
                         // One licence's failure (a refused address, say) must not stop the
@@ -1006,8 +1110,9 @@ impl BridgeService {
         Ok((reminded, expired))
     }
 
-    /// Sends one licence's reminder (email, and Slack when a channel is set) and sets its
-    /// mark; `false` when another pass set the mark first.
+    /// Sends one licence's reminder (by email and to a Slack channel, as `to` says) and
+    /// sets its mark; `false` when another pass set the mark first.
+    #[allow(clippy::too_many_arguments)]
     async fn remind(
         &self,
         conn: &mut DbConn,
@@ -1016,6 +1121,7 @@ impl BridgeService {
         threshold: i64,
         days_left: i64,
         mark: &str,
+        to: Reach<'_>,
     ) -> Result<bool, BridgeError> {
         let vars = json!({
             "license": {
@@ -1039,13 +1145,15 @@ impl BridgeService {
             tags: BTreeMap::from([("reminder".to_owned(), format!("{threshold}d"))]),
             ..SendEmail::default()
         };
-        self.mail
-            .submit(email, Some(idem), "bridge:reminders")
-            .await
-            .map_err(corrupt)?;
-        if let Some(channel) = &self.settings.reminder_channel {
+        if to.email {
+            self.mail
+                .submit(email, Some(idem), "bridge:reminders")
+                .await
+                .map_err(corrupt)?;
+        }
+        if let Some(channel) = to.slack_channel {
             let msg = PostMessage {
-                channel: Some(channel.clone()),
+                channel: Some(channel.to_owned()),
                 level: Level::Warning,
                 title: format!(
                     "Licence \"{}\" expires in {days_left} day{}",
@@ -1071,6 +1179,31 @@ impl BridgeService {
                 .map_err(corrupt)?;
         }
         set_mark(conn, mark).await
+    }
+}
+
+/// Where one reminder goes.
+#[derive(Clone, Copy)]
+struct Reach<'a> {
+    /// To the licence owner by email.
+    email: bool,
+    /// To this Slack channel.
+    slack_channel: Option<&'a str>,
+}
+
+/// "rule A" or "rules A, B" (the first ten, then how many more): the rules named, for
+/// a log line (empty for none).
+fn described(kind: &str, names: &[String]) -> Vec<String> {
+    const SHOWN: usize = 10;
+    match names {
+        [] => Vec::new(),
+        [one] => vec![format!("{kind} {one}")],
+        many if many.len() <= SHOWN => vec![format!("{kind}s {}", many.join(", "))],
+        many => vec![format!(
+            "{kind}s {} and {} more",
+            many[..SHOWN].join(", "),
+            many.len() - SHOWN
+        )],
     }
 }
 

@@ -38,11 +38,19 @@ struct Rig {
 }
 
 async fn rig(db: TestDb, settings: BridgeSettings) -> Rig {
+    rig_with(db, settings, true, true).await
+}
+
+/// A rig whose email and Slack transports are the dev ones, or not configured.
+async fn rig_with(db: TestDb, settings: BridgeSettings, mail: bool, slack: bool) -> Rig {
     let wake = Arc::new(Notify::new());
+    let mailer: Option<Arc<dyn mailer::transport::Mailer>> = mail.then(|| Arc::new(DevMailbox) as _);
+    let notifier: Option<Arc<dyn slack_notify::transport::SlackNotifier>> =
+        slack.then(|| Arc::new(DevSink::default()) as _);
     let mail = Arc::new(
         MailService::new(
             db.pool.clone(),
-            Arc::new(DevMailbox),
+            mailer,
             None,
             MailSettings {
                 default_from: Some("app@example.com".into()),
@@ -54,7 +62,7 @@ async fn rig(db: TestDb, settings: BridgeSettings) -> Rig {
     );
     let slack = Arc::new(SlackService::new(
         db.pool.clone(),
-        Arc::new(DevSink::default()),
+        notifier,
         Some("#ops".into()),
         None,
         1000,
@@ -1031,4 +1039,139 @@ async fn a_runaway_rule_template_is_recorded_as_failed() {
         assert!(failed.data.contains(bound), "{}: {}", rule.name, failed.data);
     }
     assert!(r.slack.list(&MessageFilter::default()).await.unwrap().items.is_empty());
+}
+
+/// A rule whose channel is not configured is skipped, recorded once per event as
+/// `rule.skipped` naming what to set, never retried; its configured channel still works.
+/// The start-up report names the rule and the reminders that skip the channel.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_on_an_unconfigured_channel_is_skipped_and_reported() {
+    for db in TestDb::each().await {
+        let r = rig_with(db, internal_ok(), true, false).await;
+        let report = r.bridge.skipped_channels().await.unwrap().unwrap();
+        assert!(
+            report.starts_with("licence reminder warnings skip Slack"),
+            "no rule yet: {report}"
+        );
+        r.mail
+            .put_template(
+                "licence-issued",
+                TemplateBody {
+                    subject: "Licence for {{ data.product }}".into(),
+                    html: None,
+                    text: Some("Issued".into()),
+                    description: None,
+                },
+                "t",
+            )
+            .await
+            .unwrap();
+        let rule = r
+            .bridge
+            .create_rule(
+                NewRule {
+                    name: "tell sales".into(),
+                    event_type: "license.issued".into(),
+                    filter: BTreeMap::new(),
+                    actions: Actions {
+                        slack: Some(SlackAction {
+                            channel: Some("#sales".into()),
+                            level: Level::Info,
+                            title: "New licence".into(),
+                            text: None,
+                        }),
+                        email: Some(EmailAction {
+                            to: "sales@example.org".into(),
+                            template: "licence-issued".into(),
+                        }),
+                    },
+                    enabled: true,
+                },
+                "t",
+            )
+            .await
+            .unwrap();
+        let report = r.bridge.skipped_channels().await.unwrap().unwrap();
+        assert!(
+            report.contains("rule \"tell sales\"")
+                && report.contains("licence reminder warnings")
+                && report.contains("SLACK_BOT_TOKEN")
+                && report.contains("SLACK_TRANSPORT=dev")
+                && !report.contains("email"),
+            "{report}"
+        );
+
+        record(&r, "license.issued", "api_key:k", json!({"product": "client"})).await;
+        assert_eq!(r.bridge.dispatch().await.unwrap(), 1);
+        r.worker.drain().await.unwrap();
+        let mut conn = r.db.pool.get().await.unwrap();
+        let trail = events::for_subject(&mut conn, &format!("rule:{}", rule.id))
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = trail.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(kinds, ["rule.created", "rule.skipped"]);
+        let data: Value = serde_json::from_str(&trail[1].data).unwrap();
+        assert_eq!(data["skipped"][0]["channel"], "slack");
+        assert!(
+            data["skipped"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("SLACK_BOT_TOKEN")
+        );
+        let jobs = shared_db::jobs::counts(&mut conn, RULE_QUEUE).await.unwrap();
+        assert!(jobs.is_empty(), "done, not retried or failed: {jobs:?}");
+        assert!(r.slack.list(&MessageFilter::default()).await.unwrap().items.is_empty());
+        let emails = r.mail.list(&EmailFilter::default()).await.unwrap().items;
+        assert_eq!(emails.len(), 1, "the configured channel still delivers");
+    }
+}
+
+/// Reminders skip the channels that are not configured: email only here, with no
+/// failure recorded; with neither channel, nothing is sent, failed or marked (the
+/// reminder stays due for when one is configured).
+#[tokio::test(flavor = "multi_thread")]
+async fn reminders_skip_unconfigured_channels_without_failing() {
+    for db in TestDb::each().await {
+        let r = rig_with(db, internal_ok(), true, false).await;
+        r.bridge.ensure_reminder_template().await.unwrap();
+        let (week, _) = r.licenses.issue(issue("Week", 5), "t").await.unwrap();
+        assert_eq!(r.bridge.run_reminders().await.unwrap(), (1, 0));
+        assert_eq!(r.mail.list(&EmailFilter::default()).await.unwrap().items.len(), 1);
+        assert!(r.slack.list(&MessageFilter::default()).await.unwrap().items.is_empty());
+        let mut conn = r.db.pool.get().await.unwrap();
+        let trail = events::for_subject(&mut conn, &format!("license:{}", week.id))
+            .await
+            .unwrap();
+        assert!(trail.iter().all(|e| e.event_type != "license.reminder_failed"));
+    }
+    for db in TestDb::each().await {
+        let none = rig_with(db, internal_ok(), false, false).await;
+        none.bridge.ensure_reminder_template().await.unwrap();
+        let (day, _) = none.licenses.issue(issue("Day", 1), "t").await.unwrap();
+        assert_eq!(none.bridge.run_reminders().await.unwrap(), (0, 0));
+        let report = none.bridge.skipped_channels().await.unwrap().unwrap();
+        assert!(
+            report.contains("licence reminder emails")
+                && report.contains("licence reminder warnings")
+                && report.contains("MAIL_TRANSPORT=dev"),
+            "{report}"
+        );
+        let mut conn = none.db.pool.get().await.unwrap();
+        let trail = events::for_subject(&mut conn, &format!("license:{}", day.id))
+            .await
+            .unwrap();
+        assert!(trail.iter().all(|e| e.event_type != "license.reminder_failed"));
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let marks: N = with_conn!(&mut *conn, |c| diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM bridge_marks"
+        )
+        .get_result(c)
+        .await)
+        .unwrap();
+        assert_eq!(marks.n, 0, "still due");
+    }
 }

@@ -112,6 +112,9 @@ pub enum EmailStatus {
     Sending,
     /// SES accepted it (see `provider_ids`).
     Sent,
+    /// Kept by the dev mailbox (`MAIL_TRANSPORT=dev`) and sent to no one; read it back
+    /// from `GET /api/v1/emails/{id}/raw`.
+    Captured,
     /// SES reported delivery to the recipients' servers.
     Delivered,
     /// Refused for good (see `error`).
@@ -126,10 +129,11 @@ pub enum EmailStatus {
 
 impl EmailStatus {
     /// Every status.
-    pub const ALL: [EmailStatus; 8] = [
+    pub const ALL: [EmailStatus; 9] = [
         EmailStatus::Queued,
         EmailStatus::Sending,
         EmailStatus::Sent,
+        EmailStatus::Captured,
         EmailStatus::Delivered,
         EmailStatus::Failed,
         EmailStatus::Bounced,
@@ -143,6 +147,7 @@ impl EmailStatus {
             EmailStatus::Queued => "queued",
             EmailStatus::Sending => "sending",
             EmailStatus::Sent => "sent",
+            EmailStatus::Captured => "captured",
             EmailStatus::Delivered => "delivered",
             EmailStatus::Failed => "failed",
             EmailStatus::Bounced => "bounced",
@@ -176,7 +181,7 @@ pub struct AttachmentInfo {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusChange {
-    /// The event (`email.queued`, `email.sent`, `email.bounced`...).
+    /// The event (`email.queued`, `email.sent`, `email.captured`, `email.bounced`...).
     #[serde(rename = "type")]
     pub kind: String,
     /// When.
@@ -229,7 +234,7 @@ pub struct Email {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
-    /// Handed to SES.
+    /// Handed to SES (absent for a message the dev mailbox captured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<DateTime<Utc>>,
     /// Every step, oldest first (on `GET /emails/{id}` only).

@@ -27,7 +27,7 @@ use crate::model::*;
 use crate::schema::{email_deliveries, email_messages, email_suppressions, email_templates};
 use crate::sns::{SnsError, SnsVerifier};
 use crate::template::{self, Parts, TemplateError};
-use crate::transport::{Mailer, SendError};
+use crate::transport::{MailMode, Mailer, SendError};
 
 /// The queue of sends (one job per group of up to 50 recipients).
 pub const SEND_QUEUE: &str = "email.send";
@@ -103,8 +103,13 @@ pub enum MailError {
         message: String,
     },
     /// Raw MIME is served by the dev mailbox only.
-    #[error("the raw message is available in the dev mailbox mode only (this gateway sends through {0})")]
+    #[error("the raw message is available in the dev mailbox mode only (this gateway's mail transport is {0})")]
     RawUnavailable(&'static str),
+    /// No mail transport is configured: nothing was stored.
+    #[error(
+        "email is not configured on this gateway: set SES_SENDER_EMAIL and AWS_SES_REGION (or MAIL_TRANSPORT=dev to capture messages without sending them)"
+    )]
+    NotConfigured,
     /// An SNS message was refused.
     #[error(transparent)]
     Sns(#[from] SnsError),
@@ -325,7 +330,8 @@ fn limiter(rate: f64) -> Option<Arc<DefaultDirectRateLimiter>> {
 /// Email: the outbox, templates, suppressions and SES notifications.
 pub struct MailService {
     pool: DbPool,
-    mailer: Arc<dyn Mailer>,
+    /// None: not configured (sends are refused).
+    mailer: Option<Arc<dyn Mailer>>,
     sns: Option<SnsVerifier>,
     settings: MailSettings,
     default_from: Option<Mailbox>,
@@ -335,11 +341,13 @@ pub struct MailService {
 }
 
 impl MailService {
-    /// Builds the service. `wake` is notified after each enqueue (give it to the worker);
-    /// `sns` verifies SES notifications (none: the SNS endpoint refuses everything).
+    /// Builds the service. `mailer` is the transport (none: email is not configured, and
+    /// every send is refused with [`MailError::NotConfigured`], storing nothing); `wake`
+    /// is notified after each enqueue (give it to the worker); `sns` verifies SES
+    /// notifications (none: the SNS endpoint refuses everything).
     pub fn new(
         pool: DbPool,
-        mailer: Arc<dyn Mailer>,
+        mailer: Option<Arc<dyn Mailer>>,
         sns: Option<SnsVerifier>,
         settings: MailSettings,
         wake: Arc<Notify>,
@@ -367,9 +375,28 @@ impl MailService {
         })
     }
 
-    /// `ses` or `dev`.
+    /// How email leaves: SES, the dev mailbox, or not at all.
+    pub fn mode(&self) -> MailMode {
+        match &self.mailer {
+            None => MailMode::NotConfigured,
+            Some(m) if m.captures() => MailMode::Dev,
+            Some(_) => MailMode::Ses,
+        }
+    }
+
+    /// `ses`, `dev` or `not_configured`.
     pub fn transport(&self) -> &'static str {
-        self.mailer.name()
+        self.mode().as_str()
+    }
+
+    /// The sender of messages that name none (`SES_SENDER_EMAIL`).
+    pub fn default_sender(&self) -> Option<String> {
+        self.default_from.as_ref().map(Mailbox::to_string)
+    }
+
+    /// The transport, or [`MailError::NotConfigured`].
+    fn transport_or_refuse(&self) -> Result<&Arc<dyn Mailer>, MailError> {
+        self.mailer.as_ref().ok_or(MailError::NotConfigured)
     }
 
     /// The recipients-per-second pace in force (none: unpaced).
@@ -387,6 +414,7 @@ impl MailService {
         idempotency: Option<idempotency::Key<'_>>,
         actor: &str,
     ) -> Result<(Accepted, bool), MailError> {
+        self.transport_or_refuse()?;
         match self.accept(vec![req], false, idempotency, actor).await? {
             Stored::Replay(id) => {
                 let mut conn = self.pool.get().await?;
@@ -410,6 +438,7 @@ impl MailService {
         idempotency: Option<idempotency::Key<'_>>,
         actor: &str,
     ) -> Result<(BatchAccepted, bool), MailError> {
+        self.transport_or_refuse()?;
         if reqs.is_empty() || reqs.len() > MAX_BATCH {
             return Err(invalid("", format!("a batch holds 1 to {MAX_BATCH} messages")));
         }
@@ -719,8 +748,9 @@ impl MailService {
 
     /// The exact MIME of a message (dev mailbox only).
     pub async fn raw(&self, id: &str) -> Result<Vec<u8>, MailError> {
-        if self.mailer.name() != "dev" {
-            return Err(MailError::RawUnavailable(self.mailer.name()));
+        let mode = self.mode();
+        if mode != MailMode::Dev {
+            return Err(MailError::RawUnavailable(mode.as_str()));
         }
         let mut conn = self.pool.get().await?;
         let raw: Option<Vec<u8>> = with_conn!(&mut *conn, |c| email_messages::table
@@ -1062,6 +1092,10 @@ impl MailService {
         let Some(delivery_id) = payload["delivery_id"].as_str() else {
             return Err(JobError::Fatal("no delivery_id".into()));
         };
+        let Some(mailer) = self.mailer.clone() else {
+            // Queued while a transport was configured: kept until one is again.
+            return Err(JobError::Defer(Duration::from_secs(60)));
+        };
         let mut conn = self.pool.get().await.map_err(|e| retry(e.into()))?;
         let delivery: Option<Delivery> = with_conn!(&mut *conn, |c| email_deliveries::table
             .find(delivery_id)
@@ -1073,7 +1107,7 @@ impl MailService {
         let Some(delivery) = delivery else {
             return Err(JobError::Fatal(format!("delivery {delivery_id} is gone")));
         };
-        if matches!(delivery.status.as_str(), "sent" | "failed" | "suppressed") {
+        if matches!(delivery.status.as_str(), "sent" | "captured" | "failed" | "suppressed") {
             return Ok(());
         }
         let message: Option<(String, Vec<u8>)> = with_conn!(&mut *conn, |c| email_messages::table
@@ -1108,15 +1142,21 @@ impl MailService {
                 .await
                 .map_err(retry);
         }
-        self.pace(send_to.len()).await?;
+        self.pace(mailer.as_ref(), send_to.len()).await?;
         if job.attempts <= 1 {
             self.mark_sending(&mut conn, &delivery).await.map_err(retry)?;
         }
-        match self.mailer.send(&source, &send_to, &raw).await {
-            Ok(provider_id) => self
-                .finish(&mut conn, &delivery, Outcome::Sent(provider_id, send_to), &dropped)
-                .await
-                .map_err(retry),
+        match mailer.send(&source, &send_to, &raw).await {
+            Ok(provider_id) => {
+                let outcome = if mailer.captures() {
+                    Outcome::Captured(provider_id, send_to)
+                } else {
+                    Outcome::Sent(provider_id, send_to)
+                };
+                self.finish(&mut conn, &delivery, outcome, &dropped)
+                    .await
+                    .map_err(retry)
+            }
             Err(SendError::Transient(m)) if job.attempts < job.max_attempts => {
                 note_error(&mut conn, &delivery.email_id, &m).await.map_err(retry)?;
                 Err(JobError::Retry(m))
@@ -1132,14 +1172,14 @@ impl MailService {
 
     /// Waits for the account's recipient budget (deferring the job, without using an
     /// attempt), reading SES's quota when it is stale.
-    async fn pace(&self, recipients: usize) -> Result<(), JobError> {
+    async fn pace(&self, mailer: &dyn Mailer, recipients: usize) -> Result<(), JobError> {
         let stale = self
             .pace
             .read()
             .map(|p| p.read_at.is_none_or(|t| t.elapsed() > self.settings.quota_refresh))
             .unwrap_or(true);
         if stale && self.settings.max_send_rate.is_none() {
-            let rate = match self.mailer.quota().await {
+            let rate = match mailer.quota().await {
                 Ok(q) => q.map(|q| q.max_send_rate),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the SES sending quota; keeping the last pace");
@@ -1214,6 +1254,7 @@ impl MailService {
                 .await)?;
             let (status, provider_id, error) = match &outcome {
                 Outcome::Sent(id, _) => ("sent", Some(id.clone()), None),
+                Outcome::Captured(id, _) => ("captured", Some(id.clone()), None),
                 Outcome::Failed(m, _) => ("failed", None, Some(m.clone())),
                 Outcome::Suppressed => ("suppressed", None, None),
             };
@@ -1241,6 +1282,15 @@ impl MailService {
                     )
                     .await?
                 }
+                Outcome::Captured(id, to) => {
+                    record(
+                        c,
+                        "email.captured",
+                        &d.email_id,
+                        json!({ "provider_id": id, "recipients": to }),
+                    )
+                    .await?
+                }
                 Outcome::Failed(m, to) => {
                     record(c, "email.failed", &d.email_id, json!({ "reason": m, "recipients": to })).await?
                 }
@@ -1256,6 +1306,8 @@ impl MailService {
                 EmailStatus::Sending
             } else if all.iter().any(|s| s == "sent") {
                 EmailStatus::Sent
+            } else if all.iter().any(|s| s == "captured") {
+                EmailStatus::Captured
             } else if all.iter().all(|s| s == "suppressed") {
                 EmailStatus::Suppressed
             } else {
@@ -1291,6 +1343,8 @@ impl MailService {
 
 enum Outcome {
     Sent(String, Vec<String>),
+    /// Kept by a transport that delivers nothing (the dev mailbox).
+    Captured(String, Vec<String>),
     Failed(String, Vec<String>),
     Suppressed,
 }

@@ -30,10 +30,46 @@ pub struct Quota {
     pub sent_last_24_hours: f64,
 }
 
+/// How email leaves this gateway (`MAIL_TRANSPORT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MailMode {
+    /// Through Amazon SES.
+    Ses,
+    /// Captured by the dev mailbox: kept in the database, sent to no one.
+    Dev,
+    /// No transport: sends are refused (503 `not_configured`) and nothing is stored.
+    NotConfigured,
+}
+
+impl MailMode {
+    /// `ses`, `dev` or `not_configured`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailMode::Ses => "ses",
+            MailMode::Dev => "dev",
+            MailMode::NotConfigured => "not_configured",
+        }
+    }
+}
+
+impl std::fmt::Display for MailMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Sends a built MIME message.
 pub trait Mailer: Send + Sync + 'static {
     /// `ses` or `dev`.
     fn name(&self) -> &'static str;
+
+    /// True when messages are only kept, never delivered (the dev mailbox): what it
+    /// "sends" is marked `captured`, not `sent`.
+    fn captures(&self) -> bool {
+        false
+    }
 
     /// Sends `raw` from `source` to `destinations` (at most 50); returns the
     /// provider's message id.
@@ -194,13 +230,18 @@ impl Mailer for SesMailer {
 }
 
 /// The development mailbox: the outbox row already holds the exact MIME, so "sending"
-/// only names it; read it back from `GET /api/v1/emails/{id}/raw`.
+/// only names it (the message is marked `captured`); read it back from
+/// `GET /api/v1/emails/{id}/raw`.
 #[derive(Debug, Default)]
 pub struct DevMailbox;
 
 impl Mailer for DevMailbox {
     fn name(&self) -> &'static str {
         "dev"
+    }
+
+    fn captures(&self) -> bool {
+        true
     }
 
     fn send<'a>(
@@ -213,7 +254,7 @@ impl Mailer for DevMailbox {
             tracing::info!(
                 recipients = destinations.len(),
                 bytes = raw.len(),
-                "dev mailbox: kept, not sent"
+                "dev mailbox: captured, not sent"
             );
             Ok(format!("dev-{}", uuid::Uuid::now_v7()))
         })

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use diesel_async::RunQueryDsl;
 use mail_parser::{MessageParser, MimeHeaders};
 use mailer::model::{AddSuppression, AttachmentIn, EmailStatus, SendEmail, TemplateBody, TemplateRef};
 use mailer::testing::SesTestServer;
-use mailer::transport::{DevMailbox, Mailer, SesConfig, SesMailer};
+use mailer::transport::{DevMailbox, MailMode, Mailer, SesConfig, SesMailer};
 use mailer::{MailError, MailService, MailSettings, SEND_QUEUE, SendHandler};
 use serde_json::json;
 use shared_db::idempotency::{Key, Owner};
@@ -41,7 +42,7 @@ fn service(db: &TestDb, mailer: Arc<dyn Mailer>, from: &str) -> Arc<MailService>
     Arc::new(
         MailService::new(
             db.pool.clone(),
-            mailer,
+            Some(mailer),
             None,
             MailSettings {
                 default_from: Some(from.into()),
@@ -533,20 +534,84 @@ async fn templates_render_or_name_the_missing_variable() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dev_mailbox_marks_sent_and_keeps_the_raw_message() {
+async fn dev_mailbox_marks_captured_and_keeps_the_raw_message() {
     let db = TestDb::sqlite().await;
     let svc = service(&db, Arc::new(DevMailbox), "app@example.com");
+    assert_eq!(svc.mode(), MailMode::Dev);
     let (accepted, _) = svc.submit(simple(&["a@example.org"]), None, "t").await.unwrap();
     let w = worker(&db, &svc);
     drain_until(&w, async || {
-        svc.get(&accepted.id).await.unwrap().status == EmailStatus::Sent
+        svc.get(&accepted.id).await.unwrap().status == EmailStatus::Captured
     })
     .await;
     let email = svc.get(&accepted.id).await.unwrap();
     assert!(email.provider_ids[0].starts_with("dev-"));
+    assert_eq!(email.sent_at, None, "never handed to anyone");
+    let kinds: Vec<&str> = email.history.iter().flatten().map(|h| h.kind.as_str()).collect();
+    assert_eq!(kinds, ["email.queued", "email.sending", "email.captured"]);
     let raw = svc.raw(&accepted.id).await.unwrap();
     assert_eq!(raw.len() as u64, email.size);
     assert!(String::from_utf8(raw).unwrap().contains("Subject: Hello"));
+}
+
+/// With no transport, sends and batches are refused before anything is stored: no
+/// message, no job, no event, and the idempotency key stays free.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_transport_nothing_is_stored() {
+    for db in TestDb::each().await {
+        let svc = MailService::new(
+            db.pool.clone(),
+            None,
+            None,
+            MailSettings {
+                default_from: Some("app@example.com".into()),
+                ..MailSettings::default()
+            },
+            Arc::new(Notify::new()),
+        )
+        .unwrap();
+        assert_eq!(svc.mode(), MailMode::NotConfigured);
+        assert_eq!(svc.transport(), "not_configured");
+        let owner = Owner::ApiKey("alice".into());
+        let key = Some(Key {
+            owner: &owner,
+            key: "k1",
+            hash: "h1",
+        });
+        let refused = svc.submit(simple(&["a@example.org"]), key, "t").await;
+        assert!(matches!(refused, Err(MailError::NotConfigured)), "{refused:?}");
+        let refused = svc.submit_batch(vec![simple(&["a@example.org"])], key, "t").await;
+        assert!(matches!(refused, Err(MailError::NotConfigured)), "{refused:?}");
+        let message = MailError::NotConfigured.to_string();
+        assert!(
+            message.contains("SES_SENDER_EMAIL")
+                && message.contains("AWS_SES_REGION")
+                && message.contains("MAIL_TRANSPORT=dev"),
+            "{message}"
+        );
+        let mut conn = db.pool.get().await.unwrap();
+        for table in [
+            "email_messages",
+            "email_deliveries",
+            "jobs",
+            "events",
+            "idempotency_keys",
+        ] {
+            assert_eq!(count(&mut conn, table).await, 0, "{table}");
+        }
+    }
+}
+
+async fn count(conn: &mut shared_db::DbConn, table: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+    shared_db::with_conn!(conn, |c| diesel::sql_query(&sql).get_result::<N>(c).await)
+        .unwrap()
+        .n
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -561,7 +626,7 @@ async fn sends_are_paced_by_the_ses_quota() {
     let svc = Arc::new(
         MailService::new(
             db.pool.clone(),
-            Arc::new(SesMailer::new(&ses.config())),
+            Some(Arc::new(SesMailer::new(&ses.config()))),
             None,
             MailSettings {
                 default_from: Some(sender.clone()),

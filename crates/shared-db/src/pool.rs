@@ -231,7 +231,9 @@ async fn connect_mysql(url: &DatabaseUrl) -> Result<AsyncMysqlConnection, DbErro
         .stmt_cache_size(0)
         .client_found_rows(true);
     if let Some(tls) = url.tls() {
-        builder = builder.ssl_opts(tls.ssl_opts());
+        // No switch to the server's Unix socket after connecting: the TLS connection is
+        // the one asked for.
+        builder = builder.ssl_opts(tls.ssl_opts()).prefer_socket(false);
     }
     let conn = mysql_async::Conn::new(builder)
         .await
@@ -251,9 +253,16 @@ fn connect_error(url: &DatabaseUrl, e: mysql_async::Error) -> DbError {
         E::Io(IoError::Tls(tls)) if with_tls => DbError::Unavailable(format!(
             "TLS to the database failed: {tls}. The server's certificate must chain to a system root or to the CA in DB_SSL_CA (ssl-ca=...); with ssl-mode=VERIFY_IDENTITY it must also name the host (use VERIFY_CA to skip that check)"
         )),
-        E::Io(IoError::Io(io)) if with_tls && io.to_string().contains("certificate") => DbError::Unavailable(format!(
-            "TLS to the database failed: {io}. The server's certificate must chain to a system root or to the CA in DB_SSL_CA (ssl-ca=...); with ssl-mode=VERIFY_IDENTITY it must also name the host (use VERIFY_CA to skip that check)"
-        )),
+        E::Io(IoError::Io(io))
+            if with_tls
+                && ["certificate", "tls", "handshake", "alert", "peer"]
+                    .iter()
+                    .any(|w| io.to_string().to_ascii_lowercase().contains(w)) =>
+        {
+            DbError::Unavailable(format!(
+                "TLS to the database failed: {io}. The server's certificate must chain to a system root or to the CA in DB_SSL_CA (ssl-ca=...); with ssl-mode=VERIFY_IDENTITY it must also name the host (use VERIFY_CA to skip that check)"
+            ))
+        }
         _ => DbError::Unavailable(e.to_string()),
     }
 }

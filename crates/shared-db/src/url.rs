@@ -74,17 +74,20 @@ impl MysqlTls {
         self.ca.as_ref().map(|(path, _)| path.as_str())
     }
 
-    /// mysql_async's options: the system roots and Mozilla's, plus the CA file.
+    /// mysql_async's options. `VERIFY_IDENTITY` trusts the system's roots and Mozilla's
+    /// plus the CA file; `VERIFY_CA`, which does not check the host name, trusts the CA
+    /// file alone (with public roots, any publicly trusted certificate for any name
+    /// would pass); `REQUIRED` checks nothing.
     pub(crate) fn ssl_opts(&self) -> mysql_async::SslOpts {
-        let extra = self.ca.iter().flat_map(|(_, certs)| certs.iter());
+        let own = self.ca.iter().flat_map(|(_, certs)| certs.iter());
+        let trusted: Vec<_> = match self.mode {
+            SslMode::VerifyIdentity => system_roots().iter().chain(own).map(|der| der.clone().into()).collect(),
+            SslMode::VerifyCa | SslMode::Required => own.map(|der| der.clone().into()).collect(),
+        };
         mysql_async::SslOpts::default()
-            .with_root_certs(
-                system_roots()
-                    .iter()
-                    .chain(extra)
-                    .map(|der| der.clone().into())
-                    .collect(),
-            )
+            .with_root_certs(trusted)
+            // (REQUIRED checks nothing, but rustls wants some root to build its verifier.)
+            .with_disable_built_in_roots(self.mode == SslMode::VerifyCa)
             .with_danger_accept_invalid_certs(self.mode == SslMode::Required)
             .with_danger_skip_domain_validation(self.mode == SslMode::VerifyCa)
     }
@@ -237,6 +240,11 @@ impl DatabaseUrl {
             tls: None,
         };
         let disabled = mode_given && mode.is_none();
+        if disabled && ca.is_some() {
+            return Err(DbError::InvalidUrl(
+                "ssl-mode=DISABLED with ssl-ca: say which one you mean".into(),
+            ));
+        }
         if !disabled && (mode.is_some() || ca.is_some()) {
             if let Some(mode) = mode {
                 url.tls = Some(MysqlTls { mode, ca: None });
@@ -265,8 +273,34 @@ impl DatabaseUrl {
             Some(chosen) => chosen,
             None => mode,
         };
+        if mode == SslMode::VerifyCa && ca.is_none() {
+            return Err(DbError::InvalidUrl(
+                "ssl-mode=VERIFY_CA needs the CA that signs the server's certificate (ssl-ca or DB_SSL_CA): \
+                 it does not check the host name, so it must not trust every public root"
+                    .into(),
+            ));
+        }
         self.tls = Some(MysqlTls { mode, ca });
         Ok(self)
+    }
+
+    /// Requires TLS with full verification (`DB_IS_SSL=true`): `VERIFY_IDENTITY`,
+    /// whatever weaker mode the URL chose, trusting `ca` besides the system roots.
+    pub fn with_verified_tls(self, ca: Option<&str>) -> Result<Self, DbError> {
+        if self.backend != Backend::Mysql {
+            return Ok(self);
+        }
+        let ca = match ca {
+            Some(path) => Some((path.to_owned(), read_ca(path)?)),
+            None => self.tls.as_ref().and_then(|t| t.ca.clone()),
+        };
+        Ok(Self {
+            tls: Some(MysqlTls {
+                mode: SslMode::VerifyIdentity,
+                ca,
+            }),
+            ..self
+        })
     }
 
     /// TLS to the MySQL server, when required.
@@ -425,7 +459,8 @@ mod tests {
         let mode = |raw: &str| DatabaseUrl::parse(raw).map(|u| u.tls().map(MysqlTls::mode));
         assert_eq!(mode("mysql://u@h/db")?, None);
         assert_eq!(mode("mysql://u@h/db?ssl-mode=REQUIRED")?, Some(SslMode::Required));
-        assert_eq!(mode("mysql://u@h/db?ssl_mode=verify_ca")?, Some(SslMode::VerifyCa));
+        // VERIFY_CA skips the host name, so it needs a CA of its own (next test).
+        assert!(DatabaseUrl::parse("mysql://u@h/db?ssl_mode=verify_ca").is_err());
         assert_eq!(
             mode("mysql+aiomysql://u@h/db?ssl-mode=VERIFY_IDENTITY")?,
             Some(SslMode::VerifyIdentity)
@@ -444,6 +479,7 @@ mod tests {
             "mysql://u@h/db?no_such_option=1",
             "mysql://u@h/db?verify_ca=false",
             "mysql://u@h/db?ssl-ca=/no/such/ca.pem",
+            "mysql://u@h/db?ssl-mode=VERIFY_CA",
         ] {
             assert!(DatabaseUrl::parse(bad).is_err(), "{bad} should be refused");
         }
@@ -469,6 +505,23 @@ mod tests {
         let url =
             DatabaseUrl::parse("mysql://u@h/db?ssl-mode=REQUIRED")?.with_tls(SslMode::VerifyIdentity, Some(&ca))?;
         assert_eq!(url.tls().map(MysqlTls::mode), Some(SslMode::VerifyCa));
+        // VERIFY_CA trusts that file alone; VERIFY_IDENTITY the public roots too.
+        let opts = url
+            .tls()
+            .map(MysqlTls::ssl_opts)
+            .ok_or(DbError::InvalidUrl("tls".into()))?;
+        assert!(opts.disable_built_in_roots() && opts.root_certs().len() == 1);
+        assert!(!opts.accept_invalid_certs() && opts.skip_domain_validation());
+        let full = DatabaseUrl::parse("mysql://u@h/db")?.with_verified_tls(Some(&ca))?;
+        let opts = full
+            .tls()
+            .map(MysqlTls::ssl_opts)
+            .ok_or(DbError::InvalidUrl("tls".into()))?;
+        assert!(!opts.disable_built_in_roots() && !opts.skip_domain_validation());
+        // DB_IS_SSL is a floor: a weaker mode in the URL does not lower it.
+        let url = DatabaseUrl::parse("mysql://u@h/db?ssl-mode=REQUIRED")?.with_verified_tls(None)?;
+        assert_eq!(url.tls().map(MysqlTls::mode), Some(SslMode::VerifyIdentity));
+        assert!(DatabaseUrl::parse(&format!("mysql://u@h/db?ssl-mode=DISABLED&ssl-ca={ca}")).is_err());
         // DB_IS_SSL on a URL that chose no mode: full verification.
         let url = DatabaseUrl::parse("mysql://u@h/db")?.with_tls(SslMode::VerifyIdentity, None)?;
         assert_eq!(url.tls().map(MysqlTls::mode), Some(SslMode::VerifyIdentity));

@@ -41,7 +41,8 @@ pub struct PostMessage {
 }
 
 /// Changes to a message; given fields replace the old ones. A queued message is sent
-/// with them; a posted one is updated in Slack (`chat.update`).
+/// with them; a posted one is updated in Slack (`chat.update`), a captured one in the dev
+/// sink.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -72,6 +73,9 @@ pub enum MessageStatus {
     Queued,
     /// In Slack: see `ts`.
     Posted,
+    /// Kept by the dev sink (`SLACK_TRANSPORT=dev`) and never sent to Slack; its `ts` is
+    /// a `dev.` stand-in. Updates and thread replies go to the dev sink too.
+    Captured,
     /// Slack refused it for good: see `error`.
     Failed,
 }
@@ -82,15 +86,21 @@ impl MessageStatus {
         match self {
             MessageStatus::Queued => "queued",
             MessageStatus::Posted => "posted",
+            MessageStatus::Captured => "captured",
             MessageStatus::Failed => "failed",
         }
     }
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [MessageStatus::Queued, MessageStatus::Posted, MessageStatus::Failed]
-            .into_iter()
-            .find(|m| m.as_str() == s)
+        [
+            MessageStatus::Queued,
+            MessageStatus::Posted,
+            MessageStatus::Captured,
+            MessageStatus::Failed,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
     }
 }
 
@@ -108,9 +118,10 @@ pub struct SlackMessage {
     pub title: String,
     /// Where it stands.
     pub status: MessageStatus,
-    /// The channel id Slack answered with, once posted.
+    /// The channel id Slack answered with, once posted (the requested one when captured).
     pub slack_channel: Option<String>,
-    /// The Slack timestamp (message id in Slack), once posted.
+    /// The Slack timestamp (message id in Slack), once posted; `dev.` and digits when
+    /// captured.
     pub ts: Option<String>,
     /// The thread it replies in.
     pub thread_ts: Option<String>,
@@ -120,7 +131,7 @@ pub struct SlackMessage {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
-    /// Posted.
+    /// Posted (or captured).
     pub posted_at: Option<DateTime<Utc>>,
     /// The message as requested (after changes).
     pub request: PostMessage,

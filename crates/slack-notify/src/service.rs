@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use crate::layout::{self, Alert, Mention, Rendered};
 use crate::model::{Accepted, MessageFilter, MessagePage, MessagePatch, MessageStatus, PostMessage, SlackMessage};
 use crate::schema::slack_messages;
-use crate::transport::{SlackError, SlackNotifier};
+use crate::transport::{SlackError, SlackMode, SlackNotifier};
 
 /// The queue of new messages.
 pub const POST_QUEUE: &str = "slack.post";
@@ -51,6 +51,11 @@ pub enum NotifyError {
         /// In words.
         message: String,
     },
+    /// No Slack transport is configured: nothing was stored.
+    #[error(
+        "Slack is not configured on this gateway: set SLACK_BOT_TOKEN (or SLACK_TRANSPORT=dev to capture messages without sending them)"
+    )]
+    NotConfigured,
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -211,7 +216,8 @@ fn alert<'a>(req: &'a PostMessage, mention: Option<&'a Mention>, id: &'a str, at
 /// Slack messages.
 pub struct SlackService {
     pool: DbPool,
-    notifier: Arc<dyn SlackNotifier>,
+    /// None: not configured (posts and updates are refused).
+    notifier: Option<Arc<dyn SlackNotifier>>,
     default_channel: Option<String>,
     default_environment: Option<String>,
     pacing: DefaultKeyedRateLimiter<String>,
@@ -220,10 +226,12 @@ pub struct SlackService {
 }
 
 impl SlackService {
-    /// Builds the service. `wake` is notified after each enqueue (give it to the worker).
+    /// Builds the service. `notifier` is the transport (none: Slack is not configured,
+    /// and every post or update is refused with [`NotifyError::NotConfigured`], storing
+    /// nothing); `wake` is notified after each enqueue (give it to the worker).
     pub fn new(
         pool: DbPool,
-        notifier: Arc<dyn SlackNotifier>,
+        notifier: Option<Arc<dyn SlackNotifier>>,
         default_channel: Option<String>,
         default_environment: Option<String>,
         per_channel_per_second: u32,
@@ -241,9 +249,32 @@ impl SlackService {
         }
     }
 
-    /// `slack` or `dev`.
+    /// How messages leave: Slack, the dev sink, or not at all.
+    pub fn mode(&self) -> SlackMode {
+        match &self.notifier {
+            None => SlackMode::NotConfigured,
+            Some(n) if n.captures() => SlackMode::Dev,
+            Some(_) => SlackMode::Slack,
+        }
+    }
+
+    /// `slack`, `dev` or `not_configured`.
     pub fn transport(&self) -> &'static str {
-        self.notifier.name()
+        self.mode().as_str()
+    }
+
+    /// The channel of messages that name none (`SLACK_DEFAULT_CHANNEL`).
+    pub fn default_channel(&self) -> Option<&str> {
+        self.default_channel.as_deref()
+    }
+
+    /// The status a delivered message gets from this gateway's transport.
+    fn delivered(&self) -> Result<MessageStatus, NotifyError> {
+        match self.mode() {
+            SlackMode::Slack => Ok(MessageStatus::Posted),
+            SlackMode::Dev => Ok(MessageStatus::Captured),
+            SlackMode::NotConfigured => Err(NotifyError::NotConfigured),
+        }
     }
 
     /// The Block Kit JSON for `req`, without sending it.
@@ -267,6 +298,7 @@ impl SlackService {
         idempotency: Option<idempotency::Key<'_>>,
         actor: &str,
     ) -> Result<(SlackMessage, bool), NotifyError> {
+        let delivered = self.delivered()?;
         check(&req)?;
         let mut conn = self.pool.get().await?;
         if let Some(key) = idempotency {
@@ -288,6 +320,12 @@ impl SlackService {
                     .ok_or_else(|| invalid("thread_of", "no message has that id"))?;
                 if parent.status == MessageStatus::Failed.as_str() {
                     return Err(invalid("thread_of", "that message failed; it has no thread"));
+                }
+                if parent.status == MessageStatus::Captured.as_str() && delivered == MessageStatus::Posted {
+                    return Err(invalid(
+                        "thread_of",
+                        "that message was captured by the dev sink and never reached Slack; it has no thread there",
+                    ));
                 }
                 thread_ts = parent.ts.clone();
                 parent_channel = Some(parent.channel);
@@ -422,8 +460,10 @@ impl SlackService {
     }
 
     /// Changes a message: a queued one is sent with the changes; a posted one is updated
-    /// in Slack through the queue (after anything queued before it in its channel).
+    /// in Slack through the queue (after anything queued before it in its channel), a
+    /// captured one in the dev sink.
     pub async fn update(&self, id: &str, patch: MessagePatch, actor: &str) -> Result<Accepted, NotifyError> {
+        let delivered = self.delivered()?;
         let mut conn = self.pool.get().await?;
         let target = id.to_owned();
         let actor = actor.to_owned();
@@ -435,6 +475,19 @@ impl SlackService {
                     return Err(NotifyError::Conflict {
                         code: "invalid_state",
                         message: "the message failed; post a new one".into(),
+                    });
+                }
+                // A delivered message is changed where it went: a captured one in the dev
+                // sink, a posted one in Slack.
+                let sent = [MessageStatus::Posted.as_str(), MessageStatus::Captured.as_str()];
+                if sent.contains(&row.status.as_str()) && row.status != delivered.as_str() {
+                    return Err(NotifyError::Conflict {
+                        code: "invalid_state",
+                        message: format!(
+                            "the message was {} and this gateway's Slack transport is now {}; post a new one",
+                            row.status,
+                            self.mode()
+                        ),
                     });
                 }
                 if let Some(v) = patch.level {
@@ -467,7 +520,7 @@ impl SlackService {
                     ))
                     .execute(c)
                     .await)?;
-                if row.status == MessageStatus::Posted.as_str() {
+                if sent.contains(&row.status.as_str()) {
                     let job = NewJob::new(UPDATE_QUEUE, &serde_json::json!({ "message_id": row.id }))?
                         .ordering_key(format!("slack:{}", row.channel))
                         .max_attempts(12);
@@ -494,6 +547,10 @@ impl SlackService {
     /// Delivers a queued message (the `slack.post` job).
     async fn deliver(&self, job: &Job) -> Result<(), JobError> {
         let id = message_id(job)?;
+        let Some(notifier) = self.notifier.clone() else {
+            // Queued while a transport was configured: kept until one is again.
+            return Err(JobError::Defer(Duration::from_secs(60)));
+        };
         let mut conn = self.pool.get().await.map_err(|e| retry(e.into()))?;
         let Some(row) = find(&mut conn, &id).await.map_err(retry)? else {
             return Err(JobError::Fatal(format!("message {id} is gone")));
@@ -521,15 +578,20 @@ impl SlackService {
         self.pace(&row.channel)?;
         let mention = req.mention.as_deref().and_then(|m| Mention::parse(m).ok());
         let rendered = layout::render(&alert(&req, mention.as_ref(), &row.id, row.created_at));
-        match self.notifier.post(&row.channel, &rendered, thread_ts.as_deref()).await {
+        match notifier.post(&row.channel, &rendered, thread_ts.as_deref()).await {
             Ok(posted) => {
+                let (status, event) = if notifier.captures() {
+                    (MessageStatus::Captured, "slack.captured")
+                } else {
+                    (MessageStatus::Posted, "slack.posted")
+                };
                 let now = shared_db::now();
                 let mut conn = conn;
                 let stored = row.clone();
                 conn.transaction::<_, NotifyError, _>(async move |c| {
                     with_conn!(&mut *c, |c| diesel::update(slack_messages::table.find(&stored.id))
                         .set((
-                            slack_messages::status.eq(MessageStatus::Posted.as_str()),
+                            slack_messages::status.eq(status.as_str()),
                             slack_messages::slack_channel.eq(Some(&posted.channel)),
                             slack_messages::ts.eq(Some(&posted.ts)),
                             slack_messages::thread_ts.eq(thread_ts.as_ref()),
@@ -541,7 +603,7 @@ impl SlackService {
                         .await)?;
                     record(
                         c,
-                        "slack.posted",
+                        event,
                         "system",
                         &stored.id,
                         serde_json::json!({
@@ -560,6 +622,9 @@ impl SlackService {
     /// Updates a posted message in Slack (the `slack.update` job).
     async fn deliver_update(&self, job: &Job) -> Result<(), JobError> {
         let id = message_id(job)?;
+        let Some(notifier) = self.notifier.clone() else {
+            return Err(JobError::Defer(Duration::from_secs(60)));
+        };
         let mut conn = self.pool.get().await.map_err(|e| retry(e.into()))?;
         let Some(row) = find(&mut conn, &id).await.map_err(retry)? else {
             return Err(JobError::Fatal(format!("message {id} is gone")));
@@ -571,7 +636,7 @@ impl SlackService {
         self.pace(&row.channel)?;
         let mention = req.mention.as_deref().and_then(|m| Mention::parse(m).ok());
         let rendered = layout::render(&alert(&req, mention.as_ref(), &row.id, row.created_at));
-        match self.notifier.update(&channel, &ts, &rendered).await {
+        match notifier.update(&channel, &ts, &rendered).await {
             Ok(_) => {
                 let now = shared_db::now();
                 with_conn!(&mut *conn, |c| diesel::update(slack_messages::table.find(&row.id))

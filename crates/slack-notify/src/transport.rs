@@ -1,5 +1,5 @@
 //! Where messages go: Slack's Web API through slack-morphism, or a development sink
-//! that accepts everything (the messages stay in the database) when no token is set.
+//! that captures everything (the messages stay in the database, marked `captured`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -33,6 +33,37 @@ pub enum SlackError {
     Transient(String),
 }
 
+/// How Slack messages leave this gateway (`SLACK_TRANSPORT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SlackMode {
+    /// Through Slack's Web API with the bot token.
+    Slack,
+    /// Captured by the dev sink: kept in the database, never sent to Slack.
+    Dev,
+    /// No transport: posts and updates are refused (503 `not_configured`) and nothing
+    /// is stored.
+    NotConfigured,
+}
+
+impl SlackMode {
+    /// `slack`, `dev` or `not_configured`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlackMode::Slack => "slack",
+            SlackMode::Dev => "dev",
+            SlackMode::NotConfigured => "not_configured",
+        }
+    }
+}
+
+impl std::fmt::Display for SlackMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Sends rendered messages.
 pub trait SlackNotifier: Send + Sync + 'static {
     /// `chat.postMessage`, as a reply in `thread_ts` when given.
@@ -53,6 +84,12 @@ pub trait SlackNotifier: Send + Sync + 'static {
 
     /// `slack` or `dev`, for logs and the status.
     fn name(&self) -> &'static str;
+
+    /// True when messages are only kept, never sent (the dev sink): what it "posts" is
+    /// marked `captured`, not `posted`.
+    fn captures(&self) -> bool {
+        false
+    }
 }
 
 /// Error codes after which retrying cannot help.
@@ -256,8 +293,9 @@ impl SlackNotifier for SlackApi {
     }
 }
 
-/// Accepts every message without sending it: with no `SLACK_BOT_TOKEN` the messages are
-/// kept (rendered on demand) in the database, and marked posted with a `dev.` timestamp.
+/// Accepts every message without sending it (`SLACK_TRANSPORT=dev`, or no token on the
+/// embedded database): the messages are kept (rendered on demand) in the database, and
+/// marked `captured` with a `dev.` timestamp.
 #[derive(Default)]
 pub struct DevSink {
     next: AtomicU64,
@@ -296,6 +334,10 @@ impl SlackNotifier for DevSink {
 
     fn name(&self) -> &'static str {
         "dev"
+    }
+
+    fn captures(&self) -> bool {
+        true
     }
 }
 

@@ -51,7 +51,7 @@ async fn rig(db: TestDb, per_channel_per_second: u32) -> Rig {
     let wake = Arc::new(Notify::new());
     let service = Arc::new(SlackService::new(
         db.pool.clone(),
-        Arc::new(api),
+        Some(Arc::new(api)),
         Some("#alerts".into()),
         Some("test".into()),
         per_channel_per_second,
@@ -376,4 +376,133 @@ async fn one_channel_is_paced_while_others_proceed() {
     tokio::time::sleep(Duration::from_millis(1050)).await;
     r.worker.drain().await.unwrap();
     assert_eq!(bodies(&r.server, "chat.postMessage").await.len(), 3);
+}
+
+/// A service over `notifier` (none: not configured) with a worker draining it.
+fn service_with(
+    db: &TestDb,
+    notifier: Option<Arc<dyn slack_notify::transport::SlackNotifier>>,
+) -> (Arc<SlackService>, Worker) {
+    let service = Arc::new(SlackService::new(
+        db.pool.clone(),
+        notifier,
+        Some("#alerts".into()),
+        None,
+        1000,
+        Arc::new(Notify::new()),
+    ));
+    let worker = Worker::new(db.pool.clone(), WorkerOptions::default())
+        .register(POST_QUEUE, PostHandler(service.clone()))
+        .register(UPDATE_QUEUE, UpdateHandler(service.clone()));
+    (service, worker)
+}
+
+/// The dev sink never claims Slack has a message: it is `captured`, with a `dev.` ts;
+/// a thread reply to it and an update of it go to the dev sink too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dev_sink_captures_and_updates_and_threads_in_it() {
+    for db in TestDb::each().await {
+        let (svc, worker) = service_with(&db, Some(Arc::new(slack_notify::transport::DevSink::default())));
+        assert_eq!(svc.mode(), slack_notify::transport::SlackMode::Dev);
+        let (msg, _) = svc.submit(message("Disk almost full"), None, "t").await.unwrap();
+        worker.drain().await.unwrap();
+        let stored = svc.get(&msg.id).await.unwrap();
+        assert_eq!(stored.status, MessageStatus::Captured, "{}", db.backend());
+        assert!(
+            stored.ts.as_deref().is_some_and(|ts| ts.starts_with("dev.")),
+            "{stored:?}"
+        );
+
+        let mut reply = message("Still full");
+        reply.thread_of = Some(msg.id.clone());
+        let (reply, _) = svc.submit(reply, None, "t").await.unwrap();
+        let patch = MessagePatch {
+            level: Some(Level::Success),
+            ..MessagePatch::default()
+        };
+        let changed = svc.update(&msg.id, patch, "t").await.unwrap();
+        assert_eq!(changed.status, MessageStatus::Captured);
+        worker.drain().await.unwrap();
+        let reply = svc.get(&reply.id).await.unwrap();
+        assert_eq!(reply.status, MessageStatus::Captured);
+        assert_eq!(reply.thread_ts, stored.ts, "replies in the captured thread");
+
+        let mut conn = db.pool.get().await.unwrap();
+        let history = shared_db::events::for_subject(&mut conn, &format!("slack_message:{}", msg.id))
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = history.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["slack.queued", "slack.captured", "slack.changed", "slack.updated"]
+        );
+        for queue in [POST_QUEUE, UPDATE_QUEUE] {
+            let left = shared_db::jobs::counts(&mut conn, queue).await.unwrap();
+            assert!(left.is_empty(), "{queue}: {left:?}");
+        }
+
+        let page = svc
+            .list(&slack_notify::model::MessageFilter {
+                status: Some(MessageStatus::Captured),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 2);
+
+        // Later the same database posts to Slack: what the dev sink captured never
+        // reached Slack, so it can be neither updated nor replied to there.
+        let api = SlackApi::new("xoxb-test-token", "http://127.0.0.1:9/api").unwrap();
+        let (real, _) = service_with(&db, Some(Arc::new(api)));
+        let refused = real.update(&msg.id, MessagePatch::default(), "t").await;
+        assert!(
+            matches!(&refused, Err(NotifyError::Conflict { code: "invalid_state", message }) if message.contains("captured")),
+            "{refused:?}"
+        );
+        let mut reply = message("In the thread");
+        reply.thread_of = Some(msg.id.clone());
+        let refused = real.submit(reply, None, "t").await;
+        assert!(
+            matches!(&refused, Err(NotifyError::Invalid { field: "thread_of", .. })),
+            "{refused:?}"
+        );
+    }
+}
+
+/// With no transport, posts and updates are refused before anything is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_transport_nothing_is_stored() {
+    for db in TestDb::each().await {
+        let (svc, _) = service_with(&db, None);
+        assert_eq!(svc.mode(), slack_notify::transport::SlackMode::NotConfigured);
+        let owner = Owner::ApiKey("alice".into());
+        let key = Some(Key {
+            owner: &owner,
+            key: "k1",
+            hash: "h1",
+        });
+        let refused = svc.submit(message("Disk almost full"), key, "t").await;
+        assert!(matches!(refused, Err(NotifyError::NotConfigured)), "{refused:?}");
+        let refused = svc.update("no-such-id", MessagePatch::default(), "t").await;
+        assert!(matches!(refused, Err(NotifyError::NotConfigured)), "{refused:?}");
+        let why = NotifyError::NotConfigured.to_string();
+        assert!(
+            why.contains("SLACK_BOT_TOKEN") && why.contains("SLACK_TRANSPORT=dev"),
+            "{why}"
+        );
+        let page = svc.list(&Default::default()).await.unwrap();
+        assert!(page.items.is_empty());
+        let mut conn = db.pool.get().await.unwrap();
+        assert!(shared_db::jobs::counts(&mut conn, POST_QUEUE).await.unwrap().is_empty());
+        let owner = Owner::ApiKey("alice".into());
+        let key = Key {
+            owner: &owner,
+            key: "k1",
+            hash: "h1",
+        };
+        let seen = shared_db::idempotency::check(&mut conn, "slack.messages", key)
+            .await
+            .unwrap();
+        assert!(matches!(seen, shared_db::idempotency::Seen::New), "the key stays free");
+    }
 }

@@ -21,8 +21,9 @@ const ADMIN: &str = "emails:admin";
 const READ: &[&str] = &["emails:read", SEND, ADMIN];
 
 /// Queues a message. Answers 202 once it is stored with its delivery job; it is sent
-/// through SES (or kept in the dev mailbox) in the background, retried through
-/// throttling and outages, split into groups of 50 recipients.
+/// through SES in the background (or captured by the dev mailbox: status `captured`),
+/// retried through throttling and outages, split into groups of 50 recipients. With no
+/// mail transport configured it answers 503 `not_configured` and stores nothing.
 #[utoipa::path(
     tag = "emails",
     request_body = SendEmail,
@@ -36,6 +37,7 @@ const READ: &[&str] = &["emails:read", SEND, ADMIN];
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (see `field`), unknown template, missing template variable, or a template past its rendering bounds (`template_limit_exceeded`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
+        (status = 503, description = "`not_configured`: no mail transport (set SES_SENDER_EMAIL and AWS_SES_REGION, or MAIL_TRANSPORT=dev); nothing was stored. `service_unavailable`: the database is unavailable (retry after `Retry-After`). `busy`: no rendering slot came free (retry after `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("")]
@@ -70,6 +72,7 @@ async fn send(
         (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid message (see `field`), or a template past its rendering bounds (`template_limit_exceeded`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
+        (status = 503, description = "`not_configured`: no mail transport (set SES_SENDER_EMAIL and AWS_SES_REGION, or MAIL_TRANSPORT=dev); nothing was stored. `service_unavailable`: the database is unavailable (retry after `Retry-After`). `busy`: no rendering slot came free (retry after `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/batch")]
@@ -112,7 +115,8 @@ async fn list(
 }
 
 /// One message: its status, SES message ids, suppressed recipients and full history
-/// (queued, sending, sent, delivered, failed, bounced, complained, suppressed).
+/// (queued, sending, sent or captured, delivered, failed, bounced, complained,
+/// suppressed).
 #[utoipa::path(
     tag = "emails",
     params(("id" = String, Path, description = "Message id")),

@@ -1,4 +1,5 @@
-//! `/healthz` (the process is up) and `/readyz` (it can serve: the database answers).
+//! `/healthz` (the process is up) and `/readyz` (it can serve: the database answers; the
+//! body also says how each channel leaves this gateway).
 
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
@@ -19,6 +20,44 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "sqlite")]
     pub database: Option<shared_db::Backend>,
+    /// How each channel leaves this gateway (readiness only). Read from the
+    /// configuration: no transport is contacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transports: Option<Transports>,
+}
+
+/// The transport in force per channel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Transports {
+    /// `ses`, `dev` (captured in the database, sent to no one) or `not_configured`
+    /// (sends answer 503 `not_configured`).
+    pub mail: mailer::transport::MailMode,
+    /// `slack`, `dev` (captured in the database, never sent to Slack) or `not_configured`
+    /// (posts answer 503 `not_configured`).
+    pub slack: slack_notify::transport::SlackMode,
+    /// `s3` (`S3_BUCKET`) or `local` (the folder `BLOB_DIR`).
+    #[schema(example = "local")]
+    pub storage: &'static str,
+    /// The database connection's TLS mode (`REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`),
+    /// or `none` (plain text on MySQL; SQLite is a file).
+    #[schema(example = "none")]
+    pub database_tls: &'static str,
+}
+
+impl Transports {
+    fn of(state: &AppState) -> Self {
+        Self {
+            mail: state.mail.mode(),
+            slack: state.slack.mode(),
+            storage: if state.config.s3.is_some() { "s3" } else { "local" },
+            database_tls: match state.config.database_url.tls().map(shared_db::MysqlTls::mode) {
+                None => "none",
+                Some(shared_db::SslMode::Required) => "REQUIRED",
+                Some(shared_db::SslMode::VerifyCa) => "VERIFY_CA",
+                Some(shared_db::SslMode::VerifyIdentity) => "VERIFY_IDENTITY",
+            },
+        }
+    }
 }
 
 /// Liveness: answers while the process runs.
@@ -29,10 +68,13 @@ async fn healthz() -> HttpResponse {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
         database: None,
+        transports: None,
     })
 }
 
-/// Readiness: answers 200 only when the database does.
+/// Readiness: answers 200 only when the database does (a cheap query), and lists each
+/// channel's transport (`ses`/`slack`, `dev` or `not_configured`; a channel that is not
+/// configured does not make the gateway unready).
 #[utoipa::path(
     tag = "health",
     responses(
@@ -47,6 +89,7 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         status: "ready",
         version: env!("CARGO_PKG_VERSION"),
         database: Some(state.pool.backend()),
+        transports: Some(Transports::of(&state)),
     }))
 }
 

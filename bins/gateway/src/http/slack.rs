@@ -16,7 +16,9 @@ const POST: &str = "slack:post";
 const READ: &[&str] = &["slack:read", POST];
 
 /// Queues a message. Answers 202 at once; the message is delivered in the order its
-/// channel received messages, at Slack's pace, retried through 429s and outages.
+/// channel received messages, at Slack's pace, retried through 429s and outages (or
+/// captured by the dev sink: status `captured`). With no Slack transport configured it
+/// answers 503 `not_configured` and stores nothing.
 #[utoipa::path(
     tag = "slack",
     request_body = PostMessage,
@@ -30,6 +32,7 @@ const READ: &[&str] = &["slack:read", POST];
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
+        (status = 503, description = "`not_configured`: no Slack transport (set SLACK_BOT_TOKEN, or SLACK_TRANSPORT=dev); nothing was stored. `service_unavailable`: the database is unavailable (retry after `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/messages")]
@@ -75,7 +78,8 @@ async fn list(
     Ok(HttpResponse::Ok().json(state.slack.list(&filter).await?))
 }
 
-/// One message: its status, Slack `ts` and channel once posted, and the last error.
+/// One message: its status, Slack `ts` and channel once posted (or captured), and the
+/// last error.
 #[utoipa::path(
     tag = "slack",
     params(("id" = String, Path, description = "Message id")),
@@ -97,7 +101,8 @@ async fn show(
 }
 
 /// Changes a message (for instance from `error` to `success` once resolved): a queued
-/// one is sent with the changes, a posted one is updated in Slack.
+/// one is sent with the changes, a posted one is updated in Slack, a captured one in the
+/// dev sink.
 #[utoipa::path(
     tag = "slack",
     params(("id" = String, Path, description = "Message id")),
@@ -107,9 +112,10 @@ async fn show(
         (status = 202, description = "Accepted", body = Accepted),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such message", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The message failed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The message failed, or was delivered through another transport than this gateway's (`invalid_state`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field (see `field`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
+        (status = 503, description = "`not_configured`: no Slack transport (set SLACK_BOT_TOKEN, or SLACK_TRANSPORT=dev); nothing was stored. `service_unavailable`: the database is unavailable (retry after `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/messages/{id}")]

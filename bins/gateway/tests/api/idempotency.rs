@@ -10,6 +10,9 @@ async fn apps() -> Vec<TestApp> {
     let vars = [
         ("SES_SENDER_EMAIL", "Shop <shop@example.com>"),
         ("SLACK_DEFAULT_CHANNEL", "#ops"),
+        // MySQL has no dev stand-ins unless asked for.
+        ("MAIL_TRANSPORT", "dev"),
+        ("SLACK_TRANSPORT", "dev"),
     ];
     let mut apps = vec![TestApp::with_vars(&vars, None).await];
     if let Some(db) = shared_db::testing::TestDb::mysql().await {

@@ -21,3 +21,4 @@ mod proxy;
 mod replicas;
 mod scopes;
 mod slack;
+mod transports;

@@ -90,6 +90,15 @@ async fn the_gateway_runs_on_a_mysql_that_requires_tls() {
     );
     assert!(db_line.contains("migration(s) pending"), "{out}");
     assert!(out.contains("storage  ok"), "{out}");
+    // On MySQL, channels with nothing set are named as not configured, with what to set.
+    assert!(
+        out.contains("ses      skip  not configured: email sends answer 503"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: set SLACK_BOT_TOKEN (or SLACK_TRANSPORT=dev)"),
+        "{out}"
+    );
 
     // And it serves over TLS, migrations included.
     let (mut child, http_port, logs) = serve(dir.path(), &vars);
@@ -208,6 +217,15 @@ async fn s3_uses_the_container_role_and_refreshes_it_before_it_expires() {
     let res = put("first").await.unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     assert_eq!(creds.hits(), 1, "fetched once, then cached");
+    let ready: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["transports"]["storage"], "s3", "{ready}");
     let got = client.get(&base).bearer_auth(&key).send().await.unwrap();
     assert_eq!(got.text().await.unwrap(), "first");
     assert_eq!(creds.hits(), 1);
@@ -234,7 +252,11 @@ async fn s3_uses_the_container_role_and_refreshes_it_before_it_expires() {
     let (out, err) = text(&checked);
     assert!(checked.status.success(), "{out}{err}");
     assert!(
-        out.contains("aws      ok    credentials from container credentials"),
+        out.contains("aws      ok    credentials for S3 from container credentials"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(CONTAINER_TOKEN) && !out.contains("session-token-from-the-task-role"),
         "{out}"
     );
     assert!(out.contains("temporary until"), "{out}");
@@ -249,6 +271,26 @@ async fn s3_uses_the_container_role_and_refreshes_it_before_it_expires() {
         .flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten())
         .count();
     assert_eq!(leftovers, 0, "the probe object is deleted");
+
+    // An S3-compatible store with keys of its own, and no AWS credentials anywhere: check
+    // asks only for what is used, and passes.
+    let own: Vec<_> = vars
+        .iter()
+        .copied()
+        .filter(|(k, _)| !k.starts_with("AWS_CONTAINER"))
+        .chain([
+            ("S3_ACCESS_KEY_ID", blob_store::testing::ACCESS_KEY),
+            ("S3_SECRET_ACCESS_KEY", blob_store::testing::SECRET_KEY),
+        ])
+        .collect();
+    let checked = run(dir.path(), &own, &["check"]);
+    let (out, err) = text(&checked);
+    assert!(checked.status.success(), "{out}{err}");
+    assert!(
+        out.contains("aws      ok    credentials for S3 from S3_ACCESS_KEY_ID"),
+        "{out}"
+    );
+    assert!(!out.contains(blob_store::testing::SECRET_KEY), "{out}");
 
     // A role whose secret S3 does not accept: check fails and names the bucket.
     let wrong = CredentialsEndpoint::start("not-the-secret", Duration::from_secs(3600)).await;
@@ -310,7 +352,7 @@ async fn check_tries_ses_and_slack_and_names_what_is_wrong() {
     let (out, err) = text(&checked);
     assert!(checked.status.success(), "{out}{err}");
     assert!(
-        out.contains("aws      ok    credentials from environment (AWS_ACCESS_KEY_ID)"),
+        out.contains("aws      ok    credentials for SES from environment (AWS_ACCESS_KEY_ID)"),
         "{out}"
     );
     assert!(out.contains("ses      ok    GetSendQuota in us-east-1"), "{out}");

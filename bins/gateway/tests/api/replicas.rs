@@ -115,6 +115,8 @@ async fn two_replicas_deliver_everything_through_a_kill_and_restart() {
         ("S3_BUCKET", s3_config.bucket.clone()),
         ("AWS_ENDPOINT_URL_S3", s3_config.endpoint.clone().unwrap()),
         ("APP_URL", "http://127.0.0.1:8080".to_owned()),
+        // The compose stack has no Slack (the dev sink); here a fake Slack takes the posts.
+        ("SLACK_TRANSPORT", "slack".to_owned()),
     ]);
     let mut env: Vec<(String, String)> = compose_env()
         .into_iter()

@@ -141,7 +141,7 @@ async fn a_message_is_accepted_delivered_and_updated_on_both_backends() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn without_a_token_messages_go_to_the_dev_sink() {
+async fn on_sqlite_without_a_token_messages_are_captured_by_the_dev_sink() {
     let app = TestApp::spawn().await;
     let res = app
         .client
@@ -153,7 +153,8 @@ async fn without_a_token_messages_go_to_the_dev_sink() {
         .unwrap();
     assert_eq!(res.status(), 202);
     let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let msg = wait_for_status(&app, &id, "posted").await;
+    let msg = wait_for_status(&app, &id, "captured").await;
+    assert_eq!(msg["status"], "captured", "never claimed as posted: {msg}");
     assert!(msg["ts"].as_str().unwrap().starts_with("dev."), "{msg}");
     assert_eq!(msg["request"]["title"], "hello");
 }
