@@ -247,6 +247,28 @@ fn check_max_machines(n: Option<i32>) -> Result<Option<i32>, LicenseError> {
     }
 }
 
+/// Refuses a licence that is revoked, suspended or expired at `now` with its code, the
+/// way validation answers (machine rules aside: they concern validation only).
+fn refuse_unusable(row: &LicenseRow, now: NaiveDateTime) -> Result<(), LicenseError> {
+    let probe = ValidateRequest {
+        key: String::new(),
+        fingerprint: None,
+        product: None,
+        entitlements: Vec::new(),
+    };
+    let unbound = LicenseRow {
+        require_machine: false,
+        max_machines: None,
+        ..row.clone()
+    };
+    match evaluate(&unbound, 0, None, &probe, now) {
+        (code @ (ValidationCode::Revoked | ValidationCode::Suspended | ValidationCode::Expired), detail) => {
+            Err(LicenseError::NotValid { code, detail })
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check_heartbeat(n: Option<i32>) -> Result<Option<i32>, LicenseError> {
     match n {
         Some(n) if !(10..=31_536_000).contains(&n) => Err(invalid(
@@ -910,27 +932,7 @@ impl LicenseService {
         let (row, _) = self.open(&req.key).await?;
         let mut conn = self.pool.get().await?;
         let now = shared_db::now();
-        let probe = ValidateRequest {
-            key: String::new(),
-            fingerprint: None,
-            product: None,
-            entitlements: Vec::new(),
-        };
-        if let (code @ (ValidationCode::Revoked | ValidationCode::Suspended | ValidationCode::Expired), detail) =
-            evaluate(
-                &LicenseRow {
-                    require_machine: false,
-                    max_machines: None,
-                    ..row.clone()
-                },
-                0,
-                None,
-                &probe,
-                now,
-            )
-        {
-            return Err(LicenseError::NotValid { code, detail });
-        }
+        refuse_unusable(&row, now)?;
         let license_id = row.id.clone();
         let machine = conn
             .transaction::<_, LicenseError, _>(async move |c| {
@@ -990,9 +992,12 @@ impl LicenseService {
         delete_machine(&mut conn, &row.id, &machine, &format!("license:{}", row.id)).await
     }
 
-    /// Records that the machine is alive.
+    /// Records that the machine is alive. A revoked, suspended or expired licence answers
+    /// as activation and validation do (its code), and nothing is recorded: a client that
+    /// only heartbeats learns of it at its next beat.
     pub async fn heartbeat(&self, req: &MachineRequest) -> Result<Machine, LicenseError> {
         let (row, _) = self.open(&req.key).await?;
+        refuse_unusable(&row, shared_db::now())?;
         let mut machine = self
             .find_machine(&row.id, req.fingerprint.trim())
             .await?

@@ -210,13 +210,16 @@ async fn deactivate(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Records a heartbeat from a machine.
+/// Records a heartbeat from a machine. A revoked, suspended or expired licence answers
+/// 403 with its code (`REVOKED`, `SUSPENDED`, `EXPIRED`), as activation does, and
+/// nothing is recorded.
 #[utoipa::path(
     tag = "licenses",
     request_body = MachineRequest,
     responses(
         (status = 200, description = "Recorded", body = Machine),
         (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The licence is `SUSPENDED`, `REVOKED` or `EXPIRED`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such machine on the licence", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
         HolderProblems,

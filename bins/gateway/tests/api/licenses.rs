@@ -165,6 +165,14 @@ async fn the_whole_licence_story_over_http_on_both_backends() {
         assert_problem(res, 403, "SUSPENDED").await;
         let res = post(&app, "/api/v1/licenses/checkout", json!({"key": key})).await;
         assert_problem(res, 403, "SUSPENDED").await;
+        // A client that only heartbeats learns of the suspension too.
+        let res = post(
+            &app,
+            "/api/v1/licenses/heartbeat",
+            json!({"key": key, "fingerprint": "fp-1"}),
+        )
+        .await;
+        assert_problem(res, 403, "SUSPENDED").await;
         let res = admin(Method::POST, format!("/api/v1/licenses/{id}/suspend"))
             .send()
             .await
