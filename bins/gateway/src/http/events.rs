@@ -72,14 +72,53 @@ pub struct EventQuery {
     pub event_type: Option<String>,
     /// Only events about this subject (`license:<id>`).
     pub subject: Option<String>,
-    /// Only events at or after this time (RFC 3339).
+    /// Only events at or after this time: RFC 3339 (`2026-12-01T09:00:00%2B09:00`; a `+`
+    /// left unencoded, which arrives as a space, is read as `+`) or a date (`2026-12-01`,
+    /// midnight UTC).
+    #[serde(default, deserialize_with = "since")]
     pub since: Option<DateTime<Utc>>,
-    /// Only events before this time (RFC 3339).
+    /// Only events before this time, in the same forms as `since`.
+    #[serde(default, deserialize_with = "until")]
     pub until: Option<DateTime<Utc>>,
     /// From a previous page's `next_cursor` (the last event id).
     pub cursor: Option<String>,
     /// Page size (1 to 500, default 100).
     pub limit: Option<i64>,
+}
+
+fn since<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    time_param("since", d)
+}
+
+fn until<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    time_param("until", d)
+}
+
+/// A time in a query string: RFC 3339, or a date meaning its midnight UTC; the error
+/// names the parameter and the forms it takes.
+fn time_param<'de, D: serde::Deserializer<'de>>(name: &str, d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let Some(raw) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    parse_time(&raw).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{name}: `{raw}` is not a date (2026-12-01) or an RFC 3339 time (2026-12-01T09:00:00Z, or \
+             2026-12-01T09:00:00%2B09:00 with the + encoded)"
+        ))
+    })
+}
+
+fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
+    let raw = raw.trim();
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    }
+    // An unencoded `+` in a query string arrives as a space.
+    let fixed = match raw.rsplit_once(' ') {
+        Some((time, zone)) if zone.len() == 5 && zone.as_bytes()[2] == b':' => format!("{time}+{zone}"),
+        _ => raw.to_owned(),
+    };
+    DateTime::parse_from_rfc3339(&fixed).ok().map(|t| t.with_timezone(&Utc))
 }
 
 impl EventQuery {

@@ -108,6 +108,40 @@ async fn the_audit_trail_is_listed_with_filters_and_pages() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn time_filters_take_dates_and_rfc_3339_and_name_what_is_wrong() {
+    let app = TestApp::spawn().await;
+    issue(&app, "time filters").await;
+    let get = |query: &'static str| {
+        app.client
+            .get(format!("{}{query}", app.url("/api/v1/events")))
+            .bearer_auth(&app.admin_key)
+            .send()
+    };
+    // A date is its midnight UTC; an unencoded + (a space by then) is read as +.
+    for query in [
+        "?since=2000-01-01",
+        "?since=2000-01-01T09:00:00Z",
+        "?since=2000-01-01T09:00:00%2B09:00",
+        "?since=2000-01-01T09:00:00+09:00",
+    ] {
+        let res = get(query).await.unwrap();
+        assert_eq!(res.status(), 200, "{query}");
+        let page: Value = res.json().await.unwrap();
+        assert!(!page["items"].as_array().unwrap().is_empty(), "{query}");
+    }
+    let page: Value = get("?until=2000-01-01").await.unwrap().json().await.unwrap();
+    assert_eq!(page["items"], json!([]), "nothing happened before 2000");
+    for (query, name) in [("?since=yesterday", "since"), ("?until=2026-13-01", "until")] {
+        let problem = assert_problem(get(query).await.unwrap(), 400, "invalid_query").await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("{name}: `")) && detail.contains("2026-12-01"),
+            "{detail}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn events_need_their_scope() {
     let app = TestApp::spawn().await;
     let (_, reader) = app.create_key(&["events:read"]).await;
