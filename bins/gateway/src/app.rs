@@ -384,7 +384,8 @@ impl Application {
         let routes = web::Data::new(RouteTable::new(&doc));
         let connections =
             crate::net::ConnectionLimiter::new(config.max_connections_per_address, config.trusted_proxies.clone())?;
-        let metrics = crate::metrics::build(&pool, connections.refused_counter())?;
+        let (metrics, queue_gauges) = crate::metrics::build(&pool, connections.refused_counter())?;
+        let queue_gauges = web::Data::new(queue_gauges);
         let data = web::Data::new(state.clone());
         let max_json = config.max_json_body;
         let max_payload = config.max_json_body.max(config.max_document_bytes);
@@ -399,6 +400,7 @@ impl Application {
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .app_data(data.clone())
+                .app_data(queue_gauges.clone())
                 .app_data(routes.clone())
                 .app_data(
                     web::JsonConfig::default()
@@ -425,6 +427,7 @@ impl Application {
                 .wrap(from_fn(crate::net::body_idle_timeout))
                 .wrap(ErrorHandlers::new().default_handler(problem_fallback))
                 .wrap(metrics.clone())
+                .wrap(from_fn(crate::metrics::refresh_on_scrape))
                 .wrap(from_fn(telemetry::request_id))
         })
         .workers(config.workers)

@@ -1,11 +1,95 @@
 //! Prometheus metrics at `/metrics`: request counts and latency histograms by route
-//! pattern, method and status (`actix-web-prom`), and database pool usage read at
-//! scrape time.
+//! pattern, method and status (`actix-web-prom`), database pool usage, and the job
+//! queues (jobs by queue and state, the age of the oldest), read at scrape time.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
 use shared_db::DbPool;
+
+/// The job queues' gauges, refreshed from the database when `/metrics` is scraped (at
+/// most once a second, and never waiting more than a second for the database).
+pub struct QueueGauges {
+    pool: DbPool,
+    jobs: IntGaugeVec,
+    oldest: GaugeVec,
+    last: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl QueueGauges {
+    fn new(pool: &DbPool, registry: &Registry) -> anyhow::Result<Self> {
+        let jobs = IntGaugeVec::new(
+            Opts::new(
+                "event_bridge_jobs",
+                "Jobs by queue and state (queued, waiting, running, failed); finished jobs are deleted",
+            ),
+            &["queue", "state"],
+        )?;
+        let oldest = GaugeVec::new(
+            Opts::new(
+                "event_bridge_jobs_oldest_seconds",
+                "Age of the oldest job by queue and state, in seconds (queued: how far behind the queue is)",
+            ),
+            &["queue", "state"],
+        )?;
+        registry.register(Box::new(jobs.clone()))?;
+        registry.register(Box::new(oldest.clone()))?;
+        Ok(Self {
+            pool: pool.clone(),
+            jobs,
+            oldest,
+            last: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Reads the queues again unless that was done less than a second ago.
+    pub async fn refresh(&self) {
+        let mut last = self.last.lock().await;
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        let read = async {
+            let mut conn = self.pool.get().await?;
+            shared_db::jobs::queue_states(&mut conn).await
+        };
+        match tokio::time::timeout(Duration::from_secs(1), read).await {
+            Ok(Ok(states)) => {
+                self.jobs.reset();
+                self.oldest.reset();
+                let now = shared_db::now();
+                for s in states {
+                    let labels = [s.queue.as_str(), s.status.as_str()];
+                    self.jobs.with_label_values(&labels).set(s.count);
+                    let age = (now - s.oldest).num_milliseconds().max(0) as f64 / 1000.0;
+                    self.oldest.with_label_values(&labels).set(age);
+                }
+                *last = Some(Instant::now());
+            }
+            // The gauges keep their last values; the scrape still answers.
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics: reading the job queues failed"),
+            Err(_) => tracing::warn!("metrics: reading the job queues took over a second; skipped"),
+        }
+    }
+}
+
+/// Refreshes the queue gauges before `/metrics` answers.
+pub async fn refresh_on_scrape(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.path() == "/metrics"
+        && let Some(gauges) = req.app_data::<actix_web::web::Data<Arc<QueueGauges>>>()
+    {
+        gauges.refresh().await;
+    }
+    next.call(req).await
+}
 
 /// Reports `event_bridge_db_pool_connections{state}` from the pool when scraped.
 struct PoolCollector {
@@ -36,8 +120,12 @@ impl Collector for PoolCollector {
 
 /// Builds the metrics middleware (which also serves `/metrics`).
 /// `refused` counts connections closed by the per-address limit.
-pub fn build(pool: &DbPool, refused: prometheus::IntCounter) -> anyhow::Result<actix_web_prom::PrometheusMetrics> {
+pub fn build(
+    pool: &DbPool,
+    refused: prometheus::IntCounter,
+) -> anyhow::Result<(actix_web_prom::PrometheusMetrics, Arc<QueueGauges>)> {
     let registry = Registry::new();
+    let queues = Arc::new(QueueGauges::new(pool, &registry)?);
     registry.register(Box::new(refused))?;
     let gauge = IntGaugeVec::new(
         Opts::new("event_bridge_db_pool_connections", "Database pool connections by state"),
@@ -47,10 +135,11 @@ pub fn build(pool: &DbPool, refused: prometheus::IntCounter) -> anyhow::Result<a
         pool: pool.clone(),
         gauge,
     }))?;
-    actix_web_prom::PrometheusMetricsBuilder::new("event_bridge")
+    let metrics = actix_web_prom::PrometheusMetricsBuilder::new("event_bridge")
         .registry(registry)
         .endpoint("/metrics")
         .mask_unmatched_patterns("UNMATCHED")
         .build()
-        .map_err(|e| anyhow::anyhow!("metrics: {e}"))
+        .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    Ok((metrics, queues))
 }

@@ -644,3 +644,38 @@ pub async fn counts(conn: &mut DbConn, queue: &str) -> Result<Vec<(String, i64)>
         .await)?;
     Ok(rows)
 }
+
+/// The jobs of one queue in one state: how many, and since when the oldest has been in
+/// the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueState {
+    /// The queue.
+    pub queue: String,
+    /// `queued`, `waiting`, `running` or `failed` (finished jobs are deleted).
+    pub status: String,
+    /// How many.
+    pub count: i64,
+    /// When the oldest of them was enqueued.
+    pub oldest: chrono::NaiveDateTime,
+}
+
+/// Every queue's jobs by state, for metrics: one grouped query over the unfinished and
+/// failed jobs (finished ones are deleted, so the table holds only these).
+pub async fn queue_states(conn: &mut DbConn) -> Result<Vec<QueueState>, DbError> {
+    use diesel::dsl::{count_star, min};
+    let rows = with_conn!(conn, |c| jobs::table
+        .group_by((jobs::queue, jobs::status))
+        .select((jobs::queue, jobs::status, count_star(), min(jobs::created_at)))
+        .order((jobs::queue.asc(), jobs::status.asc()))
+        .load::<(String, String, i64, Option<chrono::NaiveDateTime>)>(c)
+        .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(queue, status, count, oldest)| QueueState {
+            queue,
+            status,
+            count,
+            oldest: oldest.unwrap_or_else(crate::now),
+        })
+        .collect())
+}

@@ -112,3 +112,49 @@ async fn an_unreachable_database_gives_503_problems_not_500() {
         .unwrap();
     assert_problem(res, 503, "service_unavailable").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_the_job_queues_on_both_backends() {
+    for app in TestApp::each().await {
+        // Jobs on a queue no replica handles stay queued.
+        let mut conn = app.state.pool.get().await.unwrap();
+        for n in 0..3 {
+            let job = shared_db::jobs::NewJob::new("metrics.test", &serde_json::json!({"n": n})).unwrap();
+            shared_db::jobs::enqueue(&mut conn, job).await.unwrap();
+        }
+        drop(conn);
+        let scrape = || async {
+            app.client
+                .get(app.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        let text = scrape().await;
+        assert!(
+            text.contains(r#"event_bridge_jobs{queue="metrics.test",state="queued"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"event_bridge_jobs_oldest_seconds{queue="metrics.test",state="queued"}"#),
+            "{text}"
+        );
+        // Emptied queues disappear from the gauges (after the one-second refresh floor).
+        let mut conn = app.state.pool.get().await.unwrap();
+        shared_db::with_conn!(&mut *conn, |c| {
+            use diesel::prelude::*;
+            use diesel_async::RunQueryDsl;
+            diesel::delete(shared_db::schema::jobs::table.filter(shared_db::schema::jobs::queue.eq("metrics.test")))
+                .execute(c)
+                .await
+        })
+        .unwrap();
+        drop(conn);
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let text = scrape().await;
+        assert!(!text.contains(r#"queue="metrics.test""#), "{text}");
+    }
+}
