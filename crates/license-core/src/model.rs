@@ -342,7 +342,8 @@ pub struct CheckoutRequest {
     /// Bind the certificate to this activated machine.
     #[serde(default)]
     pub fingerprint: Option<String>,
-    /// How long the certificate stays valid offline (default `30d`, at most `365d`).
+    /// How long the certificate stays valid offline (default `30d`, at least `1m`, at
+    /// most `366d`).
     #[serde(default)]
     pub ttl: Option<String>,
 }
