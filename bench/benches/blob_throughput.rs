@@ -72,6 +72,7 @@ async fn main() {
         expected_md5: None,
         expected_sha256: None,
         if_none_match: false,
+        if_match: None,
     };
     let started = Instant::now();
     direct.put(&key, body(total).boxed(), options).await.unwrap();

@@ -23,6 +23,6 @@ pub use local::{LocalStore, STALE_TEMP_FILE_AGE};
 pub use s3::{MIN_PART_SIZE, S3Config, S3Store};
 pub use service::{BlobService, MAX_PRESIGN_SECS, SignedRequest};
 pub use store::{
-    BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
+    BlobError, BlobStore, ByteRange, ByteStream, IfMatch, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
     PutOptions,
 };

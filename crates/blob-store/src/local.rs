@@ -9,7 +9,12 @@
 //! each replace the whole object, and a reader, which reads metadata and content through
 //! the one file it opened, always sees one whole version even while it is replaced.
 //! `If-None-Match: *` uses a hard link, which fails when the object exists, so two racing
-//! creators cannot both win. A process that dies mid-write leaves its partial file in
+//! creators cannot both win. `If-Match` is checked once before the body is read (a
+//! refused write reads nothing) and again just before the rename, under a per-key lock
+//! that every rename and delete of this store takes: within one process the check and
+//! the change are atomic. Processes sharing the folder do not share that lock, so across
+//! replicas a write or delete racing a conditional one between its check and its rename
+//! can be overwritten by it (the window is one metadata read long). A process that dies mid-write leaves its partial file in
 //! `.tmp/`; opening the store removes those older than [`STALE_TEMP_FILE_AGE`].
 //!
 //! Folders written by the previous version keep working. That version kept an object in
@@ -30,7 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::ObjectKey;
 use crate::store::{
-    BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
+    BlobError, BlobStore, ByteRange, ByteStream, IfMatch, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
     PutOptions,
 };
 
@@ -55,9 +60,15 @@ const MAX_META_BYTES: u64 = 1 << 20;
 /// upload that wrote nothing for this long (long past any body timeout) is taken.
 pub const STALE_TEMP_FILE_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// How many locks the keys share (by hash): enough that unrelated keys rarely wait.
+const KEY_LOCKS: usize = 64;
+
 /// Objects in a folder.
 pub struct LocalStore {
     root: PathBuf,
+    /// Held across a conditional check and the rename or delete it guards, and by every
+    /// rename and delete, so nothing of this process changes a key between the two.
+    locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
 fn io(e: std::io::Error) -> BlobError {
@@ -108,7 +119,19 @@ impl LocalStore {
             "removed temporary files of interrupted uploads (older than {} h)",
             STALE_TEMP_FILE_AGE.as_secs() / 3600
         );
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            locks: (0..KEY_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
+        })
+    }
+
+    /// The lock guarding `key`'s changes in this process.
+    async fn lock(&self, key: &ObjectKey) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.as_str().hash(&mut h);
+        let i = usize::try_from(h.finish() % KEY_LOCKS as u64).unwrap_or(0);
+        self.locks[i].lock().await
     }
 
     /// Removes the regular files in `tmp` last modified [`STALE_TEMP_FILE_AGE`] or more
@@ -401,8 +424,21 @@ impl LocalStore {
     /// removal leaves the new object readable and the stale metadata file ignored (and
     /// removed by the next write or delete). Removing the metadata file first would let
     /// a crash leave old content with no metadata: an unreadable key.
-    async fn install(&self, key: &ObjectKey, tmp: &Path, create_only: bool) -> Result<(), BlobError> {
+    ///
+    /// With `if_match`, the current version is checked under the key's lock, which is
+    /// held until the rename is done.
+    async fn install(
+        &self,
+        key: &ObjectKey,
+        tmp: &Path,
+        create_only: bool,
+        if_match: Option<&IfMatch>,
+    ) -> Result<(), BlobError> {
         let (dir, data, legacy_meta) = self.paths(key)?;
+        let _guard = self.lock(key).await;
+        if let Some(cond) = if_match {
+            cond.check(Self::open(&data, &legacy_meta).await.map(|o| o.meta))?;
+        }
         tokio::fs::create_dir_all(&dir).await.map_err(io)?;
         if create_only {
             tokio::fs::hard_link(tmp, &data).await.map_err(|e| {
@@ -463,13 +499,20 @@ impl BlobStore for LocalStore {
         options: PutOptions,
     ) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
         Box::pin(async move {
-            let (_, data, _) = self.paths(key)?;
+            let (_, data, legacy_meta) = self.paths(key)?;
+            // Checked first so that a refused write reads no body, and again at the rename.
+            if let Some(cond) = &options.if_match {
+                cond.check(Self::open(&data, &legacy_meta).await.map(|o| o.meta))?;
+            }
             if options.if_none_match && tokio::fs::try_exists(&data).await.map_err(io)? {
                 return Err(BlobError::AlreadyExists);
             }
             let tmp = self.tmp();
             let result = match self.write_object(&tmp, key, body, &options).await {
-                Ok(meta) => self.install(key, &tmp, options.if_none_match).await.map(|()| meta),
+                Ok(meta) => self
+                    .install(key, &tmp, options.if_none_match, options.if_match.as_ref())
+                    .await
+                    .map(|()| meta),
                 Err(e) => Err(e),
             };
             if result.is_err() {
@@ -513,9 +556,17 @@ impl BlobStore for LocalStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<bool, BlobError>> {
+    fn delete_if<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        if_match: Option<&'a IfMatch>,
+    ) -> BoxFuture<'a, Result<bool, BlobError>> {
         Box::pin(async move {
             let (dir, data, legacy_meta) = self.paths(key)?;
+            let _guard = self.lock(key).await;
+            if let Some(cond) = if_match {
+                cond.check(Self::open(&data, &legacy_meta).await.map(|o| o.meta))?;
+            }
             // The object file first: once it is gone the key is gone, and a crash before
             // the metadata file of the previous layout is removed leaves only that file,
             // which is no object (and is removed by the next write or delete). The other
@@ -617,7 +668,7 @@ impl BlobStore for LocalStore {
             }
             .await;
             let installed = match written {
-                Ok(()) => self.install(to, &tmp, false).await,
+                Ok(()) => self.install(to, &tmp, false, None).await,
                 Err(e) => Err(e),
             };
             if installed.is_err() {

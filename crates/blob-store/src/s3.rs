@@ -2,6 +2,16 @@
 //! addressing). Bodies stream: a body that fits in one part is sent with `PutObject`,
 //! a larger one with a multipart upload of `part_size` parts, aborted on any failure
 //! (a too-large or interrupted body, a checksum mismatch), so nothing half-written stays.
+//!
+//! Conditions: `If-Match` is checked with a `HeadObject` before the body is read, and
+//! the write then carries S3's own `If-Match` with the ETag that check saw (on
+//! `PutObject`, or on `CompleteMultipartUpload`), so on S3 (and servers that honour it)
+//! the check and the write are atomic: a version written in between fails the write with
+//! 412. A server that ignores the header leaves a window between the check and the write.
+//! Deletes are checked with `HeadObject` only (S3's conditional delete is not sent, as
+//! not every S3-compatible server takes it): a write landing between that check and the
+//! delete is deleted. Reads pin the body to the version whose metadata was read
+//! (`If-Match` on `GetObject`), so a range is never cut from another version.
 
 use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation};
 use aws_sdk_s3::error::SdkError;
@@ -15,7 +25,7 @@ use ring::digest;
 
 use crate::ObjectKey;
 use crate::store::{
-    BlobError, BlobStore, ByteRange, ByteStream, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
+    BlobError, BlobStore, ByteRange, ByteStream, IfMatch, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
     PresignedUrl, PutOptions,
 };
 
@@ -191,6 +201,7 @@ impl S3Store {
         Ok(true)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn multipart(
         &self,
         key: &str,
@@ -199,6 +210,7 @@ impl S3Store {
         carry: Option<Bytes>,
         options: &PutOptions,
         hashes: &mut (digest::Context, Md5, u64),
+        seen: Option<&str>,
     ) -> Result<(), BlobError> {
         let upload = self
             .client
@@ -216,18 +228,19 @@ impl S3Store {
             .await;
         match result {
             Ok(parts) => {
-                let done = self
+                let mut complete = self
                     .client
                     .complete_multipart_upload()
                     .bucket(&self.bucket)
                     .key(key)
                     .upload_id(&upload_id)
-                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                    .send()
-                    .await;
-                if let Err(e) = done {
+                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+                if let Some(etag) = seen {
+                    complete = complete.if_match(etag);
+                }
+                if let Err(e) = complete.send().await {
                     self.abort(key, &upload_id).await;
-                    return Err(backend(e));
+                    return Err(write_failed(e, options));
                 }
                 Ok(())
             }
@@ -334,6 +347,16 @@ fn check(hashes: &(digest::Context, Md5, u64), options: &PutOptions) -> Result<(
     ))
 }
 
+/// A refused conditional write (412, or S3's 409 for a conflicting concurrent write) as
+/// the condition that failed; anything else as a backend failure.
+fn write_failed<E: std::error::Error + 'static>(e: SdkError<E, Response>, options: &PutOptions) -> BlobError {
+    match status(&e) {
+        Some(412 | 409) if options.if_match.is_some() => BlobError::PreconditionFailed { current: None },
+        Some(412) if options.if_none_match => BlobError::AlreadyExists,
+        _ => backend(e),
+    }
+}
+
 impl BlobStore for S3Store {
     fn presign<'a>(
         &'a self,
@@ -386,6 +409,11 @@ impl BlobStore for S3Store {
     ) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
         Box::pin(async move {
             let key = key.as_str();
+            // The ETag this check saw is what S3 must still hold when the write lands.
+            let seen = match &options.if_match {
+                Some(cond) => Some(cond.check(self.fetch_meta(key).await)?.etag),
+                None => None,
+            };
             if options.if_none_match {
                 match self.fetch_meta(key).await {
                     Ok(_) => return Err(BlobError::AlreadyExists),
@@ -415,18 +443,16 @@ impl BlobStore for S3Store {
                 if options.if_none_match {
                     put = put.if_none_match("*");
                 }
-                put.send().await.map_err(|e| {
-                    if status(&e) == Some(412) {
-                        BlobError::AlreadyExists
-                    } else {
-                        backend(e)
-                    }
-                })?;
+                if let Some(etag) = &seen {
+                    put = put.if_match(etag);
+                }
+                put.send().await.map_err(|e| write_failed(e, &options))?;
                 (sha, md5)
             } else {
                 // The hashes are known only at the end, after S3 has the metadata: a
                 // multipart object's stored metadata carries none (its ETag is S3's).
-                self.multipart(key, first, body, carry, &options, &mut hashes).await?;
+                self.multipart(key, first, body, carry, &options, &mut hashes, seen.as_deref())
+                    .await?;
                 check(&hashes, &options)?
             };
             let stored = self.fetch_meta(key).await?;
@@ -446,25 +472,36 @@ impl BlobStore for S3Store {
 
     fn get<'a>(&'a self, key: &'a ObjectKey, range: Option<ByteRange>) -> BoxFuture<'a, Result<ObjectBody, BlobError>> {
         Box::pin(async move {
-            let meta = self.fetch_meta(key.as_str()).await?;
-            let span = match range {
-                Some(r) => Some(
-                    r.resolve(meta.size)
-                        .ok_or(BlobError::RangeNotSatisfiable { size: meta.size })?,
-                ),
-                None => None,
-            };
-            let mut req = self.client.get_object().bucket(&self.bucket).key(key.as_str());
-            if let Some((first, last)) = span {
-                req = req.range(format!("bytes={first}-{last}"));
-            }
-            let out = req.send().await.map_err(|e| {
-                if status(&e) == Some(404) {
-                    BlobError::NotFound
-                } else {
-                    backend(e)
+            // The body must be the version `meta` describes (the range is resolved
+            // against its size): a version written in between fails `If-Match` with 412,
+            // and the read starts again from the new metadata.
+            let mut attempts = 0;
+            let (meta, span, out) = loop {
+                attempts += 1;
+                let meta = self.fetch_meta(key.as_str()).await?;
+                let span = match range {
+                    Some(r) => Some(
+                        r.resolve(meta.size)
+                            .ok_or(BlobError::RangeNotSatisfiable { size: meta.size })?,
+                    ),
+                    None => None,
+                };
+                let mut req = self
+                    .client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key.as_str())
+                    .if_match(&meta.etag);
+                if let Some((first, last)) = span {
+                    req = req.range(format!("bytes={first}-{last}"));
                 }
-            })?;
+                match req.send().await {
+                    Ok(out) => break (meta, span, out),
+                    Err(e) if status(&e) == Some(412) && attempts < 3 => {}
+                    Err(e) if status(&e) == Some(404) => return Err(BlobError::NotFound),
+                    Err(e) => return Err(backend(e)),
+                }
+            };
             let stream = futures_util::stream::unfold(out.body, |mut b| async move {
                 b.next().await.map(|item| (item.map_err(std::io::Error::other), b))
             })
@@ -481,12 +518,22 @@ impl BlobStore for S3Store {
         Box::pin(self.fetch_meta(key.as_str()))
     }
 
-    fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<bool, BlobError>> {
+    fn delete_if<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        if_match: Option<&'a IfMatch>,
+    ) -> BoxFuture<'a, Result<bool, BlobError>> {
         Box::pin(async move {
-            match self.fetch_meta(key.as_str()).await {
-                Ok(_) => {}
-                Err(BlobError::NotFound) => return Ok(false),
-                Err(e) => return Err(e),
+            let current = self.fetch_meta(key.as_str()).await;
+            match if_match {
+                Some(cond) => {
+                    cond.check(current)?;
+                }
+                None => match current {
+                    Ok(_) => {}
+                    Err(BlobError::NotFound) => return Ok(false),
+                    Err(e) => return Err(e),
+                },
             }
             self.client
                 .delete_object()

@@ -41,6 +41,43 @@ pub struct PutOptions {
     pub expected_sha256: Option<[u8; 32]>,
     /// Refuse to overwrite an existing object (`If-None-Match: *`).
     pub if_none_match: bool,
+    /// Replace only a current version this accepts (`If-Match`); a missing object fails.
+    pub if_match: Option<IfMatch>,
+}
+
+/// The versions a conditional write or delete accepts (`If-Match`, RFC 9110 §13.1.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: whatever version exists.
+    Any,
+    /// One of these entity tags, as sent (quoted; a weak one keeps its `W/`).
+    Tags(Vec<String>),
+}
+
+impl IfMatch {
+    /// Whether an object whose ETag is `current` (`None`: no object) satisfies this, by
+    /// strong comparison: a weak tag never matches, and nothing matches a missing object.
+    pub fn matches(&self, current: Option<&str>) -> bool {
+        match (self, current) {
+            (_, None) => false,
+            (IfMatch::Any, Some(_)) => true,
+            (IfMatch::Tags(tags), Some(c)) => !c.starts_with("W/") && tags.iter().any(|t| t == c),
+        }
+    }
+
+    /// The current object's metadata when it satisfies this; otherwise
+    /// [`BlobError::PreconditionFailed`] (a missing object included). Other failures
+    /// to read it pass through.
+    pub fn check(&self, current: Result<ObjectMeta, BlobError>) -> Result<ObjectMeta, BlobError> {
+        match current {
+            Ok(meta) if self.matches(Some(&meta.etag)) => Ok(meta),
+            Ok(meta) => Err(BlobError::PreconditionFailed {
+                current: Some(meta.etag),
+            }),
+            Err(BlobError::NotFound) => Err(BlobError::PreconditionFailed { current: None }),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// A byte range of a `Range: bytes=` header.
@@ -143,6 +180,13 @@ pub enum BlobError {
     /// `If-None-Match: *` and the object exists.
     #[error("the object already exists")]
     AlreadyExists,
+    /// `If-Match` and the current version (its ETag; `None` when there is no object) is
+    /// not one it accepts; nothing changed.
+    #[error("the object's current version is not one the precondition accepts")]
+    PreconditionFailed {
+        /// The current ETag, when an object exists.
+        current: Option<String>,
+    },
     /// The body exceeded the limit; nothing was stored.
     #[error("the body exceeds the limit of {limit} bytes")]
     TooLarge {
@@ -209,7 +253,18 @@ pub trait BlobStore: Send + Sync + 'static {
     fn head<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<ObjectMeta, BlobError>>;
 
     /// Deletes the object; false when there was none.
-    fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<bool, BlobError>>;
+    fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<bool, BlobError>> {
+        self.delete_if(key, None)
+    }
+
+    /// Deletes the object when `if_match` (if any) accepts its current version, else
+    /// [`BlobError::PreconditionFailed`] with nothing deleted; false when there was none
+    /// and no condition. How atomic the check and the delete are depends on the backend.
+    fn delete_if<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        if_match: Option<&'a IfMatch>,
+    ) -> BoxFuture<'a, Result<bool, BlobError>>;
 
     /// Lists objects (and common prefixes) in key order.
     fn list<'a>(&'a self, options: ListOptions) -> BoxFuture<'a, Result<ListPage, BlobError>>;
@@ -220,7 +275,18 @@ pub trait BlobStore: Send + Sync + 'static {
 
 #[cfg(test)]
 mod tests {
-    use super::ByteRange;
+    use super::{ByteRange, IfMatch};
+
+    #[test]
+    fn if_match_compares_strongly() {
+        let tags = IfMatch::Tags(vec!["\"a\"".into(), "W/\"b\"".into()]);
+        assert!(tags.matches(Some("\"a\"")));
+        assert!(!tags.matches(Some("\"b\"")), "a weak tag never matches");
+        assert!(!tags.matches(Some("W/\"b\"")), "nor a weak current tag");
+        assert!(!tags.matches(None));
+        assert!(IfMatch::Any.matches(Some("\"z\"")));
+        assert!(!IfMatch::Any.matches(None));
+    }
 
     #[test]
     fn ranges_parse_and_resolve_like_http() {

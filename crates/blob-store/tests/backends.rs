@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use blob_store::{
-    BlobError, BlobStore, ByteRange, ByteStream, ListOptions, LocalStore, MIN_PART_SIZE, ObjectKey, PutOptions, S3Store,
+    BlobError, BlobStore, ByteRange, ByteStream, IfMatch, ListOptions, LocalStore, MIN_PART_SIZE, ObjectKey,
+    PutOptions, S3Store,
 };
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -22,6 +23,7 @@ fn opts(max: u64) -> PutOptions {
         expected_md5: None,
         expected_sha256: None,
         if_none_match: false,
+        if_match: None,
     }
 }
 
@@ -300,6 +302,86 @@ async fn create_only(store: &dyn BlobStore) {
     assert_eq!(read(store, &k("once"), None).await, b"1");
 }
 
+fn precondition_failed(result: Result<impl std::fmt::Debug, BlobError>, current: Option<&str>) {
+    match result {
+        Err(BlobError::PreconditionFailed { current: c }) => assert_eq!(c.as_deref(), current),
+        other => panic!("expected a failed precondition, got {other:?}"),
+    }
+}
+
+/// `If-Match` on writes and deletes: another ETag, a weak one or a missing object fail and
+/// change nothing; the current one (or `*`) succeeds.
+async fn conditional_writes_and_deletes(store: &dyn BlobStore) {
+    let key = k("cond/doc.txt");
+    let with = |cond: IfMatch| {
+        let mut o = opts(100);
+        o.if_match = Some(cond);
+        o
+    };
+    let tags = |t: &[&str]| IfMatch::Tags(t.iter().map(|s| (*s).to_owned()).collect());
+    precondition_failed(store.put(&key, body(vec![b"v0"]), with(IfMatch::Any)).await, None);
+    assert!(
+        matches!(store.head(&key).await, Err(BlobError::NotFound)),
+        "nothing created"
+    );
+    let v1 = store.put(&key, body(vec![b"v1"]), opts(100)).await.unwrap();
+    let weak = format!("W/{}", v1.etag);
+    for cond in [tags(&["\"deadbeef\""]), tags(&[&weak])] {
+        precondition_failed(
+            store.put(&key, body(vec![b"lost"]), with(cond.clone())).await,
+            Some(&v1.etag),
+        );
+        precondition_failed(store.delete_if(&key, Some(&cond)).await, Some(&v1.etag));
+    }
+    assert_eq!(read(store, &key, None).await, b"v1", "nothing changed");
+    let v2 = store
+        .put(&key, body(vec![b"v2"]), with(tags(&["\"deadbeef\"", &v1.etag])))
+        .await
+        .unwrap();
+    assert_eq!(read(store, &key, None).await, b"v2");
+    let v3 = store.put(&key, body(vec![b"v3"]), with(IfMatch::Any)).await.unwrap();
+    assert_eq!(read(store, &key, None).await, b"v3");
+    precondition_failed(store.delete_if(&key, Some(&tags(&[&v2.etag]))).await, Some(&v3.etag));
+    assert!(store.delete_if(&key, Some(&tags(&[&v3.etag]))).await.unwrap());
+    assert!(matches!(store.head(&key).await, Err(BlobError::NotFound)));
+    precondition_failed(store.delete_if(&key, Some(&IfMatch::Any)).await, None);
+}
+
+/// Conditional writers that all hold the same ETag: one replaces it, the others find it
+/// gone, so no update is lost (the check and the rename share one lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_if_match_lets_exactly_one_racer_win() {
+    let (_dir, store) = local().await;
+    let key = k("race/versioned");
+    let v0 = store.put(&key, body(vec![b"v0"]), opts(100)).await.unwrap();
+    for round in 0..5 {
+        let current = store.head(&key).await.unwrap().etag;
+        let mut tasks = Vec::new();
+        for i in 0..8u8 {
+            let (store, key, current) = (store.clone(), key.clone(), current.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut o = opts(1 << 20);
+                o.if_match = Some(IfMatch::Tags(vec![current]));
+                // Distinct content per writer and round, so every version has its own ETag.
+                let data = vec![b'a' + i; 64 * 1024 + round];
+                store
+                    .put(&key, stream::iter(vec![Ok(Bytes::from(data))]).boxed(), o)
+                    .await
+            }));
+        }
+        let mut won = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(BlobError::PreconditionFailed { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}");
+    }
+    assert_ne!(store.head(&key).await.unwrap().etag, v0.etag);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_local {
@@ -326,6 +408,7 @@ on_both_backends!(
     listing_with_prefix_delimiter_and_pages,
     delete_and_copy,
     create_only,
+    conditional_writes_and_deletes,
 );
 
 #[tokio::test(flavor = "multi_thread")]

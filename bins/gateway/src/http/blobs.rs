@@ -7,7 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, route, web};
 use blob_store::namespace::{self, Namespace};
 use blob_store::{
-    BlobError, BlobStore, ByteRange, KeyError, ListOptions, ObjectKey, ObjectMeta, PutOptions, SignedRequest,
+    BlobError, BlobStore, ByteRange, IfMatch, KeyError, ListOptions, ObjectKey, ObjectMeta, PutOptions, SignedRequest,
 };
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -17,6 +17,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
+use crate::http::data::precondition_failed;
 use crate::state::AppState;
 
 /// Media types served inline; everything else is sent as an attachment.
@@ -150,6 +151,13 @@ fn blob_error(e: BlobError) -> ApiError {
             "object_exists",
             "If-None-Match: * and the object exists",
         ),
+        BlobError::PreconditionFailed { current } => {
+            let detail = match &current {
+                Some(etag) => format!("the object's current ETag is {etag}"),
+                None => "no object has that key".to_owned(),
+            };
+            precondition_failed(detail, current.as_deref())
+        }
         BlobError::TooLarge { limit } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
@@ -295,6 +303,86 @@ fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The entity tags of an `If-Match` / `If-None-Match` list (RFC 9110 §8.8.3: each
+/// `"opaque"` or `W/"opaque"`, comma-separated), as sent; `None` when malformed.
+fn entity_tags(value: &str) -> Option<Vec<String>> {
+    let mut tags = Vec::new();
+    let mut rest = value.trim();
+    while !rest.is_empty() {
+        let weak = rest.starts_with("W/");
+        let quoted = rest.strip_prefix("W/").unwrap_or(rest).strip_prefix('"')?;
+        let end = quoted.find('"')?;
+        let opaque = &quoted[..end];
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            return None;
+        }
+        tags.push(format!("{}\"{opaque}\"", if weak { "W/" } else { "" }));
+        rest = quoted[end + 1..].trim_start();
+        match rest.strip_prefix(',') {
+            Some(after) => rest = after.trim_start(),
+            None if rest.is_empty() => {}
+            None => return None,
+        }
+    }
+    (!tags.is_empty()).then_some(tags)
+}
+
+/// The request's `If-Match` (every field line of it, joined), or a 400 when malformed.
+fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, ApiError> {
+    let mut lines = Vec::new();
+    for v in req.headers().get_all(header::IF_MATCH) {
+        lines.push(v.to_str().map_err(|_| bad_if_match())?);
+    }
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let joined = lines.join(",");
+    if joined.trim() == "*" {
+        return Ok(Some(IfMatch::Any));
+    }
+    entity_tags(&joined)
+        .map(|t| Some(IfMatch::Tags(t)))
+        .ok_or_else(bad_if_match)
+}
+
+fn bad_if_match() -> ApiError {
+    ApiError::bad_request(
+        "invalid_precondition",
+        "If-Match takes * or a list of ETags such as \"9e107d9d372bb6826bd81d3542a419d6\"",
+    )
+}
+
+/// Whether `If-None-Match` holds a tag of the current object (weak comparison, as RFC
+/// 9110 §13.1.2 wants for it) or `*`.
+fn none_match_hits(req: &HttpRequest, etag: &str) -> bool {
+    req.headers().get_all(header::IF_NONE_MATCH).any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.trim() == "*"
+                || entity_tags(v).is_some_and(|tags| tags.iter().any(|t| t.trim_start_matches("W/") == etag))
+        })
+    })
+}
+
+/// Whether a `Range` may be served under the request's `If-Range` (RFC 9110 §13.1.5):
+/// true without one; with an ETag, only when it is the current one by strong comparison
+/// (a weak tag never is). A date, or anything else, is false: the whole object is sent.
+/// Last-Modified has one-second resolution, so two versions written within a second
+/// share it and a date cannot tell them apart; every answer carries a strong ETag, which
+/// RFC 9110 asks clients to send instead.
+fn if_range_holds(req: &HttpRequest, current: &ObjectMeta) -> bool {
+    match req.headers().get(header::IF_RANGE) {
+        None => true,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(entity_tags)
+            .is_some_and(|tags| tags.len() == 1 && IfMatch::Tags(tags).matches(Some(&current.etag))),
+    }
+}
+
 /// Stores an object from the raw body (streamed; never held whole).
 #[utoipa::path(
     tag = "blobs",
@@ -303,7 +391,8 @@ fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         ("key" = String, Path, description = "Object key: UTF-8, `/` separates folders"),
         ("Content-MD5" = Option<String>, Header, description = "Base64 MD5 the body must match"),
         ("x-checksum-sha256" = Option<String>, Header, description = "Hex or base64 SHA-256 the body must match"),
-        ("If-None-Match" = Option<String>, Header, description = "`*`: refuse to overwrite"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only, refuse to overwrite"),
+        ("If-Match" = Option<String>, Header, description = "`*` or ETags: replace only an existing object whose current ETag is one of these (strong comparison: a weak `W/` tag never matches)"),
     ),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     security(("api_key" = ["blobs:write"])),
@@ -313,7 +402,7 @@ fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the namespace's write scope, or a bad signature (or another `Content-Type` or `Content-Length` than the URL was signed for)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-None-Match: * and the object exists", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`object_exists`: If-None-Match: * and the object exists; `precondition_failed`: If-Match and the object is missing or at another ETag (the current one is returned). Nothing was stored", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Over the namespace's size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content type not allowed in the namespace", body = Problem, content_type = "application/problem+json"),
     )
@@ -403,6 +492,7 @@ async fn upload(
         }
         None => false,
     };
+    let if_match = if_match(&req)?;
     let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
     let options = PutOptions {
         content_type,
@@ -410,6 +500,7 @@ async fn upload(
         expected_md5,
         expected_sha256,
         if_none_match,
+        if_match,
     };
     let stored = pump_into_store(payload, store, &storage_key, options).await;
     let meta = stored.map_err(blob_error)?;
@@ -551,6 +642,7 @@ async fn upload_form(
                     expected_md5: None,
                     expected_sha256: None,
                     if_none_match: false,
+                    if_match: None,
                 };
                 let meta = pump_into_store(field, store, &storage_key, options)
                     .await
@@ -574,23 +666,30 @@ async fn upload_form(
 
 /// Streams an object; `Range` gives 206 (or 416), `If-None-Match` 304. HEAD answers the
 /// same headers without the body.
+///
+/// A failed `If-Match` answers 412. With `If-Range`, the range is served only while the
+/// object is still the version of that ETag; otherwise the whole current object is sent
+/// (200).
 #[utoipa::path(
     tag = "blobs",
     params(
         ("namespace" = String, Path, description = "Namespace"),
         ("key" = String, Path, description = "Object key"),
         ("Range" = Option<String>, Header, description = "`bytes=first-last`, `bytes=first-` or `bytes=-suffix`"),
-        ("If-None-Match" = Option<String>, Header, description = "An ETag: 304 when it still matches"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags or `*`: 304 when one still matches (weak comparison)"),
+        ("If-Match" = Option<String>, Header, description = "`*` or ETags: 412 unless the current ETag is one of these (strong comparison)"),
+        ("If-Range" = Option<String>, Header, description = "An ETag: serve `Range` only if it is still the current one (strong comparison); otherwise, or for a weak tag or a date, the whole object (200)"),
     ),
     security(("api_key" = ["blobs:read"])),
     responses(
         (status = 200, description = "The object", content_type = "application/octet-stream"),
         (status = 206, description = "Part of it", content_type = "application/octet-stream"),
         (status = 304, description = "Not modified"),
-        (status = 400, description = "Bad key", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad key or If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the namespace's read scope, or a bad signature", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such namespace or object", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match and the current ETag is not one of those given (the current one is returned)", body = Problem, content_type = "application/problem+json"),
         (status = 416, description = "Range outside the object", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -606,19 +705,29 @@ async fn download(
     let (ns, store) = namespace(&state, &ns_name)?;
     let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
     let head = store.head(&storage_key).await.map_err(blob_error)?;
-    if header_str(&req, "if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == head.etag || t.trim() == "*"))
-    {
+    // RFC 9110 §13.2.2's order: If-Match, If-None-Match, then If-Range.
+    let head = match if_match(&req)? {
+        Some(cond) => cond.check(Ok(head)).map_err(blob_error)?,
+        None => head,
+    };
+    if none_match_hits(&req, &head.etag) {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, head.etag))
             .finish());
     }
     let range = match header_str(&req, "range") {
-        Some(r) => {
+        Some(r) if if_range_holds(&req, &head) => {
             Some(ByteRange::parse(r).ok_or_else(|| blob_error(BlobError::RangeNotSatisfiable { size: head.size }))?)
         }
-        None => None,
+        _ => None,
     };
-    let object = store.get(&storage_key, range).await.map_err(blob_error)?;
+    let mut object = store.get(&storage_key, range).await.map_err(blob_error)?;
+    // If-Range validated `head`; a version written since is not the one the client holds
+    // part of, so it gets that version whole instead of a slice of it. (Each backend
+    // reads a body and its metadata from one version.)
+    if object.range.is_some() && req.headers().contains_key(header::IF_RANGE) && object.meta.etag != head.etag {
+        object = store.get(&storage_key, None).await.map_err(blob_error)?;
+    }
     let meta = &object.meta;
     let mut res = match object.range {
         Some(_) => HttpResponse::PartialContent(),
@@ -663,16 +772,23 @@ async fn download(
 }
 
 /// Deletes an object.
+///
+/// With `If-Match`, only while its current ETag is one of those given (412 otherwise).
 #[utoipa::path(
     tag = "blobs",
-    params(("namespace" = String, Path, description = "Namespace"), ("key" = String, Path, description = "Object key")),
+    params(
+        ("namespace" = String, Path, description = "Namespace"),
+        ("key" = String, Path, description = "Object key"),
+        ("If-Match" = Option<String>, Header, description = "`*` or ETags: delete only if the current ETag is one of these (strong comparison: a weak `W/` tag never matches)"),
+    ),
     security(("api_key" = ["blobs:write"])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Bad key", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad key or If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the namespace's write scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such namespace or object", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match and the object is missing or at another ETag (the current one is returned); nothing was deleted", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/{namespace}/{key:.*}")]
@@ -688,8 +804,9 @@ async fn remove(
     principal.require(&namespace::write_scope(&ns_name))?;
     let (ns, store) = namespace(&state, &ns_name)?;
     let key = path_key(&req, &raw_key)?;
+    let cond = if_match(&req)?;
     let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
-    if store.delete(&storage_key).await.map_err(blob_error)? {
+    if store.delete_if(&storage_key, cond.as_ref()).await.map_err(blob_error)? {
         record_blob_event(&state, "blob.deleted", &principal.actor(), ns, &key, None).await;
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -122,6 +122,16 @@ fn conditions(req: &HttpRequest) -> Result<Conditions, ApiError> {
     })
 }
 
+/// 412 `precondition_failed`, with the current version's `ETag` when there is one (shared
+/// with the storage routes).
+pub(crate) fn precondition_failed(detail: String, current: Option<&str>) -> ApiError {
+    let err = ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", detail);
+    match current.and_then(|v| HeaderValue::from_str(v).ok()) {
+        Some(v) => err.with_header(header::ETAG, v),
+        None => err,
+    }
+}
+
 fn doc_error(e: DocumentError) -> ApiError {
     match e {
         DocumentError::NotFound => ApiError::not_found("document_not_found", "no document has that id"),
@@ -130,11 +140,7 @@ fn doc_error(e: DocumentError) -> ApiError {
                 Some(v) => format!("the document is at version {v}"),
                 None => "the document does not exist".to_owned(),
             };
-            let err = ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", detail);
-            match current.and_then(|v| HeaderValue::from_str(&etag(v)).ok()) {
-                Some(v) => err.with_header(header::ETAG, v),
-                None => err,
-            }
+            precondition_failed(detail, current.map(etag).as_deref())
         }
         DocumentError::TooLarge { size, limit } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -1237,3 +1237,147 @@ async fn key_holders_cannot_tell_missing_namespaces_from_others() {
         differing.join("\n")
     );
 }
+
+/// `If-Match`, `If-None-Match` and `If-Range` on one object of `app`'s store: a write or
+/// delete whose precondition fails changes nothing, and a resumed download of a version
+/// that has since changed gets the whole new object, never a slice of it.
+async fn conditional_requests(app: &TestApp) {
+    let path = "/api/v1/blobs/client/cond/report.bin";
+    let send = |method: reqwest::Method, headers: &[(&str, &str)]| {
+        let mut req = app.client.request(method, app.url(path)).bearer_auth(&app.admin_key);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    let body_of = |res: reqwest::Response| async move { res.bytes().await.unwrap().to_vec() };
+
+    // If-Match on a missing object: nothing created.
+    let res = put(app, path, b"never".to_vec(), &[("if-match", "*")]).await;
+    assert_problem(res, 412, "precondition_failed").await;
+    assert_eq!(send(reqwest::Method::GET, &[]).await.unwrap().status(), 404);
+
+    let v1 = b"0123456789abcdefghij".to_vec();
+    let res = put(app, path, v1.clone(), &[]).await;
+    assert_eq!(res.status(), 201);
+    let etag1 = res.headers()["etag"].to_str().unwrap().to_owned();
+    let weak1 = format!("W/{etag1}");
+
+    // Create-only refuses to overwrite.
+    let res = put(app, path, b"other".to_vec(), &[("if-none-match", "*")]).await;
+    assert_problem(res, 412, "object_exists").await;
+
+    // Another ETag, or the current one marked weak: 412 with the current ETag, unchanged.
+    for tag in ["\"deadbeef\"", weak1.as_str()] {
+        let res = put(app, path, b"lost update".to_vec(), &[("if-match", tag)]).await;
+        assert_eq!(
+            res.headers().get("etag").map(|v| v.to_str().unwrap()),
+            Some(etag1.as_str()),
+            "{tag}"
+        );
+        assert_problem(res, 412, "precondition_failed").await;
+        let res = send(reqwest::Method::DELETE, &[("if-match", tag)]).await.unwrap();
+        assert_problem(res, 412, "precondition_failed").await;
+        let res = send(reqwest::Method::GET, &[]).await.unwrap();
+        assert_eq!(body_of(res).await, v1, "{tag}: nothing changed");
+    }
+    let res = put(app, path, b"x".to_vec(), &[("if-match", "deadbeef")]).await;
+    assert_problem(res, 400, "invalid_precondition").await;
+
+    // GET: If-Match fails with 412, If-None-Match (weak comparison) gives 304.
+    let res = send(reqwest::Method::GET, &[("if-match", "\"deadbeef\"")])
+        .await
+        .unwrap();
+    assert_problem(res, 412, "precondition_failed").await;
+    let res = send(reqwest::Method::GET, &[("if-match", &etag1)]).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = send(reqwest::Method::GET, &[("if-none-match", &weak1)]).await.unwrap();
+    assert_eq!(res.status(), 304);
+
+    // If-Range with the current ETag keeps the slice.
+    let res = send(reqwest::Method::GET, &[("range", "bytes=10-"), ("if-range", &etag1)])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.headers()["content-range"], "bytes 10-19/20");
+    assert_eq!(body_of(res).await, &v1[10..]);
+
+    // The right ETag (in a list) replaces.
+    let v2 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ".to_vec();
+    let res = put(
+        app,
+        path,
+        v2.clone(),
+        &[("if-match", &format!("\"deadbeef\", {etag1}"))],
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let etag2 = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(etag1, etag2);
+    let res = send(reqwest::Method::GET, &[]).await.unwrap();
+    let last_modified = res.headers()["last-modified"].to_str().unwrap().to_owned();
+    assert_eq!(body_of(res).await, v2);
+
+    // Resuming the old version: the whole new object, not its tail after the old head.
+    for validator in [etag1.as_str(), &format!("W/{etag2}"), &last_modified] {
+        let res = send(reqwest::Method::GET, &[("range", "bytes=10-"), ("if-range", validator)])
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{validator}");
+        assert!(res.headers().get("content-range").is_none(), "{validator}");
+        assert_eq!(body_of(res).await, v2, "{validator}");
+    }
+    let res = send(reqwest::Method::HEAD, &[("range", "bytes=10-"), ("if-range", &etag1)])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = send(reqwest::Method::GET, &[("range", "bytes=10-"), ("if-range", &etag2)])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    assert_eq!(body_of(res).await, &v2[10..]);
+
+    // `*` replaces whatever exists.
+    let v3 = b"third".to_vec();
+    let res = put(app, path, v3.clone(), &[("if-match", "*")]).await;
+    assert_eq!(res.status(), 201);
+    let etag3 = res.headers()["etag"].to_str().unwrap().to_owned();
+
+    // DELETE: an old ETag fails and keeps the object; the current one deletes.
+    let res = send(reqwest::Method::DELETE, &[("if-match", &etag2)]).await.unwrap();
+    assert_problem(res, 412, "precondition_failed").await;
+    let res = send(reqwest::Method::GET, &[]).await.unwrap();
+    assert_eq!(body_of(res).await, v3);
+    let res = send(reqwest::Method::DELETE, &[("if-match", &etag3)]).await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(send(reqwest::Method::GET, &[]).await.unwrap().status(), 404);
+    let res = send(reqwest::Method::DELETE, &[("if-match", "*")]).await.unwrap();
+    assert_problem(res, 412, "precondition_failed").await;
+
+    // Create-only creates once gone.
+    let res = put(app, path, v1.clone(), &[("if-none-match", "*")]).await;
+    assert_eq!(res.status(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conditional_requests_on_the_local_store() {
+    let app = TestApp::spawn().await;
+    conditional_requests(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conditional_requests_on_s3() {
+    let s3 = blob_store::testing::S3TestServer::start().await;
+    let app = TestApp::with_vars(
+        &[
+            ("S3_BUCKET", blob_store::testing::BUCKET),
+            ("AWS_ENDPOINT_URL_S3", &s3.endpoint),
+            ("S3_FORCE_PATH_STYLE", "true"),
+            ("AWS_ACCESS_KEY_ID", blob_store::testing::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", blob_store::testing::SECRET_KEY),
+        ],
+        None,
+    )
+    .await;
+    conditional_requests(&app).await;
+}
