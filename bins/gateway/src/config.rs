@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `APP_HOST` | `0.0.0.0` | address to listen on |
 //! | `APP_PORT` | `8002` | port to listen on |
-//! | `APP_URL` | `http://localhost:{APP_PORT}` | public base URL |
+//! | `APP_URL` | `http://localhost:{APP_PORT}` | public base URL: the start of signed storage URLs on the local backend (set it behind a proxy) |
 //! | `DATA_DIR` | `./data` | embedded database, generated secret key |
 //! | `DATABASE_URL` | SQLite in `DATA_DIR` | `mysql://`, `mysql+aiomysql://`, `sqlite://path`, `sqlite::memory:` |
 //! | `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER_ID`, `DB_PASS` | | MySQL from parts when `DATABASE_URL` is unset |

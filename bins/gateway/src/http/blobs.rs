@@ -229,6 +229,24 @@ fn namespace<'a>(state: &'a AppState, name: &str) -> Result<(&'a Namespace, &'a 
         .ok_or_else(|| ApiError::not_found("namespace_not_found", format!("no namespace is called `{name}`")))
 }
 
+/// A key as a URL path: each segment percent-encoded (spaces, non-ASCII, `?`, `#`, `%`),
+/// the `/` between them kept. Headers such as `Location` carry only ASCII.
+fn key_path(key: &ObjectKey) -> String {
+    key.segments()
+        .map(|s| {
+            url::form_urlencoded::byte_serialize(s.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The `Location` of an object.
+fn location(ns: &Namespace, key: &ObjectKey) -> String {
+    format!("/api/v1/blobs/{}/{}", ns.name, key_path(key))
+}
+
 fn blob(state: &AppState, ns: &Namespace, meta: ObjectMeta) -> Blob {
     Blob {
         namespace: ns.name.clone(),
@@ -508,7 +526,7 @@ async fn upload(
     let etag = meta.etag.clone();
     Ok(HttpResponse::Created()
         .insert_header((header::ETAG, etag))
-        .insert_header((header::LOCATION, format!("/api/v1/blobs/{}/{}", ns.name, key)))
+        .insert_header((header::LOCATION, location(ns, &key)))
         .json(blob(&state, ns, meta)))
 }
 
@@ -650,7 +668,7 @@ async fn upload_form(
                 record_blob_event(&state, "blob.written", &principal.actor(), ns, &key, Some(&meta)).await;
                 return Ok(HttpResponse::Created()
                     .insert_header((header::ETAG, meta.etag.clone()))
-                    .insert_header((header::LOCATION, format!("/api/v1/blobs/{}/{}", ns.name, key)))
+                    .insert_header((header::LOCATION, location(ns, &key)))
                     .json(blob(&state, ns, meta)));
             }
             other => {
@@ -997,15 +1015,7 @@ async fn presign(
         &content_type,
         content_length,
     );
-    let path_key: String = key
-        .segments()
-        .map(|s| {
-            url::form_urlencoded::byte_serialize(s.as_bytes())
-                .collect::<String>()
-                .replace('+', "%20")
-        })
-        .collect::<Vec<_>>()
-        .join("/");
+    let path_key = key_path(&key);
     let mut url = url::Url::parse(&format!(
         "{}/api/v1/blobs/{}/{path_key}",
         state.public_url.trim_end_matches('/'),

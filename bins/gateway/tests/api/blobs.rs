@@ -23,6 +23,50 @@ async fn put(app: &TestApp, path: &str, body: Vec<u8>, headers: &[(&str, &str)])
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn location_headers_are_percent_encoded() {
+    let app = TestApp::spawn().await;
+    let res = put(
+        &app,
+        "/api/v1/blobs/web/%EB%B3%B4%EA%B3%A0%EC%84%9C%202026.txt",
+        "본문".as_bytes().to_vec(),
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let location = res.headers()["location"]
+        .to_str()
+        .expect("an ASCII Location")
+        .to_owned();
+    assert_eq!(location, "/api/v1/blobs/web/%EB%B3%B4%EA%B3%A0%EC%84%9C%202026.txt");
+    let got = app
+        .client
+        .get(app.url(&location))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.text().await.unwrap(), "본문");
+    // The form upload says the same.
+    let form = reqwest::multipart::Form::new().text("key", "폴더/a b?.txt").part(
+        "file",
+        reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("x.txt"),
+    );
+    let res = app
+        .client
+        .post(app.url("/api/v1/blobs/web"))
+        .bearer_auth(&app.admin_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        res.headers()["location"].to_str().unwrap(),
+        "/api/v1/blobs/web/%ED%8F%B4%EB%8D%94/a%20b%3F.txt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn round_trips_with_checksums_ranges_and_conditions() {
     let app = TestApp::spawn().await;
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
