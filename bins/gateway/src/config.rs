@@ -829,30 +829,25 @@ mod tests {
 
     #[test]
     fn db_is_ssl_applies_to_the_original_database_url() {
-        // The original .env: DATABASE_URL in the SQLAlchemy form, DB_IS_SSL beside it.
-        let c = config(&[
-            ("DATABASE_URL", "mysql+aiomysql://app:pw@db.example.com:3306/eb"),
-            ("DB_IS_SSL", "true"),
-            ("SECRET_KEY", "0123456789abcdef"),
-            ("BLOB_DIR", "/srv/shared/blobs"),
-        ])
-        .unwrap();
-        assert_eq!(
-            c.database_url.tls().map(shared_db::MysqlTls::mode),
-            Some(shared_db::SslMode::VerifyIdentity)
-        );
-        // DB_IS_SSL is a floor: the URL's weaker mode does not lower it.
-        let c = config(&[
-            ("DATABASE_URL", "mysql://app:pw@10.0.0.5:3306/eb?ssl-mode=REQUIRED"),
-            ("DB_IS_SSL", "true"),
-            ("SECRET_KEY", "0123456789abcdef"),
-            ("BLOB_DIR", "/srv/shared/blobs"),
-        ])
-        .unwrap();
-        assert_eq!(
-            c.database_url.tls().map(shared_db::MysqlTls::mode),
-            Some(shared_db::SslMode::VerifyIdentity)
-        );
+        // The original .env (DATABASE_URL in the SQLAlchemy form, DB_IS_SSL beside it), and
+        // a URL whose weaker mode DB_IS_SSL does not lower: both verify fully.
+        for url in [
+            "mysql+aiomysql://app:pw@db.example.com:3306/eb",
+            "mysql://app:pw@10.0.0.5:3306/eb?ssl-mode=REQUIRED",
+        ] {
+            let c = config(&[
+                ("DATABASE_URL", url),
+                ("DB_IS_SSL", "true"),
+                ("SECRET_KEY", "0123456789abcdef"),
+                ("BLOB_DIR", "/srv/shared/blobs"),
+            ])
+            .unwrap();
+            assert_eq!(
+                c.database_url.tls().map(shared_db::MysqlTls::mode),
+                Some(shared_db::SslMode::VerifyIdentity),
+                "{url}"
+            );
+        }
         // A CA file that cannot be read names DB_SSL_CA; TLS on SQLite names DB_IS_SSL.
         let err = config(&[
             ("DATABASE_URL", "mysql://app:pw@db/eb"),

@@ -37,6 +37,15 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    /// MySQL's name for the mode: `REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Required => "REQUIRED",
+            SslMode::VerifyCa => "VERIFY_CA",
+            SslMode::VerifyIdentity => "VERIFY_IDENTITY",
+        }
+    }
+
     fn parse(value: &str) -> Result<Option<Self>, DbError> {
         match value.to_ascii_uppercase().replace('-', "_").as_str() {
             "DISABLED" | "DISABLE" | "FALSE" | "0" => Ok(None),
@@ -374,12 +383,7 @@ impl DatabaseUrl {
                         let _ = url.set_password(Some("***"));
                     }
                     if let Some(tls) = &self.tls {
-                        let mode = match tls.mode {
-                            SslMode::Required => "REQUIRED",
-                            SslMode::VerifyCa => "VERIFY_CA",
-                            SslMode::VerifyIdentity => "VERIFY_IDENTITY",
-                        };
-                        url.query_pairs_mut().append_pair("ssl-mode", mode);
+                        url.query_pairs_mut().append_pair("ssl-mode", tls.mode.as_str());
                         if let Some(ca) = tls.ca_file() {
                             url.query_pairs_mut().append_pair("ssl-ca", ca);
                         }

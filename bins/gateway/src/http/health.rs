@@ -50,12 +50,7 @@ impl Transports {
             mail: state.mail.mode(),
             slack: state.slack.mode(),
             storage: if state.config.s3.is_some() { "s3" } else { "local" },
-            database_tls: match state.config.database_url.tls().map(shared_db::MysqlTls::mode) {
-                None => "none",
-                Some(shared_db::SslMode::Required) => "REQUIRED",
-                Some(shared_db::SslMode::VerifyCa) => "VERIFY_CA",
-                Some(shared_db::SslMode::VerifyIdentity) => "VERIFY_IDENTITY",
-            },
+            database_tls: state.config.database_url.tls().map_or("none", |t| t.mode().as_str()),
         }
     }
 }

@@ -22,6 +22,19 @@ async fn put(app: &TestApp, path: &str, body: Vec<u8>, headers: &[(&str, &str)])
     req.send().await.unwrap()
 }
 
+/// The app on the in-process S3 server, with `extra` settings.
+async fn s3_app(s3: &blob_store::testing::S3TestServer, extra: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![
+        ("S3_BUCKET", blob_store::testing::BUCKET),
+        ("AWS_ENDPOINT_URL_S3", s3.endpoint.as_str()),
+        ("S3_FORCE_PATH_STYLE", "true"),
+        ("AWS_ACCESS_KEY_ID", blob_store::testing::ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", blob_store::testing::SECRET_KEY),
+    ];
+    vars.extend_from_slice(extra);
+    TestApp::with_vars(&vars, None).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn location_headers_are_percent_encoded() {
     let app = TestApp::spawn().await;
@@ -485,18 +498,7 @@ async fn listing_pages_through_folders() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_s3_backend_serves_the_same_api_and_presigns_with_sigv4() {
     let s3 = blob_store::testing::S3TestServer::start().await;
-    let app = TestApp::with_vars(
-        &[
-            ("S3_BUCKET", blob_store::testing::BUCKET),
-            ("AWS_ENDPOINT_URL_S3", &s3.endpoint),
-            ("S3_FORCE_PATH_STYLE", "true"),
-            ("AWS_ACCESS_KEY_ID", blob_store::testing::ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", blob_store::testing::SECRET_KEY),
-            ("S3_PART_SIZE_MB", "5"),
-        ],
-        None,
-    )
-    .await;
+    let app = s3_app(&s3, &[("S3_PART_SIZE_MB", "5")]).await;
     // 12 MiB streamed: three parts of a multipart upload.
     let data: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
     let res = put(
@@ -1016,18 +1018,7 @@ async fn presigned_uploads_are_bound_to_the_declared_size_and_type() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_presigned_uploads_are_bound_to_the_declared_size_and_type() {
     let s3 = blob_store::testing::S3TestServer::start().await;
-    let app = TestApp::with_vars(
-        &[
-            ("BLOB_NAMESPACES", LIMITED),
-            ("S3_BUCKET", blob_store::testing::BUCKET),
-            ("AWS_ENDPOINT_URL_S3", &s3.endpoint),
-            ("S3_FORCE_PATH_STYLE", "true"),
-            ("AWS_ACCESS_KEY_ID", blob_store::testing::ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", blob_store::testing::SECRET_KEY),
-        ],
-        None,
-    )
-    .await;
+    let app = s3_app(&s3, &[("BLOB_NAMESPACES", LIMITED)]).await;
     let (url, _) = presign_limited_put(&app, "pic.png").await;
     assert!(url.starts_with(&s3.endpoint), "{url}");
     let signed_headers = url::Url::parse(&url)
@@ -1412,16 +1403,6 @@ async fn conditional_requests_on_the_local_store() {
 #[tokio::test(flavor = "multi_thread")]
 async fn conditional_requests_on_s3() {
     let s3 = blob_store::testing::S3TestServer::start().await;
-    let app = TestApp::with_vars(
-        &[
-            ("S3_BUCKET", blob_store::testing::BUCKET),
-            ("AWS_ENDPOINT_URL_S3", &s3.endpoint),
-            ("S3_FORCE_PATH_STYLE", "true"),
-            ("AWS_ACCESS_KEY_ID", blob_store::testing::ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", blob_store::testing::SECRET_KEY),
-        ],
-        None,
-    )
-    .await;
+    let app = s3_app(&s3, &[]).await;
     conditional_requests(&app).await;
 }
