@@ -326,6 +326,7 @@ impl Application {
             secret.expose_secret().as_bytes(),
             config.bridge.clone(),
         )?);
+        let job_metrics = crate::metrics::JobMetrics::new()?;
         let mut worker = Worker::new(
             pool.clone(),
             WorkerOptions {
@@ -335,6 +336,7 @@ impl Application {
             },
         )
         .with_waker(wake.clone())
+        .with_observer(Arc::new(job_metrics.clone()))
         .register(bridge::RULE_QUEUE, bridge::RuleHandler(bridge.clone()))
         .register(bridge::WEBHOOK_QUEUE, bridge::WebhookHandler(bridge.clone()));
         // A channel that is not configured takes no jobs: any queued while it was (by
@@ -384,7 +386,7 @@ impl Application {
         let routes = web::Data::new(RouteTable::new(&doc));
         let connections =
             crate::net::ConnectionLimiter::new(config.max_connections_per_address, config.trusted_proxies.clone())?;
-        let (metrics, queue_gauges) = crate::metrics::build(&pool, connections.refused_counter())?;
+        let (metrics, queue_gauges) = crate::metrics::build(&pool, connections.refused_counter(), &job_metrics)?;
         let queue_gauges = web::Data::new(queue_gauges);
         let data = web::Data::new(state.clone());
         let max_json = config.max_json_body;
@@ -397,6 +399,7 @@ impl Application {
             config.max_json_body,
         );
 
+        actix_http::h1::set_malformed_request_responder(crate::error::malformed_request);
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .app_data(data.clone())

@@ -52,7 +52,7 @@
 //! | `BLOB_NAMESPACES` | `client`, `web` (1 GiB), `ai` (50 GiB) | JSON array of `{name, max_size, allowed_types?, prefix?, bucket?}` |
 //! | `BLOB_NAMESPACES_FILE` | none | the same JSON read from a file (when `BLOB_NAMESPACES` is unset) |
 //! | `MAIL_TRANSPORT` | `ses` when `SES_SENDER_EMAIL` and `AWS_SES_REGION` are set; else `dev` on the embedded SQLite database, and not configured on MySQL | `ses` or `dev` (the dev mailbox keeps messages in the database, marked `captured`); not configured, sends are refused with 503 `not_configured` |
-//! | `SES_SENDER_EMAIL` | none | default sender (`Name <noreply@example.com>` or a bare address) |
+//! | `SES_SENDER_EMAIL` | none (the dev mailbox: `Event Bridge Dev <noreply@event-bridge.localhost>`) | default sender (`Name <noreply@example.com>` or a bare address) |
 //! | `AWS_SES_REGION` | none | SES region |
 //! | `AWS_ENDPOINT_URL_SES` | AWS | an SES-compatible endpoint (the AWS SDK's standard name) |
 //! | `SES_CONFIGURATION_SET` | none | configuration set named on every send (event publishing) |
@@ -298,6 +298,9 @@ fn slack_transport(
     })
 }
 
+/// The sender of messages without `from` in the dev mailbox when `SES_SENDER_EMAIL` is unset.
+pub const DEV_SENDER: &str = "Event Bridge Dev <noreply@event-bridge.localhost>";
+
 fn mail_config(
     get: &impl Fn(&str) -> Option<String>,
     backend: Backend,
@@ -357,6 +360,12 @@ fn mail_config(
     sns.topics = list("SNS_TOPIC_ARNS");
     sns.allow_http = parse_bool(get, "SNS_ALLOW_HTTP_CERTS", false)?;
     sns.max_age = Duration::from_secs(parse_num::<u64>(get, "SNS_MAX_AGE_SECS", 3600)?);
+    // The dev mailbox sends nothing, so a sender nobody configured harms no one: a first
+    // message needs no `from`.
+    let default_from = match (default_from, transport) {
+        (None, mailer::transport::MailMode::Dev) => Some(DEV_SENDER.to_owned()),
+        (from, _) => from,
+    };
     Ok(MailConfig {
         transport,
         ses,

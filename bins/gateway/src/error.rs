@@ -28,12 +28,24 @@ pub struct Problem {
     pub detail: Option<String>,
     /// Stable machine-readable code.
     pub code: String,
-    /// The request field at fault, for validation problems.
+    /// The request field at fault, for validation problems (the first, when several are).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Every field at fault, when a request was checked as a whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
     /// The request id (also in the `X-Request-Id` header); quote it when reporting a 5xx.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+/// One field at fault in a request.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct FieldProblem {
+    /// The field (`to[1]`, `[2].subject` in a batch).
+    pub field: String,
+    /// What is wrong with it.
+    pub detail: String,
 }
 
 /// An error answered as a problem response.
@@ -44,8 +56,11 @@ pub struct ApiError {
     detail: Option<String>,
     headers: Vec<(HeaderName, HeaderValue)>,
     /// The cause of a 5xx, logged and never sent.
-    cause: Option<String>,
-    field: Option<String>,
+    cause: Option<Box<str>>,
+    field: Option<Box<str>>,
+    /// Boxed (as are `cause` and `field`): most errors have none, and `ApiError` travels in every
+    /// `Result`.
+    errors: Option<Box<[FieldProblem]>>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -68,6 +83,7 @@ impl ApiError {
             headers: Vec::new(),
             cause: None,
             field: None,
+            errors: None,
         }
     }
 
@@ -130,7 +146,7 @@ impl ApiError {
     /// 503 for a failing backend (storage, say): its cause is logged, never sent.
     pub fn backend_unavailable(code: &'static str, detail: &'static str, cause: impl std::fmt::Display) -> Self {
         Self {
-            cause: Some(cause.to_string()),
+            cause: Some(cause.to_string().into()),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
                 .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
         }
@@ -143,8 +159,9 @@ impl ApiError {
             code: "internal_error",
             detail: Some("an unexpected error occurred; quote the request id when reporting it".into()),
             headers: Vec::new(),
-            cause: Some(cause.to_string()),
+            cause: Some(cause.to_string().into()),
             field: None,
+            errors: None,
         }
     }
 
@@ -170,6 +187,7 @@ impl ApiError {
             headers: Vec::new(),
             cause: None,
             field: None,
+            errors: None,
         }
     }
 
@@ -187,7 +205,7 @@ impl ApiError {
 
     /// Names the request field at fault.
     pub fn for_field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
+        self.field = Some(field.into().into());
         self
     }
 
@@ -204,7 +222,8 @@ impl ApiError {
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             code: self.code.to_owned(),
-            field: self.field.clone(),
+            field: self.field.as_deref().map(str::to_owned),
+            errors: self.errors.as_deref().map(<[FieldProblem]>::to_vec).unwrap_or_default(),
             request_id: current_request_id(),
         }
     }
@@ -232,6 +251,50 @@ impl ResponseError for ApiError {
         }
         response.json(problem)
     }
+}
+
+/// The answer to a request actix-http cannot parse (a URI with `"` or a space, a bad
+/// header line, a head over the size limit), which never reaches the middlewares: a
+/// problem document with a request id of its own, logged at WARN (the client's mistake).
+/// Installed once at start with [`actix_http::h1::set_malformed_request_responder`].
+pub fn malformed_request(
+    err: &actix_http::error::ParseError,
+    status: StatusCode,
+) -> (actix_http::Response<()>, actix_web::web::Bytes) {
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let (code, detail) = if status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE {
+        (
+            "headers_too_large",
+            "the request line and headers are over the size limit".to_owned(),
+        )
+    } else {
+        (
+            "malformed_request",
+            format!(
+                "the request line or a header could not be parsed ({err}); percent-encode \
+                 characters such as `\"`, spaces and non-ASCII in the URL"
+            ),
+        )
+    };
+    tracing::warn!(%request_id, %status, error = %err, "malformed request refused before routing");
+    let problem = Problem {
+        problem_type: format!("urn:event-bridge:problem:{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: Some(detail),
+        code: code.to_owned(),
+        field: None,
+        errors: Vec::new(),
+        request_id: Some(request_id.clone()),
+    };
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut res = actix_http::Response::with_body(status, ());
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        headers.insert(HeaderName::from_static("x-request-id"), id);
+    }
+    (res, body.into())
 }
 
 /// The problem code of a transaction rolled back by the database to break a deadlock.
@@ -307,6 +370,25 @@ impl From<mailer::MailError> for ApiError {
         match e {
             M::Invalid { field, message } => {
                 ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
+            }
+            M::InvalidFields(_) => {
+                let errors: Vec<FieldProblem> = e
+                    .fields()
+                    .into_iter()
+                    .map(|(field, detail)| FieldProblem {
+                        field: field.to_owned(),
+                        detail: detail.to_owned(),
+                    })
+                    .collect();
+                let detail = errors
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut err = ApiError::unprocessable("invalid_field", detail);
+                err.field = errors.first().map(|f| f.field.as_str().into());
+                err.errors = Some(errors.into());
+                err
             }
             M::Template(ref t @ T::Missing { .. }) => {
                 ApiError::unprocessable("template_variable_missing", t.to_string()).for_field("template.variables")
@@ -418,5 +500,36 @@ mod tests {
         let e: ApiError = DbError::Unavailable("connection refused".into()).into();
         assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.code(), "service_unavailable");
+    }
+}
+
+#[cfg(test)]
+mod malformed_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn unparsable_requests_get_problem_documents_with_a_request_id() {
+        for (err, status, code) in [
+            (
+                actix_http::error::ParseError::Uri("/a b".parse::<actix_web::http::Uri>().expect_err("a space is not a URI character")),
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+            ),
+            (
+                actix_http::error::ParseError::TooLarge,
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
+        ] {
+            let (res, body) = malformed_request(&err, status);
+            assert_eq!(res.status(), status);
+            assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), PROBLEM_JSON);
+            let problem: Problem = serde_json::from_slice(&body).unwrap();
+            assert_eq!(problem.code, code);
+            assert_eq!(problem.status, status.as_u16());
+            let id = problem.request_id.unwrap();
+            assert_eq!(res.headers().get("x-request-id").unwrap().to_str().unwrap(), id);
+        }
     }
 }

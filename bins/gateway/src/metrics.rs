@@ -1,6 +1,7 @@
 //! Prometheus metrics at `/metrics`: request counts and latency histograms by route
 //! pattern, method and status (`actix-web-prom`), database pool usage, and the job
-//! queues (jobs by queue and state, the age of the oldest), read at scrape time.
+//! queues (jobs by queue and state, the age of the oldest), read at scrape time, and
+//! every job attempt as it ends (outcome, run time, delivery latency).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,8 +11,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use shared_db::DbPool;
+use shared_db::worker::{Attempt, AttemptOutcome, JobObserver};
 
 /// The job queues' gauges, refreshed from the database when `/metrics` is scraped (at
 /// most once a second, and never waiting more than a second for the database).
@@ -78,6 +80,69 @@ impl QueueGauges {
     }
 }
 
+/// Job attempts as the worker reports them: `event_bridge_job_attempts_total{queue,
+/// outcome}`, `event_bridge_job_attempt_seconds{queue}` (handler time) and
+/// `event_bridge_job_delivery_seconds{queue}` (enqueue to success, retries included: the
+/// delivery latency of `email.send`, `slack.post`, `bridge.webhook`...).
+#[derive(Clone)]
+pub struct JobMetrics {
+    attempts: IntCounterVec,
+    run: HistogramVec,
+    delivery: HistogramVec,
+}
+
+impl JobMetrics {
+    /// Unregistered until [`build`] adds them to the registry.
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            attempts: IntCounterVec::new(
+                Opts::new(
+                    "event_bridge_job_attempts_total",
+                    "Job attempts by queue and outcome (succeeded, retrying, failed, deferred, abandoned)",
+                ),
+                &["queue", "outcome"],
+            )?,
+            run: HistogramVec::new(
+                HistogramOpts::new("event_bridge_job_attempt_seconds", "How long one attempt's handler ran").buckets(
+                    vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                ),
+                &["queue"],
+            )?,
+            delivery: HistogramVec::new(
+                HistogramOpts::new(
+                    "event_bridge_job_delivery_seconds",
+                    "From enqueue to success, waits and retries included (delivery latency)",
+                )
+                .buckets(vec![
+                    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+                ]),
+                &["queue"],
+            )?,
+        })
+    }
+
+    fn register(&self, registry: &Registry) -> anyhow::Result<()> {
+        registry.register(Box::new(self.attempts.clone()))?;
+        registry.register(Box::new(self.run.clone()))?;
+        registry.register(Box::new(self.delivery.clone()))?;
+        Ok(())
+    }
+}
+
+impl JobObserver for JobMetrics {
+    fn attempt(&self, a: Attempt<'_>) {
+        self.attempts.with_label_values(&[a.queue, a.outcome.as_str()]).inc();
+        if a.outcome != AttemptOutcome::Deferred {
+            self.run.with_label_values(&[a.queue]).observe(a.ran_for.as_secs_f64());
+        }
+        if a.outcome == AttemptOutcome::Succeeded {
+            self.delivery
+                .with_label_values(&[a.queue])
+                .observe(a.since_enqueued.as_secs_f64());
+        }
+    }
+}
+
 /// Refreshes the queue gauges before `/metrics` answers.
 pub async fn refresh_on_scrape(
     req: ServiceRequest,
@@ -123,9 +188,11 @@ impl Collector for PoolCollector {
 pub fn build(
     pool: &DbPool,
     refused: prometheus::IntCounter,
+    jobs: &JobMetrics,
 ) -> anyhow::Result<(actix_web_prom::PrometheusMetrics, Arc<QueueGauges>)> {
     let registry = Registry::new();
     let queues = Arc::new(QueueGauges::new(pool, &registry)?);
+    jobs.register(&registry)?;
     registry.register(Box::new(refused))?;
     let gauge = IntGaugeVec::new(
         Opts::new("event_bridge_db_pool_connections", "Database pool connections by state"),

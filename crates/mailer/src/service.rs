@@ -80,6 +80,9 @@ pub enum MailError {
         /// What is wrong.
         message: String,
     },
+    /// Several fields are unacceptable (each an [`MailError::Invalid`]).
+    #[error("{} fields are invalid", .0.len())]
+    InvalidFields(Vec<MailError>),
     /// A template does not parse or lacks a variable.
     #[error(transparent)]
     Template(#[from] TemplateError),
@@ -118,10 +121,47 @@ pub enum MailError {
     Db(#[from] DbError),
 }
 
+impl MailError {
+    /// One error for all of `wrong`: itself when alone, otherwise [`MailError::InvalidFields`].
+    fn all(mut wrong: Vec<MailError>) -> Self {
+        if wrong.len() == 1 {
+            wrong.remove(0)
+        } else {
+            MailError::InvalidFields(wrong)
+        }
+    }
+
+    /// Each field at fault with what is wrong with it.
+    pub fn fields(&self) -> Vec<(&str, &str)> {
+        match self {
+            MailError::Invalid { field, message } => vec![(field.as_str(), message.as_str())],
+            MailError::InvalidFields(all) => all.iter().flat_map(MailError::fields).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl From<diesel::result::Error> for MailError {
     fn from(e: diesel::result::Error) -> Self {
         MailError::Db(e.into())
     }
+}
+
+/// `r`'s value, or `None` with its error added to `wrong`.
+fn keep<T>(wrong: &mut Vec<MailError>, r: Result<T, MailError>) -> Option<T> {
+    r.map_err(|e| wrong.push(e)).ok()
+}
+
+/// A subject SES and mail clients accept: 1 to 998 characters, no line breaks.
+fn check_subject(subject: &str) -> Result<(), &'static str> {
+    let subject = subject.trim();
+    if subject.is_empty() || subject.chars().count() > 998 {
+        return Err("must be 1 to 998 characters");
+    }
+    if subject.chars().any(char::is_control) {
+        return Err("may not contain line breaks or control characters");
+    }
+    Ok(())
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> MailError {
@@ -555,26 +595,36 @@ impl MailService {
         at: &str,
     ) -> Result<Prepared, MailError> {
         let field = |f: &str| format!("{at}{}{f}", if at.is_empty() { "" } else { "." });
-        let from = match req.from.as_deref() {
-            Some(f) => Mailbox::parse(f).map_err(|e| invalid(field("from"), e))?,
-            None => self
-                .default_from
-                .clone()
-                .ok_or_else(|| invalid(field("from"), "give a sender (no SES_SENDER_EMAIL is configured)"))?,
-        };
-        let list = |name: &str, items: &[String]| -> Result<Vec<Mailbox>, MailError> {
+        // Every field is checked before answering, so one 422 names all that is wrong.
+        let mut wrong: Vec<MailError> = Vec::new();
+        let from = keep(
+            &mut wrong,
+            match req.from.as_deref() {
+                Some(f) => Mailbox::parse(f).map_err(|e| invalid(field("from"), e)),
+                None => self
+                    .default_from
+                    .clone()
+                    .ok_or_else(|| invalid(field("from"), "give a sender (no SES_SENDER_EMAIL is configured)")),
+            },
+        );
+        let mut list = |name: &str, items: &[String]| -> Vec<Mailbox> {
             items
                 .iter()
                 .enumerate()
-                .map(|(i, a)| Mailbox::parse(a).map_err(|e| invalid(field(&format!("{name}[{i}]")), e)))
+                .filter_map(|(i, a)| {
+                    keep(
+                        &mut wrong,
+                        Mailbox::parse(a).map_err(|e| invalid(field(&format!("{name}[{i}]")), e)),
+                    )
+                })
                 .collect()
         };
-        let to = list("to", &req.to)?;
-        let cc = list("cc", &req.cc)?;
-        let bcc = list("bcc", &req.bcc)?;
-        let reply_to = list("reply_to", &req.reply_to)?;
+        let to = list("to", &req.to);
+        let cc = list("cc", &req.cc);
+        let bcc = list("bcc", &req.bcc);
+        let reply_to = list("reply_to", &req.reply_to);
         if reply_to.len() > 10 {
-            return Err(invalid(field("reply_to"), "at most 10 addresses"));
+            wrong.push(invalid(field("reply_to"), "at most 10 addresses"));
         }
         let mut seen = HashSet::new();
         let destinations: Vec<String> = to
@@ -584,11 +634,12 @@ impl MailService {
             .map(|m| m.email.clone())
             .filter(|e| seen.insert(e.to_ascii_lowercase()))
             .collect();
-        if destinations.is_empty() {
-            return Err(invalid(field("to"), "give at least one recipient in to, cc or bcc"));
+        let addresses_given = req.to.len() + req.cc.len() + req.bcc.len();
+        if addresses_given == 0 {
+            wrong.push(invalid(field("to"), "give at least one recipient in to, cc or bcc"));
         }
         if destinations.len() > MAX_RECIPIENTS {
-            return Err(invalid(
+            wrong.push(invalid(
                 field("to"),
                 format!(
                     "{} recipients; at most {MAX_RECIPIENTS} (to, cc and bcc together)",
@@ -596,14 +647,46 @@ impl MailService {
                 ),
             ));
         }
-        let (parts, template_name) = match &req.template {
+        match &req.template {
             Some(t) => {
                 if req.text.is_some() || req.html.is_some() {
-                    return Err(invalid(field("template"), "give a template or text/html, not both"));
+                    wrong.push(invalid(field("template"), "give a template or text/html, not both"));
                 }
                 if !t.variables.is_object() {
-                    return Err(invalid(field("template.variables"), "must be a JSON object"));
+                    wrong.push(invalid(field("template.variables"), "must be a JSON object"));
                 }
+            }
+            None => {
+                if req.text.is_none() && req.html.is_none() {
+                    wrong.push(invalid(field("text"), "give text, html or a template"));
+                }
+                if let Err(e) = check_subject(req.subject.as_deref().unwrap_or_default()) {
+                    wrong.push(invalid(field("subject"), e));
+                }
+            }
+        }
+        let headers = keep(
+            &mut wrong,
+            check_headers(&req.headers).map_err(|e| invalid(field("headers"), e)),
+        );
+        if let Err(e) = check_tags(&req.tags) {
+            wrong.push(invalid(field("tags"), e));
+        }
+        let files = keep(&mut wrong, decode_files(&req.attachments, at));
+        if req.attachments.iter().any(|f| f.content_id.is_some()) && req.html.is_none() && req.template.is_none() {
+            wrong.push(invalid(
+                field("attachments"),
+                "inline files (content_id) need an html part",
+            ));
+        }
+        let (Some(from), Some(headers), Some(files)) = (from, headers, files) else {
+            return Err(MailError::all(wrong));
+        };
+        if !wrong.is_empty() {
+            return Err(MailError::all(wrong));
+        }
+        let (parts, template_name) = match &req.template {
+            Some(t) => {
                 let stored = find_template(conn, &t.name)
                     .await?
                     .ok_or_else(|| invalid(field("template.name"), format!("no template is named `{}`", t.name)))?;
@@ -615,41 +698,25 @@ impl MailService {
                 if let Some(s) = &req.subject {
                     parts.subject = s.clone();
                 }
+                check_subject(&parts.subject).map_err(|e| invalid(field("subject"), e))?;
+                if files.iter().any(|f| f.content_id.is_some()) && parts.html.is_none() {
+                    return Err(invalid(
+                        field("attachments"),
+                        "inline files (content_id) need an html part",
+                    ));
+                }
                 (parts, Some(stored.name))
             }
-            None => {
-                if req.text.is_none() && req.html.is_none() {
-                    return Err(invalid(field("text"), "give text, html or a template"));
-                }
-                (
-                    Parts {
-                        subject: req.subject.clone().unwrap_or_default(),
-                        html: req.html.clone(),
-                        text: req.text.clone(),
-                    },
-                    None,
-                )
-            }
+            None => (
+                Parts {
+                    subject: req.subject.clone().unwrap_or_default(),
+                    html: req.html.clone(),
+                    text: req.text.clone(),
+                },
+                None,
+            ),
         };
         let subject = parts.subject.trim();
-        if subject.is_empty() || subject.chars().count() > 998 {
-            return Err(invalid(field("subject"), "must be 1 to 998 characters"));
-        }
-        if subject.chars().any(char::is_control) {
-            return Err(invalid(
-                field("subject"),
-                "may not contain line breaks or control characters",
-            ));
-        }
-        let headers = check_headers(&req.headers).map_err(|e| invalid(field("headers"), e))?;
-        check_tags(&req.tags).map_err(|e| invalid(field("tags"), e))?;
-        let files = decode_files(&req.attachments, at)?;
-        if files.iter().any(|f| f.content_id.is_some()) && parts.html.is_none() {
-            return Err(invalid(
-                field("attachments"),
-                "inline files (content_id) need an html part",
-            ));
-        }
         let id = shared_db::new_id();
         let now = shared_db::now();
         let message_id = format!("{id}@{}", from.domain());

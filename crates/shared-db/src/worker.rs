@@ -32,6 +32,56 @@ pub enum JobError {
     Defer(Duration),
 }
 
+/// How one attempt of a job ended, as told to a [`JobObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The job is done.
+    Succeeded,
+    /// It failed and will be tried again.
+    Retrying,
+    /// It failed for good (a fatal error, or its last attempt).
+    Failed,
+    /// Put off without counting an attempt (pacing).
+    Deferred,
+    /// The lease was lost while it ran, or its outcome could not be recorded: another
+    /// attempt will run once the lease expires.
+    Abandoned,
+}
+
+impl AttemptOutcome {
+    /// The label used in metrics: `succeeded`, `retrying`, `failed`, `deferred`,
+    /// `abandoned`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+            Self::Deferred => "deferred",
+            Self::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// One finished attempt, for a [`JobObserver`].
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The job's queue.
+    pub queue: &'a str,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// How long the handler ran.
+    pub ran_for: Duration,
+    /// From the job's enqueueing to the end of this attempt (for a success: the
+    /// delivery latency, retries and waits included).
+    pub since_enqueued: Duration,
+}
+
+/// Told about every attempt a worker runs (metrics); must not block.
+pub trait JobObserver: Send + Sync + 'static {
+    /// Called once per attempt, after its outcome is recorded.
+    fn attempt(&self, attempt: Attempt<'_>);
+}
+
 /// Handles the jobs of one queue.
 pub trait JobHandler: Send + Sync + 'static {
     /// Runs one attempt of `job`.
@@ -116,6 +166,7 @@ pub struct Worker {
     started: std::time::Instant,
     /// Milliseconds after `started` of the last sweep of waiting jobs (`u64::MAX`: none).
     last_sweep_ms: std::sync::atomic::AtomicU64,
+    observer: Option<Arc<dyn JobObserver>>,
 }
 
 /// How often a worker queues waiting jobs whose turn came without a promotion.
@@ -131,7 +182,14 @@ impl Worker {
             wake: Arc::new(Notify::new()),
             started: std::time::Instant::now(),
             last_sweep_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` about every attempt.
+    pub fn with_observer(mut self, observer: Arc<dyn JobObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Runs `queue`'s jobs with `handler`.
@@ -251,25 +309,45 @@ impl Worker {
         let Some(handler) = self.handlers.get(&job.queue).cloned() else {
             return;
         };
+        let started = std::time::Instant::now();
         let result = {
             let heartbeat = self.heartbeat(&job.id);
             let run = AssertUnwindSafe(handler.handle(&job)).catch_unwind();
             tokio::pin!(heartbeat, run);
             tokio::select! {
-                r = &mut run => r,
+                r = &mut run => Some(r),
                 () = &mut heartbeat => {
                     tracing::warn!(job = %job.id, "lease lost while running; abandoning the attempt");
-                    return;
+                    None
                 }
             }
         };
+        let ran_for = started.elapsed();
         let outcome = match result {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e),
-            Err(_) => Some(JobError::Retry("the job handler panicked".into())),
+            None => AttemptOutcome::Abandoned,
+            Some(result) => {
+                let error = match result {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(_) => Some(JobError::Retry("the job handler panicked".into())),
+                };
+                match self.record(&job, error).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        tracing::warn!(job = %job.id, error = %e, "could not record the job's outcome; its lease will expire and it will run again");
+                        AttemptOutcome::Abandoned
+                    }
+                }
+            }
         };
-        if let Err(e) = self.record(&job, outcome).await {
-            tracing::warn!(job = %job.id, error = %e, "could not record the job's outcome; its lease will expire and it will run again");
+        if let Some(observer) = &self.observer {
+            let since_enqueued = (crate::now() - job.created_at).to_std().unwrap_or_default();
+            observer.attempt(Attempt {
+                queue: &job.queue,
+                outcome,
+                ran_for,
+                since_enqueued,
+            });
         }
     }
 
@@ -290,14 +368,14 @@ impl Worker {
         }
     }
 
-    async fn record(&self, job: &Job, outcome: Option<JobError>) -> Result<(), DbError> {
+    async fn record(&self, job: &Job, outcome: Option<JobError>) -> Result<AttemptOutcome, DbError> {
         let mut conn = self.pool.get().await?;
         let worker = &self.options.worker_id;
         let Some(error) = outcome else {
             if !jobs::complete_job(&mut conn, job, worker).await? {
                 tracing::warn!(job = %job.id, "finished after its lease was taken over");
             }
-            return Ok(());
+            return Ok(AttemptOutcome::Succeeded);
         };
         let attempt = u32::try_from(job.attempts).unwrap_or(1);
         let (message, retry_in) = match &error {
@@ -307,22 +385,27 @@ impl Worker {
             JobError::Defer(d) => {
                 if !jobs::defer(&mut conn, job, worker, *d).await? {
                     tracing::warn!(job = %job.id, "deferred after its lease was taken over");
+                    return Ok(AttemptOutcome::Abandoned);
                 }
-                return Ok(());
+                return Ok(AttemptOutcome::Deferred);
             }
         };
-        match jobs::record_failure(&mut conn, job, worker, message, retry_in).await? {
-            AfterFailure::Retrying(d) => {
-                tracing::info!(job = %job.id, queue = %job.queue, attempt, retry_in_ms = d.as_millis() as u64, error = %message, "job attempt failed; retrying")
-            }
-            AfterFailure::Failed => {
-                tracing::error!(job = %job.id, queue = %job.queue, attempt, error = %message, "job failed")
-            }
-            AfterFailure::LeaseLost => {
-                tracing::warn!(job = %job.id, "failed after its lease was taken over")
-            }
-        }
-        Ok(())
+        Ok(
+            match jobs::record_failure(&mut conn, job, worker, message, retry_in).await? {
+                AfterFailure::Retrying(d) => {
+                    tracing::info!(job = %job.id, queue = %job.queue, attempt, retry_in_ms = d.as_millis() as u64, error = %message, "job attempt failed; retrying");
+                    AttemptOutcome::Retrying
+                }
+                AfterFailure::Failed => {
+                    tracing::error!(job = %job.id, queue = %job.queue, attempt, error = %message, "job failed");
+                    AttemptOutcome::Failed
+                }
+                AfterFailure::LeaseLost => {
+                    tracing::warn!(job = %job.id, "failed after its lease was taken over");
+                    AttemptOutcome::Abandoned
+                }
+            },
+        )
     }
 }
 

@@ -719,3 +719,70 @@ async fn runaway_templates_fail_fast_with_a_clear_problem() {
     .await
     .expect("rendering hung");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_answer_names_every_wrong_field_and_the_dev_mailbox_has_a_sender() {
+    // No SES_SENDER_EMAIL: the dev mailbox signs with its own sender.
+    let app = TestApp::spawn().await;
+    assert_eq!(app.state.mail.transport(), "dev");
+    let res = post(
+        &app,
+        "/api/v1/emails",
+        &json!({"to": "ann@example.org", "subject": "Hi", "text": "Hello"}),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
+    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let email = wait_for(&app, &id, "captured").await;
+    assert_eq!(
+        email["from"],
+        mailer::address::Mailbox::parse(gateway::config::DEV_SENDER)
+            .unwrap()
+            .to_string(),
+        "{email}"
+    );
+
+    // Everything missing or wrong at once: one 422 lists it all, in request order.
+    let body = json!({"from": "not an address", "cc": ["ok@example.org", "bad"], "subject": "Line\nbreak",
+                      "tags": {"bad tag": "x"}});
+    let p = assert_problem(post(&app, "/api/v1/emails", &body).await, 422, "invalid_field").await;
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{p}"))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["from", "cc[1]", "text", "subject", "tags"], "{p}");
+    assert_eq!(p["field"], "from", "{p}");
+    for f in &fields {
+        assert!(p["detail"].as_str().unwrap().contains(&format!("{f}: ")), "{p}");
+    }
+    // A batch names the message too.
+    let p = assert_problem(
+        post(
+            &app,
+            "/api/v1/emails/batch",
+            &json!([{"to": "a@example.org", "subject": "ok", "text": "t"}, {}]),
+        )
+        .await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["[1].to", "[1].text", "[1].subject"], "{p}");
+    // A single mistake keeps the one-field shape (no list).
+    let p = assert_problem(
+        post(&app, "/api/v1/emails", &json!({"to": "a@example.org", "subject": "s"})).await,
+        422,
+        "invalid_field",
+    )
+    .await;
+    assert_eq!(p["field"], "text");
+    assert!(p.get("errors").is_none(), "{p}");
+}

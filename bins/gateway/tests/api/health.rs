@@ -158,3 +158,52 @@ async fn metrics_show_the_job_queues_on_both_backends() {
         assert!(!text.contains(r#"queue="metrics.test""#), "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_job_attempts_failures_and_delivery_latency() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/emails"))
+        .bearer_auth(&app.admin_key)
+        .json(
+            &serde_json::json!({"from": "ops@example.com", "to": "ann@example.org", "subject": "Hi", "text": "Hello"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    // A job its handler refuses for good: counted as a failure.
+    let mut conn = app.state.pool.get().await.unwrap();
+    let job = shared_db::jobs::NewJob::new(mailer::SEND_QUEUE, &serde_json::json!({"nothing": 1})).unwrap();
+    shared_db::jobs::enqueue(&mut conn, job).await.unwrap();
+    drop(conn);
+
+    let wanted = [
+        r#"event_bridge_job_attempts_total{outcome="succeeded",queue="email.send"} 1"#,
+        r#"event_bridge_job_attempts_total{outcome="failed",queue="email.send"} 1"#,
+        r#"event_bridge_job_delivery_seconds_count{queue="email.send"} 1"#,
+        r#"event_bridge_job_attempt_seconds_count{queue="email.send"} 2"#,
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if wanted.iter().all(|w| text.contains(w)) {
+            assert!(
+                text.contains("# TYPE event_bridge_job_delivery_seconds histogram"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "missing {wanted:?} in\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
