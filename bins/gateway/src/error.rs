@@ -512,7 +512,11 @@ mod malformed_tests {
     fn unparsable_requests_get_problem_documents_with_a_request_id() {
         for (err, status, code) in [
             (
-                actix_http::error::ParseError::Uri("/a b".parse::<actix_web::http::Uri>().expect_err("a space is not a URI character")),
+                actix_http::error::ParseError::Uri(
+                    "/a b"
+                        .parse::<actix_web::http::Uri>()
+                        .expect_err("a space is not a URI character"),
+                ),
                 StatusCode::BAD_REQUEST,
                 "malformed_request",
             ),

@@ -401,10 +401,13 @@ impl BridgeService {
         self.rule_row(&mut conn, id).await?.into_rule()
     }
 
-    /// Every rule, oldest first.
+    /// Every rule, newest first.
     pub async fn rules(&self) -> Result<Vec<Rule>, BridgeError> {
         let mut conn = self.pool.get().await?;
-        load_rules(&mut conn).await
+        let mut rules = load_rules(&mut conn).await?;
+        // Listed newest first, like every list of records (they are applied oldest first).
+        rules.reverse();
+        Ok(rules)
     }
 
     /// Changes a rule.
@@ -534,12 +537,12 @@ impl BridgeService {
         Ok(self.webhook_row(&mut conn, id).await?.into_webhook())
     }
 
-    /// Every webhook, oldest first.
+    /// Every webhook, newest first.
     pub async fn webhooks(&self) -> Result<Vec<Webhook>, BridgeError> {
         let mut conn = self.pool.get().await?;
         let rows: Vec<WebhookRow> = with_conn!(&mut *conn, |c| webhooks::table
             .select(WebhookRow::as_select())
-            .order(webhooks::id.asc())
+            .order(webhooks::id.desc())
             .load(c)
             .await)?;
         Ok(rows.into_iter().map(WebhookRow::into_webhook).collect())

@@ -408,15 +408,17 @@ pub struct LicenseFilter {
     pub expires_before: Option<DateTime<Utc>>,
     /// Page size (1 to 200, default 50).
     pub limit: Option<u32>,
-    /// From a previous page's `next_cursor`.
+    /// From a previous page's `next_cursor` (which keeps its page's order).
     pub cursor: Option<String>,
+    /// `desc` (newest first, the default) or `asc`.
+    pub order: Option<shared_db::cursor::Order>,
 }
 
 /// One page of licences.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LicensePage {
-    /// Licences, oldest first.
+    /// Licences, newest first unless `order=asc`.
     pub items: Vec<License>,
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -645,18 +645,14 @@ impl LicenseService {
         row.into_license(count)
     }
 
-    /// A page of licences matching `filter`, oldest first.
+    /// A page of licences matching `filter`, newest first unless `order=asc`.
     pub async fn list(&self, filter: &LicenseFilter) -> Result<LicensePage, LicenseError> {
         let limit = i64::from(filter.limit.unwrap_or(50));
         if !(1..=200).contains(&limit) {
             return Err(invalid("limit", "must be 1 to 200"));
         }
-        let after = match &filter.cursor {
-            Some(c) => {
-                Some(shared_db::cursor::decode(c).ok_or_else(|| invalid("cursor", "not a cursor from this API"))?)
-            }
-            None => None,
-        };
+        let (order, after) = shared_db::cursor::continue_from(filter.cursor.as_deref(), filter.order)
+            .map_err(|e| invalid("cursor", e.to_string()))?;
         let mut conn = self.pool.get().await?;
         let rows: Vec<(LicenseRow, i64)> = with_conn!(&mut *conn, |c| {
             let mut q = licenses::table
@@ -674,10 +670,10 @@ impl LicenseService {
             if let Some(t) = filter.expires_before {
                 q = q.filter(licenses::expires_at.lt(t.naive_utc()));
             }
-            if let Some(a) = &after {
-                q = q.filter(licenses::id.gt(a));
-            }
-            q.order(licenses::id.asc()).limit(limit + 1).load(c).await
+            shared_db::page_in_order!(q, licenses::id, order, &after)
+                .limit(limit + 1)
+                .load(c)
+                .await
         })?;
         let more = rows.len() as i64 > limit;
         let mut items = Vec::with_capacity(rows.len());
@@ -685,7 +681,11 @@ impl LicenseService {
             items.push(row.into_license(count)?);
         }
         let next_cursor = more
-            .then(|| items.last().map(|l: &License| shared_db::cursor::encode(&l.id)))
+            .then(|| {
+                items
+                    .last()
+                    .map(|l: &License| shared_db::cursor::encode_ordered(order, &l.id))
+            })
             .flatten();
         Ok(LicensePage { items, next_cursor })
     }
@@ -1012,13 +1012,13 @@ impl LicenseService {
         Ok(machine.into())
     }
 
-    /// The machines activated on licence `id`.
+    /// The machines activated on licence `id`, newest first.
     pub async fn machines(&self, id: &str) -> Result<Vec<Machine>, LicenseError> {
         let mut conn = self.pool.get().await?;
         find(&mut conn, id).await?.ok_or(LicenseError::NotFound)?;
         let rows: Vec<MachineRow> = with_conn!(&mut *conn, |c| machines::table
             .filter(machines::license_id.eq(id))
-            .order(machines::id.asc())
+            .order(machines::id.desc())
             .select(MachineRow::as_select())
             .load(c)
             .await)?;

@@ -829,10 +829,11 @@ impl MailService {
         raw.ok_or(MailError::NotFound("email"))
     }
 
-    /// Messages matching `filter`, newest first.
+    /// Messages matching `filter`, newest first unless `order=asc`.
     pub async fn list(&self, filter: &EmailFilter) -> Result<EmailPage, MailError> {
         let limit = page_limit(filter.limit)?;
-        let before = cursor(filter.cursor.as_deref())?;
+        let (order, after) = shared_db::cursor::continue_from(filter.cursor.as_deref(), filter.order)
+            .map_err(|e| invalid("cursor", e.to_string()))?;
         let from = filter
             .from
             .as_deref()
@@ -853,10 +854,10 @@ impl MailService {
             if let Some(b) = &filter.batch_id {
                 q = q.filter(email_messages::batch_id.eq(b));
             }
-            if let Some(b) = &before {
-                q = q.filter(email_messages::id.lt(b));
-            }
-            q.order(email_messages::id.desc()).limit(limit + 1).load(c).await
+            shared_db::page_in_order!(q, email_messages::id, order, &after)
+                .limit(limit + 1)
+                .load(c)
+                .await
         })?;
         let more = rows.len() as i64 > limit;
         let rows: Vec<Head> = rows.into_iter().take(limit as usize).collect();
@@ -870,7 +871,11 @@ impl MailService {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = more
-            .then(|| items.last().map(|e: &Email| shared_db::cursor::encode(&e.id)))
+            .then(|| {
+                items
+                    .last()
+                    .map(|e: &Email| shared_db::cursor::encode_ordered(order, &e.id))
+            })
             .flatten();
         Ok(EmailPage { items, next_cursor })
     }

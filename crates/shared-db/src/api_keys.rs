@@ -63,10 +63,10 @@ pub async fn get(conn: &mut DbConn, id: &str) -> Result<Option<ApiKeyRow>, DbErr
     Ok(row)
 }
 
-/// All keys, oldest first.
+/// All keys, newest first.
 pub async fn list(conn: &mut DbConn) -> Result<Vec<ApiKeyRow>, DbError> {
     let rows = with_conn!(conn, |c| api_keys::table
-        .order(api_keys::id.asc())
+        .order(api_keys::id.desc())
         .select(ApiKeyRow::as_select())
         .load(c)
         .await)?;

@@ -97,13 +97,15 @@ pub struct EventFilter {
     pub since: Option<NaiveDateTime>,
     /// Only events before this time.
     pub until: Option<NaiveDateTime>,
-    /// Only events with a greater id (ids sort by time).
+    /// Only events past this id in `order` (ids sort by time).
     pub after_id: Option<String>,
+    /// Newest first (the default) or oldest first.
+    pub order: crate::cursor::Order,
     /// At most this many.
     pub limit: i64,
 }
 
-/// Events matching `filter`, oldest first.
+/// Events matching `filter`, in its order.
 pub async fn list(conn: &mut DbConn, filter: &EventFilter) -> Result<Vec<Event>, DbError> {
     let rows = with_conn!(conn, |c| {
         let mut q = events::table.select(Event::as_select()).into_boxed();
@@ -124,10 +126,10 @@ pub async fn list(conn: &mut DbConn, filter: &EventFilter) -> Result<Vec<Event>,
         if let Some(t) = filter.until {
             q = q.filter(events::occurred_at.lt(t));
         }
-        if let Some(a) = &filter.after_id {
-            q = q.filter(events::id.gt(a.clone()));
-        }
-        q.order(events::id.asc()).limit(filter.limit.max(1)).load(c).await
+        crate::page_in_order!(q, events::id, filter.order, &filter.after_id)
+            .limit(filter.limit.max(1))
+            .load(c)
+            .await
     })?;
     Ok(rows)
 }

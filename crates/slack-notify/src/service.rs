@@ -417,17 +417,14 @@ impl SlackService {
         self.load(&mut conn, id).await
     }
 
-    /// Messages matching `filter`, newest first.
+    /// Messages matching `filter`, newest first unless `order=asc`.
     pub async fn list(&self, filter: &MessageFilter) -> Result<MessagePage, NotifyError> {
         let limit = i64::from(filter.limit.unwrap_or(50));
         if !(1..=200).contains(&limit) {
             return Err(invalid("limit", "must be 1 to 200"));
         }
-        let before = filter
-            .cursor
-            .as_deref()
-            .map(|c| shared_db::cursor::decode(c).ok_or_else(|| invalid("cursor", "not a cursor from this API")))
-            .transpose()?;
+        let (order, after) = shared_db::cursor::continue_from(filter.cursor.as_deref(), filter.order)
+            .map_err(|e| invalid("cursor", e.to_string()))?;
         let mut conn = self.pool.get().await?;
         let rows: Vec<Row> = with_conn!(&mut *conn, |c| {
             let mut q = slack_messages::table.select(Row::as_select()).into_boxed();
@@ -440,10 +437,10 @@ impl SlackService {
             if let Some(l) = filter.level {
                 q = q.filter(slack_messages::level.eq(l.as_str()));
             }
-            if let Some(b) = &before {
-                q = q.filter(slack_messages::id.lt(b));
-            }
-            q.order(slack_messages::id.desc()).limit(limit + 1).load(c).await
+            shared_db::page_in_order!(q, slack_messages::id, order, &after)
+                .limit(limit + 1)
+                .load(c)
+                .await
         })?;
         let more = rows.len() as i64 > limit;
         let items = rows
@@ -452,7 +449,7 @@ impl SlackService {
             .map(Row::into_message)
             .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if more {
-            items.last().map(|m| shared_db::cursor::encode(&m.id))
+            items.last().map(|m| shared_db::cursor::encode_ordered(order, &m.id))
         } else {
             None
         };

@@ -103,7 +103,7 @@ pub struct CreatedApiKey {
 /// All keys.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyList {
-    /// Keys, oldest first.
+    /// Keys, newest first.
     pub items: Vec<ApiKey>,
 }
 

@@ -43,7 +43,7 @@ async fn create_rule(
 #[utoipa::path(
     tag = "bridge",
     security(("api_key" = ["rules:admin"])),
-    responses((status = 200, description = "Rules, oldest first", body = Items<Rule>), AuthProblems)
+    responses((status = 200, description = "Rules, newest first", body = Items<Rule>), AuthProblems)
 )]
 #[get("")]
 async fn list_rules(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
@@ -165,7 +165,7 @@ async fn create_webhook(
 #[utoipa::path(
     tag = "bridge",
     security(("api_key" = ["webhooks:admin"])),
-    responses((status = 200, description = "Webhooks, oldest first", body = Items<Webhook>), AuthProblems)
+    responses((status = 200, description = "Webhooks, newest first", body = Items<Webhook>), AuthProblems)
 )]
 #[get("")]
 async fn list_webhooks(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {

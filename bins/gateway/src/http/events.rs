@@ -8,6 +8,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared_db::cursor::Order;
 use shared_db::events::{self, Event, EventFilter};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -54,7 +55,7 @@ impl From<Event> for AuditEvent {
 /// One page of events.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
-    /// Events, oldest first.
+    /// Events, newest first unless `order=asc`.
     pub items: Vec<AuditEvent>,
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,10 +81,13 @@ pub struct EventQuery {
     /// Only events before this time, in the same forms as `since`.
     #[serde(default, deserialize_with = "until")]
     pub until: Option<DateTime<Utc>>,
-    /// From a previous page's `next_cursor` (the last event id).
+    /// From a previous page's `next_cursor` (which keeps its page's order). The stream
+    /// also takes an event id here, as it does in `Last-Event-ID`.
     pub cursor: Option<String>,
     /// Page size (1 to 500, default 100).
     pub limit: Option<i64>,
+    /// `desc` (newest first, the default) or `asc`; the stream is always oldest first.
+    pub order: Option<Order>,
 }
 
 fn since<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
@@ -122,7 +126,7 @@ fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
 }
 
 impl EventQuery {
-    fn filter(&self, after_id: Option<String>) -> Result<EventFilter, ApiError> {
+    fn filter(&self, order: Order, after_id: Option<String>) -> Result<EventFilter, ApiError> {
         let limit = self.limit.unwrap_or(100);
         if !(1..=500).contains(&limit) {
             return Err(ApiError::bad_request("invalid_query", "limit must be 1 to 500"));
@@ -146,12 +150,13 @@ impl EventQuery {
             since: self.since.map(|t| t.naive_utc()),
             until: self.until.map(|t| t.naive_utc()),
             after_id,
+            order,
             limit,
         })
     }
 }
 
-/// Lists audit events, oldest first.
+/// Lists audit events, newest first unless `order=asc`.
 #[utoipa::path(
     tag = "events",
     params(EventQuery),
@@ -169,7 +174,9 @@ async fn list(
     query: web::Query<EventQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SCOPE)?;
-    let filter = query.filter(query.cursor.clone())?;
+    let (order, after) = shared_db::cursor::continue_from(query.cursor.as_deref(), query.order)
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("cursor: {e}")).for_field("cursor"))?;
+    let filter = query.filter(order, after)?;
     let mut conn = state.pool.get().await?;
     let items: Vec<AuditEvent> = events::list(&mut conn, &filter)
         .await?
@@ -177,7 +184,7 @@ async fn list(
         .map(AuditEvent::from)
         .collect();
     let next_cursor = (items.len() as i64 == filter.limit)
-        .then(|| items.last().map(|e| e.id.clone()))
+        .then(|| items.last().map(|e| shared_db::cursor::encode_ordered(order, &e.id)))
         .flatten();
     Ok(HttpResponse::Ok().json(EventPage { items, next_cursor }))
 }
@@ -298,7 +305,21 @@ async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .or(query.cursor.clone());
+        .or(match query.cursor.as_deref() {
+            // A list page's cursor (oldest first) or an event id.
+            Some(c) => Some(match shared_db::cursor::continue_from(Some(c), Some(Order::Asc)) {
+                Ok((_, Some(id))) => id,
+                _ => c.to_owned(),
+            }),
+            None => None,
+        });
+    if query.order == Some(Order::Desc) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "order: the stream runs oldest first; leave order out or use asc",
+        )
+        .for_field("order"));
+    }
     // Without a position, the tail starts after the newest event.
     let start = match resume {
         Some(id) => Some(id),
@@ -307,7 +328,7 @@ async fn stream(
             events::latest_id(&mut conn).await?
         }
     };
-    let base = query.filter(None)?;
+    let base = query.filter(Order::Asc, None)?;
     let tail = Tail {
         pool: state.pool.clone(),
         stopping: state.stopping.clone(),

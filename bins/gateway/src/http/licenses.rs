@@ -42,7 +42,7 @@ impl std::fmt::Debug for IssuedLicense {
 /// A licence's machines.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MachineList {
-    /// Machines, oldest first.
+    /// Machines, newest first.
     pub items: Vec<Machine>,
 }
 
@@ -106,7 +106,7 @@ async fn issue(
         }))
 }
 
-/// Lists licences, oldest first, with filters and a cursor.
+/// Lists licences, newest first unless `order=asc`, with filters and a cursor.
 #[utoipa::path(
     tag = "licenses",
     params(LicenseFilter),

@@ -105,7 +105,9 @@ async fn documents_with_versions_conditions_and_merge_patch() {
         let res = patch(&app, doc, json!({"a": 1}), &[]).await;
         assert_problem(res, 404, "document_not_found").await;
 
-        let trail: Value = app.get_json("/api/v1/events?subject=document:orders/o-1").await;
+        let trail: Value = app
+            .get_json("/api/v1/events?subject=document:orders/o-1&order=asc")
+            .await;
         let types: Vec<&str> = trail["items"]
             .as_array()
             .unwrap()

@@ -56,11 +56,11 @@ async fn the_audit_trail_is_listed_with_filters_and_pages() {
             .collect();
         assert_eq!(
             types,
-            ["license.issued", "license.issued", "license.suspended"],
-            "{}",
+            ["license.suspended", "license.issued", "license.issued"],
+            "newest first by default on {}",
             app.backend()
         );
-        let about: Value = get(format!("?subject=license:{first}"))
+        let about: Value = get(format!("?subject=license:{first}&order=asc"))
             .await
             .unwrap()
             .json()
@@ -76,7 +76,7 @@ async fn the_audit_trail_is_listed_with_filters_and_pages() {
         let mut seen = Vec::new();
         let mut cursor = String::new();
         loop {
-            let page: Value = get(format!("?type=license.*&limit=2{cursor}"))
+            let page: Value = get(format!("?type=license.*&limit=2&order=asc{cursor}"))
                 .await
                 .unwrap()
                 .json()
@@ -102,6 +102,34 @@ async fn the_audit_trail_is_listed_with_filters_and_pages() {
                 format!("license:{first}")
             ]
         );
+        // Newest first, page by page; the cursor keeps its order, and contradicting it is
+        // refused rather than skipping records.
+        let first_page: Value = get("?type=license.*&limit=2".into())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let next = first_page["next_cursor"].as_str().unwrap().to_owned();
+        let rest: Value = get(format!("?type=license.*&limit=2&cursor={next}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rest["items"][0]["subject"], format!("license:{first}"));
+        assert_eq!(rest["items"][0]["type"], "license.issued");
+        let p = assert_problem(
+            get(format!("?type=license.*&limit=2&order=asc&cursor={next}"))
+                .await
+                .unwrap(),
+            400,
+            "invalid_query",
+        )
+        .await;
+        assert!(p["detail"].as_str().unwrap().contains("`desc` order"), "{p}");
+        assert_problem(get("?cursor=not-a-cursor".into()).await.unwrap(), 400, "invalid_query").await;
+        assert_problem(get("?order=sideways".into()).await.unwrap(), 400, "invalid_query").await;
         assert_problem(get("?limit=0".into()).await.unwrap(), 400, "invalid_query").await;
         assert_problem(get("?type=DROP TABLE".into()).await.unwrap(), 400, "invalid_query").await;
     }

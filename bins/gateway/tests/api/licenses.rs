@@ -256,6 +256,33 @@ async fn the_whole_licence_story_over_http_on_both_backends() {
             .unwrap();
         let body = assert_problem(res, 422, "invalid_field").await;
         assert_eq!(body["field"], "limit");
+
+        // Newest first unless order=asc, and each cursor continues its own order.
+        let names = |page: &Value| -> Vec<String> {
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let list = |q: &str| admin(Method::GET, format!("/api/v1/licenses?{q}"));
+        let newest: Value = list("limit=1").send().await.unwrap().json().await.unwrap();
+        assert_eq!(names(&newest), ["Web"]);
+        let oldest: Value = list("limit=1&order=asc").send().await.unwrap().json().await.unwrap();
+        assert_eq!(names(&oldest), ["Renamed"]);
+        let cursor = oldest["next_cursor"].as_str().unwrap();
+        let after: Value = list(&format!("limit=5&cursor={cursor}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(names(&after).last().map(String::as_str), Some("Web"), "{after}");
+        let res = list(&format!("order=desc&cursor={cursor}")).send().await.unwrap();
+        let body = assert_problem(res, 422, "invalid_field").await;
+        assert_eq!(body["field"], "cursor");
     }
 }
 
