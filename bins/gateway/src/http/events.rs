@@ -305,14 +305,14 @@ async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .or(match query.cursor.as_deref() {
-            // A list page's cursor (oldest first) or an event id.
-            Some(c) => Some(match shared_db::cursor::continue_from(Some(c), Some(Order::Asc)) {
+        // A list page's cursor (oldest first) or an event id.
+        .or(query
+            .cursor
+            .as_deref()
+            .map(|c| match shared_db::cursor::continue_from(Some(c), Some(Order::Asc)) {
                 Ok((_, Some(id))) => id,
                 _ => c.to_owned(),
-            }),
-            None => None,
-        });
+            }));
     if query.order == Some(Order::Desc) {
         return Err(ApiError::bad_request(
             "invalid_query",
