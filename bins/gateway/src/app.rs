@@ -389,6 +389,7 @@ impl Application {
         let (metrics, queue_gauges) = crate::metrics::build(&pool, connections.refused_counter(), &job_metrics)?;
         let queue_gauges = web::Data::new(queue_gauges);
         let data = web::Data::new(state.clone());
+        let cors_origins = config.cors_allowed_origins.clone();
         let max_json = config.max_json_body;
         let max_payload = config.max_json_body.max(config.max_document_bytes);
         // Attachments travel base64-encoded: a third larger than the MIME they become.
@@ -428,6 +429,8 @@ impl Application {
                 .default_service(web::to(http::fallback))
                 .wrap(from_fn(crate::auth::gate))
                 .wrap(from_fn(crate::net::body_idle_timeout))
+                .wrap(crate::cors::middleware(&cors_origins))
+                .wrap(from_fn(crate::cors::only_when_allowed))
                 .wrap(ErrorHandlers::new().default_handler(problem_fallback))
                 .wrap(metrics.clone())
                 .wrap(from_fn(crate::metrics::refresh_on_scrape))

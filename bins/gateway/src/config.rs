@@ -39,6 +39,7 @@
 //! | `APP_ENV` | none | environment shown on Slack messages that name none |
 //! | `WORKER_CONCURRENCY` | `8` | jobs (email, Slack) run at once by this replica |
 //! | `MAX_DOCUMENT_BYTES` | `1048576` | largest shared document |
+//! | `CORS_ALLOWED_ORIGINS` | none | comma-separated origins (`https://app.example.com`: scheme, host, optional port, no path) whose pages may call the API from a browser, or `*` alone for any; the local backend's signed storage URLs answer any origin regardless |
 //! | `TRUSTED_PROXIES` | none | proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed (`Forwarded` never is) |
 //! | `BLOB_DIR` | `DATA_DIR/blobs` on SQLite; on MySQL `S3_BUCKET` or `BLOB_DIR` is required | the local storage backend's folder (when `S3_BUCKET` is unset); on MySQL a folder every replica mounts |
 //! | `S3_BUCKET` | unset: the local backend | turns on the S3 backend with this default bucket |
@@ -183,6 +184,8 @@ pub struct Config {
     pub s3: Option<blob_store::S3Config>,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Origins whose pages may call the API (`CORS_ALLOWED_ORIGINS`).
+    pub cors_allowed_origins: crate::cors::AllowedOrigins,
     /// Largest shared document in bytes.
     pub max_document_bytes: usize,
     /// Email.
@@ -557,6 +560,10 @@ impl Config {
             Some(v) => crate::net::parse_trusted(&v).map_err(|m| bad("TRUSTED_PROXIES", m))?,
             None => Vec::new(),
         };
+        let cors_allowed_origins = match get("CORS_ALLOWED_ORIGINS") {
+            Some(v) => crate::cors::parse_origins(&v).map_err(|m| bad("CORS_ALLOWED_ORIGINS", m))?,
+            None => crate::cors::AllowedOrigins::None,
+        };
         let mut s3_credentials = None;
         let s3 = match get("S3_BUCKET") {
             None => None,
@@ -652,6 +659,7 @@ impl Config {
             blob_namespaces,
             s3,
             trusted_proxies,
+            cors_allowed_origins,
             max_document_bytes,
             mail,
             aws,
@@ -895,6 +903,11 @@ mod tests {
             (&[("DB_POOL_SIZE", "0")], "DB_POOL_SIZE"),
             (&[("DB_ACQUIRE_TIMEOUT_SECS", "-1")], "DB_ACQUIRE_TIMEOUT_SECS"),
             (&[("DB_MIGRATE_ON_START", "sometimes")], "DB_MIGRATE_ON_START"),
+            (
+                &[("CORS_ALLOWED_ORIGINS", "https://app.example.com/")],
+                "CORS_ALLOWED_ORIGINS",
+            ),
+            (&[("CORS_ALLOWED_ORIGINS", "*.example.com")], "CORS_ALLOWED_ORIGINS"),
         ];
         for (vars, var) in cases {
             let err = config(vars).unwrap_err();

@@ -7,6 +7,7 @@ pub mod aws;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod http;
 pub mod metrics;

@@ -2,6 +2,7 @@
 //!
 //! - [`ObjectKey`]: the key rules (NFC, at most 1,024 bytes, no `.`/`..` segments, no
 //!   leading `/`, `//`, backslash or control characters), refused rather than rewritten.
+//! - [`media`]: the media type an upload is stored with and a download served with.
 //! - [`namespace`]: namespaces with their prefixes, size limits and content types.
 //! - [`BlobStore`]: the trait, streaming in and out, with [`LocalStore`] (atomic writes
 //!   in a folder, the embedded default).
@@ -9,6 +10,7 @@
 
 mod key;
 mod local;
+pub mod media;
 pub mod namespace;
 #[cfg(feature = "s3")]
 mod s3;

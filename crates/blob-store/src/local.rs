@@ -107,10 +107,17 @@ async fn md5_etag(file: &mut tokio::fs::File) -> Result<String, BlobError> {
 }
 
 impl LocalStore {
+    /// The folder of the temporary files of a store rooted at `root` (`root/.tmp`).
+    /// Start-up removes files there left unmodified for [`STALE_TEMP_FILE_AGE`], so
+    /// other temporary files of uploads to this store may live there too.
+    pub fn temp_folder(root: &Path) -> PathBuf {
+        root.join(".tmp")
+    }
+
     /// A store rooted at `root` (created if missing).
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
-        let tmp = root.join(".tmp");
+        let tmp = Self::temp_folder(&root);
         std::fs::create_dir_all(&tmp).map_err(io)?;
         let removed = Self::remove_stale_temp_files(&tmp, std::time::SystemTime::now());
         tracing::info!(
@@ -347,7 +354,7 @@ impl LocalStore {
     }
 
     fn tmp(&self) -> PathBuf {
-        self.root.join(".tmp").join(uuid::Uuid::now_v7().to_string())
+        Self::temp_folder(&self.root).join(uuid::Uuid::now_v7().to_string())
     }
 
     /// Appends `meta` and the trailer to a file holding the content, then syncs it.

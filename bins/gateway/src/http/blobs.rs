@@ -20,6 +20,8 @@ use crate::error::{ApiError, Problem};
 use crate::http::data::precondition_failed;
 use crate::state::AppState;
 
+mod form;
+
 /// Media types served inline; everything else is sent as an attachment.
 const INLINE_TYPES: &[&str] = &[
     "image/png",
@@ -105,8 +107,9 @@ pub struct PresignRequest {
     /// Seconds the URL stays valid (1 to 604800; default 3600).
     #[serde(default)]
     pub expires_in: Option<u64>,
-    /// For `PUT`: the content type the upload must send (default
-    /// `application/octet-stream`); it must be one the namespace accepts.
+    /// For `PUT`: the content type the upload must send (default: the type of the key's
+    /// extension, such as `image/png` for `.png`, else `application/octet-stream`); the
+    /// type the object would be stored with must be one the namespace accepts.
     #[serde(default)]
     pub content_type: Option<String>,
     /// For `PUT` (required): the upload's size in bytes, at most the namespace's limit;
@@ -192,6 +195,26 @@ fn key_problem(e: KeyError) -> ApiError {
 
 fn parse_key(raw: &str) -> Result<ObjectKey, ApiError> {
     ObjectKey::parse(raw).map_err(key_problem)
+}
+
+/// Refuses `content_type` when the namespace does not accept it (415).
+fn type_allowed(ns: &Namespace, content_type: &str) -> Result<(), ApiError> {
+    if ns.allows(content_type) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "content_type_not_allowed",
+        format!("`{content_type}` is not accepted in `{}`", ns.name),
+    ))
+}
+
+/// The type an upload of `declared` type to `key` is stored with (a generic or missing
+/// one gives way to the key's extension), when the namespace accepts that final type.
+fn content_type_for(ns: &Namespace, declared: Option<&str>, key: &ObjectKey) -> Result<String, ApiError> {
+    let content_type = blob_store::media::stored_type(declared, key);
+    type_allowed(ns, &content_type)?;
+    Ok(content_type)
 }
 
 /// The key of a `/{namespace}/{key}` route. Actix decodes the path lossily (`%ff` becomes
@@ -402,6 +425,11 @@ fn if_range_holds(req: &HttpRequest, current: &ObjectMeta) -> bool {
 }
 
 /// Stores an object from the raw body (streamed; never held whole).
+///
+/// A missing or generic `Content-Type` (`application/octet-stream`,
+/// `binary/octet-stream`, `application/x-www-form-urlencoded`) is replaced by the type of
+/// the key's extension (`text/plain` for `.txt`; unknown: `application/octet-stream`);
+/// the namespace's allowed types are checked against that final type.
 #[utoipa::path(
     tag = "blobs",
     params(
@@ -436,11 +464,9 @@ async fn upload(
     let key = path_key(&req, &raw_key)?;
     let grant = authorise(&req, &state, &ns_name, &key, "PUT", &namespace::write_scope(&ns_name)).await?;
     let (ns, store) = namespace(&state, &ns_name)?;
-    let content_type = header_str(&req, "content-type")
-        .unwrap_or("application/octet-stream")
-        .to_owned();
+    let sent_type = header_str(&req, "content-type");
     if let Some(required) = grant.content_type
-        && required != content_type
+        && required != sent_type.unwrap_or(blob_store::media::OCTET_STREAM)
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -460,13 +486,7 @@ async fn upload(
             format!("the URL was signed for Content-Length {required}"),
         ));
     }
-    if !ns.allows(&content_type) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content_type_not_allowed",
-            format!("`{content_type}` is not accepted in `{}`", ns.name),
-        ));
-    }
+    let content_type = content_type_for(ns, sent_type, &key)?;
     if let Some(len) = sent_length
         && len > ns.max_size
     {
@@ -590,104 +610,13 @@ fn tokio_stream_from(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
-/// Stores an object from a `multipart/form-data` form (browser uploads): an optional
-/// `key` field, then one `file` field whose file name is the key when `key` is absent.
-#[utoipa::path(
-    tag = "blobs",
-    params(("namespace" = String, Path, description = "Namespace")),
-    request_body(content = String, content_type = "multipart/form-data", description = "Fields `key` (optional, first) and `file`"),
-    security(("api_key" = ["blobs:write"])),
-    responses(
-        (status = 201, description = "Stored", body = Blob),
-        (status = 400, description = "Bad form, key or interrupted upload", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the namespace's write scope", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such namespace", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Over the namespace's size limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not a form, or a content type not allowed", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/{namespace}")]
-async fn upload_form(
-    state: web::Data<AppState>,
-    principal: Principal,
-    path: web::Path<String>,
-    mut form: actix_multipart::Multipart,
-) -> Result<HttpResponse, ApiError> {
-    // The scope for the name first, so a key without it cannot tell whether the
-    // namespace exists.
-    principal.require(&namespace::write_scope(&path))?;
-    let (ns, store) = namespace(&state, &path)?;
-    let bad_form = |m: String| ApiError::bad_request("invalid_form", m);
-    let mut key: Option<ObjectKey> = None;
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(|e| bad_form(e.to_string()))?;
-        match field.name() {
-            Some("key") => {
-                let mut raw = Vec::new();
-                while let Some(chunk) = field.next().await {
-                    raw.extend_from_slice(&chunk.map_err(|e| bad_form(e.to_string()))?);
-                    if raw.len() > blob_store::MAX_KEY_BYTES * 4 {
-                        return Err(bad_form("the key field is too long".into()));
-                    }
-                }
-                key = Some(ObjectKey::parse_bytes(&raw).map_err(key_problem)?);
-            }
-            Some("file") => {
-                let key = match key.take() {
-                    Some(k) => k,
-                    None => parse_key(
-                        field
-                            .content_disposition()
-                            .and_then(|d| d.get_filename())
-                            .ok_or_else(|| bad_form("give a key field or a file name".into()))?,
-                    )?,
-                };
-                let content_type = field
-                    .content_type()
-                    .map_or_else(|| "application/octet-stream".to_owned(), ToString::to_string);
-                if !ns.allows(&content_type) {
-                    return Err(ApiError::new(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "content_type_not_allowed",
-                        format!("`{content_type}` is not accepted in `{}`", ns.name),
-                    ));
-                }
-                let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
-                let options = PutOptions {
-                    content_type,
-                    max_size: ns.max_size,
-                    expected_md5: None,
-                    expected_sha256: None,
-                    if_none_match: false,
-                    if_match: None,
-                };
-                let meta = pump_into_store(field, store, &storage_key, options)
-                    .await
-                    .map_err(blob_error)?;
-                record_blob_event(&state, "blob.written", &principal.actor(), ns, &key, Some(&meta)).await;
-                return Ok(HttpResponse::Created()
-                    .insert_header((header::ETAG, meta.etag.clone()))
-                    .insert_header((header::LOCATION, location(ns, &key)))
-                    .json(blob(&state, ns, meta)));
-            }
-            other => {
-                return Err(bad_form(format!(
-                    "unexpected field `{}`; send `key` and `file`",
-                    other.unwrap_or("")
-                )));
-            }
-        }
-    }
-    Err(bad_form("the form has no `file` field".into()))
-}
-
 /// Streams an object; `Range` gives 206 (or 416), `If-None-Match` 304. HEAD answers the
 /// same headers without the body.
 ///
 /// A failed `If-Match` answers 412. With `If-Range`, the range is served only while the
 /// object is still the version of that ETag; otherwise the whole current object is sent
-/// (200).
+/// (200). Text (`text/*`, JSON, JavaScript) stored without a charset is served with
+/// `; charset=utf-8`.
 #[utoipa::path(
     tag = "blobs",
     params(
@@ -773,7 +702,7 @@ async fn download(
     let file_name: String = url::form_urlencoded::byte_serialize(key.file_name().as_bytes())
         .collect::<String>()
         .replace('+', "%20");
-    res.insert_header((header::CONTENT_TYPE, meta.content_type.clone()))
+    res.insert_header((header::CONTENT_TYPE, blob_store::media::served_type(&meta.content_type)))
         .insert_header((header::ETAG, meta.etag.clone()))
         .insert_header((
             header::LAST_MODIFIED,
@@ -961,7 +890,7 @@ async fn presign(
         );
     }
     let (content_type, content_length) = if method == "PUT" {
-        let (content_type, content_length) = declared_upload(ns, &body)?;
+        let (content_type, content_length) = declared_upload(ns, &key, &body)?;
         (content_type, Some(content_length))
     } else {
         (String::new(), None)
@@ -1049,9 +978,10 @@ async fn presign(
     }))
 }
 
-/// The content type (default `application/octet-stream`) and length a presigned `PUT`
-/// declares, checked against the namespace as an upload through the gateway would be.
-fn declared_upload(ns: &Namespace, body: &PresignRequest) -> Result<(String, u64), ApiError> {
+/// The content type (default: the type of the key's extension, else
+/// `application/octet-stream`) and length a presigned `PUT` declares, checked against the
+/// namespace as an upload through the gateway would be (the type it would be stored with).
+fn declared_upload(ns: &Namespace, key: &ObjectKey, body: &PresignRequest) -> Result<(String, u64), ApiError> {
     let content_length = body.content_length.ok_or_else(|| {
         ApiError::unprocessable(
             "invalid_field",
@@ -1065,7 +995,7 @@ fn declared_upload(ns: &Namespace, body: &PresignRequest) -> Result<(String, u64
     let content_type = body
         .content_type
         .clone()
-        .unwrap_or_else(|| "application/octet-stream".to_owned());
+        .unwrap_or_else(|| blob_store::media::guess(key));
     let well_formed = content_type.len() <= 255
         && content_type.contains('/')
         && content_type.bytes().all(|b| (0x20..0x7f).contains(&b));
@@ -1076,14 +1006,11 @@ fn declared_upload(ns: &Namespace, body: &PresignRequest) -> Result<(String, u64
         )
         .for_field("content_type"));
     }
-    if !ns.allows(&content_type) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content_type_not_allowed",
-            format!("`{content_type}` is not accepted in `{}`", ns.name),
-        )
-        .for_field("content_type"));
-    }
+    // The type sent is what S3 stores; the gateway stores the type it implies (a generic
+    // one gives way to the key's): both must be accepted.
+    type_allowed(ns, &content_type)
+        .and_then(|()| content_type_for(ns, Some(&content_type), key))
+        .map_err(|e| e.for_field("content_type"))?;
     Ok((content_type, content_length))
 }
 
@@ -1091,7 +1018,7 @@ fn declared_upload(ns: &Namespace, body: &PresignRequest) -> Result<(String, u64
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(presign)
         .service(list)
-        .service(upload_form)
+        .service(form::upload_form)
         .service(upload)
         .service(download)
         .service(remove);

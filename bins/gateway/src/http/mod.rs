@@ -147,6 +147,29 @@ pub fn is_signed_storage_url(req: &actix_web::HttpRequest) -> bool {
         && req.query_string().contains("X-EB-Signature=")
 }
 
+/// The method an object URL the gateway signed was signed for: `Some` when `path` is an
+/// object's (`/api/v1/blobs/{namespace}/{key}`) and `query` carries the three signature
+/// parameters its handler then checks (`X-EB-Method`, `X-EB-Expires`, `X-EB-Signature`),
+/// so the request is authorised by that signature and by nothing else.
+pub fn signed_storage_method(path: &str, query: &str) -> Option<String> {
+    if !path
+        .strip_prefix("/api/v1/blobs/")
+        .is_some_and(|rest| rest.contains('/'))
+    {
+        return None;
+    }
+    let (mut method, mut expires, mut signature) = (None, false, false);
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "X-EB-Method" => method = Some(value.into_owned()),
+            "X-EB-Expires" => expires = true,
+            "X-EB-Signature" => signature = true,
+            _ => {}
+        }
+    }
+    method.filter(|_| expires && signature)
+}
+
 /// Licence bodies are small, and the holder routes (validate, activate, ...) read them
 /// before any key is checked: a flood of slow bodies holds at most this much each.
 pub const LICENSE_JSON_LIMIT: usize = 64 * 1024;

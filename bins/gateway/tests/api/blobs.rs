@@ -14,7 +14,7 @@ fn sha256_hex(data: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(digest::digest(&digest::SHA256, data).as_ref())
 }
 
-async fn put(app: &TestApp, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> reqwest::Response {
+pub async fn put(app: &TestApp, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut req = app.client.put(app.url(path)).bearer_auth(&app.admin_key).body(body);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -23,7 +23,7 @@ async fn put(app: &TestApp, path: &str, body: Vec<u8>, headers: &[(&str, &str)])
 }
 
 /// The app on the in-process S3 server, with `extra` settings.
-async fn s3_app(s3: &blob_store::testing::S3TestServer, extra: &[(&str, &str)]) -> TestApp {
+pub async fn s3_app(s3: &blob_store::testing::S3TestServer, extra: &[(&str, &str)]) -> TestApp {
     let mut vars = vec![
         ("S3_BUCKET", blob_store::testing::BUCKET),
         ("AWS_ENDPOINT_URL_S3", s3.endpoint.as_str()),
@@ -917,10 +917,23 @@ async fn presign_limited_put(app: &TestApp, key: &str) -> (String, Vec<(String, 
         .await
         .unwrap();
     assert_problem(res, 415, "content_type_not_allowed").await;
+    let res =
+        presign(json!({"key": key, "method": "PUT", "content_type": "application/octet-stream", "content_length": 4}))
+            .await
+            .unwrap();
+    assert_problem(res, 415, "content_type_not_allowed").await;
+    // Without a type, the key's (image/png here) is declared.
     let res = presign(json!({"key": key, "method": "PUT", "content_length": 4}))
         .await
         .unwrap();
-    assert_problem(res, 415, "content_type_not_allowed").await;
+    assert_eq!(res.status(), 200);
+    let declared = res.json::<Value>().await.unwrap()["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.clone());
+    assert_eq!(declared, Some(json!("image/png")));
     let res = presign(json!({"key": key, "method": "PUT", "content_type": "image/png", "content_length": 4}))
         .await
         .unwrap();

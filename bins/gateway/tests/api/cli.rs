@@ -102,6 +102,13 @@ fn configuration_errors_name_the_variable_and_exit_2() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("SECRET_KEY"), "{}", stderr(&out));
+
+    for bad in ["https://app.example.com/", "https://*.example.com", "app.example.com"] {
+        let out = run(dir.path(), &[("CORS_ALLOWED_ORIGINS", bad)], &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(stderr(&out).contains("CORS_ALLOWED_ORIGINS"), "{}", stderr(&out));
+        assert!(stderr(&out).contains(bad), "the value is named: {}", stderr(&out));
+    }
 }
 
 #[test]

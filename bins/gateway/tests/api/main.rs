@@ -3,9 +3,11 @@
 
 mod api_keys;
 mod auth;
+mod blob_uploads;
 mod blobs;
 mod bridge;
 mod cli;
+mod cors;
 mod data;
 mod emails;
 mod errors;
