@@ -67,13 +67,13 @@ impl LicenseStatus {
     }
 }
 
-/// The outcome of a validation, checked in this order: `NOT_FOUND`, `REVOKED`,
-/// `SUSPENDED`, `EXPIRED`, `PRODUCT_SCOPE_MISMATCH`, `NO_MACHINE`,
-/// `FINGERPRINT_SCOPE_MISMATCH`, `HEARTBEAT_DEAD`, `TOO_MANY_MACHINES`,
-/// `ENTITLEMENTS_MISSING`, then `VALID`.
+/// The outcome of a validation, checked in this order: `not_found`, `revoked`,
+/// `suspended`, `expired`, `product_scope_mismatch`, `no_machine`,
+/// `fingerprint_scope_mismatch`, `heartbeat_dead`, `too_many_machines`,
+/// `entitlements_missing`, then `valid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "snake_case")]
 pub enum ValidationCode {
     /// Everything checks out.
     Valid,
@@ -100,20 +100,35 @@ pub enum ValidationCode {
 }
 
 impl ValidationCode {
-    /// The code as sent (`TOO_MANY_MACHINES`).
+    /// Every code, in the order validation checks them (`valid` last).
+    pub const ALL: [ValidationCode; 11] = [
+        ValidationCode::NotFound,
+        ValidationCode::Revoked,
+        ValidationCode::Suspended,
+        ValidationCode::Expired,
+        ValidationCode::ProductScopeMismatch,
+        ValidationCode::NoMachine,
+        ValidationCode::FingerprintScopeMismatch,
+        ValidationCode::HeartbeatDead,
+        ValidationCode::TooManyMachines,
+        ValidationCode::EntitlementsMissing,
+        ValidationCode::Valid,
+    ];
+
+    /// The code as sent (`too_many_machines`).
     pub fn as_str(self) -> &'static str {
         match self {
-            ValidationCode::Valid => "VALID",
-            ValidationCode::NotFound => "NOT_FOUND",
-            ValidationCode::Suspended => "SUSPENDED",
-            ValidationCode::Revoked => "REVOKED",
-            ValidationCode::Expired => "EXPIRED",
-            ValidationCode::NoMachine => "NO_MACHINE",
-            ValidationCode::FingerprintScopeMismatch => "FINGERPRINT_SCOPE_MISMATCH",
-            ValidationCode::TooManyMachines => "TOO_MANY_MACHINES",
-            ValidationCode::ProductScopeMismatch => "PRODUCT_SCOPE_MISMATCH",
-            ValidationCode::EntitlementsMissing => "ENTITLEMENTS_MISSING",
-            ValidationCode::HeartbeatDead => "HEARTBEAT_DEAD",
+            ValidationCode::Valid => "valid",
+            ValidationCode::NotFound => "not_found",
+            ValidationCode::Suspended => "suspended",
+            ValidationCode::Revoked => "revoked",
+            ValidationCode::Expired => "expired",
+            ValidationCode::NoMachine => "no_machine",
+            ValidationCode::FingerprintScopeMismatch => "fingerprint_scope_mismatch",
+            ValidationCode::TooManyMachines => "too_many_machines",
+            ValidationCode::ProductScopeMismatch => "product_scope_mismatch",
+            ValidationCode::EntitlementsMissing => "entitlements_missing",
+            ValidationCode::HeartbeatDead => "heartbeat_dead",
         }
     }
 }
@@ -290,7 +305,7 @@ pub struct ValidateRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Validation {
-    /// True only for `VALID`.
+    /// True only for `valid`.
     pub valid: bool,
     /// Why.
     pub code: ValidationCode,

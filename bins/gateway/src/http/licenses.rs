@@ -142,9 +142,9 @@ async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 /// Validates a licence key. Always 200 for a well-formed request: `valid` and `code`
-/// (checked in the order `NOT_FOUND`, `REVOKED`, `SUSPENDED`, `EXPIRED`,
-/// `PRODUCT_SCOPE_MISMATCH`, `NO_MACHINE`, `FINGERPRINT_SCOPE_MISMATCH`,
-/// `HEARTBEAT_DEAD`, `TOO_MANY_MACHINES`, `ENTITLEMENTS_MISSING`, `VALID`) say why.
+/// (checked in the order `not_found`, `revoked`, `suspended`, `expired`,
+/// `product_scope_mismatch`, `no_machine`, `fingerprint_scope_mismatch`,
+/// `heartbeat_dead`, `too_many_machines`, `entitlements_missing`, `valid`) say why.
 #[utoipa::path(
     tag = "licenses",
     request_body = ValidateRequest,
@@ -171,9 +171,9 @@ async fn validate(
     responses(
         (status = 201, description = "Activated", body = Machine),
         (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The licence is `SUSPENDED`, `REVOKED` or `EXPIRED`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The licence is `suspended`, `revoked` or `expired`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The fingerprint is already activated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`TOO_MANY_MACHINES`, or an invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`too_many_machines`, or an invalid field", body = Problem, content_type = "application/problem+json"),
         HolderProblems,
     )
 )]
@@ -211,7 +211,7 @@ async fn deactivate(
 }
 
 /// Records a heartbeat from a machine. A revoked, suspended or expired licence answers
-/// 403 with its code (`REVOKED`, `SUSPENDED`, `EXPIRED`), as activation does, and
+/// 403 with its code (`revoked`, `suspended`, `expired`), as activation does, and
 /// nothing is recorded.
 #[utoipa::path(
     tag = "licenses",
@@ -219,7 +219,7 @@ async fn deactivate(
     responses(
         (status = 200, description = "Recorded", body = Machine),
         (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The licence is `SUSPENDED`, `REVOKED` or `EXPIRED`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The licence is `suspended`, `revoked` or `expired`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such machine on the licence", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
         HolderProblems,
@@ -243,7 +243,7 @@ async fn heartbeat(
         (status = 200, description = "The certificate", body = Checkout),
         (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The licence does not validate (the code says why)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad `ttl`, `TOO_MANY_MACHINES` or JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `ttl`, `too_many_machines` or JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
         HolderProblems,
     )
 )]
