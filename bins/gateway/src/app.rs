@@ -26,7 +26,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::ApiKeys;
 use crate::config::{Config, SecretSource};
-use crate::error::{ApiError, PROBLEM_JSON, json_error};
+use crate::error::{ApiError, PROBLEM_JSON};
+use crate::http::json::JsonLimit;
 use crate::http::{self, ApiDoc, RouteTable};
 use crate::ratelimit::HolderLimits;
 use crate::state::AppState;
@@ -402,11 +403,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(queue_gauges.clone())
                 .app_data(routes.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(max_json)
-                        .error_handler(|err, _| json_error(err).into()),
-                )
+                .app_data(JsonLimit(max_json))
                 .app_data(web::PayloadConfig::new(max_payload))
                 .app_data(
                     web::PathConfig::default()

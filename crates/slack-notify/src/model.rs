@@ -21,7 +21,7 @@ pub struct PostMessage {
     #[serde(default)]
     pub text: Option<String>,
     /// Key/value pairs in two columns (at most 20).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::layout::field_list::deserialize")]
     pub fields: Vec<Field>,
     /// Link buttons (at most 5, http or https).
     #[serde(default)]
@@ -57,7 +57,7 @@ pub struct MessagePatch {
     #[serde(default)]
     pub text: Option<String>,
     /// New fields.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::layout::field_list::option::deserialize")]
     pub fields: Option<Vec<Field>>,
     /// New links.
     #[serde(default)]

@@ -9,6 +9,7 @@ use shared_db::api_keys::{self, ApiKeyRow};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::json::Json;
 use crate::auth::{Principal, is_expired};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -127,7 +128,7 @@ pub struct ApiKeyList {
 async fn create(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateApiKey>,
+    body: Json<CreateApiKey>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SCOPE)?;
     let body = body.into_inner();

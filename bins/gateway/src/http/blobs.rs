@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::json::Json;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::http::data::precondition_failed;
@@ -942,7 +943,7 @@ async fn presign(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<PresignRequest>,
+    body: Json<PresignRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let method = body.method.to_ascii_uppercase();
     // The scope for the name first, so a key without it cannot tell whether the

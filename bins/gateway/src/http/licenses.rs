@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::json::Json;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::http::AuthProblems;
@@ -91,7 +92,7 @@ fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
 async fn issue(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<IssueLicense>,
+    body: Json<IssueLicense>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(ADMIN)?;
     let (license, key) = state.licenses.issue(body.into_inner(), &principal.actor()).await?;
@@ -158,7 +159,7 @@ async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 async fn validate(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<ValidateRequest>,
+    body: Json<ValidateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.holder_limits.check(client_ip(&req), &body.key)?;
     Ok(HttpResponse::Ok().json(state.licenses.validate(&body).await?))
@@ -181,7 +182,7 @@ async fn validate(
 async fn activate(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<ActivateRequest>,
+    body: Json<ActivateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.holder_limits.check(client_ip(&req), &body.key)?;
     Ok(HttpResponse::Created().json(state.licenses.activate(&body).await?))
@@ -203,7 +204,7 @@ async fn activate(
 async fn deactivate(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<MachineRequest>,
+    body: Json<MachineRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.holder_limits.check(client_ip(&req), &body.key)?;
     state.licenses.deactivate(&body).await?;
@@ -229,7 +230,7 @@ async fn deactivate(
 async fn heartbeat(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<MachineRequest>,
+    body: Json<MachineRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.holder_limits.check(client_ip(&req), &body.key)?;
     Ok(HttpResponse::Ok().json(state.licenses.heartbeat(&body).await?))
@@ -251,7 +252,7 @@ async fn heartbeat(
 async fn checkout(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<CheckoutRequest>,
+    body: Json<CheckoutRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.holder_limits.check(client_ip(&req), &body.key)?;
     Ok(HttpResponse::Ok().json(state.licenses.checkout(&body).await?))
@@ -299,7 +300,7 @@ async fn update(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<LicensePatch>,
+    body: Json<LicensePatch>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(ADMIN)?;
     Ok(HttpResponse::Ok().json(
@@ -397,7 +398,7 @@ async fn renew(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<Renew>,
+    body: Json<Renew>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(ADMIN)?;
     Ok(HttpResponse::Ok().json(state.licenses.renew(&id, body.into_inner(), &principal.actor()).await?))

@@ -7,6 +7,7 @@ pub mod data;
 pub mod emails;
 pub mod events;
 pub mod health;
+pub mod json;
 pub mod licenses;
 pub mod slack;
 
@@ -163,11 +164,7 @@ pub fn configure(email_json_limit: usize, max_json: usize) -> impl Fn(&mut Servi
 }
 
 fn routes(cfg: &mut ServiceConfig, email_json_limit: usize, max_json: usize) {
-    let json_limit = |limit: usize| {
-        web::JsonConfig::default()
-            .limit(limit)
-            .error_handler(|err, _| crate::error::json_error(err).into())
-    };
+    let json_limit = json::JsonLimit;
     cfg.service(
         utoipa_actix_web::scope("/api/v1/emails")
             .app_data(json_limit(email_json_limit))
