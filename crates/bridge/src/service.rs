@@ -229,7 +229,7 @@ fn context(e: &Event) -> Value {
     json!({
         "event": {
             "id": e.id, "type": e.event_type, "subject": e.subject, "actor": e.actor,
-            "occurred_at": e.occurred_at.and_utc().to_rfc3339(),
+            "occurred_at": shared_db::time::rfc3339_micros::format(&e.occurred_at),
         },
         "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
     })
@@ -867,7 +867,7 @@ impl BridgeService {
             .open(&hook.secret_sealed, &hook.id)
             .map_err(|_| JobError::Fatal("the webhook secret cannot be opened with this SECRET_KEY".into()))?;
         let body = serde_json::to_vec(&json!({
-            "id": event.id, "type": event.event_type, "occurred_at": event.occurred_at.and_utc().to_rfc3339(),
+            "id": event.id, "type": event.event_type, "occurred_at": shared_db::time::rfc3339_micros::format(&event.occurred_at),
             "actor": event.actor, "subject": event.subject,
             "data": serde_json::from_str::<Value>(&event.data).unwrap_or(Value::Null),
         }))
@@ -1052,7 +1052,7 @@ impl BridgeService {
                                 "license.expired",
                                 "system",
                                 &format!("license:{id}"),
-                                json!({ "expires_at": expires.to_rfc3339() }),
+                                json!({ "expires_at": shared_db::time::rfc3339_micros::format(&expires) }),
                             )
                             .await?;
                             Ok(true)

@@ -150,10 +150,13 @@ pub struct License {
     /// The key's first group: not secret, tells keys apart.
     pub key_prefix: String,
     /// Issued.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last changed.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
     /// Expires; `null` for never.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Most machines that may be activated; `null` for unlimited.
     pub max_machines: Option<i32>,
@@ -169,6 +172,7 @@ pub struct License {
     /// When set, a machine whose last heartbeat is older than this many seconds is dead.
     pub heartbeat_interval_secs: Option<i32>,
     /// Last validation (to the minute).
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub last_validated_at: Option<DateTime<Utc>>,
 }
 
@@ -189,8 +193,10 @@ pub struct Machine {
     /// Host name.
     pub hostname: Option<String>,
     /// Activated.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last heartbeat (activation counts as one).
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub last_heartbeat_at: Option<DateTime<Utc>>,
 }
 

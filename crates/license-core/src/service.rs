@@ -629,7 +629,7 @@ impl LicenseService {
                 &stored.id,
                 serde_json::json!({
                     "product": stored.product, "name": stored.name, "owner_email": stored.owner_email,
-                    "expires_at": stored.expires_at.map(|t| t.and_utc()),
+                    "expires_at": stored.expires_at.map(|t| shared_db::time::rfc3339_micros::format(&t)),
                 }),
             )
             .await
@@ -836,8 +836,8 @@ impl LicenseService {
                 Err(t) => t,
             });
             let data = serde_json::json!({
-                "from": before.map(|t| t.and_utc()),
-                "to": row.expires_at.map(|t| t.and_utc()),
+                "from": before.map(|t| shared_db::time::rfc3339_micros::format(&t)),
+                "to": row.expires_at.map(|t| shared_db::time::rfc3339_micros::format(&t)),
             });
             Ok((row, "license.renewed", data))
         })
@@ -1092,7 +1092,7 @@ impl LicenseService {
             &format!("license:{}", license.id),
             &license.id,
             serde_json::json!({
-                "fingerprint": payload.fingerprint, "expires_at": payload.expires_at, "kid": signer.kid(),
+                "fingerprint": payload.fingerprint, "expires_at": shared_db::time::rfc3339_micros::format(&payload.expires_at), "kid": signer.kid(),
             }),
         )
         .await?;

@@ -216,6 +216,7 @@ pub struct StatusChange {
     #[serde(rename = "type")]
     pub kind: String,
     /// When.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub at: DateTime<Utc>,
     /// Details (recipients, SES message id, reason).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -262,11 +263,14 @@ pub struct Email {
     /// MIME size in bytes.
     pub size: u64,
     /// Accepted.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last change.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
     /// Handed to SES (absent for a message the dev mailbox captured).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub sent_at: Option<DateTime<Utc>>,
     /// Every step, oldest first (on `GET /emails/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -361,8 +365,10 @@ pub struct EmailTemplate {
     /// 1 on creation, +1 per change.
     pub version: i64,
     /// Created.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last changed.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -421,6 +427,7 @@ pub struct Suppression {
     /// The message that bounced or was complained about.
     pub email_id: Option<String>,
     /// Since.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
 }
 

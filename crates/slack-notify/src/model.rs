@@ -128,10 +128,13 @@ pub struct SlackMessage {
     /// The last error (Slack's code for a permanent one).
     pub error: Option<String>,
     /// Accepted.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last change.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
     /// Posted (or captured).
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub posted_at: Option<DateTime<Utc>>,
     /// The message as requested (after changes).
     pub request: PostMessage,

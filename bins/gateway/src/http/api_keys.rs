@@ -58,12 +58,16 @@ pub struct ApiKey {
     /// Whether it works now.
     pub status: ApiKeyStatus,
     /// Created.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Stops working at.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Last used (to the minute).
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub last_used_at: Option<DateTime<Utc>>,
     /// Revoked at.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 

@@ -52,6 +52,7 @@ pub struct Blob {
     /// Hex SHA-256.
     pub sha256: String,
     /// Last written.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub last_modified: chrono::DateTime<Utc>,
 }
 
@@ -65,6 +66,7 @@ pub struct BlobEntry {
     /// Entity tag (quoted).
     pub etag: String,
     /// Last written.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub last_modified: chrono::DateTime<Utc>,
 }
 
@@ -126,6 +128,7 @@ pub struct Presigned {
     /// Headers the request must send.
     pub headers: std::collections::BTreeMap<String, String>,
     /// When it stops working.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub expires_at: chrono::DateTime<Utc>,
 }
 
@@ -984,7 +987,7 @@ async fn presign(
     // No URL leaves without its audit event (an S3 upload through it never passes here).
     let event = serde_json::json!({
         "method": method,
-        "expires_at": expires_at,
+        "expires_at": shared_db::time::rfc3339_micros::format(&expires_at),
         "content_type": wanted_type,
         "content_length": content_length,
         "signed_by": if by_store.is_some() { "storage" } else { "gateway" },
