@@ -1027,7 +1027,9 @@ impl BridgeService {
             let page = self
                 .licenses
                 .list(&LicenseFilter {
-                    status: Some(LicenseStatus::Active),
+                    // Active ones, and active ones already past their expiry (shown
+                    // `expired`); suspended and revoked ones are skipped below.
+                    status: None,
                     expires_before: Some(now + chrono::Duration::days(horizon.max(0)) + chrono::Duration::seconds(1)),
                     limit: Some(200),
                     cursor: cursor.take(),
@@ -1036,6 +1038,9 @@ impl BridgeService {
                 .await
                 .map_err(corrupt)?;
             for lic in &page.items {
+                if !matches!(lic.status, LicenseStatus::Active | LicenseStatus::Expired) {
+                    continue;
+                }
                 let Some(expires) = lic.expires_at else { continue };
                 let stamp = expires.timestamp();
                 let mut conn = self.pool.get().await?;

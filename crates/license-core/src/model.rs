@@ -33,7 +33,9 @@ impl Product {
     }
 }
 
-/// A licence's lifecycle state. `revoked` is final.
+/// A licence's lifecycle state. `revoked` is final. `expired` is shown for an `active`
+/// licence whose `expires_at` has passed (it is not stored: renewing makes it `active`
+/// again; suspending or revoking it works as for an `active` one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -44,6 +46,8 @@ pub enum LicenseStatus {
     Suspended,
     /// Permanently unusable.
     Revoked,
+    /// Was active, and its `expires_at` has passed.
+    Expired,
 }
 
 impl LicenseStatus {
@@ -53,10 +57,11 @@ impl LicenseStatus {
             LicenseStatus::Active => "active",
             LicenseStatus::Suspended => "suspended",
             LicenseStatus::Revoked => "revoked",
+            LicenseStatus::Expired => "expired",
         }
     }
 
-    /// Parses a stored name.
+    /// Parses a stored name (`expired` is never stored).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "active" => Some(LicenseStatus::Active),
@@ -145,7 +150,7 @@ pub struct License {
     pub name: String,
     /// The owner's email address.
     pub owner_email: String,
-    /// Lifecycle state.
+    /// Lifecycle state; `expired` once an active licence's `expires_at` has passed.
     pub status: LicenseStatus,
     /// The key's first group: not secret, tells keys apart.
     pub key_prefix: String,
@@ -421,7 +426,8 @@ pub struct PublishedKey {
 pub struct LicenseFilter {
     /// Only this product.
     pub product: Option<Product>,
-    /// Only this status.
+    /// Only this status (`active` leaves out expired licences, `expired` finds active
+    /// licences whose `expires_at` has passed).
     pub status: Option<LicenseStatus>,
     /// Only this owner.
     pub owner_email: Option<String>,

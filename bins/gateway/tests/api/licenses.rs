@@ -533,3 +533,67 @@ async fn an_untrusted_peer_cannot_dodge_its_limit_with_forwarded_headers() {
         assert_eq!(res.status().as_u16(), expected);
     }
 }
+
+/// An active licence past its `expires_at` says `expired` in every view (get, list,
+/// validate's licence), `status=expired` finds it and `status=active` leaves it out;
+/// renewing makes it `active` again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_licence_says_so_in_every_view_on_both_backends() {
+    for app in TestApp::each().await {
+        let (soon, key) = issue(
+            &app,
+            json!({"product": "client", "name": "Short", "owner_email": "a@example.com", "duration": "1s"}),
+        )
+        .await;
+        assert_eq!(soon["status"], "active");
+        let (never, _) = issue(
+            &app,
+            json!({"product": "client", "name": "Forever", "owner_email": "b@example.com"}),
+        )
+        .await;
+        let (soon, never) = (soon["id"].as_str().unwrap(), never["id"].as_str().unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+
+        let got = app.get_json(&format!("/api/v1/licenses/{soon}")).await;
+        assert_eq!(got["status"], "expired", "{got}");
+        let ids = |page: &Value| -> Vec<String> {
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let all = app.get_json("/api/v1/licenses").await;
+        let shown = all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == soon)
+            .unwrap();
+        assert_eq!(shown["status"], "expired");
+        assert_eq!(ids(&app.get_json("/api/v1/licenses?status=expired").await), [soon]);
+        assert_eq!(ids(&app.get_json("/api/v1/licenses?status=active").await), [never]);
+
+        let v: Value = post(&app, "/api/v1/licenses/validate", json!({ "key": key }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["code"], "expired");
+        assert_eq!(v["license"]["status"], "expired");
+
+        let res = app
+            .client
+            .post(app.url(&format!("/api/v1/licenses/{soon}/renew")))
+            .bearer_auth(&app.admin_key)
+            .json(&json!({"duration": "30d"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let renewed: Value = res.json().await.unwrap();
+        assert_eq!(renewed["status"], "active", "{renewed}");
+        assert!(ids(&app.get_json("/api/v1/licenses?status=expired").await).is_empty());
+    }
+}
