@@ -76,6 +76,45 @@ pub fn grants(held: &str, needed: &str) -> bool {
     needed.strip_prefix(held).is_some_and(|r| r.starts_with(':'))
 }
 
+/// The scopes that allow a call needing `needed`, narrowest first: `blobs:write:web`,
+/// `blobs:write:*`, `blobs:write`, then `*`.
+pub fn sufficient(needed: &str) -> Vec<String> {
+    let mut all = vec![needed.to_owned()];
+    let qualified = QUALIFIED
+        .iter()
+        .find_map(|family| Some((*family, needed.strip_prefix(family)?.strip_prefix(':')?)));
+    if let Some((family, qualifier)) = qualified {
+        if qualifier != "*" {
+            all.push(format!("{family}:*"));
+        }
+        all.push(family.to_owned());
+    }
+    if needed != "*" {
+        all.push("*".to_owned());
+    }
+    all
+}
+
+/// 403 for a call that needs one of `needed` (narrowest first), naming the first and
+/// every scope that would do.
+pub fn insufficient<S: AsRef<str>>(needed: &[S]) -> ApiError {
+    let mut would_do: Vec<String> = Vec::new();
+    for scope in needed {
+        for s in sufficient(scope.as_ref()) {
+            if !would_do.contains(&s) {
+                would_do.push(s);
+            }
+        }
+    }
+    // `*` last, after every named scope.
+    if let Some(i) = would_do.iter().position(|s| s == "*") {
+        let star = would_do.remove(i);
+        would_do.push(star);
+    }
+    let first = needed.first().map_or("*", AsRef::as_ref);
+    ApiError::forbidden_scope(first, &would_do)
+}
+
 /// True when a key holding `held` may hand `wanted` on to a key it creates: `*` only from
 /// `*`; a scope from itself or from the family it belongs to (`blobs:read` covers
 /// `blobs:read:web` and `blobs:read:*`); a qualified wildcard (`blobs:read:*`) covers the
@@ -128,7 +167,7 @@ impl Principal {
             .iter()
             .find(|wanted| !self.scopes.iter().any(|held| covers(held, wanted)))
         {
-            Some(lacking) => Err(ApiError::forbidden_scope(lacking)),
+            Some(lacking) => Err(insufficient(&[lacking])),
             None => Ok(()),
         }
     }
@@ -138,7 +177,7 @@ impl Principal {
         if self.scopes.iter().any(|held| grants(held, scope)) {
             Ok(())
         } else {
-            Err(ApiError::forbidden_scope(scope))
+            Err(insufficient(&[scope]))
         }
     }
 
@@ -146,7 +185,7 @@ impl Principal {
     pub fn require_any(&self, scopes: &[&str]) -> Result<(), ApiError> {
         match scopes.iter().find(|s| self.require(s).is_ok()) {
             Some(_) => Ok(()),
-            None => Err(ApiError::forbidden_scope(scopes.first().copied().unwrap_or_default())),
+            None => Err(insufficient(scopes)),
         }
     }
 
@@ -458,7 +497,16 @@ pub async fn gate<B: actix_web::body::MessageBody>(
             Err(e) => return Ok(req.error_response(e).map_into_right_body()),
         };
         if !reaches(&principal.scopes, family) {
-            let e = ApiError::forbidden_scope(family.first().map(String::as_str).unwrap_or_default());
+            // Name the narrow scope (`blobs:write:web`) when the path says which one.
+            let qualifier = routes.qualifier(req.method(), req.path());
+            let needed: Vec<String> = family
+                .iter()
+                .map(|f| match &qualifier {
+                    Some(q) if QUALIFIED.contains(&f.as_str()) => format!("{f}:{q}"),
+                    _ => f.clone(),
+                })
+                .collect();
+            let e = insufficient(&needed);
             return Ok(req.error_response(e).map_into_right_body());
         }
         actix_web::HttpMessage::extensions_mut(&req).insert(principal);
@@ -517,6 +565,26 @@ mod tests {
         assert!(!covers("blobs:read:web", "blobs:read"));
         assert!(!covers("blobs:read", "blobs:write:web"));
         assert!(!covers("data:read", "data:reader"));
+    }
+
+    #[test]
+    fn the_scopes_that_would_do_start_with_the_narrowest() {
+        assert_eq!(
+            sufficient("blobs:write:web"),
+            ["blobs:write:web", "blobs:write:*", "blobs:write", "*"]
+        );
+        assert_eq!(sufficient("emails:send"), ["emails:send", "*"]);
+        assert_eq!(sufficient("data:read:*"), ["data:read:*", "data:read", "*"]);
+        for needed in ["blobs:write:web", "emails:send", "data:read:*"] {
+            for held in sufficient(needed) {
+                assert!(grants(&held, needed), "{held} grants {needed}");
+            }
+        }
+        let e = insufficient(&["licenses:read", "licenses:admin"]);
+        assert_eq!(
+            e.problem().detail.unwrap(),
+            "this API key lacks the `licenses:read` scope; a key with `licenses:read`, `licenses:admin` or `*` may make this call"
+        );
     }
 
     #[test]

@@ -90,12 +90,19 @@ impl ApiError {
         )
     }
 
-    /// 403: authenticated, but the key lacks `scope`.
-    pub fn forbidden_scope(scope: &str) -> Self {
+    /// 403: authenticated, but the key lacks `scope` (the narrowest that would allow the
+    /// call); `would_do` lists every scope that would, narrowest first.
+    pub fn forbidden_scope(scope: &str, would_do: &[String]) -> Self {
+        let quoted: Vec<String> = would_do.iter().map(|s| format!("`{s}`")).collect();
+        let list = match quoted.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => format!("`{scope}`"),
+        };
         Self::new(
             StatusCode::FORBIDDEN,
             "insufficient_scope",
-            format!("this API key lacks the `{scope}` scope"),
+            format!("this API key lacks the `{scope}` scope; a key with {list} may make this call"),
         )
     }
 

@@ -358,6 +358,26 @@ impl RouteTable {
         (!scopes.is_empty()).then_some(scopes.as_slice())
     }
 
+    /// The namespace or collection a pattern route names in `path` (`web` in
+    /// `/api/v1/blobs/web/a.txt`): what narrows a qualified scope.
+    pub fn qualifier(&self, method: &Method, path: &str) -> Option<String> {
+        if self.secured_literal.contains_key(path) {
+            return None;
+        }
+        let (def, _, _) = self
+            .secured
+            .iter()
+            .find(|(def, m, _)| m == method && def.is_match(path))?;
+        let mut captured = actix_web::dev::Path::new(path);
+        if !def.capture_match_info(&mut captured) {
+            return None;
+        }
+        ["namespace", "collection"]
+            .into_iter()
+            .find_map(|name| captured.get(name))
+            .map(str::to_owned)
+    }
+
     /// The methods `path` accepts, if it is a known route.
     pub fn allowed(&self, path: &str) -> Option<Vec<Method>> {
         let matching: Vec<&(ResourceDef, Vec<Method>)> =
