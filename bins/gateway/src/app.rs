@@ -371,7 +371,9 @@ impl Application {
             stopping: worker_stop.clone(),
             public_url: public_url.clone(),
             pool: pool.clone(),
-            api_keys: ApiKeys::new(&secret).with_previous(&config.secret_previous),
+            api_keys: ApiKeys::new(&secret)
+                .with_previous(&config.secret_previous)
+                .with_namespaces(config.blob_namespaces.iter().map(|n| n.name.clone())),
             config: config.clone(),
             licenses,
             holder_limits,

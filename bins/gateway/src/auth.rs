@@ -138,6 +138,8 @@ pub fn covers(held: &str, wanted: &str) -> bool {
 pub struct ApiKeys {
     key: Arc<hmac::Key>,
     previous: Arc<Vec<hmac::Key>>,
+    /// The storage namespaces `blobs:*:<namespace>` scopes may name (`None`: unchecked).
+    namespaces: Option<Arc<Vec<String>>>,
 }
 
 /// A new key: shown once, then only its digest exists.
@@ -201,6 +203,36 @@ impl ApiKeys {
         Self {
             key: Arc::new(hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret().as_bytes())),
             previous: Arc::new(Vec::new()),
+            namespaces: None,
+        }
+    }
+
+    /// Refuses keys with a storage scope for a namespace not among `names`
+    /// (`blobs:read:nosuch`); `blobs:read:*` stays allowed.
+    pub fn with_namespaces(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.namespaces = Some(Arc::new(names.into_iter().collect()));
+        self
+    }
+
+    /// 422 naming `scope` when it narrows a storage scope to a namespace that is not
+    /// configured. Data collections come into being on their first write, so
+    /// `data:*:<collection>` scopes are not checked.
+    fn check_namespace(&self, scope: &str) -> Result<(), ApiError> {
+        let Some(known) = &self.namespaces else { return Ok(()) };
+        let named = ["blobs:read:", "blobs:write:"]
+            .iter()
+            .find_map(|family| scope.strip_prefix(family))
+            .filter(|q| *q != "*");
+        match named {
+            Some(ns) if !known.iter().any(|k| k == ns) => Err(ApiError::unprocessable(
+                "invalid_scopes",
+                format!(
+                    "`{scope}`: no storage namespace is called `{ns}`; the namespaces are {}",
+                    known.join(", ")
+                ),
+            )
+            .for_field("scopes")),
+            _ => Ok(()),
         }
     }
 
@@ -282,6 +314,7 @@ impl ApiKeys {
         }
         for scope in scopes {
             validate_scope(scope).map_err(|m| ApiError::unprocessable("invalid_scopes", m))?;
+            self.check_namespace(scope)?;
         }
         if let Some(granter) = granter {
             granter.require_covers(scopes)?;
