@@ -26,7 +26,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::ApiKeys;
 use crate::config::{Config, SecretSource};
-use crate::error::{ApiError, PROBLEM_JSON, json_error};
+use crate::error::{ApiError, PROBLEM_JSON};
+use crate::http::json::JsonLimit;
 use crate::http::{self, ApiDoc, RouteTable};
 use crate::ratelimit::HolderLimits;
 use crate::state::AppState;
@@ -372,7 +373,9 @@ impl Application {
             stopping: worker_stop.clone(),
             public_url: public_url.clone(),
             pool: pool.clone(),
-            api_keys: ApiKeys::new(&secret).with_previous(&config.secret_previous),
+            api_keys: ApiKeys::new(&secret)
+                .with_previous(&config.secret_previous)
+                .with_namespaces(config.blob_namespaces.iter().map(|n| n.name.clone())),
             config: config.clone(),
             licenses,
             holder_limits,
@@ -406,11 +409,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(queue_gauges.clone())
                 .app_data(routes.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(max_json)
-                        .error_handler(|err, _| json_error(err).into()),
-                )
+                .app_data(JsonLimit(max_json))
                 .app_data(web::PayloadConfig::new(max_payload))
                 .app_data(
                     web::PathConfig::default()

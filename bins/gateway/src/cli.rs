@@ -202,7 +202,9 @@ async fn license_keys_command(cmd: LicenseKeysCommand, config: Config) -> anyhow
 
 async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result<()> {
     let secret = load_secret(&config.secret)?;
-    let keys = ApiKeys::new(&secret).with_previous(&config.secret_previous);
+    let keys = ApiKeys::new(&secret)
+        .with_previous(&config.secret_previous)
+        .with_namespaces(config.blob_namespaces.iter().map(|n| n.name.clone()));
     let pool = open_database(&config).await?;
     let mut conn = pool.get().await?;
     match cmd {

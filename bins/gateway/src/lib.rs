@@ -13,5 +13,6 @@ pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod ratelimit;
+pub mod scopes;
 pub mod state;
 pub mod telemetry;

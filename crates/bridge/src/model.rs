@@ -107,8 +107,10 @@ pub struct Rule {
     /// On or off.
     pub enabled: bool,
     /// Created.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last changed.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -157,8 +159,10 @@ pub struct Webhook {
     /// On or off (turned off when the receiver answers 410 Gone).
     pub enabled: bool,
     /// Created.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last changed.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -199,6 +203,7 @@ pub struct WebhookDelivery {
     /// How long it took.
     pub duration_ms: i64,
     /// When.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub delivered_at: DateTime<Utc>,
 }
 

@@ -229,7 +229,7 @@ fn context(e: &Event) -> Value {
     json!({
         "event": {
             "id": e.id, "type": e.event_type, "subject": e.subject, "actor": e.actor,
-            "occurred_at": e.occurred_at.and_utc().to_rfc3339(),
+            "occurred_at": shared_db::time::rfc3339_micros::format(&e.occurred_at),
         },
         "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
     })
@@ -870,7 +870,7 @@ impl BridgeService {
             .open(&hook.secret_sealed, &hook.id)
             .map_err(|_| JobError::Fatal("the webhook secret cannot be opened with this SECRET_KEY".into()))?;
         let body = serde_json::to_vec(&json!({
-            "id": event.id, "type": event.event_type, "occurred_at": event.occurred_at.and_utc().to_rfc3339(),
+            "id": event.id, "type": event.event_type, "occurred_at": shared_db::time::rfc3339_micros::format(&event.occurred_at),
             "actor": event.actor, "subject": event.subject,
             "data": serde_json::from_str::<Value>(&event.data).unwrap_or(Value::Null),
         }))
@@ -1030,7 +1030,9 @@ impl BridgeService {
             let page = self
                 .licenses
                 .list(&LicenseFilter {
-                    status: Some(LicenseStatus::Active),
+                    // Active ones, and active ones already past their expiry (shown
+                    // `expired`); suspended and revoked ones are skipped below.
+                    status: None,
                     expires_before: Some(now + chrono::Duration::days(horizon.max(0)) + chrono::Duration::seconds(1)),
                     limit: Some(200),
                     cursor: cursor.take(),
@@ -1039,6 +1041,9 @@ impl BridgeService {
                 .await
                 .map_err(corrupt)?;
             for lic in &page.items {
+                if !matches!(lic.status, LicenseStatus::Active | LicenseStatus::Expired) {
+                    continue;
+                }
                 let Some(expires) = lic.expires_at else { continue };
                 let stamp = expires.timestamp();
                 let mut conn = self.pool.get().await?;
@@ -1055,7 +1060,7 @@ impl BridgeService {
                                 "license.expired",
                                 "system",
                                 &format!("license:{id}"),
-                                json!({ "expires_at": expires.to_rfc3339() }),
+                                json!({ "expires_at": shared_db::time::rfc3339_micros::format(&expires) }),
                             )
                             .await?;
                             Ok(true)

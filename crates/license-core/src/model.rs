@@ -33,7 +33,9 @@ impl Product {
     }
 }
 
-/// A licence's lifecycle state. `revoked` is final.
+/// A licence's lifecycle state. `revoked` is final. `expired` is shown for an `active`
+/// licence whose `expires_at` has passed (it is not stored: renewing makes it `active`
+/// again; suspending or revoking it works as for an `active` one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -44,6 +46,8 @@ pub enum LicenseStatus {
     Suspended,
     /// Permanently unusable.
     Revoked,
+    /// Was active, and its `expires_at` has passed.
+    Expired,
 }
 
 impl LicenseStatus {
@@ -53,10 +57,11 @@ impl LicenseStatus {
             LicenseStatus::Active => "active",
             LicenseStatus::Suspended => "suspended",
             LicenseStatus::Revoked => "revoked",
+            LicenseStatus::Expired => "expired",
         }
     }
 
-    /// Parses a stored name.
+    /// Parses a stored name (`expired` is never stored).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "active" => Some(LicenseStatus::Active),
@@ -67,13 +72,13 @@ impl LicenseStatus {
     }
 }
 
-/// The outcome of a validation, checked in this order: `NOT_FOUND`, `REVOKED`,
-/// `SUSPENDED`, `EXPIRED`, `PRODUCT_SCOPE_MISMATCH`, `NO_MACHINE`,
-/// `FINGERPRINT_SCOPE_MISMATCH`, `HEARTBEAT_DEAD`, `TOO_MANY_MACHINES`,
-/// `ENTITLEMENTS_MISSING`, then `VALID`.
+/// The outcome of a validation, checked in this order: `not_found`, `revoked`,
+/// `suspended`, `expired`, `product_scope_mismatch`, `no_machine`,
+/// `fingerprint_scope_mismatch`, `heartbeat_dead`, `too_many_machines`,
+/// `entitlements_missing`, then `valid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "snake_case")]
 pub enum ValidationCode {
     /// Everything checks out.
     Valid,
@@ -100,20 +105,35 @@ pub enum ValidationCode {
 }
 
 impl ValidationCode {
-    /// The code as sent (`TOO_MANY_MACHINES`).
+    /// Every code, in the order validation checks them (`valid` last).
+    pub const ALL: [ValidationCode; 11] = [
+        ValidationCode::NotFound,
+        ValidationCode::Revoked,
+        ValidationCode::Suspended,
+        ValidationCode::Expired,
+        ValidationCode::ProductScopeMismatch,
+        ValidationCode::NoMachine,
+        ValidationCode::FingerprintScopeMismatch,
+        ValidationCode::HeartbeatDead,
+        ValidationCode::TooManyMachines,
+        ValidationCode::EntitlementsMissing,
+        ValidationCode::Valid,
+    ];
+
+    /// The code as sent (`too_many_machines`).
     pub fn as_str(self) -> &'static str {
         match self {
-            ValidationCode::Valid => "VALID",
-            ValidationCode::NotFound => "NOT_FOUND",
-            ValidationCode::Suspended => "SUSPENDED",
-            ValidationCode::Revoked => "REVOKED",
-            ValidationCode::Expired => "EXPIRED",
-            ValidationCode::NoMachine => "NO_MACHINE",
-            ValidationCode::FingerprintScopeMismatch => "FINGERPRINT_SCOPE_MISMATCH",
-            ValidationCode::TooManyMachines => "TOO_MANY_MACHINES",
-            ValidationCode::ProductScopeMismatch => "PRODUCT_SCOPE_MISMATCH",
-            ValidationCode::EntitlementsMissing => "ENTITLEMENTS_MISSING",
-            ValidationCode::HeartbeatDead => "HEARTBEAT_DEAD",
+            ValidationCode::Valid => "valid",
+            ValidationCode::NotFound => "not_found",
+            ValidationCode::Suspended => "suspended",
+            ValidationCode::Revoked => "revoked",
+            ValidationCode::Expired => "expired",
+            ValidationCode::NoMachine => "no_machine",
+            ValidationCode::FingerprintScopeMismatch => "fingerprint_scope_mismatch",
+            ValidationCode::TooManyMachines => "too_many_machines",
+            ValidationCode::ProductScopeMismatch => "product_scope_mismatch",
+            ValidationCode::EntitlementsMissing => "entitlements_missing",
+            ValidationCode::HeartbeatDead => "heartbeat_dead",
         }
     }
 }
@@ -130,15 +150,18 @@ pub struct License {
     pub name: String,
     /// The owner's email address.
     pub owner_email: String,
-    /// Lifecycle state.
+    /// Lifecycle state; `expired` once an active licence's `expires_at` has passed.
     pub status: LicenseStatus,
     /// The key's first group: not secret, tells keys apart.
     pub key_prefix: String,
     /// Issued.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last changed.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
     /// Expires; `null` for never.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Most machines that may be activated; `null` for unlimited.
     pub max_machines: Option<i32>,
@@ -154,6 +177,7 @@ pub struct License {
     /// When set, a machine whose last heartbeat is older than this many seconds is dead.
     pub heartbeat_interval_secs: Option<i32>,
     /// Last validation (to the minute).
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub last_validated_at: Option<DateTime<Utc>>,
 }
 
@@ -174,8 +198,10 @@ pub struct Machine {
     /// Host name.
     pub hostname: Option<String>,
     /// Activated.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last heartbeat (activation counts as one).
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub last_heartbeat_at: Option<DateTime<Utc>>,
 }
 
@@ -290,7 +316,7 @@ pub struct ValidateRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Validation {
-    /// True only for `VALID`.
+    /// True only for `valid`.
     pub valid: bool,
     /// Why.
     pub code: ValidationCode,
@@ -400,7 +426,8 @@ pub struct PublishedKey {
 pub struct LicenseFilter {
     /// Only this product.
     pub product: Option<Product>,
-    /// Only this status.
+    /// Only this status (`active` leaves out expired licences, `expired` finds active
+    /// licences whose `expires_at` has passed).
     pub status: Option<LicenseStatus>,
     /// Only this owner.
     pub owner_email: Option<String>,

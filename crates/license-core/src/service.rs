@@ -165,7 +165,12 @@ impl LicenseRow {
         let corrupt = |what: &str| LicenseError::Db(DbError::Corrupt(format!("licence {}: {what}", self.id)));
         Ok(License {
             product: Product::parse(&self.product).ok_or_else(|| corrupt("product"))?,
-            status: LicenseStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            status: match LicenseStatus::parse(&self.status).ok_or_else(|| corrupt("status"))? {
+                LicenseStatus::Active if self.expires_at.is_some_and(|t| t <= shared_db::now()) => {
+                    LicenseStatus::Expired
+                }
+                stored => stored,
+            },
             entitlements: serde_json::from_str(&self.entitlements).map_err(|_| corrupt("entitlements"))?,
             metadata: serde_json::from_str(&self.metadata).map_err(|_| corrupt("metadata"))?,
             created_at: self.created_at.and_utc(),
@@ -315,7 +320,7 @@ fn evaluate(
     match license.status() {
         LicenseStatus::Revoked => return (C::Revoked, "the licence has been revoked".into()),
         LicenseStatus::Suspended => return (C::Suspended, "the licence is suspended".into()),
-        LicenseStatus::Active => {}
+        LicenseStatus::Active | LicenseStatus::Expired => {}
     }
     if license.expires_at.is_some_and(|t| t <= now) {
         return (C::Expired, "the licence has expired".into());
@@ -629,7 +634,7 @@ impl LicenseService {
                 &stored.id,
                 serde_json::json!({
                     "product": stored.product, "name": stored.name, "owner_email": stored.owner_email,
-                    "expires_at": stored.expires_at.map(|t| t.and_utc()),
+                    "expires_at": stored.expires_at.map(|t| shared_db::time::rfc3339_micros::format(&t)),
                 }),
             )
             .await
@@ -661,8 +666,25 @@ impl LicenseService {
             if let Some(p) = filter.product {
                 q = q.filter(licenses::product.eq(p.as_str()));
             }
-            if let Some(s) = filter.status {
-                q = q.filter(licenses::status.eq(s.as_str()));
+            // `expired` is not stored: it is an active licence past its expiry.
+            let now = shared_db::now();
+            match filter.status {
+                Some(LicenseStatus::Expired) => {
+                    q = q.filter(
+                        licenses::status
+                            .eq(LicenseStatus::Active.as_str())
+                            .and(licenses::expires_at.le(now)),
+                    );
+                }
+                Some(LicenseStatus::Active) => {
+                    q = q.filter(
+                        licenses::status
+                            .eq(LicenseStatus::Active.as_str())
+                            .and(licenses::expires_at.is_null().or(licenses::expires_at.gt(now))),
+                    );
+                }
+                Some(s) => q = q.filter(licenses::status.eq(s.as_str())),
+                None => {}
             }
             if let Some(o) = &filter.owner_email {
                 q = q.filter(licenses::owner_email.eq(o.trim()));
@@ -836,8 +858,8 @@ impl LicenseService {
                 Err(t) => t,
             });
             let data = serde_json::json!({
-                "from": before.map(|t| t.and_utc()),
-                "to": row.expires_at.map(|t| t.and_utc()),
+                "from": before.map(|t| shared_db::time::rfc3339_micros::format(&t)),
+                "to": row.expires_at.map(|t| shared_db::time::rfc3339_micros::format(&t)),
             });
             Ok((row, "license.renewed", data))
         })
@@ -1092,7 +1114,7 @@ impl LicenseService {
             &format!("license:{}", license.id),
             &license.id,
             serde_json::json!({
-                "fingerprint": payload.fingerprint, "expires_at": payload.expires_at, "kid": signer.kid(),
+                "fingerprint": payload.fingerprint, "expires_at": shared_db::time::rfc3339_micros::format(&payload.expires_at), "kid": signer.kid(),
             }),
         )
         .await?;

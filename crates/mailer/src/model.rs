@@ -5,19 +5,50 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// One address or a list of them.
+/// One address or a list of them (`null`: none). A wrong type is refused as "expected an
+/// address or a list of addresses", not as a failed match of some internal enum.
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
+    use serde::de::{SeqAccess, Visitor};
+
+    struct Addresses;
+
+    impl<'de> Visitor<'de> for Addresses {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an address or a list of addresses")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![v.to_owned()])
+        }
+
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(vec![v])
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+            while let Some(address) = seq.next_element::<String>()? {
+                all.push(address);
+            }
+            Ok(all)
+        }
     }
-    Ok(match Option::<OneOrMany>::deserialize(d)? {
-        None => Vec::new(),
-        Some(OneOrMany::One(s)) => vec![s],
-        Some(OneOrMany::Many(v)) => v,
-    })
+
+    d.deserialize_any(Addresses)
 }
 
 /// A message to send: either `subject` with `text` and/or `html`, or a `template`.
@@ -185,6 +216,7 @@ pub struct StatusChange {
     #[serde(rename = "type")]
     pub kind: String,
     /// When.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub at: DateTime<Utc>,
     /// Details (recipients, SES message id, reason).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -231,11 +263,14 @@ pub struct Email {
     /// MIME size in bytes.
     pub size: u64,
     /// Accepted.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last change.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
     /// Handed to SES (absent for a message the dev mailbox captured).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub sent_at: Option<DateTime<Utc>>,
     /// Every step, oldest first (on `GET /emails/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -332,8 +367,10 @@ pub struct EmailTemplate {
     /// 1 on creation, +1 per change.
     pub version: i64,
     /// Created.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last changed.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -392,6 +429,7 @@ pub struct Suppression {
     /// The message that bounced or was complained about.
     pub email_id: Option<String>,
     /// Since.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -23,6 +23,7 @@ pub struct Event {
     /// UUIDv7, so ids sort by time.
     pub id: String,
     /// When it happened (UTC).
+    #[serde(serialize_with = "crate::time::rfc3339_micros::serialize")]
     pub occurred_at: NaiveDateTime,
     /// Dotted type, such as `api_key.created`.
     pub event_type: String,

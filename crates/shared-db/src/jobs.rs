@@ -69,20 +69,25 @@ pub struct Job {
     /// Attempts allowed before the job fails for good.
     pub max_attempts: i32,
     /// Not run before this time.
+    #[serde(serialize_with = "crate::time::rfc3339_micros::serialize")]
     pub run_at: NaiveDateTime,
     /// The worker holding the lease.
     pub locked_by: Option<String>,
     /// When the lease ends.
+    #[serde(serialize_with = "crate::time::rfc3339_micros::option::serialize")]
     pub locked_until: Option<NaiveDateTime>,
     /// The last failure.
     pub last_error: Option<String>,
     /// At most one unfinished job per (queue, key).
     pub dedup_key: Option<String>,
     /// When it was enqueued.
+    #[serde(serialize_with = "crate::time::rfc3339_micros::serialize")]
     pub created_at: NaiveDateTime,
     /// Last change.
+    #[serde(serialize_with = "crate::time::rfc3339_micros::serialize")]
     pub updated_at: NaiveDateTime,
     /// When it failed for good.
+    #[serde(serialize_with = "crate::time::rfc3339_micros::option::serialize")]
     pub finished_at: Option<NaiveDateTime>,
     /// Jobs sharing this key run one at a time, in the order they were enqueued.
     pub ordering_key: Option<String>,

@@ -12,7 +12,7 @@
 
 mod error;
 mod pool;
-mod time;
+pub mod time;
 mod url;
 
 pub mod api_keys;

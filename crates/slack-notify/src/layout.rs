@@ -99,12 +99,66 @@ impl Level {
 /// A key/value pair shown in two columns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object {title, value}")]
 pub struct Field {
     /// The key, shown bold.
     pub title: String,
     /// The value (mrkdwn is escaped).
     pub value: String,
+}
+
+/// Reads `fields` saying what it wants in the caller's terms ("a list of {title,
+/// value}") when it is given something else, rather than serde's "a sequence".
+pub(crate) mod field_list {
+    use std::fmt;
+
+    use serde::Deserializer;
+    use serde::de::{SeqAccess, Visitor};
+
+    use super::Field;
+
+    struct List;
+
+    impl<'de> Visitor<'de> for List {
+        type Value = Vec<Field>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of {title, value}")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut fields = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(20));
+            while let Some(field) = seq.next_element()? {
+                fields.push(field);
+            }
+            Ok(fields)
+        }
+    }
+
+    /// `fields` as a list of [`Field`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Field>, D::Error> {
+        d.deserialize_seq(List)
+    }
+
+    /// An optional `fields` (absent or `null`: `None`).
+    pub mod option {
+        use serde::{Deserialize, Deserializer};
+
+        use super::Field;
+
+        struct Wrapped(Vec<Field>);
+
+        impl<'de> Deserialize<'de> for Wrapped {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                super::deserialize(d).map(Wrapped)
+            }
+        }
+
+        /// `fields` when given.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Field>>, D::Error> {
+            Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+        }
+    }
 }
 
 /// A link button.

@@ -21,7 +21,7 @@ pub struct PostMessage {
     #[serde(default)]
     pub text: Option<String>,
     /// Key/value pairs in two columns (at most 20).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::layout::field_list::deserialize")]
     pub fields: Vec<Field>,
     /// Link buttons (at most 5, http or https).
     #[serde(default)]
@@ -57,7 +57,7 @@ pub struct MessagePatch {
     #[serde(default)]
     pub text: Option<String>,
     /// New fields.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::layout::field_list::option::deserialize")]
     pub fields: Option<Vec<Field>>,
     /// New links.
     #[serde(default)]
@@ -128,10 +128,13 @@ pub struct SlackMessage {
     /// The last error (Slack's code for a permanent one).
     pub error: Option<String>,
     /// Accepted.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last change.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
     /// Posted (or captured).
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub posted_at: Option<DateTime<Utc>>,
     /// The message as requested (after changes).
     pub request: PostMessage,

@@ -9,6 +9,7 @@ use shared_db::api_keys::{self, ApiKeyRow};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::json::Json;
 use crate::auth::{Principal, is_expired};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -57,12 +58,16 @@ pub struct ApiKey {
     /// Whether it works now.
     pub status: ApiKeyStatus,
     /// Created.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Stops working at.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Last used (to the minute).
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub last_used_at: Option<DateTime<Utc>>,
     /// Revoked at.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -127,7 +132,7 @@ pub struct ApiKeyList {
 async fn create(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateApiKey>,
+    body: Json<CreateApiKey>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SCOPE)?;
     let body = body.into_inner();

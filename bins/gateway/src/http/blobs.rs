@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::json::Json;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::http::data::precondition_failed;
@@ -53,6 +54,7 @@ pub struct Blob {
     /// Hex SHA-256.
     pub sha256: String,
     /// Last written.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub last_modified: chrono::DateTime<Utc>,
 }
 
@@ -66,6 +68,7 @@ pub struct BlobEntry {
     /// Entity tag (quoted).
     pub etag: String,
     /// Last written.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub last_modified: chrono::DateTime<Utc>,
 }
 
@@ -128,6 +131,7 @@ pub struct Presigned {
     /// Headers the request must send.
     pub headers: std::collections::BTreeMap<String, String>,
     /// When it stops working.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub expires_at: chrono::DateTime<Utc>,
 }
 
@@ -871,7 +875,7 @@ async fn presign(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<PresignRequest>,
+    body: Json<PresignRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let method = body.method.to_ascii_uppercase();
     // The scope for the name first, so a key without it cannot tell whether the
@@ -912,7 +916,7 @@ async fn presign(
     // No URL leaves without its audit event (an S3 upload through it never passes here).
     let event = serde_json::json!({
         "method": method,
-        "expires_at": expires_at,
+        "expires_at": shared_db::time::rfc3339_micros::format(&expires_at),
         "content_type": wanted_type,
         "content_length": content_length,
         "signed_by": if by_store.is_some() { "storage" } else { "gateway" },

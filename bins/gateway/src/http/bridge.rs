@@ -8,6 +8,7 @@ use bridge::model::{
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::json::Json;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::http::AuthProblems;
@@ -33,7 +34,7 @@ const WEBHOOKS: &str = "webhooks:admin";
 async fn create_rule(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<NewRule>,
+    body: Json<NewRule>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(RULES)?;
     Ok(HttpResponse::Created().json(state.bridge.create_rule(body.into_inner(), &principal.actor()).await?))
@@ -92,7 +93,7 @@ async fn update_rule(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<RulePatch>,
+    body: Json<RulePatch>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(RULES)?;
     Ok(HttpResponse::Ok().json(
@@ -150,7 +151,7 @@ pub fn configure_rules(cfg: &mut ServiceConfig) {
 async fn create_webhook(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<NewWebhook>,
+    body: Json<NewWebhook>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(WEBHOOKS)?;
     Ok(HttpResponse::Created().json(
@@ -214,7 +215,7 @@ async fn update_webhook(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<WebhookPatch>,
+    body: Json<WebhookPatch>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(WEBHOOKS)?;
     Ok(HttpResponse::Ok().json(

@@ -26,8 +26,10 @@ pub struct DataDocument {
     /// Its version (the `ETag`).
     pub version: i64,
     /// Created.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last written.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub updated_at: DateTime<Utc>,
     /// The document.
     #[schema(value_type = Object)]

@@ -11,6 +11,7 @@ use mailer::model::{
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::json::Json;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::http::{AuthProblems, Idempotency, mark_replayed, retry_busy};
@@ -45,7 +46,7 @@ async fn send(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    body: web::Json<SendEmail>,
+    body: Json<SendEmail>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SEND)?;
     let body = body.into_inner();
@@ -80,7 +81,7 @@ async fn send_batch(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    body: web::Json<Vec<SendEmail>>,
+    body: Json<Vec<SendEmail>>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SEND)?;
     let body = body.into_inner();
@@ -209,7 +210,7 @@ async fn put_template(
     state: web::Data<AppState>,
     principal: Principal,
     name: web::Path<String>,
-    body: web::Json<TemplateBody>,
+    body: Json<TemplateBody>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(ADMIN)?;
     let (t, created) = state
@@ -348,7 +349,7 @@ async fn list_suppressions(
 async fn add_suppression(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<AddSuppression>,
+    body: Json<AddSuppression>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(ADMIN)?;
     let (s, added) = state

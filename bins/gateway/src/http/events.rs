@@ -26,6 +26,7 @@ pub struct AuditEvent {
     /// Event id (sorts by time); the SSE `id`.
     pub id: String,
     /// When it happened.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub occurred_at: DateTime<Utc>,
     /// Dotted type, such as `license.revoked`.
     #[serde(rename = "type")]

@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::json::Json;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::http::AuthProblems;
@@ -91,7 +92,7 @@ fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
 async fn issue(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<IssueLicense>,
+    body: Json<IssueLicense>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(ADMIN)?;
     let (license, key) = state.licenses.issue(body.into_inner(), &principal.actor()).await?;
@@ -142,9 +143,9 @@ async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 /// Validates a licence key. Always 200 for a well-formed request: `valid` and `code`
-/// (checked in the order `NOT_FOUND`, `REVOKED`, `SUSPENDED`, `EXPIRED`,
-/// `PRODUCT_SCOPE_MISMATCH`, `NO_MACHINE`, `FINGERPRINT_SCOPE_MISMATCH`,
-/// `HEARTBEAT_DEAD`, `TOO_MANY_MACHINES`, `ENTITLEMENTS_MISSING`, `VALID`) say why.
+/// (checked in the order `not_found`, `revoked`, `suspended`, `expired`,
+/// `product_scope_mismatch`, `no_machine`, `fingerprint_scope_mismatch`,
+/// `heartbeat_dead`, `too_many_machines`, `entitlements_missing`, `valid`) say why.
 #[utoipa::path(
     tag = "licenses",
     request_body = ValidateRequest,
@@ -158,7 +159,7 @@ async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 async fn validate(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<ValidateRequest>,
+    body: Json<ValidateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.holder_limits.check(client_ip(&req), &body.key)?;
     Ok(HttpResponse::Ok().json(state.licenses.validate(&body).await?))
@@ -171,9 +172,9 @@ async fn validate(
     responses(
         (status = 201, description = "Activated", body = Machine),
         (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The licence is `SUSPENDED`, `REVOKED` or `EXPIRED`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The licence is `suspended`, `revoked` or `expired`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The fingerprint is already activated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`TOO_MANY_MACHINES`, or an invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`too_many_machines`, or an invalid field", body = Problem, content_type = "application/problem+json"),
         HolderProblems,
     )
 )]
@@ -181,7 +182,7 @@ async fn validate(
 async fn activate(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<ActivateRequest>,
+    body: Json<ActivateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.holder_limits.check(client_ip(&req), &body.key)?;
     Ok(HttpResponse::Created().json(state.licenses.activate(&body).await?))
@@ -203,7 +204,7 @@ async fn activate(
 async fn deactivate(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<MachineRequest>,
+    body: Json<MachineRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.holder_limits.check(client_ip(&req), &body.key)?;
     state.licenses.deactivate(&body).await?;
@@ -211,7 +212,7 @@ async fn deactivate(
 }
 
 /// Records a heartbeat from a machine. A revoked, suspended or expired licence answers
-/// 403 with its code (`REVOKED`, `SUSPENDED`, `EXPIRED`), as activation does, and
+/// 403 with its code (`revoked`, `suspended`, `expired`), as activation does, and
 /// nothing is recorded.
 #[utoipa::path(
     tag = "licenses",
@@ -219,7 +220,7 @@ async fn deactivate(
     responses(
         (status = 200, description = "Recorded", body = Machine),
         (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The licence is `SUSPENDED`, `REVOKED` or `EXPIRED`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The licence is `suspended`, `revoked` or `expired`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such machine on the licence", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
         HolderProblems,
@@ -229,7 +230,7 @@ async fn deactivate(
 async fn heartbeat(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<MachineRequest>,
+    body: Json<MachineRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.holder_limits.check(client_ip(&req), &body.key)?;
     Ok(HttpResponse::Ok().json(state.licenses.heartbeat(&body).await?))
@@ -243,7 +244,7 @@ async fn heartbeat(
         (status = 200, description = "The certificate", body = Checkout),
         (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The licence does not validate (the code says why)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad `ttl`, `TOO_MANY_MACHINES` or JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `ttl`, `too_many_machines` or JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
         HolderProblems,
     )
 )]
@@ -251,7 +252,7 @@ async fn heartbeat(
 async fn checkout(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<CheckoutRequest>,
+    body: Json<CheckoutRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.holder_limits.check(client_ip(&req), &body.key)?;
     Ok(HttpResponse::Ok().json(state.licenses.checkout(&body).await?))
@@ -299,7 +300,7 @@ async fn update(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<LicensePatch>,
+    body: Json<LicensePatch>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(ADMIN)?;
     Ok(HttpResponse::Ok().json(
@@ -397,7 +398,7 @@ async fn renew(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<Renew>,
+    body: Json<Renew>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(ADMIN)?;
     Ok(HttpResponse::Ok().json(state.licenses.renew(&id, body.into_inner(), &principal.actor()).await?))

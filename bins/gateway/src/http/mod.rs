@@ -7,6 +7,7 @@ pub mod data;
 pub mod emails;
 pub mod events;
 pub mod health;
+pub mod json;
 pub mod licenses;
 pub mod slack;
 
@@ -186,11 +187,7 @@ pub fn configure(email_json_limit: usize, max_json: usize) -> impl Fn(&mut Servi
 }
 
 fn routes(cfg: &mut ServiceConfig, email_json_limit: usize, max_json: usize) {
-    let json_limit = |limit: usize| {
-        web::JsonConfig::default()
-            .limit(limit)
-            .error_handler(|err, _| crate::error::json_error(err).into())
-    };
+    let json_limit = json::JsonLimit;
     cfg.service(
         utoipa_actix_web::scope("/api/v1/emails")
             .app_data(json_limit(email_json_limit))
@@ -382,6 +379,26 @@ impl RouteTable {
             }
         };
         (!scopes.is_empty()).then_some(scopes.as_slice())
+    }
+
+    /// The namespace or collection a pattern route names in `path` (`web` in
+    /// `/api/v1/blobs/web/a.txt`): what narrows a qualified scope.
+    pub fn qualifier(&self, method: &Method, path: &str) -> Option<String> {
+        if self.secured_literal.contains_key(path) {
+            return None;
+        }
+        let (def, _, _) = self
+            .secured
+            .iter()
+            .find(|(def, m, _)| m == method && def.is_match(path))?;
+        let mut captured = actix_web::dev::Path::new(path);
+        if !def.capture_match_info(&mut captured) {
+            return None;
+        }
+        ["namespace", "collection"]
+            .into_iter()
+            .find_map(|name| captured.get(name))
+            .map(str::to_owned)
     }
 
     /// The methods `path` accepts, if it is a known route.

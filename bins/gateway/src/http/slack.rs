@@ -7,6 +7,7 @@ use slack_notify::layout::Rendered;
 use slack_notify::model::{Accepted, MessageFilter, MessagePage, MessagePatch, PostMessage, SlackMessage};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::json::Json;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::http::{AuthProblems, Idempotency, mark_replayed, retry_busy};
@@ -40,7 +41,7 @@ async fn submit(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    body: web::Json<PostMessage>,
+    body: Json<PostMessage>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(POST)?;
     let body = body.into_inner();
@@ -123,7 +124,7 @@ async fn update(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<MessagePatch>,
+    body: Json<MessagePatch>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(POST)?;
     Ok(HttpResponse::Accepted().json(state.slack.update(&id, body.into_inner(), &principal.actor()).await?))
@@ -146,7 +147,7 @@ async fn update(
 async fn preview(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<PostMessage>,
+    body: Json<PostMessage>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(POST)?;
     Ok(HttpResponse::Ok().json(state.slack.preview(&body)?))

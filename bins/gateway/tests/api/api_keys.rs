@@ -281,3 +281,37 @@ async fn a_key_cannot_outlive_itself_or_revoke_stronger_keys() {
     assert_eq!(still.status(), 200);
     assert_eq!(still.json::<serde_json::Value>().await.unwrap()["status"], "active");
 }
+
+/// A storage scope must name a configured namespace: `blobs:read:nosuch` is a 422 naming
+/// the scope and the namespaces there are (the wildcard and real names are fine). Data
+/// collections come into being on their first write, so their scopes are not checked.
+#[tokio::test(flavor = "multi_thread")]
+async fn scopes_for_namespaces_that_do_not_exist_are_refused() {
+    let app = TestApp::spawn().await;
+    let create = |scopes: serde_json::Value| {
+        app.client
+            .post(app.url("/api/v1/api-keys"))
+            .bearer_auth(&app.admin_key)
+            .json(&serde_json::json!({ "name": "k", "scopes": scopes }))
+            .send()
+    };
+    for bad in ["blobs:read:nosuch", "blobs:write:Web"] {
+        let res = create(serde_json::json!(["emails:send", bad])).await.unwrap();
+        let problem = assert_problem(res, 422, "invalid_scopes").await;
+        let ns = bad.rsplit(':').next().unwrap();
+        assert_eq!(
+            problem["detail"],
+            format!("`{bad}`: no storage namespace is called `{ns}`; the namespaces are client, web, ai")
+        );
+        assert_eq!(problem["field"], "scopes");
+    }
+    let keys: serde_json::Value = app.get_json("/api/v1/api-keys").await;
+    assert_eq!(
+        keys["items"].as_array().map(Vec::len),
+        Some(1),
+        "only the admin key: {keys}"
+    );
+    for ok in ["blobs:read:web", "blobs:write:*", "blobs:read", "data:read:anything"] {
+        assert_eq!(create(serde_json::json!([ok])).await.unwrap().status(), 201, "{ok}");
+    }
+}

@@ -89,6 +89,47 @@ fn api_keys_create_refuses_unknown_scopes() {
 }
 
 #[test]
+fn api_keys_create_refuses_scopes_for_namespaces_that_do_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[],
+        &[
+            "api-keys",
+            "create",
+            "--name",
+            "x",
+            "--scopes",
+            "emails:send,blobs:read:nosuch",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains(
+            "`blobs:read:nosuch`: no storage namespace is called `nosuch`; the namespaces are client, web, ai"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let listed = run(dir.path(), &[], &["api-keys", "list", "--json"]);
+    assert_eq!(stdout(&listed).trim(), "[]", "nothing was created");
+    let ok = run(
+        dir.path(),
+        &[],
+        &[
+            "api-keys",
+            "create",
+            "--name",
+            "x",
+            "--scopes",
+            "blobs:read:web,blobs:write:*",
+        ],
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+}
+
+#[test]
 fn configuration_errors_name_the_variable_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &[("APP_PORT", "eighty")], &[]);

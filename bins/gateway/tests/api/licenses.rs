@@ -58,7 +58,7 @@ async fn the_whole_licence_story_over_http_on_both_backends() {
         .unwrap();
         assert_eq!(
             (v["valid"].as_bool(), v["code"].as_str()),
-            (Some(true), Some("VALID")),
+            (Some(true), Some("valid")),
             "{v}"
         );
         assert!(v["license"].get("key").is_none() && v["license"].get("key_digest").is_none());
@@ -83,7 +83,7 @@ async fn the_whole_licence_story_over_http_on_both_backends() {
             json!({"key": key, "fingerprint": "fp-2"}),
         )
         .await;
-        assert_problem(res, 422, "TOO_MANY_MACHINES").await;
+        assert_problem(res, 422, "too_many_machines").await;
         let res = post(
             &app,
             "/api/v1/licenses/heartbeat",
@@ -154,7 +154,7 @@ async fn the_whole_licence_story_over_http_on_both_backends() {
             .unwrap();
         assert_eq!(
             (v["valid"].as_bool(), v["code"].as_str()),
-            (Some(false), Some("SUSPENDED"))
+            (Some(false), Some("suspended"))
         );
         let res = post(
             &app,
@@ -162,9 +162,9 @@ async fn the_whole_licence_story_over_http_on_both_backends() {
             json!({"key": key, "fingerprint": "fp-3"}),
         )
         .await;
-        assert_problem(res, 403, "SUSPENDED").await;
+        assert_problem(res, 403, "suspended").await;
         let res = post(&app, "/api/v1/licenses/checkout", json!({"key": key})).await;
-        assert_problem(res, 403, "SUSPENDED").await;
+        assert_problem(res, 403, "suspended").await;
         // A client that only heartbeats learns of the suspension too.
         let res = post(
             &app,
@@ -172,7 +172,7 @@ async fn the_whole_licence_story_over_http_on_both_backends() {
             json!({"key": key, "fingerprint": "fp-1"}),
         )
         .await;
-        assert_problem(res, 403, "SUSPENDED").await;
+        assert_problem(res, 403, "suspended").await;
         let res = admin(Method::POST, format!("/api/v1/licenses/{id}/suspend"))
             .send()
             .await
@@ -222,7 +222,7 @@ async fn the_whole_licence_story_over_http_on_both_backends() {
             .json()
             .await
             .unwrap();
-        assert_eq!(v["code"], "REVOKED");
+        assert_eq!(v["code"], "revoked");
         let res = admin(Method::POST, format!("/api/v1/licenses/{id}/renew"))
             .json(&json!({"duration": "1d"}))
             .send()
@@ -296,7 +296,7 @@ async fn holder_calls_refuse_bad_keys_and_bad_input_clearly() {
         .unwrap();
     assert_eq!(
         (v["valid"].as_bool(), v["code"].as_str()),
-        (Some(false), Some("NOT_FOUND"))
+        (Some(false), Some("not_found"))
     );
     let unknown = license_core::key::LicenseKey::generate().unwrap();
     let v: Value = post(&app, "/api/v1/licenses/validate", json!({"key": unknown.as_str()}))
@@ -304,7 +304,7 @@ async fn holder_calls_refuse_bad_keys_and_bad_input_clearly() {
         .json()
         .await
         .unwrap();
-    assert_eq!(v["code"], "NOT_FOUND");
+    assert_eq!(v["code"], "not_found");
 
     let res = post(
         &app,
@@ -558,5 +558,69 @@ async fn an_untrusted_peer_cannot_dodge_its_limit_with_forwarded_headers() {
             .await
             .unwrap();
         assert_eq!(res.status().as_u16(), expected);
+    }
+}
+
+/// An active licence past its `expires_at` says `expired` in every view (get, list,
+/// validate's licence), `status=expired` finds it and `status=active` leaves it out;
+/// renewing makes it `active` again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_licence_says_so_in_every_view_on_both_backends() {
+    for app in TestApp::each().await {
+        let (soon, key) = issue(
+            &app,
+            json!({"product": "client", "name": "Short", "owner_email": "a@example.com", "duration": "1s"}),
+        )
+        .await;
+        assert_eq!(soon["status"], "active");
+        let (never, _) = issue(
+            &app,
+            json!({"product": "client", "name": "Forever", "owner_email": "b@example.com"}),
+        )
+        .await;
+        let (soon, never) = (soon["id"].as_str().unwrap(), never["id"].as_str().unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+
+        let got = app.get_json(&format!("/api/v1/licenses/{soon}")).await;
+        assert_eq!(got["status"], "expired", "{got}");
+        let ids = |page: &Value| -> Vec<String> {
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let all = app.get_json("/api/v1/licenses").await;
+        let shown = all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == soon)
+            .unwrap();
+        assert_eq!(shown["status"], "expired");
+        assert_eq!(ids(&app.get_json("/api/v1/licenses?status=expired").await), [soon]);
+        assert_eq!(ids(&app.get_json("/api/v1/licenses?status=active").await), [never]);
+
+        let v: Value = post(&app, "/api/v1/licenses/validate", json!({ "key": key }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["code"], "expired");
+        assert_eq!(v["license"]["status"], "expired");
+
+        let res = app
+            .client
+            .post(app.url(&format!("/api/v1/licenses/{soon}/renew")))
+            .bearer_auth(&app.admin_key)
+            .json(&json!({"duration": "30d"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let renewed: Value = res.json().await.unwrap();
+        assert_eq!(renewed["status"], "active", "{renewed}");
+        assert!(ids(&app.get_json("/api/v1/licenses?status=expired").await).is_empty());
     }
 }

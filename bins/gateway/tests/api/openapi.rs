@@ -47,3 +47,146 @@ async fn swagger_ui_is_served_at_docs() {
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("/openapi.json"));
 }
+
+/// Every timestamp in every response body has one format: RFC 3339 in UTC with a `Z` and
+/// exactly six fractional digits (before: 0, 3, 6 or 9 digits by value, and some without
+/// any offset).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_timestamp_in_a_response_has_one_format() {
+    use serde_json::{Value, json};
+    let app = TestApp::with_vars(
+        &[
+            ("SES_SENDER_EMAIL", "Shop <shop@example.com>"),
+            ("SLACK_DEFAULT_CHANNEL", "#ops"),
+            ("MAIL_TRANSPORT", "dev"),
+            ("SLACK_TRANSPORT", "dev"),
+        ],
+        None,
+    )
+    .await;
+    let send = |method: &str, path: &str, body: Value| {
+        app.client
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(&app.admin_key)
+            .json(&body)
+    };
+    let mut bodies: Vec<(String, Value)> = Vec::new();
+    let mut keep = |what: &str, v: Value| bodies.push((what.to_owned(), v));
+
+    let res = send(
+        "POST",
+        "/api/v1/licenses",
+        json!({"product": "client", "name": "Seat", "owner_email": "it@example.com", "duration": "30d"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let issued: Value = res.json().await.unwrap();
+    let license_key = issued["key"].as_str().unwrap().to_owned();
+    let license_id = issued["id"].as_str().unwrap().to_owned();
+    keep("issued licence", issued);
+    let res = send(
+        "POST",
+        "/api/v1/licenses/activate",
+        json!({"key": license_key, "fingerprint": "m-1"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201, "activation");
+    keep("machine", res.json().await.unwrap());
+    let res = send("POST", "/api/v1/licenses/validate", json!({"key": license_key}))
+        .send()
+        .await
+        .unwrap();
+    keep("validation", res.json().await.unwrap());
+    keep("licence", app.get_json(&format!("/api/v1/licenses/{license_id}")).await);
+    keep("licences", app.get_json("/api/v1/licenses").await);
+
+    let res = send(
+        "POST",
+        "/api/v1/emails",
+        json!({"to": "ann@example.org", "subject": "Hi", "text": "Hello"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 202, "email");
+    let email: Value = res.json().await.unwrap();
+    keep(
+        "email",
+        app.get_json(&format!("/api/v1/emails/{}", email["id"].as_str().unwrap()))
+            .await,
+    );
+    let res = send(
+        "POST",
+        "/api/v1/slack/messages",
+        json!({"level": "info", "title": "Deploy"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 202, "slack");
+    keep("slack messages", app.get_json("/api/v1/slack/messages").await);
+
+    let res = send("PUT", "/api/v1/data/notes/one", json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "document");
+    keep("document", app.get_json("/api/v1/data/notes/one").await);
+    keep("documents", app.get_json("/api/v1/data/notes").await);
+
+    let res = app
+        .client
+        .put(app.url("/api/v1/blobs/web/a.txt"))
+        .bearer_auth(&app.admin_key)
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "blob");
+    keep("blob listing", app.get_json("/api/v1/blobs/web").await);
+    let res = send(
+        "POST",
+        "/api/v1/blobs/web/presign",
+        json!({"key": "a.txt", "method": "GET"}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200, "presign");
+    keep("signed URL", res.json().await.unwrap());
+
+    app.create_key(&["emails:send"]).await;
+    keep("api keys", app.get_json("/api/v1/api-keys").await);
+    keep("events", app.get_json("/api/v1/events").await);
+
+    let pattern = regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$").unwrap();
+    let looks_like_time = regex::Regex::new(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:").unwrap();
+    fn strings<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a str)>) {
+        match v {
+            Value::String(s) => out.push((path, s)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| strings(v, format!("{path}[{i}]"), out)),
+            Value::Object(o) => o.iter().for_each(|(k, v)| strings(v, format!("{path}.{k}"), out)),
+            _ => {}
+        }
+    }
+    let mut seen = 0;
+    for (what, body) in &bodies {
+        let mut all = Vec::new();
+        strings(body, String::new(), &mut all);
+        for (path, s) in all {
+            let named = ["_at", "last_modified", ".at"].iter().any(|end| path.ends_with(end));
+            if named || looks_like_time.is_match(s) {
+                seen += 1;
+                assert!(pattern.is_match(s), "{what} {path}: `{s}`");
+            }
+        }
+    }
+    assert!(seen >= 25, "only {seen} timestamps were seen");
+}

@@ -128,3 +128,64 @@ async fn repeated_key_failures_from_one_address_are_rate_limited() {
     assert!(res.headers().contains_key("retry-after"));
     assert_problem(res, 429, "rate_limited").await;
 }
+
+/// A 403 names the narrowest scope that would allow the call (`blobs:write:web` for a
+/// write to the `web` namespace, not `blobs:write`) and every scope that would do,
+/// whether the key is refused before its body is read or by the handler.
+#[tokio::test(flavor = "multi_thread")]
+async fn scope_problems_name_the_narrowest_scope_and_what_would_do() {
+    let app = TestApp::spawn().await;
+    let (_, mailer) = app.create_key(&["emails:send"]).await;
+    let (_, ai_writer) = app.create_key(&["blobs:write:ai"]).await;
+    let (_, web_reader) = app.create_key(&["blobs:read:web"]).await;
+    let cases = [
+        (
+            Method::PUT,
+            "/api/v1/blobs/web/a.txt",
+            &mailer,
+            "this API key lacks the `blobs:write:web` scope; a key with `blobs:write:web`, `blobs:write:*`, `blobs:write` or `*` may make this call",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/blobs/web/a.txt",
+            &ai_writer,
+            "this API key lacks the `blobs:write:web` scope; a key with `blobs:write:web`, `blobs:write:*`, `blobs:write` or `*` may make this call",
+        ),
+        (
+            Method::GET,
+            "/api/v1/blobs/client",
+            &web_reader,
+            "this API key lacks the `blobs:read:client` scope; a key with `blobs:read:client`, `blobs:read:*`, `blobs:read` or `*` may make this call",
+        ),
+        (
+            Method::GET,
+            "/api/v1/data/notes/one",
+            &web_reader,
+            "this API key lacks the `data:read:notes` scope; a key with `data:read:notes`, `data:read:*`, `data:read` or `*` may make this call",
+        ),
+        (
+            Method::GET,
+            "/api/v1/licenses",
+            &mailer,
+            "this API key lacks the `licenses:read` scope; a key with `licenses:read`, `licenses:admin` or `*` may make this call",
+        ),
+        (
+            Method::GET,
+            "/api/v1/api-keys",
+            &mailer,
+            "this API key lacks the `api-keys:admin` scope; a key with `api-keys:admin` or `*` may make this call",
+        ),
+    ];
+    for (method, path, key, detail) in cases {
+        let res = app
+            .client
+            .request(method.clone(), app.url(path))
+            .bearer_auth(key)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(res, 403, "insufficient_scope").await;
+        assert_eq!(problem["detail"], detail, "{method} {path}");
+    }
+}
