@@ -739,6 +739,38 @@ mod tests {
 
     use super::*;
 
+    /// Every variable the configuration reads is in the README's configuration section.
+    #[test]
+    fn every_variable_read_is_documented_in_the_readme() {
+        let source = include_str!("config.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap()];
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("## Configuration").unwrap();
+        let end = readme[start..].find("## API overview").unwrap() + start;
+        let documented = &readme[start..end];
+        let mut read: Vec<&str> = code
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| {
+                s.len() > 3
+                    && s.bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        assert!(read.len() > 50, "the scan finds the variables: {read:?}");
+        let missing: Vec<&&str> = read
+            .iter()
+            .filter(|v| !documented.contains(&format!("`{v}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "read but not in the README's configuration section: {missing:?}"
+        );
+    }
+
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
