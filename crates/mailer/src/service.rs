@@ -147,6 +147,9 @@ impl From<diesel::result::Error> for MailError {
     }
 }
 
+/// Why a message with inline files (`content_id`) but no html part is refused.
+const INLINE_NEEDS_HTML: &str = "inline files (content_id) need an html part";
+
 /// `r`'s value, or `None` with its error added to `wrong`.
 fn keep<T>(wrong: &mut Vec<MailError>, r: Result<T, MailError>) -> Option<T> {
     r.map_err(|e| wrong.push(e)).ok()
@@ -674,17 +677,12 @@ impl MailService {
         }
         let files = keep(&mut wrong, decode_files(&req.attachments, at));
         if req.attachments.iter().any(|f| f.content_id.is_some()) && req.html.is_none() && req.template.is_none() {
-            wrong.push(invalid(
-                field("attachments"),
-                "inline files (content_id) need an html part",
-            ));
+            wrong.push(invalid(field("attachments"), INLINE_NEEDS_HTML));
         }
-        let (Some(from), Some(headers), Some(files)) = (from, headers, files) else {
-            return Err(MailError::all(wrong));
+        let (from, headers, files) = match (from, headers, files) {
+            (Some(from), Some(headers), Some(files)) if wrong.is_empty() => (from, headers, files),
+            _ => return Err(MailError::all(wrong)),
         };
-        if !wrong.is_empty() {
-            return Err(MailError::all(wrong));
-        }
         let (parts, template_name) = match &req.template {
             Some(t) => {
                 let stored = find_template(conn, &t.name)
@@ -700,10 +698,7 @@ impl MailService {
                 }
                 check_subject(&parts.subject).map_err(|e| invalid(field("subject"), e))?;
                 if files.iter().any(|f| f.content_id.is_some()) && parts.html.is_none() {
-                    return Err(invalid(
-                        field("attachments"),
-                        "inline files (content_id) need an html part",
-                    ));
+                    return Err(invalid(field("attachments"), INLINE_NEEDS_HTML));
                 }
                 (parts, Some(stored.name))
             }

@@ -9,22 +9,13 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use crate::blobs::{put, s3_app};
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, get};
 
 async fn post_form(app: &TestApp, ns: &str, form: Form) -> reqwest::Response {
     app.client
         .post(app.url(&format!("/api/v1/blobs/{ns}")))
         .bearer_auth(&app.admin_key)
         .multipart(form)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn get(app: &TestApp, path: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .bearer_auth(&app.admin_key)
         .send()
         .await
         .unwrap()

@@ -10,7 +10,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::cli::{run, serve};
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, get};
 
 fn ses_vars<'a>(ses: &'a SesTestServer, sender: &'a str) -> Vec<(&'static str, &'a str)> {
     vec![
@@ -39,15 +39,6 @@ async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
         .post(app.url(path))
         .bearer_auth(&app.admin_key)
         .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn get(app: &TestApp, path: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .bearer_auth(&app.admin_key)
         .send()
         .await
         .unwrap()

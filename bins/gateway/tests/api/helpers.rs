@@ -146,6 +146,16 @@ impl TestApp {
     }
 }
 
+/// GET `path` with the admin key.
+pub async fn get(app: &TestApp, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Asserts a problem response with `status` and `code`, returning the document.
 pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
     assert_eq!(res.status().as_u16(), status, "status");
