@@ -139,6 +139,12 @@ fn storage(config: &Config) -> anyhow::Result<Vec<(blob_store::namespace::Namesp
     Ok(out)
 }
 
+/// The one key ring: `SECRET_KEY` (resolved as `secret`) and `SECRET_KEY_PREVIOUS`, for
+/// every digest, signature and seal the services make.
+pub fn key_ring(config: &Config, secret: &SecretString) -> shared_db::KeyRing {
+    shared_db::KeyRing::new(secret.expose_secret().as_bytes(), &previous_secrets(config))
+}
+
 /// The earlier secrets (`SECRET_KEY_PREVIOUS`) as bytes.
 fn previous_secrets(config: &Config) -> Vec<&[u8]> {
     config

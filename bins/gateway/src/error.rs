@@ -310,6 +310,14 @@ pub const BUSY: &str = "busy";
 /// The problem code of a send on a channel (email, Slack) with no transport configured.
 pub const NOT_CONFIGURED: &str = "not_configured";
 
+/// The one answer to a refused page request, from every list: 400 `invalid_query` naming
+/// `limit` or `cursor`.
+impl From<shared_db::paging::PagingError> for ApiError {
+    fn from(e: shared_db::paging::PagingError) -> Self {
+        ApiError::bad_request("invalid_query", e.to_string()).for_field(e.field())
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         if e.is_unavailable() {

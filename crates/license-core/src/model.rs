@@ -438,7 +438,7 @@ pub struct LicenseFilter {
     /// From a previous page's `next_cursor` (which keeps its page's order).
     pub cursor: Option<String>,
     /// `desc` (newest first, the default) or `asc`.
-    pub order: Option<shared_db::cursor::Order>,
+    pub order: Option<shared_db::paging::Order>,
 }
 
 /// One page of licences.

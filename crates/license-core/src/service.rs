@@ -656,7 +656,7 @@ impl LicenseService {
         if !(1..=200).contains(&limit) {
             return Err(invalid("limit", "must be 1 to 200"));
         }
-        let (order, after) = shared_db::cursor::continue_from(filter.cursor.as_deref(), filter.order)
+        let (order, after) = shared_db::paging::continue_from(filter.cursor.as_deref(), filter.order)
             .map_err(|e| invalid("cursor", e.to_string()))?;
         let mut conn = self.pool.get().await?;
         let rows: Vec<(LicenseRow, i64)> = with_conn!(&mut *conn, |c| {
@@ -706,7 +706,7 @@ impl LicenseService {
             .then(|| {
                 items
                     .last()
-                    .map(|l: &License| shared_db::cursor::encode_ordered(order, &l.id))
+                    .map(|l: &License| shared_db::paging::encode_ordered(order, &l.id))
             })
             .flatten();
         Ok(LicensePage { items, next_cursor })

@@ -827,7 +827,7 @@ impl MailService {
     /// Messages matching `filter`, newest first unless `order=asc`.
     pub async fn list(&self, filter: &EmailFilter) -> Result<EmailPage, MailError> {
         let limit = page_limit(filter.limit)?;
-        let (order, after) = shared_db::cursor::continue_from(filter.cursor.as_deref(), filter.order)
+        let (order, after) = shared_db::paging::continue_from(filter.cursor.as_deref(), filter.order)
             .map_err(|e| invalid("cursor", e.to_string()))?;
         let from = filter
             .from
@@ -869,7 +869,7 @@ impl MailService {
             .then(|| {
                 items
                     .last()
-                    .map(|e: &Email| shared_db::cursor::encode_ordered(order, &e.id))
+                    .map(|e: &Email| shared_db::paging::encode_ordered(order, &e.id))
             })
             .flatten();
         Ok(EmailPage { items, next_cursor })
@@ -967,7 +967,7 @@ impl MailService {
             .map(TemplateRow::into_view)
             .collect();
         let next_cursor = more
-            .then(|| items.last().map(|t| shared_db::cursor::encode(&t.name)))
+            .then(|| items.last().map(|t| shared_db::paging::encode(&t.name)))
             .flatten();
         Ok(TemplatePage { items, next_cursor })
     }
@@ -1026,7 +1026,7 @@ impl MailService {
             .map(SuppressionRow::into_view)
             .collect();
         let next_cursor = more
-            .then(|| items.last().map(|s| shared_db::cursor::encode(&s.address)))
+            .then(|| items.last().map(|s| shared_db::paging::encode(&s.address)))
             .flatten();
         Ok(SuppressionPage { items, next_cursor })
     }
@@ -1867,7 +1867,7 @@ fn page_limit(limit: Option<u32>) -> Result<i64, MailError> {
 }
 
 fn cursor(c: Option<&str>) -> Result<Option<String>, MailError> {
-    c.map(|c| shared_db::cursor::decode(c).ok_or_else(|| invalid("cursor", "not a cursor from this API")))
+    c.map(|c| shared_db::paging::decode(c).ok_or_else(|| invalid("cursor", "not a cursor from this API")))
         .transpose()
 }
 

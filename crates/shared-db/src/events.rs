@@ -101,7 +101,7 @@ pub struct EventFilter {
     /// Only events past this id in `order` (ids sort by time).
     pub after_id: Option<String>,
     /// Newest first (the default) or oldest first.
-    pub order: crate::cursor::Order,
+    pub order: crate::paging::Order,
     /// At most this many.
     pub limit: i64,
 }

@@ -18,25 +18,6 @@ use serde::de::DeserializeOwned;
 use crate::schema::jobs;
 use crate::{DbConn, DbError, with_conn};
 
-/// Evaluates `$op` (an awaited statement or transaction of its own) again after a
-/// deadlock or a lock wait timeout, up to five times with a short random pause:
-/// concurrent claims, completions and enqueues touch the same indexes, and MySQL resolves
-/// such cycles by failing one of them.
-macro_rules! retry_lock_conflicts {
-    ($op:expr) => {{
-        let mut tries = 0;
-        loop {
-            match $op {
-                Err(e) if DbError::is_lock_conflict(&e) && tries < 5 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(rand::random_range(1..20))).await;
-                }
-                other => break other,
-            }
-        }
-    }};
-}
-
 /// Waiting to run (possibly later, see `run_at`).
 pub const QUEUED: &str = "queued";
 /// Behind an unfinished job of the same ordering key: becomes `queued` when that one is
@@ -336,7 +317,7 @@ pub async fn claim(
         return Ok(Vec::new());
     }
     fail_exhausted_leases(conn).await?;
-    retry_lock_conflicts!(claim_once(conn, queues, worker, lease, limit).await)
+    crate::retrying!(claim_once(conn, queues, worker, lease, limit).await)
 }
 
 async fn claim_once(
@@ -468,9 +449,9 @@ pub async fn complete_job(conn: &mut DbConn, job: &Job, worker: &str) -> Result<
 }
 
 async fn finish(conn: &mut DbConn, id: &str, key: Option<&str>, worker: &str) -> Result<bool, DbError> {
-    let done = retry_lock_conflicts!(complete_once(conn, id, worker).await)?;
+    let done = crate::retrying!(complete_once(conn, id, worker).await)?;
     if done && let Some(key) = key {
-        retry_lock_conflicts!(promote_next(conn, key).await)?;
+        crate::retrying!(promote_next(conn, key).await)?;
     }
     Ok(done)
 }
@@ -507,11 +488,11 @@ pub async fn record_failure(
     error: &str,
     retry_in: Option<Duration>,
 ) -> Result<AfterFailure, DbError> {
-    let outcome = retry_lock_conflicts!(record_failure_once(conn, job, worker, error, retry_in).await)?;
+    let outcome = crate::retrying!(record_failure_once(conn, job, worker, error, retry_in).await)?;
     if outcome == AfterFailure::Failed
         && let Some(key) = &job.ordering_key
     {
-        retry_lock_conflicts!(promote_next(conn, key).await)?;
+        crate::retrying!(promote_next(conn, key).await)?;
     }
     Ok(outcome)
 }
@@ -566,7 +547,7 @@ async fn record_failure_once(
 /// Puts a running job back to run after `delay` without counting the attempt (the
 /// handler chose not to run it yet, for instance to pace calls to a rate-limited API).
 pub async fn defer(conn: &mut DbConn, job: &Job, worker: &str, delay: Duration) -> Result<bool, DbError> {
-    retry_lock_conflicts!(defer_once(conn, job, worker, delay).await)
+    crate::retrying!(defer_once(conn, job, worker, delay).await)
 }
 
 async fn defer_once(conn: &mut DbConn, job: &Job, worker: &str, delay: Duration) -> Result<bool, DbError> {
@@ -592,7 +573,7 @@ async fn defer_once(conn: &mut DbConn, job: &Job, worker: &str, delay: Duration)
 
 /// Extends a running job's lease; false when `worker` no longer holds it.
 pub async fn extend_lease(conn: &mut DbConn, id: &str, worker: &str, lease: Duration) -> Result<bool, DbError> {
-    retry_lock_conflicts!(extend_lease_once(conn, id, worker, lease).await)
+    crate::retrying!(extend_lease_once(conn, id, worker, lease).await)
 }
 
 async fn extend_lease_once(conn: &mut DbConn, id: &str, worker: &str, lease: Duration) -> Result<bool, DbError> {

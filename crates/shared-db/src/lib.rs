@@ -6,6 +6,9 @@
 //! - [`events`]: the append-only audit trail.
 //! - [`api_keys`]: storage of API key digests.
 //! - [`documents`]: shared JSON documents with versions, merge patch and schemas.
+//! - [`paging`]: one limit rule, one cursor codec, one error for every list.
+//! - [`tx`]: the one transaction helper, which runs again after lost lock races.
+//! - [`keyring`]: the current and earlier secrets, for digests, signatures and seals.
 //! - [`batch`]: concurrent look-ups by key coalesced into shared queries.
 //! - [`idempotency`]: `Idempotency-Key` bookkeeping.
 //! - `testing` (feature `testing`): a fresh database per test on either backend.
@@ -17,19 +20,23 @@ mod url;
 
 pub mod api_keys;
 pub mod batch;
-pub mod cursor;
 pub mod documents;
 pub mod events;
 pub mod idempotency;
 pub mod jobs;
+pub mod keyring;
 pub mod migrations;
+pub mod paging;
 pub mod schema;
 pub mod sealing;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tx;
 pub mod worker;
 
 pub use error::DbError;
+pub use keyring::{Generation, KeyRing};
 pub use pool::{AsyncFunc, DbConn, DbPool, PoolOptions, PoolStatus, PooledConn, SqliteConn};
 pub use time::{new_id, now, to_utc};
+pub use tx::LockConflict;
 pub use url::{Backend, DatabaseUrl, MysqlTls, SslMode};

@@ -423,7 +423,7 @@ impl SlackService {
         if !(1..=200).contains(&limit) {
             return Err(invalid("limit", "must be 1 to 200"));
         }
-        let (order, after) = shared_db::cursor::continue_from(filter.cursor.as_deref(), filter.order)
+        let (order, after) = shared_db::paging::continue_from(filter.cursor.as_deref(), filter.order)
             .map_err(|e| invalid("cursor", e.to_string()))?;
         let mut conn = self.pool.get().await?;
         let rows: Vec<Row> = with_conn!(&mut *conn, |c| {
@@ -449,7 +449,7 @@ impl SlackService {
             .map(Row::into_message)
             .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if more {
-            items.last().map(|m| shared_db::cursor::encode_ordered(order, &m.id))
+            items.last().map(|m| shared_db::paging::encode_ordered(order, &m.id))
         } else {
             None
         };

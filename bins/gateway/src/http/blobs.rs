@@ -809,7 +809,7 @@ async fn list(
     }
     let after = match &query.cursor {
         Some(c) => Some(
-            shared_db::cursor::decode(c)
+            shared_db::paging::decode(c)
                 .ok_or_else(|| ApiError::bad_request("invalid_query", "not a cursor from this API"))?,
         ),
         None => None,
@@ -842,7 +842,7 @@ async fn list(
             .collect(),
         next_cursor: page
             .next_after
-            .map(|a| shared_db::cursor::encode(state.blobs.public_key(ns, &a))),
+            .map(|a| shared_db::paging::encode(state.blobs.public_key(ns, &a))),
     }))
 }
 

@@ -8,8 +8,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared_db::cursor::Order;
 use shared_db::events::{self, Event, EventFilter};
+use shared_db::paging::Order;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -175,7 +175,7 @@ async fn list(
     query: web::Query<EventQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SCOPE)?;
-    let (order, after) = shared_db::cursor::continue_from(query.cursor.as_deref(), query.order)
+    let (order, after) = shared_db::paging::continue_from(query.cursor.as_deref(), query.order)
         .map_err(|e| ApiError::bad_request("invalid_query", format!("cursor: {e}")).for_field("cursor"))?;
     let filter = query.filter(order, after)?;
     let mut conn = state.pool.get().await?;
@@ -185,7 +185,7 @@ async fn list(
         .map(AuditEvent::from)
         .collect();
     let next_cursor = (items.len() as i64 == filter.limit)
-        .then(|| items.last().map(|e| shared_db::cursor::encode_ordered(order, &e.id)))
+        .then(|| items.last().map(|e| shared_db::paging::encode_ordered(order, &e.id)))
         .flatten();
     Ok(HttpResponse::Ok().json(EventPage { items, next_cursor }))
 }
@@ -310,7 +310,7 @@ async fn stream(
         .or(query
             .cursor
             .as_deref()
-            .map(|c| match shared_db::cursor::continue_from(Some(c), Some(Order::Asc)) {
+            .map(|c| match shared_db::paging::continue_from(Some(c), Some(Order::Asc)) {
                 Ok((_, Some(id))) => id,
                 _ => c.to_owned(),
             }));

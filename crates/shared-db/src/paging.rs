@@ -1,5 +1,8 @@
-//! Opaque page cursors: the position key (an id or object key) in base64url; for lists in
-//! time order, the direction too.
+//! Paging, one way for every list: one limit rule ([`limit`]: 1 to [`MAX_LIMIT`],
+//! [`DEFAULT_LIMIT`] when absent), one cursor codec (the position key, an id or object
+//! key, in base64url; for lists in time order the direction too), one error
+//! ([`PagingError`], which names the query parameter) and one way to cut a page
+//! ([`page`]: fetch `limit + 1` rows, keep `limit`, and a cursor when there were more).
 //!
 //! The rule for every list: records in time (licences, emails, Slack messages, events,
 //! deliveries, keys, rules, webhooks, machines) come newest first unless `order=asc`;
@@ -25,6 +28,60 @@ impl Order {
             Order::Desc => "desc",
         }
     }
+}
+
+/// Records per page when the caller does not say.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// The most records a page holds.
+pub const MAX_LIMIT: u32 = 500;
+
+/// Why a page request was refused: the query parameter and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PagingError {
+    /// `limit` out of range.
+    #[error("limit must be 1 to {MAX_LIMIT}")]
+    Limit,
+    /// `cursor` not accepted.
+    #[error("{0}")]
+    Cursor(#[from] CursorError),
+}
+
+impl PagingError {
+    /// The query parameter at fault (`limit` or `cursor`).
+    pub fn field(&self) -> &'static str {
+        match self {
+            PagingError::Limit => "limit",
+            PagingError::Cursor(_) => "cursor",
+        }
+    }
+}
+
+/// The page size `requested` asks for: [`DEFAULT_LIMIT`] when absent, refused outside 1
+/// to [`MAX_LIMIT`] (never silently clamped).
+pub fn limit(requested: Option<u32>) -> Result<i64, PagingError> {
+    let n = requested.unwrap_or(DEFAULT_LIMIT);
+    if (1..=MAX_LIMIT).contains(&n) {
+        Ok(i64::from(n))
+    } else {
+        Err(PagingError::Limit)
+    }
+}
+
+/// The position a name-ordered list continues after (a cursor from [`encode`]).
+pub fn after(cursor: Option<&str>) -> Result<Option<String>, PagingError> {
+    cursor
+        .map(|c| decode(c).ok_or(PagingError::Cursor(CursorError::Foreign)))
+        .transpose()
+}
+
+/// Cuts a page from `rows`, fetched with `.limit(limit + 1)`: the first `limit` of them,
+/// and the cursor (from `position` of the last kept row) when there were more.
+pub fn page<T>(mut rows: Vec<T>, limit: i64, position: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+    let keep = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > keep;
+    rows.truncate(keep);
+    let next = if more { rows.last().map(position) } else { None };
+    (rows, next)
 }
 
 /// Why a cursor was refused, in words for the caller.
@@ -86,13 +143,13 @@ macro_rules! page_in_order {
     ($query:expr, $column:expr, $order:expr, $after:expr) => {{
         let q = $query;
         let q = match ($order, $after) {
-            ($crate::cursor::Order::Asc, Some(a)) => q.filter($column.gt(a)),
-            ($crate::cursor::Order::Desc, Some(a)) => q.filter($column.lt(a)),
+            ($crate::paging::Order::Asc, Some(a)) => q.filter($column.gt(a)),
+            ($crate::paging::Order::Desc, Some(a)) => q.filter($column.lt(a)),
             (_, None) => q,
         };
         match $order {
-            $crate::cursor::Order::Asc => q.order($column.asc()),
-            $crate::cursor::Order::Desc => q.order($column.desc()),
+            $crate::paging::Order::Asc => q.order($column.asc()),
+            $crate::paging::Order::Desc => q.order($column.desc()),
         }
     }};
 }
@@ -106,6 +163,31 @@ mod tests {
             Some("photos/2026/사진.jpg")
         );
         assert_eq!(super::decode("%%%"), None);
+    }
+
+    #[test]
+    fn one_limit_rule_and_one_way_to_cut_a_page() {
+        use super::{MAX_LIMIT, PagingError, after, encode, limit, page};
+        assert_eq!(limit(None), Ok(100));
+        assert_eq!(limit(Some(1)), Ok(1));
+        assert_eq!(limit(Some(MAX_LIMIT)), Ok(500));
+        assert_eq!(limit(Some(0)), Err(PagingError::Limit));
+        assert_eq!(limit(Some(MAX_LIMIT + 1)), Err(PagingError::Limit));
+        assert_eq!(PagingError::Limit.field(), "limit");
+        assert_eq!(after(None), Ok(None));
+        assert_eq!(after(Some(&encode("b"))), Ok(Some("b".into())));
+        assert_eq!(
+            after(Some("%%%")),
+            Err(PagingError::Cursor(super::CursorError::Foreign))
+        );
+        let bad = PagingError::Cursor(super::CursorError::Foreign);
+        assert_eq!(
+            (bad.field(), bad.to_string().as_str()),
+            ("cursor", "not a cursor from this API")
+        );
+        let cut = page(vec![1, 2, 3], 2, |n: &i32| n.to_string());
+        assert_eq!(cut, (vec![1, 2], Some("2".into())));
+        assert_eq!(page(vec![1, 2], 2, |n: &i32| n.to_string()), (vec![1, 2], None));
     }
 
     #[test]
