@@ -46,7 +46,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Creates the folder of a file-backed SQLite database.
 pub fn ensure_database_folder(config: &Config) -> anyhow::Result<()> {
-    if let Some(file) = config.database_url.sqlite_file()
+    if let Some(file) = config.database.url.sqlite_file()
         && let Some(parent) = Path::new(file).parent()
         && !parent.as_os_str().is_empty()
     {
@@ -59,15 +59,15 @@ pub fn ensure_database_folder(config: &Config) -> anyhow::Result<()> {
 /// Opens the pool, creating the SQLite folder and applying migrations as configured.
 pub async fn open_database(config: &Config) -> anyhow::Result<DbPool> {
     ensure_database_folder(config)?;
-    if config.migrate_on_start {
-        let applied = migrations::run_pending(&config.database_url)
+    if config.database.migrate_on_start {
+        let applied = migrations::run_pending(&config.database.url)
             .await
-            .with_context(|| format!("migrating {}", config.database_url))?;
+            .with_context(|| format!("migrating {}", config.database.url))?;
         if !applied.is_empty() {
             tracing::info!(?applied, "applied database migrations");
         }
     }
-    Ok(DbPool::new(config.database_url.clone(), config.pool.clone())?)
+    Ok(DbPool::new(config.database.url.clone(), config.database.pool.clone())?)
 }
 
 /// The API key secret: configured, or (embedded default only) generated once and kept
@@ -112,10 +112,10 @@ pub fn load_secret(source: &SecretSource) -> anyhow::Result<SecretString> {
 /// otherwise the local folder.
 fn storage(config: &Config) -> anyhow::Result<Vec<(blob_store::namespace::Namespace, Arc<dyn blob_store::BlobStore>)>> {
     let mut out = Vec::new();
-    match &config.s3 {
+    match &config.storage.s3 {
         Some(s3) => {
             let mut by_bucket: std::collections::HashMap<String, Arc<dyn blob_store::BlobStore>> = Default::default();
-            for ns in &config.blob_namespaces {
+            for ns in &config.storage.namespaces {
                 let bucket = ns.bucket.clone().unwrap_or_else(|| s3.bucket.clone());
                 let store = by_bucket
                     .entry(bucket.clone())
@@ -128,12 +128,15 @@ fn storage(config: &Config) -> anyhow::Result<Vec<(blob_store::namespace::Namesp
             tracing::info!(bucket = %s3.bucket, endpoint = ?s3.endpoint, "storage: S3");
         }
         None => {
-            let local: Arc<dyn blob_store::BlobStore> = Arc::new(
-                blob_store::LocalStore::new(&config.blob_dir)
-                    .with_context(|| format!("opening the storage folder {} (BLOB_DIR)", config.blob_dir.display()))?,
-            );
-            out.extend(config.blob_namespaces.iter().map(|ns| (ns.clone(), local.clone())));
-            tracing::info!(folder = %config.blob_dir.display(), "storage: local folder");
+            let local: Arc<dyn blob_store::BlobStore> =
+                Arc::new(blob_store::LocalStore::new(&config.storage.blob_dir).with_context(|| {
+                    format!(
+                        "opening the storage folder {} (BLOB_DIR)",
+                        config.storage.blob_dir.display()
+                    )
+                })?);
+            out.extend(config.storage.namespaces.iter().map(|ns| (ns.clone(), local.clone())));
+            tracing::info!(folder = %config.storage.blob_dir.display(), "storage: local folder");
         }
     }
     Ok(out)
@@ -148,7 +151,8 @@ pub fn key_ring(config: &Config, secret: &SecretString) -> shared_db::KeyRing {
 /// The earlier secrets (`SECRET_KEY_PREVIOUS`) as bytes.
 fn previous_secrets(config: &Config) -> Vec<&[u8]> {
     config
-        .secret_previous
+        .secrets
+        .previous
         .iter()
         .map(|s| s.expose_secret().as_bytes())
         .collect()
@@ -159,7 +163,7 @@ pub fn license_service(config: &Config, pool: &DbPool, secret: &SecretString) ->
     Ok(LicenseService::new(
         pool.clone(),
         secret.expose_secret().as_bytes(),
-        config.license_signing_key.as_ref().map(|k| k.expose_secret()),
+        config.licenses.signing_key.as_ref().map(|k| k.expose_secret()),
     )?
     .with_previous_secrets(&previous_secrets(config)))
 }
@@ -271,7 +275,7 @@ impl Application {
     /// Prepares the database, binds the port and builds the server.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
-        let secret = load_secret(&config.secret)?;
+        let secret = load_secret(&config.secrets.source)?;
         let pool = open_database(&config).await?;
         let licenses = license_service(&config, &pool, &secret)?;
         match licenses.signer().await {
@@ -282,8 +286,8 @@ impl Application {
             Err(e) => return Err(e.into()),
         }
         let holder_limits = Arc::new(
-            HolderLimits::new(config.license_rate_per_address, config.license_rate_per_key)
-                .with_auth_failures(config.auth_failures_per_minute),
+            HolderLimits::new(config.licenses.rate_per_address, config.licenses.rate_per_key)
+                .with_auth_failures(config.server.auth_failures_per_minute),
         );
         let pruned = Arc::downgrade(&holder_limits);
         tokio::spawn(async move {
@@ -297,10 +301,10 @@ impl Application {
             }
         });
         let wake = Arc::new(tokio::sync::Notify::new());
-        let notifier: Option<Arc<dyn SlackNotifier>> = match (config.slack_transport, &config.slack_bot_token) {
+        let notifier: Option<Arc<dyn SlackNotifier>> = match (config.slack.transport, &config.slack.bot_token) {
             (SlackMode::Slack, Some(token)) => {
-                tracing::info!(api = %config.slack_api_url, "Slack: posting with the bot token");
-                Some(Arc::new(SlackApi::new(token.expose_secret(), &config.slack_api_url)?))
+                tracing::info!(api = %config.slack.api_url, "Slack: posting with the bot token");
+                Some(Arc::new(SlackApi::new(token.expose_secret(), &config.slack.api_url)?))
             }
             (SlackMode::Slack, None) => anyhow::bail!("SLACK_TRANSPORT is slack without SLACK_BOT_TOKEN"),
             (SlackMode::Dev, _) => {
@@ -319,9 +323,9 @@ impl Application {
         let slack = Arc::new(SlackService::new(
             pool.clone(),
             notifier,
-            config.slack_default_channel.clone(),
-            config.app_env.clone(),
-            config.slack_messages_per_second,
+            config.slack.default_channel.clone(),
+            config.slack.app_env.clone(),
+            config.slack.messages_per_second,
             wake.clone(),
         ));
         let mail = Arc::new(mail_service(&config, &pool, wake.clone())?);
@@ -337,8 +341,8 @@ impl Application {
         let mut worker = Worker::new(
             pool.clone(),
             WorkerOptions {
-                concurrency: config.worker_concurrency,
-                lease: config.job_lease,
+                concurrency: config.server.worker_concurrency,
+                lease: config.server.job_lease,
                 ..WorkerOptions::default()
             },
         )
@@ -368,10 +372,15 @@ impl Application {
             blob_store::BlobService::new(storage(&config)?, secret.expose_secret().as_bytes())
                 .with_previous_secrets(&previous_secrets(&config)),
         );
-        let listener = TcpListener::bind((config.host, config.port))
-            .with_context(|| format!("binding {}:{} (APP_HOST/APP_PORT)", config.host, config.port))?;
+        let listener = TcpListener::bind((config.server.host, config.server.port)).with_context(|| {
+            format!(
+                "binding {}:{} (APP_HOST/APP_PORT)",
+                config.server.host, config.server.port
+            )
+        })?;
         let port = listener.local_addr()?.port();
         let public_url = config
+            .server
             .app_url
             .clone()
             .unwrap_or_else(|| format!("http://localhost:{port}"));
@@ -380,8 +389,8 @@ impl Application {
             public_url: public_url.clone(),
             pool: pool.clone(),
             api_keys: ApiKeys::new(&secret)
-                .with_previous(&config.secret_previous)
-                .with_namespaces(config.blob_namespaces.iter().map(|n| n.name.clone())),
+                .with_previous(&config.secrets.previous)
+                .with_namespaces(config.storage.namespaces.iter().map(|n| n.name.clone())),
             config: config.clone(),
             licenses,
             holder_limits,
@@ -393,20 +402,23 @@ impl Application {
 
         let doc = openapi();
         let routes = web::Data::new(RouteTable::new(&doc));
-        let connections =
-            crate::net::ConnectionLimiter::new(config.max_connections_per_address, config.trusted_proxies.clone())?;
+        let connections = crate::net::ConnectionLimiter::new(
+            config.server.max_connections_per_address,
+            config.server.trusted_proxies.clone(),
+        )?;
         let (metrics, queue_gauges) = crate::metrics::build(&pool, connections.refused_counter(), &job_metrics)?;
         let queue_gauges = web::Data::new(queue_gauges);
         let data = web::Data::new(state.clone());
-        let cors_origins = config.cors_allowed_origins.clone();
-        let max_json = config.max_json_body;
-        let max_payload = config.max_json_body.max(config.max_document_bytes);
+        let cors_origins = config.server.cors_allowed_origins.clone();
+        let max_json = config.server.max_json_body;
+        let max_payload = config.server.max_json_body.max(config.storage.max_document_bytes);
         // Attachments travel base64-encoded: a third larger than the MIME they become.
         let routes_for = http::configure(
             config
+                .server
                 .max_json_body
                 .max(config.mail.settings.max_message_bytes / 3 * 4 + 64 * 1024),
-            config.max_json_body,
+            config.server.max_json_body,
         );
 
         actix_http::h1::set_malformed_request_responder(crate::error::malformed_request);
@@ -441,37 +453,37 @@ impl Application {
                 .wrap(from_fn(crate::metrics::refresh_on_scrape))
                 .wrap(from_fn(telemetry::request_id))
         })
-        .workers(config.workers)
+        .workers(config.server.workers)
         // Signals are ours (`run_until_stopped`): jobs finish before the HTTP workers stop.
         .disable_signals()
-        .max_connections(config.max_connections.div_ceil(config.workers))
+        .max_connections(config.server.max_connections.div_ceil(config.server.workers))
         .on_connect(move |io, data| connections.on_connect(io, data))
-        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .shutdown_timeout(config.server.shutdown_timeout.as_secs())
         .listen(listener)?
         .run();
 
-        let db_note = if config.database_is_default {
+        let db_note = if config.database.is_default {
             " (embedded default: set DATABASE_URL for MySQL)"
         } else {
             ""
         };
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
-            database = %config.database_url,
+            database = %config.database.url,
             backend = %pool.backend(),
             "database{db_note}"
         );
-        if pool.backend() == Backend::Sqlite && !config.database_is_default {
+        if pool.backend() == Backend::Sqlite && !config.database.is_default {
             tracing::info!("running on SQLite: fine for one replica; use MySQL for several");
         }
-        if let Some(tls) = config.database_url.tls()
+        if let Some(tls) = config.database.url.tls()
             && tls.mode() == shared_db::SslMode::Required
         {
             tracing::warn!(
                 "database TLS with ssl-mode=REQUIRED encrypts but does not check the server's certificate: set DB_SSL_CA, or use VERIFY_IDENTITY"
             );
         }
-        if config.mail.ses.is_some() || config.s3_credentials.is_some() {
+        if config.mail.ses.is_some() || config.storage.s3_credentials.is_some() {
             match config.aws.source() {
                 Some(source) => tracing::info!("AWS credentials: {source}"),
                 None => tracing::info!(
@@ -484,7 +496,7 @@ impl Application {
         }
         tracing::info!(
             "Event Bridge listening on http://{}:{port} (docs: {}/docs)",
-            config.host,
+            config.server.host,
             public_url.trim_end_matches('/')
         );
         Ok(Self {
@@ -544,7 +556,7 @@ impl Application {
                 stop_jobs.await;
             }
             () = shutdown_signal() => {
-                exit_after(state.config.shutdown_timeout + SHUTDOWN_MARGIN);
+                exit_after(state.config.server.shutdown_timeout + SHUTDOWN_MARGIN);
                 tracing::info!("shutting down: no new connections; finishing jobs, then requests in flight");
                 handle.pause().await;
                 stop_jobs.await;

@@ -357,7 +357,7 @@ pub fn is_expired(row: &ApiKeyRow, now: NaiveDateTime) -> bool {
 /// Authenticates the request's `Authorization: Bearer` key: 401 without a valid key,
 /// 429 while the caller's address is blocked for failing too often.
 pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, ApiError> {
-    let address = crate::net::client_ip(req, &state.config.trusted_proxies);
+    let address = crate::net::client_ip(req, &state.config.server.trusted_proxies);
     let presented = match req.headers().get(actix_web::http::header::AUTHORIZATION) {
         None => {
             return Err(ApiError::unauthorized(

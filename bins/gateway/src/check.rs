@@ -83,7 +83,7 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> Result<T, String> 
 }
 
 async fn database(config: &Config) -> Line {
-    let url = &config.database_url;
+    let url = &config.database.url;
     let mut conn = match within("the database", DbConn::connect(url)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
@@ -127,7 +127,7 @@ async fn database(config: &Config) -> Line {
         }
         Ok(pending) => Line {
             service: "database",
-            verdict: if config.migrate_on_start {
+            verdict: if config.database.migrate_on_start {
                 Verdict::Warn
             } else {
                 Verdict::Fail
@@ -137,7 +137,7 @@ async fn database(config: &Config) -> Line {
                 pending.len(),
                 pending.join(", ")
             ),
-            fix: Some(if config.migrate_on_start {
+            fix: Some(if config.database.migrate_on_start {
                 "they are applied at the next start (DB_MIGRATE_ON_START=true), or now with `gateway migrate`".into()
             } else {
                 "run `gateway migrate` (DB_MIGRATE_ON_START is false)".into()
@@ -158,7 +158,7 @@ async fn aws(config: &Config) -> Vec<Line> {
     if config.mail.ses.is_some() {
         uses.push(("SES", &config.aws));
     }
-    if let Some(s3) = &config.s3_credentials {
+    if let Some(s3) = &config.storage.s3_credentials {
         match uses.first() {
             Some((_, ses)) if ses.same_as(s3) => uses[0].0 = "SES and S3",
             _ => uses.push(("S3", s3)),
@@ -263,8 +263,8 @@ async fn ses(config: &Config) -> Option<Line> {
 }
 
 async fn slack(config: &Config) -> Option<Line> {
-    let token = config.slack_bot_token.as_ref()?;
-    let api = match slack_notify::transport::SlackApi::new(token.expose_secret(), &config.slack_api_url) {
+    let token = config.slack.bot_token.as_ref()?;
+    let api = match slack_notify::transport::SlackApi::new(token.expose_secret(), &config.slack.api_url) {
         Ok(api) => api.with_timeout(PROBE_TIMEOUT),
         Err(e) => return Some(Line::fail("slack", e.to_string(), "check SLACK_API_URL")),
     };
@@ -273,13 +273,13 @@ async fn slack(config: &Config) -> Option<Line> {
         Err(e) => {
             return Some(Line::fail(
                 "slack",
-                format!("auth.test at {}: {e}", config.slack_api_url),
+                format!("auth.test at {}: {e}", config.slack.api_url),
                 "set SLACK_BOT_TOKEN to the app's bot token (xoxb-...), with the chat:write scope",
             ));
         }
     };
     let detail = format!("auth.test: bot {} in {}", who.user, who.team);
-    let Some(channel) = &config.slack_default_channel else {
+    let Some(channel) = &config.slack.default_channel else {
         return Some(Line::ok("slack", format!("{detail}; no SLACK_DEFAULT_CHANNEL")));
     };
     Some(match api.is_member(channel).await {
@@ -313,11 +313,12 @@ async fn slack(config: &Config) -> Option<Line> {
 
 /// HeadBucket, then a probe object put, read back and deleted, in every bucket in use.
 async fn s3(config: &Config) -> Vec<Line> {
-    let Some(s3) = &config.s3 else {
+    let Some(s3) = &config.storage.s3 else {
         return Vec::new();
     };
     let mut buckets: Vec<String> = config
-        .blob_namespaces
+        .storage
+        .namespaces
         .iter()
         .map(|ns| ns.bucket.clone().unwrap_or_else(|| s3.bucket.clone()))
         .collect();
@@ -397,10 +398,10 @@ async fn probe_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<Strin
 }
 
 fn local_storage(config: &Config) -> Option<Line> {
-    if config.s3.is_some() {
+    if config.storage.s3.is_some() {
         return None;
     }
-    let dir = &config.blob_dir;
+    let dir = &config.storage.blob_dir;
     let probe = dir.join(format!(".event-bridge-check-{}", uuid::Uuid::now_v7()));
     let result = std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&probe, b"check"))
@@ -452,7 +453,7 @@ fn unconfigured(config: &Config) -> Vec<Line> {
             "set SES_SENDER_EMAIL and AWS_SES_REGION (or MAIL_TRANSPORT=dev)",
         ),
     }
-    match config.slack_transport {
+    match config.slack.transport {
         SlackMode::Slack => {}
         SlackMode::Dev => skip(
             "slack",

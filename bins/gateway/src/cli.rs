@@ -104,7 +104,7 @@ pub async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format, &config.log_level);
+    telemetry::init(config.server.log_format, &config.server.log_level);
     match execute(cli.command.unwrap_or(Command::Serve), config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -117,7 +117,7 @@ pub async fn run() -> ExitCode {
 
 async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::Healthcheck { url } = command {
-        let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{}/healthz", config.port));
+        let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{}/healthz", config.server.port));
         return healthcheck(&url);
     }
     ensure_database_folder(&config)?;
@@ -132,14 +132,14 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Serve => Application::build(config).await?.run_until_stopped().await,
         Command::Migrate { status: true } => {
-            for version in migrations::pending(&config.database_url).await? {
+            for version in migrations::pending(&config.database.url).await? {
                 println!("{version}");
             }
             Ok(())
         }
         Command::Migrate { status: false } => {
-            let applied = migrations::run_pending(&config.database_url).await?;
-            eprintln!("applied {} migration(s) to {}", applied.len(), config.database_url);
+            let applied = migrations::run_pending(&config.database.url).await?;
+            eprintln!("applied {} migration(s) to {}", applied.len(), config.database.url);
             for version in applied {
                 println!("{version}");
             }
@@ -176,7 +176,7 @@ fn healthcheck(url: &str) -> anyhow::Result<()> {
 }
 
 async fn license_keys_command(cmd: LicenseKeysCommand, config: Config) -> anyhow::Result<()> {
-    let secret = load_secret(&config.secret)?;
+    let secret = load_secret(&config.secrets.source)?;
     let pool = open_database(&config).await?;
     let licenses = crate::app::license_service(&config, &pool, &secret)?;
     match cmd {
@@ -187,7 +187,7 @@ async fn license_keys_command(cmd: LicenseKeysCommand, config: Config) -> anyhow
         }
         LicenseKeysCommand::Rotate => {
             anyhow::ensure!(
-                config.license_signing_key.is_none(),
+                config.licenses.signing_key.is_none(),
                 "LICENSE_SIGNING_KEY is set: rotate by changing it"
             );
             println!("{}", licenses.rotate_signing_key().await?);
@@ -201,10 +201,10 @@ async fn license_keys_command(cmd: LicenseKeysCommand, config: Config) -> anyhow
 }
 
 async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result<()> {
-    let secret = load_secret(&config.secret)?;
+    let secret = load_secret(&config.secrets.source)?;
     let keys = ApiKeys::new(&secret)
-        .with_previous(&config.secret_previous)
-        .with_namespaces(config.blob_namespaces.iter().map(|n| n.name.clone()));
+        .with_previous(&config.secrets.previous)
+        .with_namespaces(config.storage.namespaces.iter().map(|n| n.name.clone()));
     let pool = open_database(&config).await?;
     let mut conn = pool.get().await?;
     match cmd {

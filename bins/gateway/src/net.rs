@@ -102,7 +102,7 @@ pub async fn body_idle_timeout<B: MessageBody>(
     let (idle, total) = req
         .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .map_or((Duration::from_secs(30), Duration::from_secs(10)), |s| {
-            (s.config.body_idle_timeout, s.config.public_body_timeout)
+            (s.config.server.body_idle_timeout, s.config.server.public_body_timeout)
         });
     let deadline = reads_body_unauthenticated(&req).then(|| Instant::now() + total);
     let payload: SharedPayload = Rc::new(RefCell::new(Some(actix_web::HttpMessage::take_payload(&mut req))));

@@ -65,7 +65,7 @@ pub async fn request_id(
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let client = req
         .app_data::<actix_web::web::Data<crate::state::AppState>>()
-        .and_then(|s| crate::net::client_ip(req.request(), &s.config.trusted_proxies))
+        .and_then(|s| crate::net::client_ip(req.request(), &s.config.server.trusted_proxies))
         .map(|ip| ip.to_string())
         .unwrap_or_default();
     let span =

@@ -162,11 +162,14 @@ fn doc_error(e: DocumentError) -> ApiError {
 }
 
 fn parse_body(state: &AppState, body: &web::Bytes) -> Result<Value, ApiError> {
-    if body.len() > state.config.max_document_bytes {
+    if body.len() > state.config.storage.max_document_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("documents are at most {} bytes", state.config.max_document_bytes),
+            format!(
+                "documents are at most {} bytes",
+                state.config.storage.max_document_bytes
+            ),
         ));
     }
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))
@@ -208,7 +211,7 @@ async fn write_document(
     let value = parse_body(&state, &body)?;
     let cond = conditions(&req)?;
     let mut conn = state.pool.get().await?;
-    let max = state.config.max_document_bytes;
+    let max = state.config.storage.max_document_bytes;
     let (doc, created) = documents::write(
         &mut conn,
         &collection,

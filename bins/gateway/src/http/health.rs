@@ -49,8 +49,12 @@ impl Transports {
         Self {
             mail: state.mail.mode(),
             slack: state.slack.mode(),
-            storage: if state.config.s3.is_some() { "s3" } else { "local" },
-            database_tls: state.config.database_url.tls().map_or("none", |t| t.mode().as_str()),
+            storage: if state.config.storage.s3.is_some() {
+                "s3"
+            } else {
+                "local"
+            },
+            database_tls: state.config.database.url.tls().map_or("none", |t| t.mode().as_str()),
         }
     }
 }

@@ -73,7 +73,7 @@ enum HolderProblems {
 
 fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
     let state = req.app_data::<web::Data<AppState>>()?;
-    crate::net::client_ip(req, &state.config.trusted_proxies)
+    crate::net::client_ip(req, &state.config.server.trusted_proxies)
 }
 
 /// Issues a licence. Returns its key, once.

@@ -132,7 +132,7 @@ async fn expired_keys_stop_working() {
 async fn a_key_from_another_secret_is_refused() {
     // Same database, different SECRET_KEY: digests differ, so the key is unknown.
     let app = TestApp::spawn().await;
-    let db_url = app.state.config.database_url.clone();
+    let db_url = app.state.config.database.url.clone();
     let other = TestApp::with_vars(
         &[
             ("DATABASE_URL", &format!("sqlite://{}", db_url.expose_target())),

@@ -132,9 +132,9 @@ async fn read_key(field: &mut Field) -> Result<ObjectKey, ApiError> {
 /// Where file parts wait for their key: the local store's own temporary folder (whose
 /// leftovers start-up tidies), or the system's with the S3 backend.
 fn spool_dir(state: &AppState) -> PathBuf {
-    match state.config.s3 {
+    match state.config.storage.s3 {
         Some(_) => std::env::temp_dir(),
-        None => blob_store::LocalStore::temp_folder(&state.config.blob_dir),
+        None => blob_store::LocalStore::temp_folder(&state.config.storage.blob_dir),
     }
 }
 
