@@ -10,7 +10,19 @@ if ! command -v cargo-deny >/dev/null 2>&1; then
     cargo install --locked --quiet cargo-deny
 fi
 cargo deny --version
-cargo deny check licenses bans sources
+# cargo-deny reads the metadata of every package for every platform, which downloads
+# crates no build here needs (windows-*, wasm-*). A registry hiccup there once failed CI
+# ("failed to fetch crates"), so fetch them first, with retries, and retry the check once.
+for attempt in 1 2 3; do
+    cargo fetch --locked --quiet && break
+    echo "cargo fetch failed (attempt $attempt of 3); retrying in 10 s"
+    sleep 10
+done
+cargo deny check licenses bans sources || {
+    echo "cargo deny failed once; retrying after a fresh fetch"
+    cargo fetch --locked --quiet
+    cargo deny check licenses bans sources
+}
 
 out="$(mktemp)"
 if timeout 300 cargo deny check advisories >"$out" 2>&1; then
