@@ -45,6 +45,13 @@ enum Command {
     /// Try every configured service for real (database, AWS credentials, SES, Slack, S3)
     /// and print one line each; exit 0 only when every configured service works.
     Check,
+    /// Copy the embedded SQLite database to FILE, online and consistent, while the gateway
+    /// serves (never overwrites; checked before it is put in place). On MySQL/MariaDB it
+    /// refuses and names mariadb-dump and mariadb-backup.
+    Backup {
+        /// Where the copy goes: a new file.
+        file: std::path::PathBuf,
+    },
     /// Exit 0 when the running gateway answers /healthz (for container health checks).
     Healthcheck {
         /// What to ask; `http://127.0.0.1:<APP_PORT>/healthz` by default.
@@ -143,6 +150,18 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             for version in applied {
                 println!("{version}");
             }
+            Ok(())
+        }
+        Command::Backup { file } => {
+            let report = shared_db::backup::sqlite(&config.database.url, &file).await?;
+            println!(
+                "backed up {} to {}: {} bytes, {} tables, in {} ms",
+                config.database.url.redacted(),
+                report.path.display(),
+                report.bytes,
+                report.tables,
+                report.took.as_millis()
+            );
             Ok(())
         }
         Command::ApiKeys(cmd) => api_keys_command(cmd, config).await,

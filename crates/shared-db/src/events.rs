@@ -213,3 +213,35 @@ pub async fn prefer_read_committed(conn: &mut DbConn) -> Result<(), DbError> {
     }
     Ok(())
 }
+
+/// The first id (UUIDv7, time first) that could belong to an event at or after `t`:
+/// every event before `t` has an id below it.
+fn id_floor(t: chrono::DateTime<chrono::Utc>) -> String {
+    let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0);
+    let hex = format!("{ms:012x}");
+    format!("{}-{}", &hex[..8], &hex[8..12])
+}
+
+/// Removes at most `batch` events that occurred before `before` and that the bridge has
+/// dispatched; returns how many. Walks the primary key (ids sort by time), so it locks
+/// only the rows it removes; call it again until it returns less than `batch`.
+pub async fn prune(conn: &mut DbConn, before: chrono::DateTime<chrono::Utc>, batch: i64) -> Result<u64, DbError> {
+    let floor = id_floor(before);
+    let cutoff = before.naive_utc();
+    let ids: Vec<String> = with_conn!(&mut *conn, |c| events::table
+        .select(events::id)
+        .filter(events::id.lt(&floor))
+        .filter(events::occurred_at.lt(cutoff))
+        .filter(events::undispatched.is_null())
+        .order(events::id.asc())
+        .limit(batch)
+        .load(c)
+        .await)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let n = with_conn!(conn, |c| diesel::delete(events::table.filter(events::id.eq_any(&ids)))
+        .execute(c)
+        .await)?;
+    Ok(n as u64)
+}

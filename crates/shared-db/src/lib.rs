@@ -11,6 +11,8 @@
 //! - [`keyring`]: the current and earlier secrets, for digests, signatures and seals.
 //! - [`batch`]: concurrent look-ups by key coalesced into shared queries.
 //! - [`idempotency`]: `Idempotency-Key` bookkeeping.
+//! - [`backup`]: online copies of the embedded SQLite database.
+//! - [`retention`]: pruning old rows in small batches.
 //! - `testing` (feature `testing`): a fresh database per test on either backend.
 
 mod error;
@@ -19,6 +21,7 @@ pub mod time;
 mod url;
 
 pub mod api_keys;
+pub mod backup;
 pub mod batch;
 pub mod documents;
 pub mod events;
@@ -27,6 +30,7 @@ pub mod jobs;
 pub mod keyring;
 pub mod migrations;
 pub mod paging;
+pub mod retention;
 pub mod schema;
 pub mod sealing;
 #[cfg(feature = "testing")]

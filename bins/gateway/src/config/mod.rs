@@ -4,7 +4,7 @@
 //!
 //! One section per concern, each parsing its own variables: [`server`], [`database`],
 //! [`secrets`], [`storage`] (with [`aws`]'s credentials, which SES shares), [`mail`],
-//! [`slack`], [`licenses`] and [`bridge`].
+//! [`slack`], [`licenses`], [`bridge`] and [`retention`].
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -70,6 +70,9 @@
 //! | `LICENSE_REMINDER_DAYS` | `30,7,1` | days before expiry at which owners get a reminder email; `off` for none |
 //! | `LICENSE_REMINDER_CHANNEL` | `SLACK_DEFAULT_CHANNEL` | Slack channel for reminder warnings |
 //! | `WEBHOOK_ALLOW_PRIVATE` | `false` | let webhooks target any address; off, only global unicast addresses |
+//! | `EVENTS_RETENTION` | `365d` | how long audit events are kept (`30d`, `12h`, `90s`, ... or `off` for ever); pruned hourly |
+//! | `MESSAGE_RETENTION` | `90d` | how long finished emails and Slack messages are kept, with their bodies and history (never one still queued or in flight); `off` for ever |
+//! | `WEBHOOK_DELIVERY_RETENTION` | `30d` | how long webhook delivery records are kept; `off` for ever |
 //! | `JOB_LEASE_SECS` | `60` | how long a claimed job is held without a heartbeat before another replica takes it |
 //! | `SLACK_CLIENT_ID`, `ALGORITHM` | | the original service's; unused here, and said so once at start |
 
@@ -80,6 +83,7 @@ pub mod bridge;
 pub mod database;
 pub mod licenses;
 pub mod mail;
+pub mod retention;
 pub mod secrets;
 pub mod server;
 pub mod slack;
@@ -89,6 +93,7 @@ pub use self::aws::AwsCredentials;
 pub use database::DatabaseConfig;
 pub use licenses::LicenseConfig;
 pub use mail::{DEV_SENDER, MailConfig};
+pub use retention::RetentionConfig;
 pub use secrets::{SecretSource, SecretsConfig};
 pub use server::{LogFormat, ServerConfig};
 pub use slack::SlackConfig;
@@ -138,6 +143,8 @@ pub struct Config {
     pub licenses: LicenseConfig,
     /// Rules, webhooks and reminders.
     pub bridge: ::bridge::BridgeSettings,
+    /// How long events, messages and webhook deliveries are kept.
+    pub retention: RetentionConfig,
     /// The original service's variables that are set but mean nothing here, and why.
     pub unused_variables: Vec<(&'static str, &'static str)>,
 }
@@ -181,6 +188,7 @@ impl Config {
         let mail = MailConfig::parse(get, backend, &aws)?;
         let storage = StorageConfig::parse(get, backend, &data_dir, &aws)?;
         let bridge = bridge::parse(get)?;
+        let retention = RetentionConfig::parse(get)?;
         Ok(Config {
             data_dir,
             server,
@@ -192,6 +200,7 @@ impl Config {
             slack,
             licenses,
             bridge,
+            retention,
             unused_variables: UNUSED.iter().filter(|(var, _)| get(var).is_some()).copied().collect(),
         })
     }
@@ -244,6 +253,3 @@ fn http_url(get: &Lookup<'_>, var: &'static str) -> Result<Option<String>, Confi
         other => Ok(other),
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -3,10 +3,12 @@
 
 mod api_keys;
 mod auth;
+mod backup;
 mod blob_uploads;
 mod blobs;
 mod bridge;
 mod cli;
+mod config;
 mod cors;
 mod data;
 mod emails;
