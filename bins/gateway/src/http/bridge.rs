@@ -46,7 +46,7 @@ async fn create_rule(
     security(("api_key" = ["rules:admin"])),
     responses(
         (status = 200, description = "Rules, newest first, a page", body = Items<Rule>),
-        (status = 400, description = "Bad `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed query, path or body, or a refused `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
 )]
@@ -175,7 +175,7 @@ async fn create_webhook(
     security(("api_key" = ["webhooks:admin"])),
     responses(
         (status = 200, description = "Webhooks, newest first, a page", body = Items<Webhook>),
-        (status = 400, description = "Bad `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed query, path or body, or a refused `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
 )]
@@ -268,7 +268,7 @@ async fn delete_webhook(
     security(("api_key" = ["webhooks:admin"])),
     responses(
         (status = 200, description = "Attempts, a page", body = Items<WebhookDelivery>),
-        (status = 400, description = "Bad `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed query, path or body, or a refused `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )

@@ -413,7 +413,7 @@ async fn renew(
     security(("api_key" = ["licenses:read"]), ("api_key" = ["licenses:admin"])),
     responses(
         (status = 200, description = "Its machines, a page", body = MachineList),
-        (status = 400, description = "Bad `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed query, path or body, or a refused `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
