@@ -72,7 +72,12 @@ async fn main() {
         Some(db) => (db, "MariaDB"),
         None => (TestDb::sqlite().await, "SQLite"),
     };
-    let service = LicenseService::new(db.pool.clone(), b"timing-secret-0123456789abcdef01", None).unwrap();
+    let service = LicenseService::new(
+        db.pool.clone(),
+        shared_db::KeyRing::new(b"timing-secret-0123456789abcdef01", &[]),
+        None,
+    )
+    .unwrap();
     let (_, real) = service.issue(licence("timing"), "bench").await.unwrap();
     // Other licences, so the index is not a single row.
     for i in 0..200 {

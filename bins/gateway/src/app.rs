@@ -162,10 +162,9 @@ fn previous_secrets(config: &Config) -> Vec<&[u8]> {
 pub fn license_service(config: &Config, pool: &DbPool, secret: &SecretString) -> anyhow::Result<LicenseService> {
     Ok(LicenseService::new(
         pool.clone(),
-        secret.expose_secret().as_bytes(),
+        key_ring(config, secret),
         config.licenses.signing_key.as_ref().map(|k| k.expose_secret()),
-    )?
-    .with_previous_secrets(&previous_secrets(config)))
+    )?)
 }
 
 /// Email through SES, the dev mailbox, or not at all (`MAIL_TRANSPORT`); says which.
@@ -203,62 +202,6 @@ fn mail_service(config: &Config, pool: &DbPool, wake: Arc<tokio::sync::Notify>) 
         mail.settings.clone(),
         wake,
     )?)
-}
-
-/// The bridge's background work until `stop`: events dispatched to rules and webhooks
-/// every second, licence reminders checked at start and every hour.
-async fn bridge_loops(
-    bridge: Arc<BridgeService>,
-    pool: DbPool,
-    wake: Arc<tokio::sync::Notify>,
-    stop: CancellationToken,
-) {
-    match bridge.skipped_channels().await {
-        Ok(None) => {}
-        Ok(Some(skipped)) => tracing::warn!("bridge: {skipped}; they are skipped until configured"),
-        Err(e) => tracing::warn!(error = %e, "could not read the rules to check their channels"),
-    }
-    let mut dispatch = tokio::time::interval(std::time::Duration::from_secs(1));
-    dispatch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut reminders = tokio::time::interval(std::time::Duration::from_secs(3600));
-    reminders.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = dispatch.tick() => match bridge.dispatch().await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::debug!(queued = n, "bridged events");
-                    wake.notify_one();
-                }
-                Err(e) => tracing::warn!(error = %e, "bridging events failed; retrying"),
-            },
-            _ = reminders.tick() => {
-                let run = async {
-                    bridge.ensure_reminder_template().await?;
-                    bridge.run_reminders().await
-                };
-                match run.await {
-                    Ok((0, 0)) => {}
-                    Ok((reminded, expired)) => {
-                        tracing::info!(reminded, expired, "licence expiry reminders");
-                        wake.notify_one();
-                    }
-                    Err(e) => tracing::warn!(error = %e, "licence reminders failed; retrying in an hour"),
-                }
-                // Hourly too: idempotency keys past their 24 h.
-                let purge = async {
-                    let mut conn = pool.get().await?;
-                    shared_db::idempotency::purge_expired(&mut conn).await
-                };
-                match purge.await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(purged = n, "expired idempotency keys"),
-                    Err(e) => tracing::warn!(error = %e, "purging expired idempotency keys failed; retrying in an hour"),
-                }
-            }
-        }
-    }
 }
 
 /// A bound, not yet running gateway.
@@ -334,7 +277,7 @@ impl Application {
             mail.clone(),
             slack.clone(),
             licenses.clone(),
-            secret.expose_secret().as_bytes(),
+            key_ring(&config, &secret),
             config.bridge.clone(),
         )?);
         let job_metrics = crate::metrics::JobMetrics::new()?;
@@ -362,12 +305,16 @@ impl Application {
         }
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
-        let bridge_task = tokio::spawn(bridge_loops(
-            bridge.clone(),
-            pool.clone(),
-            wake.clone(),
-            worker_stop.clone(),
-        ));
+        // The bridge's periodic work and the hourly idempotency-key purge, one task.
+        let bridge_task = tokio::spawn({
+            let (bridge, pool, wake, stop) = (bridge.clone(), pool.clone(), wake.clone(), worker_stop.clone());
+            async move {
+                tokio::join!(
+                    bridge::jobs::run(bridge, wake, stop.clone()),
+                    shared_db::idempotency::run_purge(pool, stop)
+                );
+            }
+        });
         let blobs = Arc::new(
             blob_store::BlobService::new(storage(&config)?, secret.expose_secret().as_bytes())
                 .with_previous_secrets(&previous_secrets(&config)),

@@ -348,6 +348,7 @@ impl From<license_core::LicenseError> for ApiError {
             L::Invalid { field, ref message } => {
                 ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
             }
+            L::Paging(p) => p.into(),
             L::InvalidTransition { .. } => ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string()),
             L::KeyInvalid(detail) => ApiError::new(StatusCode::UNAUTHORIZED, "license_key_invalid", detail),
             L::NotValid {
@@ -443,6 +444,7 @@ impl From<bridge::BridgeError> for ApiError {
             B::Invalid { field, ref message } => {
                 ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
             }
+            B::Paging(p) => p.into(),
             B::NotFound("rule") => ApiError::not_found("rule_not_found", e.to_string()),
             B::NotFound(_) => ApiError::not_found("webhook_not_found", e.to_string()),
             B::Db(db) => db.into(),

@@ -143,3 +143,26 @@ pub async fn purge_expired(conn: &mut DbConn) -> Result<usize, DbError> {
         }
     }
 }
+
+/// The hourly purge until `shutdown`: [`purge_expired`] at start and every hour, each
+/// failure logged and tried again an hour later.
+pub async fn run_purge(pool: crate::DbPool, shutdown: tokio_util::sync::CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = every.tick() => {
+                let purge = async {
+                    let mut conn = pool.get().await?;
+                    purge_expired(&mut conn).await
+                };
+                match purge.await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(purged = n, "expired idempotency keys"),
+                    Err(e) => tracing::warn!(error = %e, "purging expired idempotency keys failed; retrying in an hour"),
+                }
+            }
+        }
+    }
+}

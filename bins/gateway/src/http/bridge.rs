@@ -3,9 +3,8 @@
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use bridge::model::{
-    CreatedWebhook, Items, NewRule, NewWebhook, Rule, RulePatch, Webhook, WebhookDelivery, WebhookPatch,
+    CreatedWebhook, Items, NewRule, NewWebhook, PageQuery, Rule, RulePatch, Webhook, WebhookDelivery, WebhookPatch,
 };
-use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::json::Json;
@@ -43,15 +42,22 @@ async fn create_rule(
 /// Every rule.
 #[utoipa::path(
     tag = "bridge",
+    params(PageQuery),
     security(("api_key" = ["rules:admin"])),
-    responses((status = 200, description = "Rules, newest first", body = Items<Rule>), AuthProblems)
+    responses(
+        (status = 200, description = "Rules, newest first, a page", body = Items<Rule>),
+        (status = 400, description = "Malformed query, path or body, or a refused `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+    )
 )]
 #[get("")]
-async fn list_rules(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
+async fn list_rules(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     principal.require(RULES)?;
-    Ok(HttpResponse::Ok().json(Items {
-        items: state.bridge.rules().await?,
-    }))
+    Ok(HttpResponse::Ok().json(state.bridge.rules(&query).await?))
 }
 
 /// One rule.
@@ -165,15 +171,22 @@ async fn create_webhook(
 /// Every webhook (never their secrets).
 #[utoipa::path(
     tag = "bridge",
+    params(PageQuery),
     security(("api_key" = ["webhooks:admin"])),
-    responses((status = 200, description = "Webhooks, newest first", body = Items<Webhook>), AuthProblems)
+    responses(
+        (status = 200, description = "Webhooks, newest first, a page", body = Items<Webhook>),
+        (status = 400, description = "Malformed query, path or body, or a refused `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+    )
 )]
 #[get("")]
-async fn list_webhooks(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
+async fn list_webhooks(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     principal.require(WEBHOOKS)?;
-    Ok(HttpResponse::Ok().json(Items {
-        items: state.bridge.webhooks().await?,
-    }))
+    Ok(HttpResponse::Ok().json(state.bridge.webhooks(&query).await?))
 }
 
 /// One webhook.
@@ -248,22 +261,14 @@ async fn delete_webhook(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// How many log entries.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct LogQuery {
-    /// 1 to 500 (default 100).
-    limit: Option<i64>,
-}
-
 /// A webhook's delivery attempts, newest first: status, error and duration of each.
 #[utoipa::path(
     tag = "bridge",
-    params(("id" = String, Path, description = "Webhook id"), LogQuery),
+    params(("id" = String, Path, description = "Webhook id"), PageQuery),
     security(("api_key" = ["webhooks:admin"])),
     responses(
-        (status = 200, description = "Attempts", body = Items<WebhookDelivery>),
+        (status = 200, description = "Attempts, a page", body = Items<WebhookDelivery>),
+        (status = 400, description = "Malformed query, path or body, or a refused `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
@@ -273,12 +278,10 @@ async fn deliveries(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    query: web::Query<LogQuery>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(WEBHOOKS)?;
-    Ok(HttpResponse::Ok().json(Items {
-        items: state.bridge.deliveries(&id, query.limit.unwrap_or(100)).await?,
-    }))
+    Ok(HttpResponse::Ok().json(state.bridge.deliveries(&id, &query).await?))
 }
 
 /// Registers the webhook routes (under `/api/v1/webhooks`).

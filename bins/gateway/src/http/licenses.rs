@@ -5,7 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use license_core::model::{
     ActivateRequest, Checkout, CheckoutRequest, IssueLicense, License, LicenseFilter, LicensePage, LicensePatch,
-    Machine, MachineRequest, PublicKey, Renew, ValidateRequest, Validation,
+    Machine, MachineQuery, MachineRequest, PublicKey, Renew, ValidateRequest, Validation,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -40,11 +40,14 @@ impl std::fmt::Debug for IssuedLicense {
     }
 }
 
-/// A licence's machines.
+/// A page of a licence's machines.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MachineList {
     /// Machines, newest first.
     pub items: Vec<Machine>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Problems every licence-holder route can answer.
@@ -114,8 +117,7 @@ async fn issue(
     security(("api_key" = ["licenses:read"]), ("api_key" = ["licenses:admin"])),
     responses(
         (status = 200, description = "One page", body = LicensePage),
-        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad query, `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
 )]
@@ -407,10 +409,11 @@ async fn renew(
 /// The machines activated on a licence.
 #[utoipa::path(
     tag = "licenses",
-    params(("id" = String, Path, description = "Licence id")),
+    params(("id" = String, Path, description = "Licence id"), MachineQuery),
     security(("api_key" = ["licenses:read"]), ("api_key" = ["licenses:admin"])),
     responses(
-        (status = 200, description = "Its machines", body = MachineList),
+        (status = 200, description = "Its machines, a page", body = MachineList),
+        (status = 400, description = "Malformed query, path or body, or a refused `limit` (1 to 500) or `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such licence", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
@@ -420,10 +423,13 @@ async fn machines(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
+    query: web::Query<MachineQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require_any(READ)?;
+    let page = state.licenses.machines(&id, &query).await?;
     Ok(HttpResponse::Ok().json(MachineList {
-        items: state.licenses.machines(&id).await?,
+        items: page.items,
+        next_cursor: page.next_cursor,
     }))
 }
 

@@ -91,6 +91,16 @@ async fn a_rule_posts_to_slack_when_a_licence_is_issued() {
         .await
         .unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    // The paging rule: `limit` 1 to 500, a foreign cursor refused, each naming the field.
+    for (path, field) in [
+        ("/api/v1/rules?limit=0", "limit"),
+        ("/api/v1/rules?limit=501", "limit"),
+        ("/api/v1/webhooks?limit=501", "limit"),
+        ("/api/v1/webhooks?cursor=%25%25", "cursor"),
+    ] {
+        let p = assert_problem(send(&app, reqwest::Method::GET, path, None).await, 400, "invalid_query").await;
+        assert_eq!(p["field"], field, "{path}");
+    }
     assert_eq!(
         send(&app, reqwest::Method::DELETE, &format!("/api/v1/rules/{id}"), None)
             .await

@@ -250,12 +250,15 @@ async fn the_whole_licence_story_over_http_on_both_backends() {
             .await
             .unwrap();
         assert_problem(res, 400, "invalid_query").await;
-        let res = admin(Method::GET, "/api/v1/licenses?limit=0".into())
-            .send()
-            .await
-            .unwrap();
-        let body = assert_problem(res, 422, "invalid_field").await;
-        assert_eq!(body["field"], "limit");
+        // The paging rule: limit 1 to 500, anything else 400 invalid_query naming it.
+        for bad in ["0", "501"] {
+            let res = admin(Method::GET, format!("/api/v1/licenses?limit={bad}"))
+                .send()
+                .await
+                .unwrap();
+            let body = assert_problem(res, 400, "invalid_query").await;
+            assert_eq!(body["field"], "limit");
+        }
 
         // Newest first unless order=asc, and each cursor continues its own order.
         let names = |page: &Value| -> Vec<String> {
@@ -281,7 +284,7 @@ async fn the_whole_licence_story_over_http_on_both_backends() {
             .unwrap();
         assert_eq!(names(&after).last().map(String::as_str), Some("Web"), "{after}");
         let res = list(&format!("order=desc&cursor={cursor}")).send().await.unwrap();
-        let body = assert_problem(res, 422, "invalid_field").await;
+        let body = assert_problem(res, 400, "invalid_query").await;
         assert_eq!(body["field"], "cursor");
     }
 }

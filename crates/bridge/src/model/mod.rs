@@ -213,4 +213,27 @@ pub struct WebhookDelivery {
 pub struct Items<T> {
     /// The items.
     pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
+
+/// A page request for rules, webhooks or deliveries (newest first).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size (1 to 500, default 100).
+    pub limit: Option<u32>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+mod check;
+mod error;
+
+pub use check::type_matches;
+pub(crate) use check::{check_rule, check_types};
+pub use error::BridgeError;
+pub(crate) use error::{corrupt, invalid};

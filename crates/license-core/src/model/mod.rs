@@ -433,7 +433,7 @@ pub struct LicenseFilter {
     pub owner_email: Option<String>,
     /// Only licences expiring before this time.
     pub expires_before: Option<DateTime<Utc>>,
-    /// Page size (1 to 200, default 50).
+    /// Page size (1 to 500, default 100).
     pub limit: Option<u32>,
     /// From a previous page's `next_cursor` (which keeps its page's order).
     pub cursor: Option<String>,
@@ -447,6 +447,29 @@ pub struct LicenseFilter {
 pub struct LicensePage {
     /// Licences, newest first unless `order=asc`.
     pub items: Vec<License>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A page request for a licence's machines.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct MachineQuery {
+    /// Page size (1 to 500, default 100).
+    pub limit: Option<u32>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// One page of a licence's machines.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MachinePage {
+    /// Machines, newest first.
+    pub items: Vec<Machine>,
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -543,3 +566,14 @@ mod debug_tests {
         }
     }
 }
+
+mod check;
+mod error;
+
+pub use check::parse_duration;
+pub(crate) use check::{
+    check_email, check_entitlements, check_fingerprint, check_heartbeat, check_max_machines, check_metadata,
+    check_name, check_optional, future,
+};
+pub use error::LicenseError;
+pub(crate) use error::invalid;
