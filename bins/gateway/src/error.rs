@@ -373,6 +373,7 @@ impl From<slack_notify::NotifyError> for ApiError {
             N::NotFound => ApiError::not_found("slack_message_not_found", e.to_string()),
             N::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             N::NotConfigured => ApiError::not_configured(e.to_string()),
+            N::Paging(p) => p.into(),
             N::Db(db) => db.into(),
         }
     }
@@ -432,6 +433,7 @@ impl From<mailer::MailError> for ApiError {
             M::Sns(SnsError::Malformed(m)) => ApiError::bad_request("sns_malformed", m),
             M::Sns(SnsError::Forged(m)) => ApiError::new(StatusCode::FORBIDDEN, "sns_signature_invalid", m),
             M::Sns(SnsError::Unavailable(m)) => ApiError::unavailable(m),
+            M::Paging(p) => p.into(),
             M::Db(db) => db.into(),
         }
     }

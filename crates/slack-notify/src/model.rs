@@ -1,9 +1,12 @@
-//! Slack messages as the API shows them.
+//! Slack messages as the API shows them, the checks of what a caller sends, and the
+//! service's errors ([`NotifyError`]).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared_db::DbError;
+use shared_db::paging::PagingError;
 
-use crate::layout::{Field, Level, Link};
+use crate::layout::{self, Field, Level, Link, Mention};
 
 /// A message to post.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,7 +165,7 @@ pub struct MessageFilter {
     pub status: Option<MessageStatus>,
     /// Only this level.
     pub level: Option<Level>,
-    /// Page size (1 to 200, default 50).
+    /// Page size (1 to 500, default 100).
     pub limit: Option<u32>,
     /// From a previous page's `next_cursor` (which keeps its page's order).
     pub cursor: Option<String>,
@@ -179,4 +182,138 @@ pub struct MessagePage {
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// What the service refuses or fails with.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// A field is unacceptable.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// No such message.
+    #[error("no Slack message has that id")]
+    NotFound,
+    /// The request conflicts with the message's state or an earlier request.
+    #[error("{message}")]
+    Conflict {
+        /// `idempotency_conflict` or `invalid_state`.
+        code: &'static str,
+        /// In words.
+        message: String,
+    },
+    /// No Slack transport is configured: nothing was stored.
+    #[error(
+        "Slack is not configured on this gateway: set SLACK_BOT_TOKEN (or SLACK_TRANSPORT=dev to capture messages without sending them)"
+    )]
+    NotConfigured,
+    /// A page request was refused (`limit` or `cursor`).
+    #[error(transparent)]
+    Paging(#[from] PagingError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl shared_db::LockConflict for NotifyError {
+    fn is_lock_conflict(&self) -> bool {
+        matches!(self, NotifyError::Db(e) if e.is_lock_conflict())
+    }
+}
+
+pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> NotifyError {
+    NotifyError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+pub(crate) fn conflict_key() -> NotifyError {
+    NotifyError::Conflict {
+        code: "idempotency_conflict",
+        message: "this Idempotency-Key was used with a different request".into(),
+    }
+}
+
+/// A Slack `ts`: seconds, a dot, microseconds.
+pub(crate) fn is_slack_ts(s: &str) -> bool {
+    s.split_once('.').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && !b.is_empty()
+            && a.len() <= 12
+            && b.len() <= 8
+            && (a.bytes().chain(b.bytes())).all(|c| c.is_ascii_digit())
+    })
+}
+
+pub(crate) fn check_channel(c: &str) -> Result<String, NotifyError> {
+    let c = c.trim();
+    let name = c.strip_prefix('#').unwrap_or(c);
+    let ok = !name.is_empty()
+        && name.len() <= 80
+        && name
+            .chars()
+            .all(|ch| ch.is_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+    if !ok {
+        return Err(invalid(
+            "channel",
+            "a channel id (C0123ABCD) or name (#alerts): letters, digits, - _ .",
+        ));
+    }
+    Ok(c.to_owned())
+}
+
+/// Checks a message; returns its parsed mention.
+pub(crate) fn check(req: &PostMessage) -> Result<Option<Mention>, NotifyError> {
+    let title = req.title.trim();
+    if title.is_empty() || title.chars().count() > 250 {
+        return Err(invalid("title", "must be 1 to 250 characters"));
+    }
+    if req.text.as_ref().is_some_and(|t| t.chars().count() > 40_000) {
+        return Err(invalid(
+            "text",
+            "at most 40,000 characters (Slack shows the first 3,000)",
+        ));
+    }
+    if req.fields.len() > layout::MAX_FIELDS {
+        return Err(invalid("fields", format!("at most {}", layout::MAX_FIELDS)));
+    }
+    if req
+        .fields
+        .iter()
+        .any(|f| f.title.trim().is_empty() || f.title.chars().count() > 200)
+    {
+        return Err(invalid("fields", "each title must be 1 to 200 characters"));
+    }
+    if req.links.len() > layout::MAX_LINKS {
+        return Err(invalid("links", format!("at most {}", layout::MAX_LINKS)));
+    }
+    for l in &req.links {
+        let ok = url::Url::parse(&l.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) && l.url.len() <= 3000;
+        if !ok || l.text.trim().is_empty() {
+            return Err(invalid(
+                "links",
+                format!("`{}`: each link needs text and an http(s) URL", l.url),
+            ));
+        }
+    }
+    for (field, v, max) in [("source", &req.source, 100), ("environment", &req.environment, 50)] {
+        if v.as_ref().is_some_and(|s| s.chars().count() > max) {
+            return Err(invalid(field, format!("at most {max} characters")));
+        }
+    }
+    let mention = req
+        .mention
+        .as_deref()
+        .map(Mention::parse)
+        .transpose()
+        .map_err(|m| invalid("mention", m))?;
+    if mention.is_some() && req.level != layout::Level::Critical {
+        return Err(invalid("mention", "only critical messages mention people"));
+    }
+    Ok(mention)
 }

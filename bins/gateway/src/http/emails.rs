@@ -14,7 +14,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::json::Json;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
-use crate::http::{AuthProblems, Idempotency, mark_replayed, retry_busy};
+use crate::http::{AuthProblems, Idempotency, mark_replayed};
 use crate::state::AppState;
 
 const SEND: &str = "emails:send";
@@ -52,7 +52,7 @@ async fn send(
     let body = body.into_inner();
     let idem = Idempotency::of(&req, &principal, &body)?;
     let actor = principal.actor();
-    let (accepted, replay) = retry_busy(|| state.mail.submit(body.clone(), Idempotency::key(&idem), &actor)).await?;
+    let (accepted, replay) = state.mail.submit(body, Idempotency::key(&idem), &actor).await?;
     let mut res = HttpResponse::Accepted();
     res.insert_header((LOCATION, format!("/api/v1/emails/{}", accepted.id)));
     mark_replayed(&mut res, replay);
@@ -87,7 +87,7 @@ async fn send_batch(
     let body = body.into_inner();
     let idem = Idempotency::of(&req, &principal, &body)?;
     let actor = principal.actor();
-    let (batch, replay) = retry_busy(|| state.mail.submit_batch(body.clone(), Idempotency::key(&idem), &actor)).await?;
+    let (batch, replay) = state.mail.submit_batch(body, Idempotency::key(&idem), &actor).await?;
     let mut res = HttpResponse::Accepted();
     mark_replayed(&mut res, replay);
     Ok(res.json(batch))
@@ -100,8 +100,8 @@ async fn send_batch(
     security(("api_key" = ["emails:read"]), ("api_key" = ["emails:send"]), ("api_key" = ["emails:admin"])),
     responses(
         (status = 200, description = "One page", body = EmailPage),
-        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad limit, cursor or address", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad query: `limit` outside 1 to 500 or a foreign `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad address", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
 )]
@@ -272,7 +272,7 @@ async fn delete_template(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Paging {
-    /// Page size (1 to 200, default 50).
+    /// Page size (1 to 500, default 100).
     limit: Option<u32>,
     /// From a previous page's `next_cursor`.
     cursor: Option<String>,
@@ -285,7 +285,7 @@ struct Paging {
     security(("api_key" = ["emails:read"]), ("api_key" = ["emails:send"]), ("api_key" = ["emails:admin"])),
     responses(
         (status = 200, description = "One page", body = TemplatePage),
-        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad query: `limit` outside 1 to 500 or a foreign `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
 )]
@@ -319,7 +319,7 @@ pub fn configure_templates(cfg: &mut ServiceConfig) {
     security(("api_key" = ["emails:read"]), ("api_key" = ["emails:send"]), ("api_key" = ["emails:admin"])),
     responses(
         (status = 200, description = "One page, by address", body = SuppressionPage),
-        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad query: `limit` outside 1 to 500 or a foreign `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
 )]

@@ -211,27 +211,6 @@ fn routes(cfg: &mut ServiceConfig, email_json_limit: usize, max_json: usize) {
     cfg.service(utoipa_actix_web::scope("/api/v1/data").configure(data::configure));
 }
 
-/// Runs an accepting call again, up to three more times, when its transaction lost a
-/// lock race (MySQL breaks a deadlock by rolling one transaction back whole, so nothing
-/// of it was stored); after that the caller gets 503 `busy` with `Retry-After`.
-pub async fn retry_busy<T, E, F, Fut>(mut call: F) -> Result<T, ApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    ApiError: From<E>,
-{
-    let mut tries = 0;
-    loop {
-        match call().await.map_err(ApiError::from) {
-            Err(e) if e.is_busy() && tries < 3 => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(2..20) * tries)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
 /// The `Idempotency-Key` header, checked, with the hash of the request it guards and the
 /// API key it belongs to: keys are per API key, so one caller's key never replays,
 /// conflicts with or blocks another's request.

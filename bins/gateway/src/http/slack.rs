@@ -10,7 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::json::Json;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
-use crate::http::{AuthProblems, Idempotency, mark_replayed, retry_busy};
+use crate::http::{AuthProblems, Idempotency, mark_replayed};
 use crate::state::AppState;
 
 const POST: &str = "slack:post";
@@ -47,7 +47,7 @@ async fn submit(
     let body = body.into_inner();
     let idem = Idempotency::of(&req, &principal, &body)?;
     let actor = principal.actor();
-    let (message, replayed) = retry_busy(|| state.slack.submit(body.clone(), Idempotency::key(&idem), &actor)).await?;
+    let (message, replayed) = state.slack.submit(body, Idempotency::key(&idem), &actor).await?;
     let mut res = HttpResponse::Accepted();
     res.insert_header((LOCATION, format!("/api/v1/slack/messages/{}", message.id)));
     mark_replayed(&mut res, replayed);
@@ -64,8 +64,7 @@ async fn submit(
     security(("api_key" = ["slack:read"]), ("api_key" = ["slack:post"])),
     responses(
         (status = 200, description = "One page", body = MessagePage),
-        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad query: `limit` outside 1 to 500 or a foreign `cursor` (`invalid_query`)", body = Problem, content_type = "application/problem+json"),
         AuthProblems,
     )
 )]

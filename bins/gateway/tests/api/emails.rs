@@ -268,8 +268,23 @@ async fn every_bad_request_is_a_clear_problem() {
     let page: Value = get(&app, "/api/v1/emails").await.json().await.unwrap();
     assert_eq!(page["items"], json!([]));
     assert_problem(get(&app, "/api/v1/emails/nope").await, 404, "email_not_found").await;
-    assert_problem(get(&app, "/api/v1/emails?limit=0").await, 422, "invalid_field").await;
-    assert_problem(get(&app, "/api/v1/emails?cursor=%%%").await, 422, "invalid_field").await;
+    // Issue 18's paging rule: limit 1 to 500 (default 100), a foreign cursor refused, both
+    // as 400 invalid_query naming the parameter (was 422 invalid_field, limit 1 to 200).
+    for list in [
+        "/api/v1/emails",
+        "/api/v1/email-templates",
+        "/api/v1/email-suppressions",
+    ] {
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=501", "limit"),
+            ("cursor=%25%25%25", "cursor"),
+        ] {
+            let p = assert_problem(get(&app, &format!("{list}?{query}")).await, 400, "invalid_query").await;
+            assert_eq!(p["field"], field, "{list}?{query}: {p}");
+        }
+        assert_eq!(get(&app, &format!("{list}?limit=500")).await.status(), 200, "{list}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

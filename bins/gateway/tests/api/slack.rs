@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, get};
 
 fn slack_ok() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
@@ -216,6 +216,18 @@ async fn preview_and_bad_input() {
         .await
         .unwrap();
     assert_problem(res, 404, "slack_message_not_found").await;
+    // Issue 18's paging rule: limit 1 to 500 (default 100), a foreign cursor refused, both
+    // as 400 invalid_query naming the parameter (was 422 invalid_field, limit 1 to 200).
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("cursor=%25%25%25", "cursor"),
+    ] {
+        let res = get(&app, &format!("/api/v1/slack/messages?{query}")).await;
+        let problem = assert_problem(res, 400, "invalid_query").await;
+        assert_eq!(problem["field"], field, "{query}: {problem}");
+    }
+    assert_eq!(get(&app, "/api/v1/slack/messages?limit=500").await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,9 +1,21 @@
-//! Emails, templates and suppressions as the API shows them.
+//! Emails, templates and suppressions as the API shows them, the checks of what a caller
+//! sends ([`check`]'s limits) and the service's errors ([`MailError`]).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+
+mod check;
+mod error;
+
+pub(crate) use check::{
+    INLINE_NEEDS_HTML, check_headers, check_subject, check_tags, check_template_name, decode_files, keep,
+    suppression_key,
+};
+pub use check::{MAX_BATCH, MAX_RECIPIENTS, MAX_RECIPIENTS_PER_SEND};
+pub use error::MailError;
+pub(crate) use error::{conflict_key, corrupt, invalid};
 
 /// One address or a list of them (`null`: none). A wrong type is refused as "expected an
 /// address or a list of addresses", not as a failed match of some internal enum.
@@ -311,7 +323,7 @@ pub struct EmailFilter {
     pub template: Option<String>,
     /// Only this batch.
     pub batch_id: Option<String>,
-    /// Page size (1 to 200, default 50).
+    /// Page size (1 to 500, default 100).
     pub limit: Option<u32>,
     /// From a previous page's `next_cursor` (which keeps its page's order).
     pub cursor: Option<String>,
@@ -453,7 +465,7 @@ pub struct AddSuppression {
 pub struct SuppressionFilter {
     /// Only this reason.
     pub reason: Option<SuppressionReason>,
-    /// Page size (1 to 200, default 50).
+    /// Page size (1 to 500, default 100).
     pub limit: Option<u32>,
     /// From a previous page's `next_cursor`.
     pub cursor: Option<String>,
