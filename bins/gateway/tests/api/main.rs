@@ -3,6 +3,9 @@
 
 mod api_keys;
 mod auth;
+mod blob_backends;
+mod blob_keys;
+mod blob_signed;
 mod blob_uploads;
 mod blobs;
 mod bridge;
