@@ -366,6 +366,13 @@ async fn listing_pages_through_folders() {
         seen,
         ["a.txt", "photos/1.jpg", "photos/2.jpg", "photos/2026/3.jpg", "z.txt"]
     );
-    assert_problem(get("?limit=0").await.unwrap(), 400, "invalid_query").await;
+    // The paging rule: limit 1 to 500 (default 100), a bad limit or cursor names itself.
+    assert_eq!(get("?limit=500").await.unwrap().status(), 200);
+    for bad in ["?limit=0", "?limit=501", "?limit=1000"] {
+        let problem = assert_problem(get(bad).await.unwrap(), 400, "invalid_query").await;
+        assert_eq!(problem["field"], "limit", "{bad}: {problem}");
+    }
+    let problem = assert_problem(get("?cursor=!!").await.unwrap(), 400, "invalid_query").await;
+    assert_eq!(problem["field"], "cursor", "{problem}");
     assert_problem(get("?delimiter=,").await.unwrap(), 400, "invalid_query").await;
 }
