@@ -315,10 +315,11 @@ impl Application {
                 );
             }
         });
-        let blobs = Arc::new(
-            blob_store::BlobService::new(storage(&config)?, secret.expose_secret().as_bytes())
-                .with_previous_secrets(&previous_secrets(&config)),
-        );
+        let blobs = Arc::new(blob_store::BlobService::new(
+            storage(&config)?,
+            pool.clone(),
+            key_ring(&config, &secret),
+        ));
         let listener = TcpListener::bind((config.server.host, config.server.port)).with_context(|| {
             format!(
                 "binding {}:{} (APP_HOST/APP_PORT)",

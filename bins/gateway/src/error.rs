@@ -454,6 +454,66 @@ impl From<bridge::BridgeError> for ApiError {
     }
 }
 
+/// Storage's errors and refusals (`blob_store::BlobError`) as problems.
+impl From<blob_store::BlobError> for ApiError {
+    fn from(e: blob_store::BlobError) -> Self {
+        use blob_store::BlobError as B;
+        match e {
+            B::NotFound => ApiError::not_found("object_not_found", "no object has that key"),
+            B::AlreadyExists => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "object_exists",
+                "If-None-Match: * and the object exists",
+            ),
+            B::PreconditionFailed { current } => {
+                let detail = match &current {
+                    Some(etag) => format!("the object's current ETag is {etag}"),
+                    None => "no object has that key".to_owned(),
+                };
+                crate::http::data::precondition_failed(detail, current.as_deref())
+            }
+            B::TooLarge { limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the namespace takes objects up to {limit} bytes"),
+            ),
+            B::ChecksumMismatch(which) => {
+                ApiError::bad_request("checksum_mismatch", format!("the body does not match its {which}"))
+            }
+            B::RangeNotSatisfiable { size } => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the object has {size} bytes"),
+            )
+            .with_header(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}")).unwrap_or(HeaderValue::from_static("bytes */0")),
+            ),
+            B::KeyUnsupported(m) => ApiError::bad_request("invalid_key", m).for_field("key"),
+            B::Interrupted(m) => ApiError::bad_request("upload_interrupted", m),
+            B::Backend(m) => ApiError::backend_unavailable(
+                "storage_unavailable",
+                "the storage backend did not answer or failed; try again",
+                m,
+            ),
+            B::NamespaceNotFound(_) => ApiError::not_found("namespace_not_found", e.to_string()),
+            B::InvalidKey(_) => ApiError::bad_request("invalid_key", e.to_string()).for_field("key"),
+            B::TypeNotAllowed { .. } => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content_type_not_allowed",
+                e.to_string(),
+            ),
+            B::InvalidField { field, message } => ApiError::unprocessable("invalid_field", message).for_field(field),
+            B::InvalidQuery(m) => ApiError::bad_request("invalid_query", m),
+            B::Paging(p) => p.into(),
+            B::SignatureInvalid(m) => ApiError::new(StatusCode::FORBIDDEN, "signature_invalid", m),
+            B::OnField { field, source } => ApiError::from(*source).for_field(field),
+            B::Database(db) => db.into(),
+            B::Internal(m) => ApiError::internal(m),
+        }
+    }
+}
+
 /// The JSON body extractor's failures as problems: 413 too large, 415 wrong content
 /// type, 400 malformed JSON, 422 JSON of the wrong shape.
 pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {

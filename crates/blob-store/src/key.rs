@@ -109,6 +109,19 @@ impl ObjectKey {
     pub fn file_name(&self) -> &str {
         self.0.rsplit('/').next().unwrap_or(&self.0)
     }
+
+    /// The key as a URL path: each segment percent-encoded (spaces, non-ASCII, `?`, `#`,
+    /// `%`), the `/` between them kept. Headers such as `Location` carry only ASCII.
+    pub fn url_path(&self) -> String {
+        self.segments()
+            .map(|s| {
+                url::form_urlencoded::byte_serialize(s.as_bytes())
+                    .collect::<String>()
+                    .replace('+', "%20")
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
 }
 
 impl fmt::Display for ObjectKey {

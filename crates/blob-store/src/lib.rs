@@ -1,16 +1,23 @@
 //! Event Bridge shared storage.
 //!
+//! - [`BlobService`]: the storage use cases over the namespaces' stores, one file each
+//!   under `service/`: put (the namespace's size, type and key rules), get and head,
+//!   list (prefix, delimiter, the paging rule), presign (signed URLs, minted and checked
+//!   through `shared_db::KeyRing`) and delete, each recording its audit event
+//!   (`blob.written`, `blob.presigned`, `blob.deleted`).
+//! - [`model`]: objects, options, listings, the use cases' inputs and outputs, and the one
+//!   error [`BlobError`].
 //! - [`ObjectKey`]: the key rules (NFC, at most 1,024 bytes, no `.`/`..` segments, no
 //!   leading `/`, `//`, backslash or control characters), refused rather than rewritten.
 //! - [`media`]: the media type an upload is stored with and a download served with.
 //! - [`namespace`]: namespaces with their prefixes, size limits and content types.
 //! - [`BlobStore`]: the trait, streaming in and out, with [`LocalStore`] (atomic writes
-//!   in a folder, the embedded default).
-//! - [`BlobService`]: namespaces over a store, and URLs signed by the gateway.
+//!   in a folder, the embedded default) and [`S3Store`].
 
 mod key;
 mod local;
 pub mod media;
+pub mod model;
 pub mod namespace;
 #[cfg(feature = "s3")]
 mod s3;
@@ -21,10 +28,15 @@ pub mod testing;
 
 pub use key::{KeyError, MAX_KEY_BYTES, ObjectKey};
 pub use local::{LocalStore, STALE_TEMP_FILE_AGE};
+pub use model::{
+    BlobError, BlobInfo, ByteRange, ByteStream, Conditions, Grant, IfMatch, ListOptions, ListPage, ListRequest,
+    ListedObject, Listing, ObjectBody, ObjectMeta, PresignRequest, PresignedLink, PresignedUrl, PutOptions,
+    SignedRequest,
+};
 #[cfg(feature = "s3")]
 pub use s3::{MIN_PART_SIZE, S3Config, S3Store};
-pub use service::{BlobService, MAX_PRESIGN_SECS, SignedRequest};
-pub use store::{
-    BlobError, BlobStore, ByteRange, ByteStream, IfMatch, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
-    PutOptions,
-};
+pub use service::BlobService;
+pub use service::get::Object;
+pub use service::put::Upload;
+pub use service::signed::{MAX_PRESIGN_SECS, UrlSigner};
+pub use store::BlobStore;

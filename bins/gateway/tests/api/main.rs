@@ -4,6 +4,9 @@
 mod api_keys;
 mod auth;
 mod backup;
+mod blob_backends;
+mod blob_keys;
+mod blob_signed;
 mod blob_uploads;
 mod blobs;
 mod bridge;

@@ -11,15 +11,11 @@ use std::rc::Rc;
 
 use actix_multipart::{Field, Multipart};
 use actix_web::{HttpResponse, post, web};
-use blob_store::namespace::Namespace;
-use blob_store::{BlobError, BlobStore, ObjectKey, ObjectMeta, PutOptions};
+use blob_store::{BlobError, BlobInfo, ObjectKey, Upload};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{
-    Blob, blob, blob_error, content_type_for, key_problem, location, namespace, parse_key, pump_into_store,
-    type_allowed,
-};
+use super::{Blob, key_problem, location, parse_key, pump_into_store};
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -76,7 +72,7 @@ pub async fn upload_form(
     // The scope for the name first, so a key without it cannot tell whether the
     // namespace exists.
     principal.require(&blob_store::namespace::write_scope(&path))?;
-    let (ns, store) = namespace(&state, &path)?;
+    let ns = state.blobs.namespace(&path)?;
     let mut key: Option<ObjectKey> = None;
     let mut spooled: Option<Spooled> = None;
     while let Some(field) = form.next().await {
@@ -86,17 +82,15 @@ pub async fn upload_form(
             Some("file") if spooled.is_none() => {
                 let declared = field.content_type().map(ToString::to_string);
                 if let Some(key) = key.take() {
-                    let upload = Upload::new(&state, ns, store, key)?;
-                    let meta = upload.stream(field, form, declared.as_deref()).await?;
-                    return Ok(created(&state, &principal, ns, &upload.key, meta).await);
+                    let upload = state
+                        .blobs
+                        .form_upload(&path, key, &principal.actor(), declared.as_deref())?;
+                    let stored = stream(&upload, field, form).await?;
+                    return Ok(created(&upload, stored));
                 }
                 // A type the part names itself is final whatever the key: refuse it
                 // before spooling anything.
-                if let Some(t) = declared.as_deref()
-                    && !blob_store::media::is_generic(Some(t))
-                {
-                    type_allowed(ns, t)?;
-                }
+                state.blobs.check_part_type(ns, declared.as_deref())?;
                 spooled = Some(Spooled::fill(spool_dir(&state), ns.max_size, field, declared).await?);
             }
             other => return Err(misplaced(other)),
@@ -112,9 +106,11 @@ pub async fn upload_form(
                 .ok_or_else(|| bad_form("give a key field or a file name"))?,
         )?,
     };
-    let upload = Upload::new(&state, ns, store, key)?;
-    let meta = upload.store_spooled(spooled).await?;
-    Ok(created(&state, &principal, ns, &upload.key, meta).await)
+    let upload = state
+        .blobs
+        .form_upload(&path, key, &principal.actor(), spooled.declared.as_deref())?;
+    let stored = store_spooled(&upload, spooled).await?;
+    Ok(created(&upload, stored))
 }
 
 /// The `key` field's value, parsed by the key rules.
@@ -165,10 +161,10 @@ impl Spooled {
         let mut out = tokio::fs::File::from_std(spooled.file.reopen().map_err(ApiError::internal)?);
         let mut size = 0u64;
         while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| blob_error(BlobError::Interrupted(e.to_string())))?;
+            let chunk = chunk.map_err(|e| BlobError::Interrupted(e.to_string()))?;
             size += chunk.len() as u64;
             if size > max_size {
-                return Err(blob_error(BlobError::TooLarge { limit: max_size }));
+                return Err(BlobError::TooLarge { limit: max_size }.into());
             }
             out.write_all(&chunk).await.map_err(ApiError::internal)?;
         }
@@ -177,61 +173,25 @@ impl Spooled {
     }
 }
 
-/// One upload's destination.
-struct Upload<'a> {
-    ns: &'a Namespace,
-    store: &'a dyn BlobStore,
-    key: ObjectKey,
-    storage_key: ObjectKey,
+/// Streams `field` into the upload, then reads the rest of `form`: anything but its end
+/// (a second `file` or `key`, another field) fails the upload before the store commits it.
+async fn stream(upload: &Upload<'_>, field: Field, form: Multipart) -> Result<BlobInfo, ApiError> {
+    let refusal: Rc<RefCell<Option<ApiError>>> = Rc::default();
+    let source = then_form_end(field, form, refusal.clone());
+    let stored = pump_into_store(source, |body| upload.put(body)).await;
+    if let Some(e) = refusal.borrow_mut().take() {
+        return Err(e);
+    }
+    Ok(stored?)
 }
 
-impl<'a> Upload<'a> {
-    fn new(state: &AppState, ns: &'a Namespace, store: &'a dyn BlobStore, key: ObjectKey) -> Result<Self, ApiError> {
-        let storage_key = state.blobs.storage_key(ns, &key).map_err(blob_error)?;
-        Ok(Self {
-            ns,
-            store,
-            key,
-            storage_key,
-        })
-    }
-
-    /// The store's options for a body of `declared` type: as a raw upload without
-    /// conditions or checksums, limited by the namespace.
-    fn options(&self, declared: Option<&str>) -> Result<PutOptions, ApiError> {
-        Ok(PutOptions {
-            content_type: content_type_for(self.ns, declared, &self.key)?,
-            max_size: self.ns.max_size,
-            expected_md5: None,
-            expected_sha256: None,
-            if_none_match: false,
-            if_match: None,
-        })
-    }
-
-    /// Streams `field` into the store, then reads the rest of `form`: anything but its
-    /// end (a second `file` or `key`, another field) fails the upload before the store
-    /// commits it.
-    async fn stream(&self, field: Field, form: Multipart, declared: Option<&str>) -> Result<ObjectMeta, ApiError> {
-        let options = self.options(declared)?;
-        let refusal: Rc<RefCell<Option<ApiError>>> = Rc::default();
-        let source = then_form_end(field, form, refusal.clone());
-        let stored = pump_into_store(source, self.store, &self.storage_key, options).await;
-        if let Some(e) = refusal.borrow_mut().take() {
-            return Err(e);
-        }
-        stored.map_err(blob_error)
-    }
-
-    /// Streams a spooled file into the store.
-    async fn store_spooled(&self, spooled: Spooled) -> Result<ObjectMeta, ApiError> {
-        let options = self.options(spooled.declared.as_deref())?;
-        let file = tokio::fs::File::from_std(spooled.file.reopen().map_err(ApiError::internal)?);
-        let body = tokio_util::io::ReaderStream::new(file).boxed();
-        let stored = self.store.put(&self.storage_key, body, options).await;
-        drop(spooled);
-        stored.map_err(blob_error)
-    }
+/// Streams a spooled file into the upload.
+async fn store_spooled(upload: &Upload<'_>, spooled: Spooled) -> Result<BlobInfo, ApiError> {
+    let file = tokio::fs::File::from_std(spooled.file.reopen().map_err(ApiError::internal)?);
+    let body = tokio_util::io::ReaderStream::new(file).boxed();
+    let stored = upload.put(body).await;
+    drop(spooled);
+    Ok(stored?)
 }
 
 /// The bytes of `field`, then one check that `form` ends there; a field after it ends the
@@ -275,17 +235,13 @@ async fn next_after_file(
     }
 }
 
-/// The 201 answer for a stored object, after its audit event.
-async fn created(
-    state: &AppState,
-    principal: &Principal,
-    ns: &Namespace,
-    key: &ObjectKey,
-    meta: ObjectMeta,
-) -> HttpResponse {
-    super::record_blob_event(state, "blob.written", &principal.actor(), ns, key, Some(&meta)).await;
+/// The 201 answer for a stored object (its audit event is recorded).
+fn created(upload: &Upload<'_>, stored: BlobInfo) -> HttpResponse {
     HttpResponse::Created()
-        .insert_header((actix_web::http::header::ETAG, meta.etag.clone()))
-        .insert_header((actix_web::http::header::LOCATION, location(ns, key)))
-        .json(blob(state, ns, meta))
+        .insert_header((actix_web::http::header::ETAG, stored.etag.clone()))
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            location(&upload.namespace().name, upload.key()),
+        ))
+        .json(Blob::from(stored))
 }

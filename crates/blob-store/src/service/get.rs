@@ -1,0 +1,32 @@
+//! Reading an object: its metadata, and its body (whole or a byte range).
+
+use crate::model::{BlobError, ByteRange, ObjectBody, ObjectMeta};
+use crate::service::BlobService;
+use crate::{BlobStore, ObjectKey};
+
+/// An object of a namespace, to read.
+pub struct Object<'a> {
+    store: &'a dyn BlobStore,
+    storage_key: ObjectKey,
+}
+
+impl BlobService {
+    /// The object `key` of the namespace `ns_name` (whether or not it exists).
+    pub fn object(&self, ns_name: &str, key: &ObjectKey) -> Result<Object<'_>, BlobError> {
+        let (ns, store) = self.entry(ns_name)?;
+        let storage_key = self.storage_key(ns, key)?;
+        Ok(Object { store, storage_key })
+    }
+}
+
+impl Object<'_> {
+    /// Its metadata.
+    pub async fn head(&self) -> Result<ObjectMeta, BlobError> {
+        self.store.head(&self.storage_key).await
+    }
+
+    /// Its body (or `range` of it) with the metadata of the version read.
+    pub async fn get(&self, range: Option<ByteRange>) -> Result<ObjectBody, BlobError> {
+        self.store.get(&self.storage_key, range).await
+    }
+}
