@@ -24,7 +24,6 @@ use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::auth::ApiKeys;
 use crate::config::{Config, SecretSource};
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::http::json::JsonLimit;
@@ -336,8 +335,7 @@ impl Application {
             stopping: worker_stop.clone(),
             public_url: public_url.clone(),
             pool: pool.clone(),
-            api_keys: ApiKeys::new(&secret)
-                .with_previous(&config.secrets.previous)
+            api_keys: access::AccessService::new(key_ring(&config, &secret))
                 .with_namespaces(config.storage.namespaces.iter().map(|n| n.name.clone())),
             config: config.clone(),
             licenses,
@@ -357,6 +355,7 @@ impl Application {
         let (metrics, queue_gauges) = crate::metrics::build(&pool, connections.refused_counter(), &job_metrics)?;
         let queue_gauges = web::Data::new(queue_gauges);
         let data = web::Data::new(state.clone());
+        let authenticator = web::Data::new(crate::auth::Authenticator::new(&state));
         let cors_origins = config.server.cors_allowed_origins.clone();
         let max_json = config.server.max_json_body;
         let max_payload = config.server.max_json_body.max(config.storage.max_document_bytes);
@@ -373,6 +372,7 @@ impl Application {
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .app_data(data.clone())
+                .app_data(authenticator.clone())
                 .app_data(queue_gauges.clone())
                 .app_data(routes.clone())
                 .app_data(JsonLimit(max_json))

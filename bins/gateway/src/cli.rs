@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
-use shared_db::{api_keys, migrations};
+use shared_db::migrations;
 
-use crate::app::{Application, ensure_database_folder, load_secret, open_database};
-use crate::auth::ApiKeys;
+use crate::app::{Application, ensure_database_folder, key_ring, load_secret, open_database};
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::http::api_keys::ApiKey;
 use crate::telemetry;
 
@@ -221,8 +221,7 @@ async fn license_keys_command(cmd: LicenseKeysCommand, config: Config) -> anyhow
 
 async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result<()> {
     let secret = load_secret(&config.secrets.source)?;
-    let keys = ApiKeys::new(&secret)
-        .with_previous(&config.secrets.previous)
+    let keys = access::AccessService::new(key_ring(&config, &secret))
         .with_namespaces(config.storage.namespaces.iter().map(|n| n.name.clone()));
     let pool = open_database(&config).await?;
     let mut conn = pool.get().await?;
@@ -240,7 +239,7 @@ async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result
             let issued = keys
                 .create(&mut conn, &name, &scopes, expires_at, None)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| anyhow::anyhow!("{}", ApiError::from(e)))?;
             eprintln!(
                 "created API key {} ({}); it is printed once:",
                 issued.row.id, issued.row.scopes
@@ -248,7 +247,23 @@ async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result
             println!("{}", issued.secret.expose_secret());
         }
         ApiKeysCommand::List { json } => {
-            let rows: Vec<ApiKey> = api_keys::list(&mut conn).await?.into_iter().map(ApiKey::from).collect();
+            // Every key, a page at a time.
+            let mut rows: Vec<ApiKey> = Vec::new();
+            let mut filter = access::KeyFilter {
+                limit: Some(shared_db::paging::MAX_LIMIT),
+                ..Default::default()
+            };
+            loop {
+                let page = keys
+                    .list(&mut conn, &filter)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                rows.extend(page.items.into_iter().map(ApiKey::from));
+                match page.next_cursor {
+                    Some(next) => filter.cursor = Some(next),
+                    None => break,
+                }
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -273,7 +288,7 @@ async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result
             let row = keys
                 .revoke(&mut conn, &id, None)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| anyhow::anyhow!("{}", ApiError::from(e)))?;
             eprintln!("revoked API key {} ({})", row.id, row.name);
         }
     }

@@ -318,6 +318,29 @@ impl From<shared_db::paging::PagingError> for ApiError {
     }
 }
 
+/// API keys and scopes: 401 for a key that does not authenticate, 403 for a scope it
+/// lacks, 422 for a key that cannot be made, 404 for an unknown id.
+impl From<access::AccessError> for ApiError {
+    fn from(e: access::AccessError) -> Self {
+        use access::AccessError as A;
+        let detail = e.to_string();
+        match e {
+            A::InvalidName => ApiError::unprocessable("invalid_name", detail),
+            A::NoScopes | A::InvalidScope(_) => ApiError::unprocessable("invalid_scopes", detail),
+            A::UnknownNamespace(_) => ApiError::unprocessable("invalid_scopes", detail).for_field("scopes"),
+            A::InvalidExpiry => ApiError::unprocessable("invalid_expiry", detail),
+            A::ExpiryNotAllowed(_) => ApiError::new(StatusCode::FORBIDDEN, "expiry_not_allowed", detail),
+            A::InsufficientScope { scope, would_do } => ApiError::forbidden_scope(&scope, &would_do),
+            A::NotFound => ApiError::not_found("api_key_not_found", detail),
+            A::InvalidKey => ApiError::unauthorized("invalid_api_key", detail),
+            A::Revoked => ApiError::unauthorized("api_key_revoked", detail),
+            A::Expired => ApiError::unauthorized("api_key_expired", detail),
+            A::Paging(p) => p.into(),
+            A::Db(db) => db.into(),
+        }
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         if e.is_unavailable() {

@@ -13,6 +13,6 @@ pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod ratelimit;
-pub mod scopes;
+pub mod routes;
 pub mod state;
 pub mod telemetry;

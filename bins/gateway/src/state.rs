@@ -2,7 +2,6 @@
 
 use shared_db::DbPool;
 
-use crate::auth::ApiKeys;
 use crate::config::Config;
 
 /// Shared application state (cheap to clone).
@@ -11,7 +10,7 @@ pub struct AppState {
     /// The database pool.
     pub pool: DbPool,
     /// API key digests and checks.
-    pub api_keys: ApiKeys,
+    pub api_keys: access::AccessService,
     /// The configuration in force.
     pub config: std::sync::Arc<Config>,
     /// Licences.

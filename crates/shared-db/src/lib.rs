@@ -4,8 +4,6 @@
 //! - [`migrations`]: embedded per-backend migrations.
 //! - [`jobs`] and [`worker`]: the durable job queue.
 //! - [`events`]: the append-only audit trail.
-//! - [`api_keys`]: storage of API key digests.
-//! - [`documents`]: shared JSON documents with versions, merge patch and schemas.
 //! - [`paging`]: one limit rule, one cursor codec, one error for every list.
 //! - [`tx`]: the one transaction helper, which runs again after lost lock races.
 //! - [`keyring`]: the current and earlier secrets, for digests, signatures and seals.
@@ -20,10 +18,8 @@ mod pool;
 pub mod time;
 mod url;
 
-pub mod api_keys;
 pub mod backup;
 pub mod batch;
-pub mod documents;
 pub mod events;
 pub mod idempotency;
 pub mod jobs;

@@ -1,16 +1,16 @@
-//! `/api/v1/api-keys`: create (the key is shown once), list, show and revoke API keys.
-//! Every route needs the `api-keys:admin` scope.
+//! `/api/v1/api-keys`: create (the key is shown once), list, show and revoke API keys,
+//! over the `access` crate. Every route needs the `api-keys:admin` scope.
 
+use access::{ApiKeyRow, KeyFilter};
 use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use shared_db::api_keys::{self, ApiKeyRow};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::json::Json;
-use crate::auth::{Principal, is_expired};
+use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -31,17 +31,7 @@ pub struct CreateApiKey {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Whether a key works.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiKeyStatus {
-    /// Usable.
-    Active,
-    /// Revoked.
-    Revoked,
-    /// Past its expiry.
-    Expired,
-}
+pub use access::ApiKeyStatus;
 
 /// An API key as listed (never the key itself).
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,13 +63,7 @@ pub struct ApiKey {
 
 impl From<ApiKeyRow> for ApiKey {
     fn from(row: ApiKeyRow) -> Self {
-        let status = if row.revoked_at.is_some() {
-            ApiKeyStatus::Revoked
-        } else if is_expired(&row, shared_db::now()) {
-            ApiKeyStatus::Expired
-        } else {
-            ApiKeyStatus::Active
-        };
+        let status = access::status(&row, shared_db::now());
         ApiKey {
             id: row.id,
             name: row.name,
@@ -105,11 +89,14 @@ pub struct CreatedApiKey {
     pub key: String,
 }
 
-/// All keys.
+/// One page of keys.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyList {
-    /// Keys, newest first.
+    /// Keys, newest first unless `order=asc`.
     pub items: Vec<ApiKey>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Creates a key; its secret is returned once.
@@ -139,7 +126,7 @@ async fn create(
     let mut conn = state.pool.get().await?;
     let issued = state
         .api_keys
-        .create(&mut conn, &body.name, &body.scopes, body.expires_at, Some(&principal))
+        .create(&mut conn, &body.name, &body.scopes, body.expires_at, Some(&principal.0))
         .await?;
     let location = format!("/api/v1/api-keys/{}", issued.row.id);
     Ok(HttpResponse::Created()
@@ -150,23 +137,32 @@ async fn create(
         }))
 }
 
-/// Lists every key (without secrets).
+/// Lists keys a page at a time (without secrets).
 #[utoipa::path(
     tag = "api-keys",
+    params(KeyFilter),
     security(("api_key" = ["api-keys:admin"])),
     responses(
-        (status = 200, description = "All keys", body = ApiKeyList),
+        (status = 200, description = "One page of keys", body = ApiKeyList),
+        (status = 400, description = "Bad `limit` (1 to 500) or `cursor`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `api-keys:admin`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("")]
-async fn list(state: web::Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    filter: web::Query<KeyFilter>,
+) -> Result<HttpResponse, ApiError> {
     principal.require(SCOPE)?;
     let mut conn = state.pool.get().await?;
-    let items = api_keys::list(&mut conn).await?.into_iter().map(ApiKey::from).collect();
-    Ok(HttpResponse::Ok().json(ApiKeyList { items }))
+    let page = state.api_keys.list(&mut conn, &filter).await?;
+    Ok(HttpResponse::Ok().json(ApiKeyList {
+        items: page.items.into_iter().map(ApiKey::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Shows one key (without its secret).
@@ -190,9 +186,7 @@ async fn show(
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SCOPE)?;
     let mut conn = state.pool.get().await?;
-    let row = api_keys::get(&mut conn, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("api_key_not_found", "no API key has that id"))?;
+    let row = state.api_keys.show(&mut conn, &id).await?;
     Ok(HttpResponse::Ok().json(ApiKey::from(row)))
 }
 
@@ -217,7 +211,7 @@ async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     principal.require(SCOPE)?;
     let mut conn = state.pool.get().await?;
-    let row = state.api_keys.revoke(&mut conn, &id, Some(&principal)).await?;
+    let row = state.api_keys.revoke(&mut conn, &id, Some(&principal.0)).await?;
     Ok(HttpResponse::Ok().json(ApiKey::from(row)))
 }
 

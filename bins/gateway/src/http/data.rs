@@ -1,15 +1,16 @@
 //! `/api/v1/data`: JSON documents that client and web share, in collections. Reading needs
 //! `data:read:<collection>`, writing `data:write:<collection>`. Every document has a
 //! version, sent as `ETag`; `If-Match` makes writes conditional and `If-None-Match: *`
-//! creates only. `PATCH` takes a JSON Merge Patch (RFC 7396).
+//! creates only. `PATCH` takes a JSON Merge Patch (RFC 7396). The rules are the
+//! `documents` crate's; this module translates HTTP.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, put, web};
 use chrono::{DateTime, Utc};
+use documents::{Change, Conditions, DocFilter, Document, DocumentError, DocumentService};
 use serde::Serialize;
 use serde_json::Value;
-use shared_db::documents::{self, Change, Conditions, Document, DocumentError};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -59,32 +60,16 @@ pub struct DataPage {
 }
 
 fn check_collection(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_collection",
-            "a collection name is 1 to 64 of a-z, 0-9, _ and -",
-        ))
-    }
+    documents::check_collection(name).map_err(doc_error)
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
-    let ok =
-        !id.is_empty() && id.len() <= 255 && !id.starts_with('_') && !id.chars().any(|c| c.is_control() || c == '/');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_id",
-            "an id is 1 to 255 characters, not starting with _, without / or control characters",
-        ))
-    }
+    documents::check_id(id).map_err(doc_error)
+}
+
+/// The document service, with the configured size limit.
+fn service(state: &AppState) -> DocumentService {
+    DocumentService::new(state.config.storage.max_document_bytes)
 }
 
 fn etag(version: i64) -> String {
@@ -136,6 +121,8 @@ pub(crate) fn precondition_failed(detail: String, current: Option<&str>) -> ApiE
 
 fn doc_error(e: DocumentError) -> ApiError {
     match e {
+        DocumentError::InvalidCollection => ApiError::bad_request("invalid_collection", e.to_string()),
+        DocumentError::InvalidId => ApiError::bad_request("invalid_id", e.to_string()),
         DocumentError::NotFound => ApiError::not_found("document_not_found", "no document has that id"),
         DocumentError::PreconditionFailed { current } => {
             let detail = match current {
@@ -157,6 +144,7 @@ fn doc_error(e: DocumentError) -> ApiError {
             "the document kept changing while it was validated; nothing was stored: retry",
         )
         .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
+        DocumentError::Paging(p) => p.into(),
         DocumentError::Db(db) => db.into(),
     }
 }
@@ -211,18 +199,10 @@ async fn write_document(
     let value = parse_body(&state, &body)?;
     let cond = conditions(&req)?;
     let mut conn = state.pool.get().await?;
-    let max = state.config.storage.max_document_bytes;
-    let (doc, created) = documents::write(
-        &mut conn,
-        &collection,
-        &id,
-        change(value),
-        cond,
-        max,
-        &principal.actor(),
-    )
-    .await
-    .map_err(doc_error)?;
+    let (doc, created) = service(&state)
+        .write(&mut conn, &collection, &id, change(value), cond, &principal.actor())
+        .await
+        .map_err(doc_error)?;
     let mut res = if created {
         HttpResponse::Created()
     } else {
@@ -323,10 +303,10 @@ async fn read(
     principal.require(&format!("data:read:{collection}"))?;
     check_id(&id)?;
     let mut conn = state.pool.get().await?;
-    let doc = documents::get(&mut conn, &collection, &id)
+    let doc = service(&state)
+        .get(&mut conn, &collection, &id)
         .await
-        .map_err(doc_error)?
-        .ok_or_else(|| doc_error(DocumentError::NotFound))?;
+        .map_err(doc_error)?;
     let tag = etag(doc.version);
     if req
         .headers()
@@ -371,7 +351,8 @@ async fn remove(
     check_id(&id)?;
     let cond = conditions(&req)?;
     let mut conn = state.pool.get().await?;
-    documents::delete(&mut conn, &collection, &id, cond.if_match, &principal.actor())
+    service(&state)
+        .delete(&mut conn, &collection, &id, cond.if_match, &principal.actor())
         .await
         .map_err(doc_error)?;
     Ok(HttpResponse::NoContent().finish())
@@ -399,31 +380,24 @@ async fn list(
     let collection = path.into_inner();
     check_collection(&collection)?;
     principal.require(&format!("data:read:{collection}"))?;
-    let (mut prefix, mut cursor, mut limit, mut equals) = (String::new(), None, 100usize, Vec::new());
+    let mut filter = DocFilter::default();
     for (k, v) in query.into_inner() {
         match k.as_str() {
-            "prefix" => prefix = v,
-            "cursor" => cursor = Some(v),
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=500).contains(n))
-                    .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be 1 to 500"))?
-            }
-            _ => equals.push((k, v)),
+            "prefix" => filter.prefix = v,
+            "cursor" => filter.cursor = Some(v),
+            // Not a number: refused like any other limit out of range.
+            "limit" => filter.limit = Some(v.parse().unwrap_or(0)),
+            _ => filter.equals.push((k, v)),
         }
     }
     let mut conn = state.pool.get().await?;
-    let docs = documents::list(&mut conn, &collection, &prefix, &equals, cursor.as_deref(), limit)
+    let page = service(&state)
+        .list(&mut conn, &collection, &filter)
         .await
         .map_err(doc_error)?;
-    let next_cursor = (docs.len() == limit)
-        .then(|| docs.last().map(|d| d.id.clone()))
-        .flatten();
     Ok(HttpResponse::Ok().json(DataPage {
-        items: docs.into_iter().map(DataDocument::from).collect(),
-        next_cursor,
+        items: page.items.into_iter().map(DataDocument::from).collect(),
+        next_cursor: page.next_cursor,
     }))
 }
 
@@ -463,7 +437,8 @@ async fn put_schema(
         ));
     }
     let mut conn = state.pool.get().await?;
-    documents::set_schema(&mut conn, &collection, Some(&schema))
+    service(&state)
+        .set_schema(&mut conn, &collection, Some(&schema))
         .await
         .map_err(doc_error)?;
     Ok(HttpResponse::Ok().json(schema))
@@ -490,7 +465,8 @@ async fn get_schema(
     check_collection(&collection)?;
     principal.require(&format!("data:read:{collection}"))?;
     let mut conn = state.pool.get().await?;
-    let schema = documents::schema(&mut conn, &collection)
+    let schema = service(&state)
+        .schema(&mut conn, &collection)
         .await
         .map_err(doc_error)?
         .ok_or_else(|| ApiError::not_found("schema_not_found", "the collection has no schema"))?;
@@ -514,7 +490,8 @@ async fn delete_schema(
     check_collection(&collection)?;
     principal.require(&format!("data:write:{collection}"))?;
     let mut conn = state.pool.get().await?;
-    documents::set_schema(&mut conn, &collection, None)
+    service(&state)
+        .set_schema(&mut conn, &collection, None)
         .await
         .map_err(doc_error)?;
     Ok(HttpResponse::NoContent().finish())

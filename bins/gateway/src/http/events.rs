@@ -265,7 +265,7 @@ impl Tail {
     /// asked keeps the tail open (it cannot read events either) and is asked again.
     async fn key_ended(&self) -> Option<&'static str> {
         let mut conn = self.pool.get().await.ok()?;
-        match shared_db::api_keys::get(&mut conn, &self.key_id).await {
+        match access::find(&mut conn, &self.key_id).await {
             Ok(None) => Some("the API key no longer exists"),
             Ok(Some(row)) if row.revoked_at.is_some() => Some("the API key was revoked"),
             Ok(Some(row)) if crate::auth::is_expired(&row, shared_db::now()) => Some("the API key expired"),

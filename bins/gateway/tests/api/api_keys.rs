@@ -315,3 +315,33 @@ async fn scopes_for_namespaces_that_do_not_exist_are_refused() {
         assert_eq!(create(serde_json::json!([ok])).await.unwrap().status(), 201, "{ok}");
     }
 }
+
+/// Keys page like every list (issue 18): `limit` 1 to 500, opaque cursors, newest first
+/// unless `order=asc`; anything else is 400 `invalid_query` naming the parameter.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_are_listed_a_page_at_a_time() {
+    let app = TestApp::spawn().await;
+    let (first, _) = app.create_key(&["events:read"]).await;
+    let (second, _) = app.create_key(&["events:read"]).await;
+    let page: serde_json::Value = app.get_json("/api/v1/api-keys?limit=1").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["id"], second.as_str());
+    let cursor = page["next_cursor"].as_str().unwrap();
+    assert_ne!(cursor, second, "the cursor is opaque");
+    let next: serde_json::Value = app.get_json(&format!("/api/v1/api-keys?limit=1&cursor={cursor}")).await;
+    assert_eq!(next["items"][0]["id"], first.as_str());
+    let oldest: serde_json::Value = app.get_json("/api/v1/api-keys?limit=1&order=asc").await;
+    assert_ne!(oldest["items"][0]["id"], second.as_str());
+    let all: serde_json::Value = app.get_json("/api/v1/api-keys").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 3, "the admin key and two more");
+    assert!(all.get("next_cursor").is_none());
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("cursor=%25%25", "cursor"),
+    ] {
+        let res = crate::helpers::get(&app, &format!("/api/v1/api-keys?{query}")).await;
+        let problem = assert_problem(res, 400, "invalid_query").await;
+        assert_eq!(problem["field"], field, "{query}");
+    }
+}

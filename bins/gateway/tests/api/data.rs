@@ -420,3 +420,37 @@ async fn schema_patterns_run_in_linear_time() {
         .expect("validation hung");
     }
 }
+
+/// Documents page like every list (issue 18): `limit` 1 to 500, opaque cursors, no
+/// cursor on the last page; anything else is 400 `invalid_query` naming the parameter.
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_are_listed_a_page_at_a_time() {
+    let app = TestApp::spawn().await;
+    for id in ["a", "b"] {
+        assert_eq!(
+            put(&app, &format!("/api/v1/data/notes/{id}"), json!({}), &[])
+                .await
+                .status(),
+            201
+        );
+    }
+    let page: Value = app.get_json("/api/v1/data/notes?limit=1").await;
+    assert_eq!(page["items"][0]["id"], "a");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    assert_ne!(cursor, "a", "the cursor is opaque");
+    let last: Value = app
+        .get_json(&format!("/api/v1/data/notes?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(last["items"][0]["id"], "b");
+    assert!(last.get("next_cursor").is_none(), "a full last page has no cursor");
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=%25%25", "cursor"),
+    ] {
+        let res = crate::helpers::get(&app, &format!("/api/v1/data/notes?{query}")).await;
+        let problem = assert_problem(res, 400, "invalid_query").await;
+        assert_eq!(problem["field"], field, "{query}");
+    }
+}

@@ -1,7 +1,7 @@
-//! Scopes: which exist, which a key's scopes grant, which it may hand on, and the 403
+//! Scopes: which exist, which a key's scopes grant, which it may hand on, and the refusal
 //! that names the narrowest scope a call needs.
 
-use crate::error::ApiError;
+use crate::model::AccessError;
 
 /// Every scope a key can hold. `*` holds all; a family scope such as `data:read` also
 /// covers its qualified forms (`data:read:orders`), and `data:read:*` is accepted.
@@ -24,7 +24,7 @@ pub const SCOPES: &[&str] = &[
 ];
 
 /// Scopes that may carry a qualifier (a namespace or collection name).
-pub(crate) const QUALIFIED: &[&str] = &["blobs:read", "blobs:write", "data:read", "data:write"];
+pub const QUALIFIED: &[&str] = &["blobs:read", "blobs:write", "data:read", "data:write"];
 
 /// Checks that `scope` is one a key can hold.
 pub fn validate_scope(scope: &str) -> Result<(), String> {
@@ -80,9 +80,9 @@ pub fn sufficient(needed: &str) -> Vec<String> {
     all
 }
 
-/// 403 for a call that needs one of `needed` (narrowest first), naming the first and
-/// every scope that would do.
-pub fn insufficient<S: AsRef<str>>(needed: &[S]) -> ApiError {
+/// The refusal (403) of a call that needs one of `needed` (narrowest first), naming the
+/// first and every scope that would do.
+pub fn insufficient<S: AsRef<str>>(needed: &[S]) -> AccessError {
     let mut would_do: Vec<String> = Vec::new();
     for scope in needed {
         for s in sufficient(scope.as_ref()) {
@@ -97,7 +97,10 @@ pub fn insufficient<S: AsRef<str>>(needed: &[S]) -> ApiError {
         would_do.push(star);
     }
     let first = needed.first().map_or("*", AsRef::as_ref);
-    ApiError::forbidden_scope(first, &would_do)
+    AccessError::InsufficientScope {
+        scope: first.to_owned(),
+        would_do,
+    }
 }
 
 /// True when a key holding `held` may hand `wanted` on to a key it creates: `*` only from
@@ -120,7 +123,7 @@ pub fn covers(held: &str, wanted: &str) -> bool {
 
 /// Whether held scopes can reach an operation documented with `family` (`data:read`
 /// is reached by `data:read:notes` too: the handler checks the qualifier).
-pub(crate) fn reaches(held: &[String], family: &[String]) -> bool {
+pub fn reaches(held: &[String], family: &[String]) -> bool {
     family.iter().any(|f| {
         held.iter()
             .any(|h| grants(h, f) || h.strip_prefix(f.as_str()).is_some_and(|r| r.starts_with(':')))
@@ -129,7 +132,7 @@ pub(crate) fn reaches(held: &[String], family: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -175,11 +178,13 @@ mod tests {
                 assert!(grants(&held, needed), "{held} grants {needed}");
             }
         }
-        let e = insufficient(&["licenses:read", "licenses:admin"]);
-        assert_eq!(
-            e.problem().detail.unwrap(),
-            "this API key lacks the `licenses:read` scope; a key with `licenses:read`, `licenses:admin` or `*` may make this call"
-        );
+        match insufficient(&["licenses:read", "licenses:admin"]) {
+            AccessError::InsufficientScope { scope, would_do } => {
+                assert_eq!(scope, "licenses:read");
+                assert_eq!(would_do, ["licenses:read", "licenses:admin", "*"]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

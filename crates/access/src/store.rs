@@ -1,12 +1,13 @@
-//! Storage of API keys. Only an HMAC digest of each key is stored; making and checking
-//! digests is the caller's (the gateway's `auth` module).
+//! Storage of API keys: the only module that touches diesel. Only an HMAC digest of each
+//! key is stored; making and checking digests is the service's.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::schema::api_keys;
-use crate::{DbConn, DbError, with_conn};
+use shared_db::paging::Order;
+use shared_db::schema::api_keys;
+use shared_db::{DbConn, DbError, with_conn};
 
 /// A stored API key (its digest, never the key).
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -63,13 +64,20 @@ pub async fn get(conn: &mut DbConn, id: &str) -> Result<Option<ApiKeyRow>, DbErr
     Ok(row)
 }
 
-/// All keys, newest first.
-pub async fn list(conn: &mut DbConn) -> Result<Vec<ApiKeyRow>, DbError> {
-    let rows = with_conn!(conn, |c| api_keys::table
-        .order(api_keys::id.desc())
-        .select(ApiKeyRow::as_select())
-        .load(c)
-        .await)?;
+/// Up to `limit` keys in `order` of their ids (which sort by time), after the id `after`.
+pub async fn list(
+    conn: &mut DbConn,
+    order: Order,
+    after: &Option<String>,
+    limit: i64,
+) -> Result<Vec<ApiKeyRow>, DbError> {
+    let rows = with_conn!(conn, |c| {
+        let q = api_keys::table.select(ApiKeyRow::as_select()).into_boxed();
+        shared_db::page_in_order!(q, api_keys::id, order, after)
+            .limit(limit)
+            .load(c)
+            .await
+    })?;
     Ok(rows)
 }
 

@@ -1,0 +1,34 @@
+//! Listing keys a page at a time, and showing one.
+
+use shared_db::DbConn;
+use shared_db::paging::{self, continue_from, encode_ordered};
+
+use super::AccessService;
+use crate::model::{AccessError, KeyFilter, KeyPage};
+use crate::store::{self, ApiKeyRow};
+
+impl AccessService {
+    /// One page of keys, newest first unless `filter.order` says otherwise.
+    pub async fn list(&self, conn: &mut DbConn, filter: &KeyFilter) -> Result<KeyPage, AccessError> {
+        list(conn, filter).await
+    }
+
+    /// Key `id`; [`AccessError::NotFound`] when there is none.
+    pub async fn show(&self, conn: &mut DbConn, id: &str) -> Result<ApiKeyRow, AccessError> {
+        store::get(conn, id).await?.ok_or(AccessError::NotFound)
+    }
+}
+
+/// One page of keys (needs no secret: see [`AccessService::list`]).
+pub async fn list(conn: &mut DbConn, filter: &KeyFilter) -> Result<KeyPage, AccessError> {
+    let limit = paging::limit(filter.limit)?;
+    let (order, after) = continue_from(filter.cursor.as_deref(), filter.order)?;
+    let rows = store::list(conn, order, &after, limit + 1).await?;
+    let (items, next_cursor) = paging::page(rows, limit, |k: &ApiKeyRow| encode_ordered(order, &k.id));
+    Ok(KeyPage { items, next_cursor })
+}
+
+/// Key `id`, if there is one (needs no secret).
+pub async fn find(conn: &mut DbConn, id: &str) -> Result<Option<ApiKeyRow>, AccessError> {
+    Ok(store::get(conn, id).await?)
+}
