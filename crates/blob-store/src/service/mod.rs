@@ -39,11 +39,6 @@ impl BlobService {
         }
     }
 
-    /// The signer of the gateway's URLs.
-    pub fn signer(&self) -> &signed::UrlSigner {
-        &self.signer
-    }
-
     /// The namespace called `name`.
     pub fn namespace(&self, name: &str) -> Result<&Namespace, BlobError> {
         self.entry(name).map(|(ns, _)| ns)
