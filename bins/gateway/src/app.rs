@@ -304,13 +304,15 @@ impl Application {
         }
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
-        // The bridge's periodic work and the hourly idempotency-key purge, one task.
+        // The bridge's periodic work, the hourly idempotency-key purge and retention, one task.
         let bridge_task = tokio::spawn({
             let (bridge, pool, wake, stop) = (bridge.clone(), pool.clone(), wake.clone(), worker_stop.clone());
+            let retention = config.retention.clone();
             async move {
                 tokio::join!(
                     bridge::jobs::run(bridge, wake, stop.clone()),
-                    shared_db::idempotency::run_purge(pool, stop)
+                    shared_db::idempotency::run_purge(pool.clone(), stop.clone()),
+                    crate::retention::run(pool, retention, stop)
                 );
             }
         });

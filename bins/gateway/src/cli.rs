@@ -52,6 +52,10 @@ enum Command {
         /// Where the copy goes: a new file.
         file: std::path::PathBuf,
     },
+    /// Remove, now, the events, finished messages and webhook deliveries older than their
+    /// retention (EVENTS_RETENTION, MESSAGE_RETENTION, WEBHOOK_DELIVERY_RETENTION), and
+    /// print how many of each.
+    Prune,
     /// Exit 0 when the running gateway answers /healthz (for container health checks).
     Healthcheck {
         /// What to ask; `http://127.0.0.1:<APP_PORT>/healthz` by default.
@@ -162,6 +166,12 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
                 report.tables,
                 report.took.as_millis()
             );
+            Ok(())
+        }
+        Command::Prune => {
+            let pool = open_database(&config).await?;
+            let pruned = crate::retention::prune(&pool, &config.retention).await?;
+            println!("pruned {pruned}");
             Ok(())
         }
         Command::ApiKeys(cmd) => api_keys_command(cmd, config).await,

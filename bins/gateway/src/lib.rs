@@ -13,6 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod ratelimit;
+pub mod retention;
 pub mod routes;
 pub mod state;
 pub mod telemetry;

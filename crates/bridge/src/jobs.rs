@@ -87,3 +87,13 @@ impl JobHandler for WebhookHandler {
         Box::pin(self.0.run_webhook(job))
     }
 }
+
+/// Retention: removes at most `batch` webhook delivery records made before `before`.
+/// Returns how many; call again until it returns less than `batch`.
+pub async fn prune_deliveries(
+    conn: &mut shared_db::DbConn,
+    before: chrono::DateTime<chrono::Utc>,
+    batch: i64,
+) -> Result<u64, shared_db::DbError> {
+    crate::store::prune_deliveries(conn, before.naive_utc(), batch).await
+}

@@ -184,3 +184,28 @@ pub(crate) async fn set_failed(c: &mut DbConn, id: &str, reason: &str, now: Naiv
         .await)?;
     Ok(())
 }
+
+/// Removes at most `batch` finished messages (not queued) last changed before `before`;
+/// returns how many.
+pub(crate) async fn prune_finished(conn: &mut DbConn, before: NaiveDateTime, batch: i64) -> Result<u64, DbError> {
+    let queued = MessageStatus::Queued.as_str();
+    let ids: Vec<String> = with_conn!(&mut *conn, |c| slack_messages::table
+        .filter(slack_messages::updated_at.lt(before))
+        .filter(slack_messages::status.ne(queued))
+        .order(slack_messages::updated_at.asc())
+        .select(slack_messages::id)
+        .limit(batch)
+        .load(c)
+        .await)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let n = with_conn!(conn, |c| diesel::delete(
+        slack_messages::table
+            .filter(slack_messages::id.eq_any(&ids))
+            .filter(slack_messages::status.ne(queued))
+    )
+    .execute(c)
+    .await)?;
+    Ok(n as u64)
+}

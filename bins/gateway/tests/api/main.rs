@@ -26,6 +26,7 @@ mod openapi;
 mod production;
 mod proxy;
 mod replicas;
+mod retention;
 mod scopes;
 mod slack;
 mod transports;

@@ -303,3 +303,23 @@ pub(crate) async fn has_mark(conn: &mut DbConn, mark: &str) -> Result<bool, DbEr
         .optional())?;
     Ok(seen.is_some())
 }
+
+/// Removes at most `batch` webhook delivery records made before `before`; returns how many.
+pub(crate) async fn prune_deliveries(conn: &mut DbConn, before: NaiveDateTime, batch: i64) -> Result<u64, DbError> {
+    let ids: Vec<String> = with_conn!(&mut *conn, |c| webhook_deliveries::table
+        .filter(webhook_deliveries::delivered_at.lt(before))
+        .order(webhook_deliveries::delivered_at.asc())
+        .select(webhook_deliveries::id)
+        .limit(batch)
+        .load(c)
+        .await)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let n = with_conn!(conn, |c| diesel::delete(
+        webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids))
+    )
+    .execute(c)
+    .await)?;
+    Ok(n as u64)
+}

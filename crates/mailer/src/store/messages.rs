@@ -173,3 +173,44 @@ pub(crate) async fn note_error(conn: &mut DbConn, email_id: &str, error: &str) -
         .await)?;
     Ok(())
 }
+
+/// Removes at most `batch` finished messages (neither queued nor sending) last changed
+/// before `before`, with their deliveries; returns how many messages. Each batch is one
+/// short transaction.
+pub(crate) async fn prune_finished(
+    conn: &mut DbConn,
+    before: NaiveDateTime,
+    batch: i64,
+) -> Result<u64, shared_db::DbError> {
+    use crate::schema::email_deliveries;
+    let unfinished = [EmailStatus::Queued.as_str(), EmailStatus::Sending.as_str()];
+    let ids: Vec<String> = with_conn!(&mut *conn, |c| email_messages::table
+        .filter(email_messages::updated_at.lt(before))
+        .filter(email_messages::status.ne_all(unfinished))
+        .order(email_messages::updated_at.asc())
+        .select(email_messages::id)
+        .limit(batch)
+        .load(c)
+        .await)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let ids = &ids;
+    let n = shared_db::transaction!(conn, shared_db::DbError, |c| {
+        with_conn!(&mut *c, |c| diesel::delete(
+            email_deliveries::table.filter(email_deliveries::email_id.eq_any(ids))
+        )
+        .execute(c)
+        .await)?;
+        // Only those still finished: one a retry re-queued meanwhile stays.
+        let n = with_conn!(c, |c| diesel::delete(
+            email_messages::table
+                .filter(email_messages::id.eq_any(ids))
+                .filter(email_messages::status.ne_all(unfinished))
+        )
+        .execute(c)
+        .await)?;
+        Ok(n)
+    })?;
+    Ok(n as u64)
+}

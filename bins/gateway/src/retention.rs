@@ -1,0 +1,99 @@
+//! Retention: the audit trail, finished messages and webhook deliveries older than their
+//! configured period are removed, hourly in the background (`run`) and on demand
+//! (`gateway prune`, [`prune`]). Each crate removes its own rows; this only asks each in
+//! turn, in batches of [`shared_db::retention::BATCH`]. Licences, machines, API keys,
+//! documents and templates are never pruned.
+
+use std::time::Duration;
+
+use shared_db::retention::in_batches;
+use shared_db::{DbError, DbPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RetentionConfig;
+
+/// How many rows one pruning removed, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Audit events.
+    pub events: u64,
+    /// Emails, with their bodies and deliveries.
+    pub emails: u64,
+    /// Slack messages.
+    pub slack_messages: u64,
+    /// Webhook delivery records.
+    pub webhook_deliveries: u64,
+}
+
+impl Pruned {
+    /// Every row removed.
+    pub fn total(&self) -> u64 {
+        self.events + self.emails + self.slack_messages + self.webhook_deliveries
+    }
+}
+
+impl std::fmt::Display for Pruned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "events: {}, emails: {}, slack messages: {}, webhook deliveries: {}",
+            self.events, self.emails, self.slack_messages, self.webhook_deliveries
+        )
+    }
+}
+
+fn cutoff(period: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::from_std(period).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Removes everything older than its period, now; a kind set to `off` is left alone.
+pub async fn prune(pool: &DbPool, config: &RetentionConfig) -> Result<Pruned, DbError> {
+    let mut pruned = Pruned::default();
+    let batch = shared_db::retention::BATCH;
+    if let Some(period) = config.events {
+        let before = cutoff(period);
+        pruned.events = in_batches(pool, |c| Box::pin(shared_db::events::prune(c, before, batch))).await?;
+    }
+    if let Some(period) = config.messages {
+        let before = cutoff(period);
+        pruned.emails = in_batches(pool, |c| Box::pin(mailer::jobs::prune(c, before, batch))).await?;
+        pruned.slack_messages = in_batches(pool, |c| Box::pin(slack_notify::jobs::prune(c, before, batch))).await?;
+    }
+    if let Some(period) = config.webhook_deliveries {
+        let before = cutoff(period);
+        pruned.webhook_deliveries =
+            in_batches(pool, |c| Box::pin(bridge::jobs::prune_deliveries(c, before, batch))).await?;
+    }
+    Ok(pruned)
+}
+
+/// How often the background pruning runs: hourly, or as often as the shortest period
+/// when that is shorter (second-long periods are for tests), at least every second.
+pub fn every(config: &RetentionConfig) -> Option<Duration> {
+    [config.events, config.messages, config.webhook_deliveries]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|shortest| shortest.clamp(Duration::from_secs(1), Duration::from_secs(3600)))
+}
+
+/// Prunes at start and then [`every`] period until `shutdown`. Replicas may run it at the
+/// same time: each removes by id in short batches, so they only find less to do.
+pub async fn run(pool: DbPool, config: RetentionConfig, shutdown: CancellationToken) {
+    let Some(period) = every(&config) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => match prune(&pool, &config).await {
+                Ok(p) if p.total() == 0 => {}
+                Ok(p) => tracing::info!(events = p.events, emails = p.emails, slack_messages = p.slack_messages,
+                    webhook_deliveries = p.webhook_deliveries, "retention: pruned old records"),
+                Err(e) => tracing::warn!(error = %e, "retention: pruning failed; trying again at the next round"),
+            },
+        }
+    }
+}
