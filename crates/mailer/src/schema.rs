@@ -1,6 +1,7 @@
 //! The email tables.
 
 diesel::table! {
+    #[sql_name = "eb_email_messages"]
     email_messages (id) {
         id -> Text,
         batch_id -> Nullable<Text>,
@@ -20,6 +21,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_email_deliveries"]
     email_deliveries (id) {
         id -> Text,
         email_id -> Text,
@@ -34,6 +36,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_email_templates"]
     email_templates (name) {
         name -> Text,
         subject -> Text,
@@ -47,6 +50,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_email_suppressions"]
     email_suppressions (address) {
         address -> Text,
         reason -> Text,

@@ -126,7 +126,7 @@ pub async fn purge_expired(conn: &mut DbConn) -> Result<usize, DbError> {
     loop {
         let n = match conn {
             DbConn::Mysql(c) => {
-                diesel::sql_query("DELETE FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT 1000")
+                diesel::sql_query("DELETE FROM eb_idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT 1000")
                     .bind::<diesel::sql_types::Timestamp, _>(cutoff)
                     .execute(c)
                     .await?

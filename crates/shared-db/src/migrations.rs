@@ -13,6 +13,33 @@ use crate::{DatabaseUrl, DbConn, DbError};
 const MYSQL: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
+/// Every table Event Bridge creates, without the `eb_` prefix they all carry. Databases
+/// migrated before the prefix have them under these bare names; [`adopt_prefix`] renames
+/// them once.
+pub const TABLES: &[&str] = &[
+    "api_keys",
+    "jobs",
+    "idempotency_keys",
+    "events",
+    "documents",
+    "collection_schemas",
+    "licenses",
+    "machines",
+    "signing_keys",
+    "email_messages",
+    "email_deliveries",
+    "email_templates",
+    "email_suppressions",
+    "slack_messages",
+    "bridge_rules",
+    "webhooks",
+    "webhook_deliveries",
+    "bridge_marks",
+];
+
+/// The first migration's version as diesel records it.
+const FIRST_VERSION: &str = "20261128000001";
+
 /// Name of the MySQL advisory lock that serialises migrations across replicas.
 const LOCK_NAME: &str = "event_bridge_migrations";
 /// How long a replica waits for another one's migrations before refusing to migrate.
@@ -95,12 +122,84 @@ async fn with_harness(url: &DatabaseUrl, op: Op, lock_wait: Duration) -> Result<
                      set DB_MIGRATE_ON_START=false and run `gateway migrate` once)"
                 )));
             }
+            // Dropping the connection on an error releases the lock with it.
+            let mut conn = DbConn::Mysql(c);
+            if matches!(op, Op::RunPending) {
+                adopt_prefix(&mut conn).await?;
+            }
+            let DbConn::Mysql(c) = conn else {
+                return Err(DbError::Migration("the MySQL connection changed backend".into()));
+            };
             let mut harness = AsyncMigrationHarness::new(c);
             let result = apply(&mut harness, MYSQL, op);
             let mut c = harness.into_inner();
             c.batch_execute(&format!("DO RELEASE_LOCK('{LOCK_NAME}')")).await?;
             result
         }
-        DbConn::Sqlite(c) => apply(&mut AsyncMigrationHarness::new(c), SQLITE, op),
+        DbConn::Sqlite(c) => {
+            let mut conn = DbConn::Sqlite(c);
+            if matches!(op, Op::RunPending) {
+                adopt_prefix(&mut conn).await?;
+            }
+            let DbConn::Sqlite(c) = conn else {
+                return Err(DbError::Migration("the SQLite connection changed backend".into()));
+            };
+            apply(&mut AsyncMigrationHarness::new(c), SQLITE, op)
+        }
     }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+async fn table_exists(conn: &mut DbConn, name: &str) -> Result<bool, DbError> {
+    let q = match conn {
+        DbConn::Mysql(_) => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+        }
+        DbConn::Sqlite(_) => "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?",
+    };
+    let found: Count = crate::with_conn!(conn, |c| diesel::sql_query(q)
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result(c)
+        .await)?;
+    Ok(found.n > 0)
+}
+
+/// Gives the tables of a database migrated before the `eb_` prefix their prefixed names,
+/// once, before the migrations run; returns how many it renamed.
+///
+/// A bare-named table is renamed only when it is certainly ours: diesel's own table says
+/// our first migration ran here, and the prefixed table does not exist yet. On a database
+/// that never ran our migrations (a fresh one, or the original service's, with its own
+/// `licenses`, `jobs`, ... tables) nothing is touched: the migrations create `eb_` tables
+/// beside the foreign ones and never read, alter or drop those.
+pub async fn adopt_prefix(conn: &mut DbConn) -> Result<usize, DbError> {
+    if !table_exists(conn, "__diesel_schema_migrations").await? {
+        return Ok(0);
+    }
+    let ran: Count = crate::with_conn!(&mut *conn, |c| diesel::sql_query(
+        "SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version = ?"
+    )
+    .bind::<diesel::sql_types::Text, _>(FIRST_VERSION)
+    .get_result(c)
+    .await)?;
+    if ran.n == 0 || table_exists(conn, "eb_jobs").await? {
+        return Ok(0);
+    }
+    let mut renamed = 0;
+    for table in TABLES {
+        if table_exists(conn, table).await? && !table_exists(conn, &format!("eb_{table}")).await? {
+            let sql = format!("ALTER TABLE {table} RENAME TO eb_{table}");
+            crate::with_conn!(&mut *conn, |c| c.batch_execute(&sql).await)?;
+            renamed += 1;
+        }
+    }
+    if renamed > 0 {
+        tracing::info!(renamed, "renamed Event Bridge's tables to their eb_ names");
+    }
+    Ok(renamed)
 }

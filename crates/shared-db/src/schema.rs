@@ -2,6 +2,7 @@
 //! and `TIMESTAMP` on SQLite, so one definition serves both backends.
 
 diesel::table! {
+    #[sql_name = "eb_api_keys"]
     api_keys (id) {
         id -> Text,
         name -> Text,
@@ -16,6 +17,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_jobs"]
     jobs (id) {
         id -> Text,
         queue -> Text,
@@ -37,6 +39,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_idempotency_keys"]
     idempotency_keys (owner, scope, idem_key) {
         owner -> Text,
         scope -> Text,
@@ -48,6 +51,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_events"]
     events (id) {
         id -> Text,
         occurred_at -> Timestamp,
@@ -62,6 +66,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_documents"]
     documents (collection, id) {
         collection -> Text,
         id -> Text,
@@ -73,6 +78,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_collection_schemas"]
     collection_schemas (collection) {
         collection -> Text,
         json_schema -> Text,

@@ -1,6 +1,7 @@
 //! The Slack message table.
 
 diesel::table! {
+    #[sql_name = "eb_slack_messages"]
     slack_messages (id) {
         id -> Text,
         channel -> Text,

@@ -1,3 +1,3 @@
-DROP TABLE events;
-DROP TABLE jobs;
-DROP TABLE api_keys;
+DROP TABLE eb_events;
+DROP TABLE eb_jobs;
+DROP TABLE eb_api_keys;

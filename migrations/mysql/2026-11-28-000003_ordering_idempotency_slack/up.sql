@@ -1,7 +1,7 @@
-ALTER TABLE jobs ADD COLUMN ordering_key VARCHAR(191) NULL;
-CREATE INDEX jobs_ordering ON jobs (ordering_key, id);
+ALTER TABLE eb_jobs ADD COLUMN ordering_key VARCHAR(191) NULL;
+CREATE INDEX eb_jobs_ordering ON eb_jobs (ordering_key, id);
 
-CREATE TABLE idempotency_keys (
+CREATE TABLE eb_idempotency_keys (
     scope VARCHAR(64) NOT NULL,
     idem_key VARCHAR(255) NOT NULL,
     request_hash VARCHAR(64) NOT NULL,
@@ -10,7 +10,7 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (scope, idem_key)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-CREATE TABLE slack_messages (
+CREATE TABLE eb_slack_messages (
     id VARCHAR(36) NOT NULL PRIMARY KEY,
     channel VARCHAR(100) NOT NULL,
     level VARCHAR(16) NOT NULL,
@@ -25,6 +25,6 @@ CREATE TABLE slack_messages (
     created_at DATETIME(6) NOT NULL,
     updated_at DATETIME(6) NOT NULL,
     posted_at DATETIME(6) NULL,
-    KEY slack_messages_channel (channel, id),
-    KEY slack_messages_status (status, id)
+    KEY eb_slack_messages_channel (channel, id),
+    KEY eb_slack_messages_status (status, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

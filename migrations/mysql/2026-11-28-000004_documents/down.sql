@@ -1,2 +1,2 @@
-DROP TABLE collection_schemas;
-DROP TABLE documents;
+DROP TABLE eb_collection_schemas;
+DROP TABLE eb_documents;

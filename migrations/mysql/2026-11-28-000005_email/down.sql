@@ -1,4 +1,4 @@
-DROP TABLE email_suppressions;
-DROP TABLE email_templates;
-DROP TABLE email_deliveries;
-DROP TABLE email_messages;
+DROP TABLE eb_email_suppressions;
+DROP TABLE eb_email_templates;
+DROP TABLE eb_email_deliveries;
+DROP TABLE eb_email_messages;

@@ -1,4 +1,4 @@
-CREATE TABLE bridge_rules (
+CREATE TABLE eb_bridge_rules (
     id VARCHAR(36) NOT NULL PRIMARY KEY,
     name VARCHAR(200) NOT NULL,
     event_type VARCHAR(100) NOT NULL,
@@ -9,7 +9,7 @@ CREATE TABLE bridge_rules (
     updated_at DATETIME(6) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-CREATE TABLE webhooks (
+CREATE TABLE eb_webhooks (
     id VARCHAR(36) NOT NULL PRIMARY KEY,
     url TEXT NOT NULL,
     event_types TEXT NOT NULL,
@@ -20,7 +20,7 @@ CREATE TABLE webhooks (
     updated_at DATETIME(6) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-CREATE TABLE webhook_deliveries (
+CREATE TABLE eb_webhook_deliveries (
     id VARCHAR(36) NOT NULL PRIMARY KEY,
     webhook_id VARCHAR(36) NOT NULL,
     event_id VARCHAR(36) NOT NULL,
@@ -29,15 +29,15 @@ CREATE TABLE webhook_deliveries (
     error TEXT NULL,
     duration_ms BIGINT NOT NULL,
     delivered_at DATETIME(6) NOT NULL,
-    KEY webhook_deliveries_webhook (webhook_id, id)
+    KEY eb_webhook_deliveries_webhook (webhook_id, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-CREATE TABLE bridge_marks (
+CREATE TABLE eb_bridge_marks (
     mark VARCHAR(191) NOT NULL PRIMARY KEY,
     created_at DATETIME(6) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-CREATE TABLE bridge_state (
+CREATE TABLE eb_bridge_state (
     name VARCHAR(64) NOT NULL PRIMARY KEY,
     value TEXT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

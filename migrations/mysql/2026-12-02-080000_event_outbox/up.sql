@@ -13,14 +13,14 @@
 -- Ids are UUIDv7 text, whose first 12 hex digits (8, a dash, 4) are the Unix time in
 -- milliseconds, so every id of a millisecond sorts at or after that prefix. A range
 -- scan on the primary key locks only the rows it updates.
-ALTER TABLE events ADD COLUMN undispatched BOOLEAN NULL;
-ALTER TABLE events ALTER COLUMN undispatched SET DEFAULT TRUE;
+ALTER TABLE eb_events ADD COLUMN undispatched BOOLEAN NULL;
+ALTER TABLE eb_events ALTER COLUMN undispatched SET DEFAULT TRUE;
 SET @eb_outbox_since = COALESCE(
     (SELECT CAST(REPLACE(LEFT(value, 19), 'T', ' ') AS DATETIME)
-     FROM bridge_state WHERE name = 'events_cursor') - INTERVAL 15 SECOND,
+     FROM eb_bridge_state WHERE name = 'events_cursor') - INTERVAL 15 SECOND,
     UTC_TIMESTAMP() - INTERVAL 10 MINUTE);
 SET @eb_outbox_ms = LPAD(LOWER(HEX(TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', @eb_outbox_since) * 1000)), 12, '0');
 SET @eb_outbox_floor = CONCAT(SUBSTRING(@eb_outbox_ms, 1, 8), '-', SUBSTRING(@eb_outbox_ms, 9, 4));
-UPDATE events SET undispatched = TRUE WHERE id >= @eb_outbox_floor;
-CREATE INDEX events_undispatched ON events (undispatched, id);
-DROP TABLE bridge_state;
+UPDATE eb_events SET undispatched = TRUE WHERE id >= @eb_outbox_floor;
+CREATE INDEX eb_events_undispatched ON eb_events (undispatched, id);
+DROP TABLE eb_bridge_state;

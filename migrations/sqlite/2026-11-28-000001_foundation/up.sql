@@ -1,4 +1,4 @@
-CREATE TABLE api_keys (
+CREATE TABLE eb_api_keys (
     id TEXT NOT NULL PRIMARY KEY,
     name TEXT NOT NULL,
     prefix TEXT NOT NULL,
@@ -10,7 +10,7 @@ CREATE TABLE api_keys (
     revoked_at TIMESTAMP NULL
 );
 
-CREATE TABLE jobs (
+CREATE TABLE eb_jobs (
     id TEXT NOT NULL PRIMARY KEY,
     queue TEXT NOT NULL,
     payload TEXT NOT NULL,
@@ -28,10 +28,10 @@ CREATE TABLE jobs (
     finished_at TIMESTAMP NULL,
     UNIQUE (queue, dedup_key)
 );
-CREATE INDEX jobs_claim ON jobs (status, run_at);
-CREATE INDEX jobs_lease ON jobs (status, locked_until);
+CREATE INDEX eb_jobs_claim ON eb_jobs (status, run_at);
+CREATE INDEX eb_jobs_lease ON eb_jobs (status, locked_until);
 
-CREATE TABLE events (
+CREATE TABLE eb_events (
     id TEXT NOT NULL PRIMARY KEY,
     occurred_at TIMESTAMP NOT NULL,
     event_type TEXT NOT NULL,
@@ -39,5 +39,5 @@ CREATE TABLE events (
     subject TEXT NULL,
     data TEXT NOT NULL
 );
-CREATE INDEX events_type_time ON events (event_type, occurred_at);
-CREATE INDEX events_subject ON events (subject);
+CREATE INDEX eb_events_type_time ON eb_events (event_type, occurred_at);
+CREATE INDEX eb_events_subject ON eb_events (subject);

@@ -1,3 +1,3 @@
-DROP TABLE signing_keys;
-DROP TABLE machines;
-DROP TABLE licenses;
+DROP TABLE eb_signing_keys;
+DROP TABLE eb_machines;
+DROP TABLE eb_licenses;

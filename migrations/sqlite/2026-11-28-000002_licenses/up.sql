@@ -1,4 +1,4 @@
-CREATE TABLE licenses (
+CREATE TABLE eb_licenses (
     id TEXT NOT NULL PRIMARY KEY,
     product TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -16,12 +16,12 @@ CREATE TABLE licenses (
     heartbeat_interval_secs INTEGER NULL,
     last_validated_at TIMESTAMP NULL
 );
-CREATE INDEX licenses_owner ON licenses (owner_email);
-CREATE INDEX licenses_expiry ON licenses (expires_at);
+CREATE INDEX eb_licenses_owner ON eb_licenses (owner_email);
+CREATE INDEX eb_licenses_expiry ON eb_licenses (expires_at);
 
-CREATE TABLE machines (
+CREATE TABLE eb_machines (
     id TEXT NOT NULL PRIMARY KEY,
-    license_id TEXT NOT NULL REFERENCES licenses (id) ON DELETE CASCADE,
+    license_id TEXT NOT NULL REFERENCES eb_licenses (id) ON DELETE CASCADE,
     fingerprint TEXT NOT NULL,
     name TEXT NULL,
     platform TEXT NULL,
@@ -31,7 +31,7 @@ CREATE TABLE machines (
     UNIQUE (license_id, fingerprint)
 );
 
-CREATE TABLE signing_keys (
+CREATE TABLE eb_signing_keys (
     kid TEXT NOT NULL PRIMARY KEY,
     algorithm TEXT NOT NULL,
     public_key TEXT NOT NULL,

@@ -1,4 +1,4 @@
-DROP TABLE slack_messages;
-DROP TABLE idempotency_keys;
-DROP INDEX jobs_ordering;
-ALTER TABLE jobs DROP COLUMN ordering_key;
+DROP TABLE eb_slack_messages;
+DROP TABLE eb_idempotency_keys;
+DROP INDEX eb_jobs_ordering;
+ALTER TABLE eb_jobs DROP COLUMN ordering_key;

@@ -1,7 +1,7 @@
-ALTER TABLE jobs ADD COLUMN ordering_key TEXT NULL;
-CREATE INDEX jobs_ordering ON jobs (ordering_key, id);
+ALTER TABLE eb_jobs ADD COLUMN ordering_key TEXT NULL;
+CREATE INDEX eb_jobs_ordering ON eb_jobs (ordering_key, id);
 
-CREATE TABLE idempotency_keys (
+CREATE TABLE eb_idempotency_keys (
     scope TEXT NOT NULL,
     idem_key TEXT NOT NULL,
     request_hash TEXT NOT NULL,
@@ -10,7 +10,7 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (scope, idem_key)
 );
 
-CREATE TABLE slack_messages (
+CREATE TABLE eb_slack_messages (
     id TEXT NOT NULL PRIMARY KEY,
     channel TEXT NOT NULL,
     level TEXT NOT NULL,
@@ -26,5 +26,5 @@ CREATE TABLE slack_messages (
     updated_at TIMESTAMP NOT NULL,
     posted_at TIMESTAMP NULL
 );
-CREATE INDEX slack_messages_channel ON slack_messages (channel, id);
-CREATE INDEX slack_messages_status ON slack_messages (status, id);
+CREATE INDEX eb_slack_messages_channel ON eb_slack_messages (channel, id);
+CREATE INDEX eb_slack_messages_status ON eb_slack_messages (status, id);

@@ -1,4 +1,4 @@
-CREATE TABLE documents (
+CREATE TABLE eb_documents (
     collection TEXT NOT NULL,
     id TEXT NOT NULL,
     version BIGINT NOT NULL,
@@ -8,7 +8,7 @@ CREATE TABLE documents (
     PRIMARY KEY (collection, id)
 );
 
-CREATE TABLE collection_schemas (
+CREATE TABLE eb_collection_schemas (
     collection TEXT NOT NULL PRIMARY KEY,
     json_schema TEXT NOT NULL,
     updated_at TIMESTAMP NOT NULL

@@ -1,4 +1,4 @@
-CREATE TABLE email_messages (
+CREATE TABLE eb_email_messages (
     id TEXT NOT NULL PRIMARY KEY,
     batch_id TEXT NULL,
     from_addr TEXT NOT NULL,
@@ -14,12 +14,12 @@ CREATE TABLE email_messages (
     updated_at TIMESTAMP NOT NULL,
     sent_at TIMESTAMP NULL
 );
-CREATE INDEX email_messages_status ON email_messages (status, id);
-CREATE INDEX email_messages_batch ON email_messages (batch_id, id);
-CREATE INDEX email_messages_from ON email_messages (from_addr, id);
-CREATE INDEX email_messages_template ON email_messages (template, id);
+CREATE INDEX eb_email_messages_status ON eb_email_messages (status, id);
+CREATE INDEX eb_email_messages_batch ON eb_email_messages (batch_id, id);
+CREATE INDEX eb_email_messages_from ON eb_email_messages (from_addr, id);
+CREATE INDEX eb_email_messages_template ON eb_email_messages (template, id);
 
-CREATE TABLE email_deliveries (
+CREATE TABLE eb_email_deliveries (
     id TEXT NOT NULL PRIMARY KEY,
     email_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -30,10 +30,10 @@ CREATE TABLE email_deliveries (
     error TEXT NULL,
     updated_at TIMESTAMP NOT NULL
 );
-CREATE UNIQUE INDEX email_deliveries_email ON email_deliveries (email_id, seq);
-CREATE INDEX email_deliveries_provider ON email_deliveries (provider_id);
+CREATE UNIQUE INDEX eb_email_deliveries_email ON eb_email_deliveries (email_id, seq);
+CREATE INDEX eb_email_deliveries_provider ON eb_email_deliveries (provider_id);
 
-CREATE TABLE email_templates (
+CREATE TABLE eb_email_templates (
     name TEXT NOT NULL PRIMARY KEY,
     subject TEXT NOT NULL,
     html TEXT NULL,
@@ -44,11 +44,11 @@ CREATE TABLE email_templates (
     updated_at TIMESTAMP NOT NULL
 );
 
-CREATE TABLE email_suppressions (
+CREATE TABLE eb_email_suppressions (
     address TEXT NOT NULL PRIMARY KEY,
     reason TEXT NOT NULL,
     detail TEXT NULL,
     email_id TEXT NULL,
     created_at TIMESTAMP NOT NULL
 );
-CREATE INDEX email_suppressions_reason ON email_suppressions (reason, address);
+CREATE INDEX eb_email_suppressions_reason ON eb_email_suppressions (reason, address);

@@ -1,5 +1,5 @@
-DROP TABLE bridge_state;
-DROP TABLE bridge_marks;
-DROP TABLE webhook_deliveries;
-DROP TABLE webhooks;
-DROP TABLE bridge_rules;
+DROP TABLE eb_bridge_state;
+DROP TABLE eb_bridge_marks;
+DROP TABLE eb_webhook_deliveries;
+DROP TABLE eb_webhooks;
+DROP TABLE eb_bridge_rules;

@@ -1,4 +1,4 @@
-CREATE TABLE bridge_rules (
+CREATE TABLE eb_bridge_rules (
     id TEXT NOT NULL PRIMARY KEY,
     name TEXT NOT NULL,
     event_type TEXT NOT NULL,
@@ -9,7 +9,7 @@ CREATE TABLE bridge_rules (
     updated_at TIMESTAMP NOT NULL
 );
 
-CREATE TABLE webhooks (
+CREATE TABLE eb_webhooks (
     id TEXT NOT NULL PRIMARY KEY,
     url TEXT NOT NULL,
     event_types TEXT NOT NULL,
@@ -20,7 +20,7 @@ CREATE TABLE webhooks (
     updated_at TIMESTAMP NOT NULL
 );
 
-CREATE TABLE webhook_deliveries (
+CREATE TABLE eb_webhook_deliveries (
     id TEXT NOT NULL PRIMARY KEY,
     webhook_id TEXT NOT NULL,
     event_id TEXT NOT NULL,
@@ -31,14 +31,14 @@ CREATE TABLE webhook_deliveries (
     delivered_at TIMESTAMP NOT NULL
 );
 
-CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook_id, id);
+CREATE INDEX eb_webhook_deliveries_webhook ON eb_webhook_deliveries (webhook_id, id);
 
-CREATE TABLE bridge_marks (
+CREATE TABLE eb_bridge_marks (
     mark TEXT NOT NULL PRIMARY KEY,
     created_at TIMESTAMP NOT NULL
 );
 
-CREATE TABLE bridge_state (
+CREATE TABLE eb_bridge_state (
     name TEXT NOT NULL PRIMARY KEY,
     value TEXT NOT NULL
 );

@@ -1,5 +1,5 @@
-UPDATE jobs SET status = 'queued' WHERE status = 'waiting';
-CREATE INDEX jobs_claim ON jobs (status, run_at);
-CREATE INDEX jobs_ordering ON jobs (ordering_key, id);
-DROP INDEX jobs_due;
-DROP INDEX jobs_key_status;
+UPDATE eb_jobs SET status = 'queued' WHERE status = 'waiting';
+CREATE INDEX eb_jobs_claim ON eb_jobs (status, run_at);
+CREATE INDEX eb_jobs_ordering ON eb_jobs (ordering_key, id);
+DROP INDEX eb_jobs_due;
+DROP INDEX eb_jobs_key_status;

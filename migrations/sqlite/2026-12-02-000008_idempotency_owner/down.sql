@@ -7,6 +7,6 @@ CREATE TABLE idempotency_keys_global (
     PRIMARY KEY (scope, idem_key)
 );
 INSERT OR IGNORE INTO idempotency_keys_global (scope, idem_key, request_hash, resource_id, created_at)
-SELECT scope, idem_key, request_hash, resource_id, created_at FROM idempotency_keys ORDER BY created_at;
-DROP TABLE idempotency_keys;
-ALTER TABLE idempotency_keys_global RENAME TO idempotency_keys;
+SELECT scope, idem_key, request_hash, resource_id, created_at FROM eb_idempotency_keys ORDER BY created_at;
+DROP TABLE eb_idempotency_keys;
+ALTER TABLE idempotency_keys_global RENAME TO eb_idempotency_keys;

@@ -22,7 +22,7 @@ SELECT
                 WHEN m.created_by LIKE 'api\_key:%' ESCAPE '\' THEN 'key:' || substr(m.created_by, 9)
                 WHEN m.created_by LIKE 'bridge:%' THEN 'system:bridge'
              END
-             FROM email_messages m
+             FROM eb_email_messages m
              WHERE (i.scope = 'emails' AND m.id = i.resource_id)
                 OR (i.scope = 'emails.batch' AND m.batch_id = i.resource_id)
              LIMIT 1),
@@ -30,14 +30,14 @@ SELECT
                 WHEN s.created_by LIKE 'api\_key:%' ESCAPE '\' THEN 'key:' || substr(s.created_by, 9)
                 WHEN s.created_by LIKE 'bridge:%' THEN 'system:bridge'
              END
-             FROM slack_messages s
+             FROM eb_slack_messages s
              WHERE i.scope = 'slack.messages' AND s.id = i.resource_id),
             'legacy')
     END,
     i.scope, i.idem_key, i.request_hash, i.resource_id, i.created_at
-FROM idempotency_keys i
+FROM eb_idempotency_keys i
 WHERE i.created_at >= strftime('%Y-%m-%d %H:%M:%f', 'now', '-24 hours');
-DROP TABLE idempotency_keys;
-ALTER TABLE idempotency_keys_owned RENAME TO idempotency_keys;
+DROP TABLE eb_idempotency_keys;
+ALTER TABLE idempotency_keys_owned RENAME TO eb_idempotency_keys;
 -- The hourly purge of expired keys deletes on `created_at`.
-CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+CREATE INDEX eb_idempotency_keys_created ON eb_idempotency_keys (created_at);

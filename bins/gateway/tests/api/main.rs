@@ -18,6 +18,7 @@ mod emails;
 mod errors;
 mod events;
 mod faults;
+mod foreign_tables;
 mod health;
 mod helpers;
 mod idempotency;

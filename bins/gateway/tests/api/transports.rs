@@ -119,12 +119,12 @@ async fn on_mysql_with_nothing_configured_sends_answer_503_and_store_nothing() {
         "idempotency_keys",
     ] {
         assert_eq!(
-            count(&app, &format!("SELECT COUNT(*) AS n FROM {table}")).await,
+            count(&app, &format!("SELECT COUNT(*) AS n FROM eb_{table}")).await,
             0,
             "{table}"
         );
     }
-    let sends = "SELECT COUNT(*) AS n FROM events WHERE event_type IN ('email.queued', 'slack.queued')";
+    let sends = "SELECT COUNT(*) AS n FROM eb_events WHERE event_type IN ('email.queued', 'slack.queued')";
     assert_eq!(count(&app, sends).await, 0);
 }
 
@@ -298,7 +298,7 @@ async fn a_rule_on_an_unconfigured_channel_is_skipped_with_one_line_at_start() {
         let trail = events::for_subject(&mut conn, &format!("rule:{rule}")).await.unwrap();
         let skipped: Vec<_> = trail.into_iter().filter(|e| e.event_type == "rule.skipped").collect();
         // Done, not waiting for a retry.
-        let open = count(&app, "SELECT COUNT(*) AS n FROM jobs").await;
+        let open = count(&app, "SELECT COUNT(*) AS n FROM eb_jobs").await;
         if skipped.len() == 2 && open == 0 {
             break skipped;
         }
@@ -313,9 +313,9 @@ async fn a_rule_on_an_unconfigured_channel_is_skipped_with_one_line_at_start() {
             .unwrap()
             .contains("SLACK_BOT_TOKEN")
     );
-    let failed = "SELECT COUNT(*) AS n FROM events WHERE event_type = 'rule.failed'";
+    let failed = "SELECT COUNT(*) AS n FROM eb_events WHERE event_type = 'rule.failed'";
     assert_eq!(count(&app, failed).await, 0);
-    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM slack_messages").await, 0);
+    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM eb_slack_messages").await, 0);
 
     // A replica starting now, with the rule in place, says once what is skipped.
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! The bridge's tables.
 
 diesel::table! {
+    #[sql_name = "eb_bridge_rules"]
     bridge_rules (id) {
         id -> Text,
         name -> Text,
@@ -14,6 +15,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_webhooks"]
     webhooks (id) {
         id -> Text,
         url -> Text,
@@ -27,6 +29,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_webhook_deliveries"]
     webhook_deliveries (id) {
         id -> Text,
         webhook_id -> Text,
@@ -40,6 +43,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_bridge_marks"]
     bridge_marks (mark) {
         mark -> Text,
         created_at -> Timestamp,

@@ -17,7 +17,7 @@ async fn expiry_reminders_and_expired_events_happen_once() {
         let mut conn = r.db.pool.get().await.unwrap();
         let past = shared_db::now() - chrono::Duration::hours(1);
         with_conn!(&mut *conn, |c| diesel::sql_query(
-            "UPDATE licenses SET expires_at = ? WHERE id = ?"
+            "UPDATE eb_licenses SET expires_at = ? WHERE id = ?"
         )
         .bind::<diesel::sql_types::Timestamp, _>(past)
         .bind::<diesel::sql_types::Text, _>(&gone.id)
@@ -134,7 +134,7 @@ async fn a_failing_licence_does_not_stop_the_reminder_pass() {
         let (also, _) = r.licenses.issue(issue("Also", 1), "t").await.unwrap();
         let mut conn = r.db.pool.get().await.unwrap();
         with_conn!(&mut *conn, |c| diesel::sql_query(
-            "UPDATE licenses SET owner_email = 'not an address' WHERE id = ?"
+            "UPDATE eb_licenses SET owner_email = 'not an address' WHERE id = ?"
         )
         .bind::<diesel::sql_types::Text, _>(&bad.id)
         .execute(c)
@@ -201,7 +201,7 @@ async fn reminders_skip_unconfigured_channels_without_failing() {
             n: i64,
         }
         let marks: N = with_conn!(&mut *conn, |c| diesel::sql_query(
-            "SELECT COUNT(*) AS n FROM bridge_marks"
+            "SELECT COUNT(*) AS n FROM eb_bridge_marks"
         )
         .get_result(c)
         .await)

@@ -78,9 +78,11 @@ async fn webhooks_are_signed_retried_and_logged() {
             #[diesel(sql_type = diesel::sql_types::Text)]
             secret_sealed: String,
         }
-        let rows: Vec<Sealed> = with_conn!(&mut *conn, |c| diesel::sql_query("SELECT secret_sealed FROM webhooks")
-            .load(c)
-            .await)
+        let rows: Vec<Sealed> = with_conn!(&mut *conn, |c| diesel::sql_query(
+            "SELECT secret_sealed FROM eb_webhooks"
+        )
+        .load(c)
+        .await)
         .unwrap();
         assert!(
             !rows[0]
@@ -235,7 +237,7 @@ async fn a_refused_target_is_refused_again_at_delivery() {
         }
         let mut conn = r.db.pool.get().await.unwrap();
         with_conn!(&mut *conn, |c| diesel::sql_query(
-            "UPDATE webhooks SET url = ? WHERE id = ?"
+            "UPDATE eb_webhooks SET url = ? WHERE id = ?"
         )
         .bind::<diesel::sql_types::Text, _>(format!("http://[::ffff:127.0.0.1]:{port}/changed-in-the-database"))
         .bind::<diesel::sql_types::Text, _>(&hooks[2])

@@ -1,6 +1,7 @@
 //! The licence tables (portable types; see shared-db's schema for the conventions).
 
 diesel::table! {
+    #[sql_name = "eb_licenses"]
     licenses (id) {
         id -> Text,
         product -> Text,
@@ -22,6 +23,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_machines"]
     machines (id) {
         id -> Text,
         license_id -> Text,
@@ -35,6 +37,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    #[sql_name = "eb_signing_keys"]
     signing_keys (kid) {
         kid -> Text,
         algorithm -> Text,

@@ -112,11 +112,11 @@ async fn the_database_holds_no_plaintext_key_or_private_key() {
         let sql = match db.backend() {
             shared_db::Backend::Mysql => {
                 "SELECT CONCAT_WS('|', l.id, l.key_prefix, l.key_digest, l.metadata, s.public_key, s.private_key_sealed) AS `row` \
-                 FROM licenses l CROSS JOIN signing_keys s"
+                 FROM eb_licenses l CROSS JOIN eb_signing_keys s"
             }
             shared_db::Backend::Sqlite => {
                 "SELECT l.id || '|' || l.key_prefix || '|' || l.key_digest || '|' || l.metadata || '|' || s.public_key || '|' || s.private_key_sealed AS row \
-                 FROM licenses l CROSS JOIN signing_keys s"
+                 FROM eb_licenses l CROSS JOIN eb_signing_keys s"
             }
         };
         let rows: Vec<Dump> = with_conn!(&mut *conn, |c| diesel::sql_query(sql).load(c).await).unwrap();

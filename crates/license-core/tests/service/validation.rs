@@ -76,7 +76,7 @@ async fn every_validation_code_in_its_documented_order() {
         let mut conn = db.pool.get().await.unwrap();
         let old = shared_db::now() - chrono::Duration::seconds(60);
         with_conn!(&mut *conn, |c| diesel::sql_query(
-            "UPDATE machines SET last_heartbeat_at = ?"
+            "UPDATE eb_machines SET last_heartbeat_at = ?"
         )
         .bind::<diesel::sql_types::Timestamp, _>(old)
         .execute(c)

@@ -123,7 +123,7 @@ async fn count(conn: &mut shared_db::DbConn, table: &str) -> i64 {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+    let sql = format!("SELECT COUNT(*) AS n FROM eb_{table}");
     shared_db::with_conn!(conn, |c| diesel::sql_query(&sql).get_result::<N>(c).await)
         .unwrap()
         .n

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use futures_util::future::BoxFuture;
 use shared_db::jobs::{self, AfterFailure, Enqueued, Job, NewJob};
 use shared_db::testing::TestDb;
@@ -232,6 +232,28 @@ async fn claim_as_w(conn: &mut shared_db::DbConn, queues: &[String]) -> Vec<jobs
     jobs::claim(conn, queues, "w", Duration::from_secs(30), 10)
         .await
         .unwrap()
+}
+
+/// A database migrated before the `eb_` prefix (made here by renaming our tables back to
+/// their bare names) has them renamed once, rows and all, before the migrations run; a
+/// second run renames nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_from_before_the_prefix_are_renamed_once_with_their_rows() {
+    for db in TestDb::each().await {
+        let mut conn = db.pool.get().await.unwrap();
+        jobs::enqueue(&mut conn, NewJob::new("legacy", &"kept").unwrap())
+            .await
+            .unwrap();
+        for t in migrations::TABLES {
+            let sql = format!("ALTER TABLE eb_{t} RENAME TO {t}");
+            with_conn!(&mut *conn, |c| c.batch_execute(&sql).await).unwrap();
+        }
+        drop(conn);
+        assert!(migrations::run_pending(&db.url).await.unwrap().is_empty());
+        let mut conn = db.pool.get().await.unwrap();
+        assert_eq!(table_count(&mut conn).await, 1, "{}: the job came along", db.backend());
+        assert_eq!(migrations::adopt_prefix(&mut conn).await.unwrap(), 0);
+    }
 }
 
 mod migrations_on_data;

@@ -172,7 +172,7 @@ async fn the_outbox_migration_offers_only_recent_events_again() {
         // The old bridge stopped two hours ago (its cursor), with the fleet down since.
         let cursor = now - chrono::Duration::hours(2);
         with_conn!(&mut *conn, |c| diesel::sql_query(
-            "INSERT INTO bridge_state (name, value) VALUES ('events_cursor', ?)"
+            "INSERT INTO eb_bridge_state (name, value) VALUES ('events_cursor', ?)"
         )
         .bind::<diesel::sql_types::Text, _>(cursor.and_utc().to_rfc3339())
         .execute(c)
@@ -189,7 +189,7 @@ async fn the_outbox_migration_offers_only_recent_events_again() {
         ] {
             let id = id_at(at);
             with_conn!(&mut *conn, |c| diesel::sql_query(
-                "INSERT INTO events (id, occurred_at, event_type, data) VALUES (?, ?, 'x.done', '{}')"
+                "INSERT INTO eb_events (id, occurred_at, event_type, data) VALUES (?, ?, 'x.done', '{}')"
             )
             .bind::<diesel::sql_types::Text, _>(&id)
             .bind::<diesel::sql_types::Timestamp, _>(at)
@@ -202,7 +202,7 @@ async fn the_outbox_migration_offers_only_recent_events_again() {
         with_conn!(&mut *conn, |c| c.batch_execute(up).await).unwrap();
         let older = shared_db::new_id();
         with_conn!(&mut *conn, |c| diesel::sql_query(
-            "INSERT INTO events (id, occurred_at, event_type, data) VALUES (?, ?, 'x.done', '{}')"
+            "INSERT INTO eb_events (id, occurred_at, event_type, data) VALUES (?, ?, 'x.done', '{}')"
         )
         .bind::<diesel::sql_types::Text, _>(&older)
         .bind::<diesel::sql_types::Timestamp, _>(now)
@@ -235,7 +235,7 @@ async fn the_outbox_migration_offers_only_recent_events_again() {
         // most a second before it; SQLite keeps whole seconds).
         with_conn!(&mut *conn, |c| c.batch_execute(down).await).unwrap();
         let state: Vec<State> = with_conn!(&mut *conn, |c| diesel::sql_query(
-            "SELECT value FROM bridge_state WHERE name = 'events_cursor'"
+            "SELECT value FROM eb_bridge_state WHERE name = 'events_cursor'"
         )
         .load(c)
         .await)
@@ -252,7 +252,7 @@ async fn the_outbox_migration_offers_only_recent_events_again() {
         );
 
         // No cursor (the bridge never ran): only the last ten minutes wait.
-        with_conn!(&mut *conn, |c| c.batch_execute("DELETE FROM bridge_state").await).unwrap();
+        with_conn!(&mut *conn, |c| c.batch_execute("DELETE FROM eb_bridge_state").await).unwrap();
         with_conn!(&mut *conn, |c| c.batch_execute(up).await).unwrap();
         assert_eq!(
             waiting(&mut *conn).await,
@@ -295,13 +295,13 @@ async fn the_idempotency_owner_migration_drops_expired_keys_and_backfills_owners
         let now = at(shared_db::now());
         let expired = at(shared_db::now() - chrono::Duration::hours(25));
         let fixture = format!(
-            "INSERT INTO email_messages (id, batch_id, from_addr, subject, status, summary, raw_mime, size, created_by, created_at, updated_at) VALUES
+            "INSERT INTO eb_email_messages (id, batch_id, from_addr, subject, status, summary, raw_mime, size, created_by, created_at, updated_at) VALUES
                 ('m1', 'b1', 'a@example.com', 's', 'sent', '{{}}', '', 0, 'api_key:abc', '{now}', '{now}'),
                 ('m2', 'b2', 'a@example.com', 's', 'sent', '{{}}', '', 0, 'api_key:def', '{now}', '{now}'),
                 ('m3', 'b2', 'a@example.com', 's', 'sent', '{{}}', '', 0, 'api_key:def', '{now}', '{now}');
-             INSERT INTO slack_messages (id, channel, level, title, request, status, created_by, created_at, updated_at) VALUES
+             INSERT INTO eb_slack_messages (id, channel, level, title, request, status, created_by, created_at, updated_at) VALUES
                 ('s1', '#ops', 'info', 't', '{{}}', 'posted', 'bridge:rule-1', '{now}', '{now}');
-             INSERT INTO idempotency_keys (scope, idem_key, request_hash, resource_id, created_at) VALUES
+             INSERT INTO eb_idempotency_keys (scope, idem_key, request_hash, resource_id, created_at) VALUES
                 ('emails', 'k1', 'h', 'm1', '{now}'),
                 ('emails.batch', 'k2', 'h', 'b2', '{now}'),
                 ('slack.messages', 'k3', 'h', 's1', '{now}'),
@@ -312,7 +312,7 @@ async fn the_idempotency_owner_migration_drops_expired_keys_and_backfills_owners
         with_conn!(&mut *conn, |c| c.batch_execute(&fixture).await).unwrap();
         with_conn!(&mut *conn, |c| c.batch_execute(up).await).unwrap();
         let rows: Vec<Row> = with_conn!(&mut *conn, |c| diesel::sql_query(
-            "SELECT owner, scope, idem_key FROM idempotency_keys ORDER BY idem_key"
+            "SELECT owner, scope, idem_key FROM eb_idempotency_keys ORDER BY idem_key"
         )
         .load(c)
         .await)
@@ -355,7 +355,7 @@ async fn expired_idempotency_keys_are_purged() {
             .unwrap();
         for (k, hours) in [("expired-1", 25), ("expired-2", 48)] {
             with_conn!(&mut *conn, |c| diesel::sql_query(
-                "INSERT INTO idempotency_keys (owner, scope, idem_key, request_hash, resource_id, created_at) VALUES ('key:k', 'emails', ?, 'h', 'r', ?)"
+                "INSERT INTO eb_idempotency_keys (owner, scope, idem_key, request_hash, resource_id, created_at) VALUES ('key:k', 'emails', ?, 'h', 'r', ?)"
             )
             .bind::<diesel::sql_types::Text, _>(k)
             .bind::<diesel::sql_types::Timestamp, _>(shared_db::now() - chrono::Duration::hours(hours))
