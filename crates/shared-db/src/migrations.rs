@@ -177,6 +177,9 @@ async fn table_exists(conn: &mut DbConn, name: &str) -> Result<bool, DbError> {
 /// that never ran our migrations (a fresh one, or the original service's, with its own
 /// `licenses`, `jobs`, ... tables) nothing is touched: the migrations create `eb_` tables
 /// beside the foreign ones and never read, alter or drop those.
+///
+/// Indexes keep their names (SQLite cannot rename one): a later migration must not drop
+/// or change an index created before the prefix by its name alone.
 pub async fn adopt_prefix(conn: &mut DbConn) -> Result<usize, DbError> {
     if !table_exists(conn, "__diesel_schema_migrations").await? {
         return Ok(0);

@@ -1,0 +1,3 @@
+DROP INDEX eb_webhook_deliveries_time ON eb_webhook_deliveries;
+DROP INDEX eb_slack_messages_updated ON eb_slack_messages;
+DROP INDEX eb_email_messages_updated ON eb_email_messages;
