@@ -21,6 +21,7 @@ mod faults;
 mod health;
 mod helpers;
 mod idempotency;
+mod import;
 mod licenses;
 mod openapi;
 mod production;

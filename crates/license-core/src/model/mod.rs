@@ -569,6 +569,7 @@ mod debug_tests {
 
 mod check;
 mod error;
+mod import;
 
 pub use check::parse_duration;
 pub(crate) use check::{
@@ -576,4 +577,6 @@ pub(crate) use check::{
     check_name, check_optional, future,
 };
 pub use error::LicenseError;
+pub(crate) use import::ImportRecord;
+pub use import::{IMPORT_FIELDS, ImportFile, ImportFormat, ImportReport, LineError};
 pub(crate) use error::invalid;

@@ -13,6 +13,7 @@ use shared_db::{KeyRing, events, with_conn};
 
 mod keys;
 mod lifecycle;
+mod import;
 mod machines;
 mod validation;
 
