@@ -63,7 +63,11 @@ async fn an_imported_old_key_validates_over_http() {
             .send()
     };
     let v: Value = validate(OLD_KEY).await.unwrap().json().await.unwrap();
-    assert_eq!((v["valid"].as_bool(), v["code"].as_str()), (Some(true), Some("valid")), "{v}");
+    assert_eq!(
+        (v["valid"].as_bool(), v["code"].as_str()),
+        (Some(true), Some("valid")),
+        "{v}"
+    );
     assert_eq!(v["license"]["name"], "Acme");
     assert_eq!(v["license"]["created_at"], "2020-02-02T12:00:00.000000Z");
     let v: Value = validate("OLD-suspended-000001").await.unwrap().json().await.unwrap();

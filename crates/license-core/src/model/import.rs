@@ -42,7 +42,12 @@ impl ImportFormat {
     /// The format of `file`: by its extension (`.csv`; `.jsonl` or `.json`), else JSON
     /// Lines when its first non-blank character is `{`, else CSV.
     pub fn detect(file: &Path, text: &str) -> Self {
-        match file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match file
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("csv") => ImportFormat::Csv,
             Some("jsonl" | "json" | "ndjson") => ImportFormat::JsonLines,
             _ if text.trim_start_matches('\u{feff}').trim_start().starts_with('{') => ImportFormat::JsonLines,
@@ -273,11 +278,9 @@ fn csv_lines(text: &str) -> Result<Vec<(usize, Fields)>, Vec<LineError>> {
 fn csv_error(e: &csv::Error) -> LineError {
     let line = e.position().map_or(0, |p| p.line() as usize);
     match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => line_error(
-            line,
-            None,
-            format!("{len} cells where the header has {expected_len}"),
-        ),
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            line_error(line, None, format!("{len} cells where the header has {expected_len}"))
+        }
         _ => line_error(line, None, format!("not CSV ({e})")),
     }
 }
@@ -286,7 +289,10 @@ fn csv_error(e: &csv::Error) -> LineError {
 fn record(line: usize, fields: Fields) -> Result<ImportRecord, Vec<LineError>> {
     let cells: HashMap<String, Cell> = fields.into_iter().filter(|(_, c)| !absent(c)).collect();
     let get = |name: &str| cells.get(name);
-    let mut c = Checked { line, errors: Vec::new() };
+    let mut c = Checked {
+        line,
+        errors: Vec::new(),
+    };
     let key = c.field("key", required(get("key")).and_then(parse_key));
     let product = c.field("product", required(get("product")).and_then(parse_product));
     let name = c.field(
@@ -295,7 +301,9 @@ fn record(line: usize, fields: Fields) -> Result<ImportRecord, Vec<LineError>> {
     );
     let owner_email = c.field(
         "owner_email",
-        required(get("owner_email")).and_then(text).and_then(|s| msg(check_email(&s))),
+        required(get("owner_email"))
+            .and_then(text)
+            .and_then(|s| msg(check_email(&s))),
     );
     let status = c.field("status", get("status").map_or(Ok(LicenseStatus::Active), parse_status));
     let expires_at = c.field("expires_at", get("expires_at").map(parse_time).transpose());
@@ -336,7 +344,18 @@ fn record(line: usize, fields: Fields) -> Result<ImportRecord, Vec<LineError>> {
         Some(entitlements),
         Some(metadata),
         Some(created_at),
-    ) = (key, product, name, owner_email, status, expires_at, max_machines, entitlements, metadata, created_at)
+    ) = (
+        key,
+        product,
+        name,
+        owner_email,
+        status,
+        expires_at,
+        max_machines,
+        entitlements,
+        metadata,
+        created_at,
+    )
     else {
         return Err(c.errors);
     };

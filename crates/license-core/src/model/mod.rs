@@ -577,6 +577,6 @@ pub(crate) use check::{
     check_name, check_optional, future,
 };
 pub use error::LicenseError;
+pub(crate) use error::invalid;
 pub(crate) use import::ImportRecord;
 pub use import::{IMPORT_FIELDS, ImportFile, ImportFormat, ImportReport, LineError};
-pub(crate) use error::invalid;

@@ -181,7 +181,10 @@ async fn unknown_old_style_keys_are_not_found_and_garbage_stays_malformed() {
     for (db, svc) in services().await {
         let b = db.backend();
         let v = svc.validate(&request("lic_never_issued_0000")).await.unwrap();
-        assert_eq!((v.code, v.detail.as_str()), (ValidationCode::NotFound, "no licence has this key"));
+        assert_eq!(
+            (v.code, v.detail.as_str()),
+            (ValidationCode::NotFound, "no licence has this key")
+        );
         for garbage in ["", "short", "bell\u{7}in-the-key", &"x".repeat(201)] {
             let v = svc.validate(&request(garbage)).await.unwrap();
             assert_eq!(v.code, ValidationCode::NotFound, "{b}");
@@ -207,7 +210,10 @@ async fn unknown_old_style_keys_are_not_found_and_garbage_stays_malformed() {
         let (_, key) = svc.issue(issue(Product::Client), "t").await.unwrap();
         let mut typo: Vec<u8> = key.as_str().bytes().collect();
         typo[0] = if typo[0] == b'A' { b'B' } else { b'A' };
-        let v = svc.validate(&request(std::str::from_utf8(&typo).unwrap())).await.unwrap();
+        let v = svc
+            .validate(&request(std::str::from_utf8(&typo).unwrap()))
+            .await
+            .unwrap();
         assert_eq!(v.code, ValidationCode::NotFound);
         assert!(v.detail.contains("typos"), "{}", v.detail);
     }
@@ -235,7 +241,10 @@ async fn importing_again_changes_nothing_and_reports_what_differs() {
         let acme = before.iter().find(|l| l.name == "Acme Corp").unwrap();
         svc.suspend(&acme.id, "test").await.unwrap();
         let changed = svc.import(&file, false).await.unwrap();
-        assert_eq!(changed.summary(), "imported 0, unchanged 1, skipped 1 (exists, differs)");
+        assert_eq!(
+            changed.summary(),
+            "imported 0, unchanged 1, skipped 1 (exists, differs)"
+        );
         assert_eq!(changed.differs, [(1, vec!["status"])]);
         assert_eq!(svc.get(&acme.id).await.unwrap().status, LicenseStatus::Suspended);
         assert_eq!(all(&svc).await.len(), 2, "{b}");
@@ -272,7 +281,10 @@ async fn a_dry_run_writes_nothing() {
         assert!(dry.imported.iter().all(|(_, id)| id.is_none()));
         assert!(all(&svc).await.is_empty(), "{b}");
         assert!(imported_events(&db).await.is_empty(), "{b}");
-        assert_eq!(svc.validate(&request(OLD_KEY)).await.unwrap().code, ValidationCode::NotFound);
+        assert_eq!(
+            svc.validate(&request(OLD_KEY)).await.unwrap().code,
+            ValidationCode::NotFound
+        );
         svc.import(&file, false).await.unwrap();
         let dry = svc.import(&file, true).await.unwrap();
         assert_eq!(dry.summary(), "imported 0, unchanged 2 (dry run)", "{b}");
@@ -306,13 +318,19 @@ async fn keys_digested_under_an_earlier_secret_are_still_found() {
 #[test]
 fn the_format_is_told_by_extension_or_first_character() {
     assert_eq!(ImportFormat::detect(Path::new("a.CSV"), "{"), ImportFormat::Csv);
-    assert_eq!(ImportFormat::detect(Path::new("a.jsonl"), "key"), ImportFormat::JsonLines);
+    assert_eq!(
+        ImportFormat::detect(Path::new("a.jsonl"), "key"),
+        ImportFormat::JsonLines
+    );
     assert_eq!(ImportFormat::detect(Path::new("a.json"), ""), ImportFormat::JsonLines);
     assert_eq!(
         ImportFormat::detect(Path::new("export"), "\u{feff}\n  {\"key\": 1}"),
         ImportFormat::JsonLines
     );
-    assert_eq!(ImportFormat::detect(Path::new("export.txt"), "key,product"), ImportFormat::Csv);
+    assert_eq!(
+        ImportFormat::detect(Path::new("export.txt"), "key,product"),
+        ImportFormat::Csv
+    );
 }
 
 #[test]
@@ -327,10 +345,18 @@ fn duplicate_keys_and_unknown_fields_are_refused_by_line() {
 
     let typo = "key,product,name,owner_emial\nlic_1234567890,client,A,a@a.example\n";
     let errors = ImportFile::parse(typo, ImportFormat::Csv).unwrap_err();
-    assert!(errors[0].to_string().starts_with("line 1: unknown column `owner_emial`"), "{errors:?}");
+    assert!(
+        errors[0]
+            .to_string()
+            .starts_with("line 1: unknown column `owner_emial`"),
+        "{errors:?}"
+    );
     let typo = r#"{"key": "lic_1234567890", "product": "client", "name": "A", "owner_email": "a@a.example", "expire_at": "2030-01-01T00:00:00Z"}"#;
     let errors = ImportFile::parse(typo, ImportFormat::JsonLines).unwrap_err();
-    assert!(errors[0].to_string().starts_with("line 1: unknown field `expire_at`"), "{errors:?}");
+    assert!(
+        errors[0].to_string().starts_with("line 1: unknown field `expire_at`"),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -359,5 +385,8 @@ fn every_field_error_names_its_line_and_field() {
     assert_eq!(errors[0].line, 2, "{errors:?}");
     let not_json = "{\"key\": \"lic_1234567890\"\n";
     let errors = ImportFile::parse(not_json, ImportFormat::JsonLines).unwrap_err();
-    assert!(errors[0].to_string().starts_with("line 1: not a JSON object"), "{errors:?}");
+    assert!(
+        errors[0].to_string().starts_with("line 1: not a JSON object"),
+        "{errors:?}"
+    );
 }

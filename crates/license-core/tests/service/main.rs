@@ -11,9 +11,9 @@ use license_core::{LicenseError, LicenseService};
 use shared_db::testing::TestDb;
 use shared_db::{KeyRing, events, with_conn};
 
+mod import;
 mod keys;
 mod lifecycle;
-mod import;
 mod machines;
 mod validation;
 
