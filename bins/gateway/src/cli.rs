@@ -1,8 +1,10 @@
-//! The command line: `gateway [serve]`, `gateway migrate`, `gateway api-keys ...`.
+//! The command line: `gateway [serve]`, `gateway migrate`, `gateway api-keys ...`,
+//! `gateway import licenses FILE`.
 //! Every subcommand reads the same configuration as `serve`.
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
@@ -56,6 +58,11 @@ enum Command {
     /// retention (EVENTS_RETENTION, MESSAGE_RETENTION, WEBHOOK_DELIVERY_RETENTION), and
     /// print how many of each.
     Prune,
+    /// Import data from the original service.
+    Import {
+        #[command(subcommand)]
+        what: ImportCommand,
+    },
     /// Exit 0 when the running gateway answers /healthz (for container health checks).
     Healthcheck {
         /// What to ask; `http://127.0.0.1:<APP_PORT>/healthz` by default.
@@ -88,6 +95,21 @@ enum ApiKeysCommand {
     Revoke {
         /// The key's id.
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Import licences with the keys the original service issued, from JSON Lines or CSV
+    /// with a header row (see the README). Every line is checked first: one bad line
+    /// imports nothing. Keys already imported are skipped, so importing again changes
+    /// nothing.
+    Licenses {
+        /// The file: `.jsonl`/`.json` or `.csv` (else told apart by a leading `{`).
+        file: std::path::PathBuf,
+        /// Check the file and report what would be imported, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -174,6 +196,9 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             println!("pruned {pruned}");
             Ok(())
         }
+        Command::Import {
+            what: ImportCommand::Licenses { file, dry_run },
+        } => import_licenses(&file, dry_run, config).await,
         Command::ApiKeys(cmd) => api_keys_command(cmd, config).await,
         Command::LicenseKeys(cmd) => license_keys_command(cmd, config).await,
     }
@@ -201,6 +226,49 @@ fn healthcheck(url: &str) -> anyhow::Result<()> {
         "unhealthy: {}",
         status_line.lines().next().unwrap_or("")
     );
+    Ok(())
+}
+
+/// Errors printed for a refused import file (the rest are counted).
+const IMPORT_ERRORS_SHOWN: usize = 50;
+
+async fn import_licenses(file: &std::path::Path, dry_run: bool, config: Config) -> anyhow::Result<()> {
+    use license_core::model::{ImportFile, ImportFormat};
+    let shown = file.display();
+    let bytes = std::fs::read(file).with_context(|| format!("reading {shown}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{shown}: not UTF-8 text"))?;
+    let parsed = match ImportFile::parse(&text, ImportFormat::detect(file, &text)) {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            for e in errors.iter().take(IMPORT_ERRORS_SHOWN) {
+                eprintln!("{shown}: {e}");
+            }
+            if errors.len() > IMPORT_ERRORS_SHOWN {
+                eprintln!("{shown}: and {} more", errors.len() - IMPORT_ERRORS_SHOWN);
+            }
+            anyhow::bail!("{shown}: {} error(s); nothing imported", errors.len());
+        }
+    };
+    if dry_run {
+        let pending = migrations::pending(&config.database.url).await?;
+        anyhow::ensure!(
+            pending.is_empty(),
+            "the database has {} pending migration(s): run `gateway migrate` first (a dry run writes nothing)",
+            pending.len()
+        );
+    }
+    let secret = load_secret(&config.secrets.source)?;
+    let pool = if dry_run {
+        shared_db::DbPool::new(config.database.url.clone(), config.database.pool.clone())?
+    } else {
+        open_database(&config).await?
+    };
+    let licenses = crate::app::license_service(&config, &pool, &secret)?;
+    let report = licenses.import(&parsed, dry_run).await?;
+    for (line, fields) in &report.differs {
+        println!("line {line}: skipped (exists, differs): {}", fields.join(", "));
+    }
+    println!("{}", report.summary());
     Ok(())
 }
 

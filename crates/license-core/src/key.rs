@@ -110,6 +110,67 @@ impl fmt::Debug for LicenseKey {
     }
 }
 
+/// Characters a key the original service issued may have (imported keys).
+pub const IMPORTED_KEY_CHARS: std::ops::RangeInclusive<usize> = 8..=200;
+/// Most characters of a key shown as its prefix (a new key's first group).
+const PREFIX_CHARS: usize = GROUP;
+
+/// A key as a holder presents it: one of ours (canonical), or one the original service
+/// issued and `gateway import licenses` brought over, exactly as sent. `Debug` shows only
+/// the prefix.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PresentedKey {
+    /// A well-formed Event Bridge key.
+    Issued(LicenseKey),
+    /// Any other printable string of 8 to 200 characters, with the reason it is not one
+    /// of ours (a [`KeyError::Checksum`] most likely means a typo in one of ours).
+    Imported(String, KeyError),
+}
+
+impl PresentedKey {
+    /// Reads a key as sent: ours when it parses as one, else an imported key when it is
+    /// 8 to 200 printable characters, else the reason it is not one of ours.
+    pub fn parse(input: &str) -> Result<Self, KeyError> {
+        match LicenseKey::parse(input) {
+            Ok(key) => Ok(PresentedKey::Issued(key)),
+            Err(e) if is_importable(input) => Ok(PresentedKey::Imported(input.to_owned(), e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The form that is digested: the canonical form of ours, an imported key as sent.
+    pub fn as_str(&self) -> &str {
+        match self {
+            PresentedKey::Issued(key) => key.as_str(),
+            PresentedKey::Imported(key, _) => key,
+        }
+    }
+
+    /// The characters kept in the clear: a new key's first group; for an imported key as
+    /// many characters, but never more than a quarter of it.
+    pub fn prefix(&self) -> String {
+        match self {
+            PresentedKey::Issued(key) => key.prefix().to_owned(),
+            PresentedKey::Imported(key, _) => {
+                let n = key.chars().count();
+                key.chars().take(PREFIX_CHARS.min(n / 4)).collect()
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PresentedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PresentedKey({}…)", self.prefix())
+    }
+}
+
+/// True for a string the original service may have issued as a key: 8 to 200 printable
+/// characters (no control characters).
+pub fn is_importable(input: &str) -> bool {
+    IMPORTED_KEY_CHARS.contains(&input.chars().count()) && !input.chars().any(char::is_control)
+}
+
 fn value(symbol: u8) -> u32 {
     ALPHABET.iter().position(|&s| s == symbol).unwrap_or(0) as u32
 }
@@ -174,6 +235,37 @@ mod tests {
         let key = LicenseKey::generate().unwrap();
         let bad = key.as_str().replacen(|c: char| c.is_ascii_alphanumeric(), "U", 1);
         assert_eq!(LicenseKey::parse(&bad).unwrap_err(), KeyError::Alphabet);
+    }
+
+    #[test]
+    fn presented_keys_are_ours_or_imported_or_garbage() {
+        let key = LicenseKey::generate().unwrap();
+        let lower = key.as_str().to_lowercase();
+        assert_eq!(PresentedKey::parse(&lower).unwrap(), PresentedKey::Issued(key.clone()));
+        assert_eq!(PresentedKey::parse(&lower).unwrap().as_str(), key.as_str());
+
+        let old = PresentedKey::parse("lic_9f8e7d6c5b4a").unwrap();
+        assert_eq!(old.as_str(), "lic_9f8e7d6c5b4a");
+        assert_eq!(old.prefix(), "lic_", "at most a quarter of the key");
+        assert!(!format!("{old:?}").contains("9f8e"));
+        assert_eq!(PresentedKey::parse("12345678").unwrap().prefix(), "12");
+        let long = "x".repeat(200);
+        assert_eq!(PresentedKey::parse(&long).unwrap().prefix(), "xxxxx");
+
+        assert_eq!(PresentedKey::parse("typo").unwrap_err(), KeyError::Length(4));
+        assert_eq!(PresentedKey::parse("").unwrap_err(), KeyError::Length(0));
+        assert!(PresentedKey::parse(&"x".repeat(201)).is_err());
+        assert!(PresentedKey::parse("abc\u{7}defghij").is_err());
+        assert!(PresentedKey::parse("abcdefgh\n").is_err());
+
+        // A typo in one of ours is looked up (it may be an old key), and says so.
+        let mut typo: Vec<u8> = key.as_str().bytes().collect();
+        typo[0] = if typo[0] == b'A' { b'B' } else { b'A' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert!(matches!(
+            PresentedKey::parse(&typo).unwrap(),
+            PresentedKey::Imported(_, KeyError::Checksum)
+        ));
     }
 
     proptest::proptest! {

@@ -22,6 +22,7 @@ mod foreign_tables;
 mod health;
 mod helpers;
 mod idempotency;
+mod import;
 mod licenses;
 mod openapi;
 mod production;

@@ -569,6 +569,7 @@ mod debug_tests {
 
 mod check;
 mod error;
+mod import;
 
 pub use check::parse_duration;
 pub(crate) use check::{
@@ -577,3 +578,5 @@ pub(crate) use check::{
 };
 pub use error::LicenseError;
 pub(crate) use error::invalid;
+pub(crate) use import::ImportRecord;
+pub use import::{IMPORT_FIELDS, ImportFile, ImportFormat, ImportReport, LineError};

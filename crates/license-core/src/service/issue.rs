@@ -28,7 +28,7 @@ impl LicenseService {
             owner_email: check_email(&req.owner_email)?,
             status: LicenseStatus::Active.as_str().to_owned(),
             key_prefix: key.prefix().to_owned(),
-            key_digest: self.digest(&key),
+            key_digest: self.digest(key.as_str()),
             created_at: now,
             updated_at: now,
             expires_at,

@@ -8,11 +8,12 @@ use shared_db::batch::Coalescer;
 use shared_db::{DbConn, DbPool, KeyRing, events};
 
 use crate::cert::Signer;
-use crate::key::LicenseKey;
+use crate::key::{KeyError, PresentedKey};
 use crate::model::LicenseError;
 use crate::store::{self, LicenseRow, MachineRow};
 
 mod checkout;
+mod import;
 mod issue;
 mod keys;
 mod lifecycle;
@@ -98,8 +99,8 @@ impl LicenseService {
 
     /// The licence `key` opens: by its digest under the current secret, else under an
     /// earlier one (then re-digested under the current secret).
-    async fn find_key(&self, key: &LicenseKey) -> Result<Option<(LicenseRow, i64)>, LicenseError> {
-        let current = self.digest(key);
+    async fn find_key(&self, key: &PresentedKey) -> Result<Option<(LicenseRow, i64)>, LicenseError> {
+        let current = self.digest(key.as_str());
         if let Some(found) = self.by_digest.get(current.clone()).await? {
             return Ok(Some(found));
         }
@@ -130,17 +131,53 @@ impl LicenseService {
             .await?)
     }
 
-    /// A key's digest under the current secret (how it is stored).
-    fn digest(&self, key: &LicenseKey) -> String {
-        self.ring.digest(key.as_str().as_bytes())
+    /// A key's digest under the current secret (how it is stored), from its digested
+    /// form ([`PresentedKey::as_str`]).
+    fn digest(&self, key: &str) -> String {
+        self.ring.digest(key.as_bytes())
+    }
+
+    /// The licence a holder's key opens: a key of ours or an imported one is looked up
+    /// by its digest; text that can be neither is refused as malformed.
+    async fn lookup(&self, key: &str) -> Result<Lookup, LicenseError> {
+        let key = match PresentedKey::parse(key) {
+            Ok(key) => key,
+            Err(e) => return Ok(Lookup::Malformed(e)),
+        };
+        Ok(match self.find_key(&key).await? {
+            Some(found) => Lookup::Found(found),
+            None => Lookup::Unknown(unknown_detail(&key)),
+        })
     }
 
     /// Opens the licence a holder's key names, or refuses the key.
     async fn open(&self, key: &str) -> Result<(LicenseRow, i64), LicenseError> {
-        let key = LicenseKey::parse(key).map_err(|e| LicenseError::KeyInvalid(e.to_string()))?;
-        self.find_key(&key)
-            .await?
-            .ok_or_else(|| LicenseError::KeyInvalid("no licence has this key".into()))
+        match self.lookup(key).await? {
+            Lookup::Found(found) => Ok(found),
+            Lookup::Unknown(detail) => Err(LicenseError::KeyInvalid(detail)),
+            Lookup::Malformed(e) => Err(LicenseError::KeyInvalid(e.to_string())),
+        }
+    }
+}
+
+/// What a holder's key opens. Returned once per holder call and never stored, so the
+/// row is not boxed (no allocation on the hot path).
+#[allow(clippy::large_enum_variant)]
+enum Lookup {
+    /// The licence and its machine count.
+    Found((LicenseRow, i64)),
+    /// No licence has this key; in words.
+    Unknown(String),
+    /// Neither a key of ours nor one that can have been imported.
+    Malformed(KeyError),
+}
+
+/// Why no licence opens `key`, in words: a key shaped as ours whose check symbols do
+/// not match is most likely mistyped.
+fn unknown_detail(key: &PresentedKey) -> String {
+    match key {
+        PresentedKey::Imported(_, KeyError::Checksum) => format!("no licence has this key; {}", KeyError::Checksum),
+        _ => "no licence has this key".into(),
     }
 }
 

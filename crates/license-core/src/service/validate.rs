@@ -2,8 +2,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::LicenseService;
-use crate::key::LicenseKey;
+use super::{LicenseService, Lookup};
 use crate::model::{LicenseError, LicenseStatus, ValidateRequest, Validation, ValidationCode};
 use crate::store::{self, LicenseRow, MachineRow};
 
@@ -14,21 +13,14 @@ impl LicenseService {
     /// Validates a key, in the order documented on [`ValidationCode`]. Never an error
     /// for a bad key: that is a `NOT_FOUND` outcome.
     pub async fn validate(&self, req: &ValidateRequest) -> Result<Validation, LicenseError> {
-        let Ok(key) = LicenseKey::parse(&req.key) else {
-            return Ok(Validation {
-                valid: false,
-                code: ValidationCode::NotFound,
-                detail: "the key is malformed (wrong length, symbols or check symbols)".into(),
-                license: None,
-            });
-        };
-        let Some((row, count)) = self.find_key(&key).await? else {
-            return Ok(Validation {
-                valid: false,
-                code: ValidationCode::NotFound,
-                detail: "no licence has this key".into(),
-                license: None,
-            });
+        let (row, count) = match self.lookup(&req.key).await? {
+            Lookup::Found(found) => found,
+            Lookup::Unknown(detail) => return Ok(not_found(detail)),
+            Lookup::Malformed(_) => {
+                return Ok(not_found(
+                    "the key is malformed (wrong length, symbols or check symbols)".into(),
+                ));
+            }
         };
         let machine = match &req.fingerprint {
             Some(f) => self.find_machine(&row.id, f.trim()).await?,
@@ -51,6 +43,16 @@ impl LicenseService {
             detail,
             license: Some(row.into_license(count)?),
         })
+    }
+}
+
+/// The `NOT_FOUND` outcome.
+fn not_found(detail: String) -> Validation {
+    Validation {
+        valid: false,
+        code: ValidationCode::NotFound,
+        detail,
+        license: None,
     }
 }
 

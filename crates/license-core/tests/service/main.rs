@@ -11,6 +11,7 @@ use license_core::{LicenseError, LicenseService};
 use shared_db::testing::TestDb;
 use shared_db::{KeyRing, events, with_conn};
 
+mod import;
 mod keys;
 mod lifecycle;
 mod machines;
