@@ -334,8 +334,8 @@ def main():
         accepted_slack = rows["slack"]["requests"] - rows["slack"]["status"]
         deadline = time.time() + max(120, args.duration)
         while True:
-            emails = db.counts("email_messages")
-            slack = db.counts("slack_messages")
+            emails = db.counts("eb_email_messages")
+            slack = db.counts("eb_slack_messages")
             if emails.get("captured", 0) >= accepted_emails and slack.get("captured", 0) >= accepted_slack:
                 break
             if time.time() > deadline:
