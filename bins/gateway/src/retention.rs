@@ -88,11 +88,17 @@ pub async fn run(pool: DbPool, config: RetentionConfig, shutdown: CancellationTo
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tick.tick() => match prune(&pool, &config).await {
-                Ok(p) if p.total() == 0 => {}
-                Ok(p) => tracing::info!(events = p.events, emails = p.emails, slack_messages = p.slack_messages,
-                    webhook_deliveries = p.webhook_deliveries, "retention: pruned old records"),
-                Err(e) => tracing::warn!(error = %e, "retention: pruning failed; trying again at the next round"),
+            // A long first round (a backlog after an upgrade) must not hold up a shutdown:
+            // the round is dropped at once (a statement in flight commits or rolls back on
+            // its own), and the next start goes on from there.
+            _ = tick.tick() => tokio::select! {
+                _ = shutdown.cancelled() => break,
+                outcome = prune(&pool, &config) => match outcome {
+                    Ok(p) if p.total() == 0 => {}
+                    Ok(p) => tracing::info!(events = p.events, emails = p.emails, slack_messages = p.slack_messages,
+                        webhook_deliveries = p.webhook_deliveries, "retention: pruned old records"),
+                    Err(e) => tracing::warn!(error = %e, "retention: pruning failed; trying again at the next round"),
+                },
             },
         }
     }
