@@ -50,6 +50,12 @@ fn licence(name: &str) -> IssueLicense {
         metadata: serde_json::Map::new(),
         require_machine: false,
         heartbeat_interval_secs: None,
+        heartbeat_cull: None,
+        heartbeat_resurrection_secs: None,
+        grace_period: None,
+        expiry_strategy: None,
+        expiry_basis: None,
+        policy_id: None,
     }
 }
 
@@ -102,6 +108,7 @@ async fn main() {
                 fingerprint: None,
                 product: None,
                 entitlements: Vec::new(),
+                nonce: None,
             };
             let started = Instant::now();
             let result = service.validate(&req).await.unwrap();

@@ -24,6 +24,8 @@ fn certificate() -> (String, Verifier, Vec<u8>) {
         fingerprint: Some("5f2b1c9e4a7d3b8e".into()),
         issued_at: now,
         expires_at: now + chrono::Duration::days(30),
+        grace_ends_at: None,
+        maintained: false,
     };
     let cert = signer.sign(&payload).unwrap();
     let verifier = Verifier::new().with_key(signer.kid(), signer.public_key());

@@ -304,13 +304,15 @@ impl Application {
         }
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
-        // The bridge's periodic work, the hourly idempotency-key purge and retention, one task.
+        // The bridge's periodic work, the licence sweep (dead machines, failed validations
+        // held back), the hourly idempotency-key purge and retention, one task.
         let bridge_task = tokio::spawn({
             let (bridge, pool, wake, stop) = (bridge.clone(), pool.clone(), wake.clone(), worker_stop.clone());
-            let retention = config.retention.clone();
+            let (retention, licenses) = (config.retention.clone(), licenses.clone());
             async move {
                 tokio::join!(
                     bridge::jobs::run(bridge, wake, stop.clone()),
+                    license_core::jobs::run(licenses, license_core::jobs::SWEEP_EVERY, stop.clone()),
                     shared_db::idempotency::run_purge(pool.clone(), stop.clone()),
                     crate::retention::run(pool, retention, stop)
                 );

@@ -24,6 +24,11 @@ use serde::{Deserialize, Serialize};
 /// The format tag every certificate starts with.
 pub const FORMAT: &str = "ebl1";
 
+/// The header that carries the signature of a licence-holder answer:
+/// `EB-Signature: kid=<kid>; sig=<base64url, no padding>`, an Ed25519 signature by the
+/// published licence signing key over the exact bytes of the response body.
+pub const SIGNATURE_HEADER: &str = "EB-Signature";
+
 /// What a certificate states.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificatePayload {
@@ -43,6 +48,13 @@ pub struct CertificatePayload {
     pub issued_at: DateTime<Utc>,
     /// When the certificate stops being valid (the offline grace period's end).
     pub expires_at: DateTime<Utc>,
+    /// When the licence's grace period after `license_expires_at` ends, if it has one:
+    /// until then an expired licence is still accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_ends_at: Option<DateTime<Utc>>,
+    /// The licence stays valid after it expires (expiry strategy `maintain`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maintained: bool,
 }
 
 /// Why a certificate was refused.
@@ -75,6 +87,10 @@ pub enum VerifyError {
     /// Lacks entitlements the caller requires.
     #[error("missing entitlements: {0:?}")]
     EntitlementsMissing(Vec<String>),
+    /// A signed answer does not carry the nonce the request sent: it answers another
+    /// request (a replay).
+    #[error("the answer does not echo this request's nonce")]
+    NonceMismatch,
 }
 
 /// What the embedding program requires of a certificate.
@@ -147,6 +163,51 @@ impl Verifier {
         if format != FORMAT {
             return Err(VerifyError::Malformed("unknown certificate format"));
         }
+        self.check(kid, signed.as_bytes(), signature)?;
+        let payload = BASE64URL_NOPAD
+            .decode(payload.as_bytes())
+            .map_err(|_| VerifyError::Malformed("payload is not base64url"))?;
+        serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed("payload is not the expected JSON"))
+    }
+
+    /// Checks a signed licence-holder answer (validate, activate, deactivate, heartbeat,
+    /// checkout): `signature_header` (the `EB-Signature` value) must be a trusted key's
+    /// signature over exactly `body`, and when the request sent a `nonce` the body must
+    /// echo it, so that neither a forged answer nor a replayed one passes. Returns the
+    /// body's JSON (`null` for an empty body).
+    pub fn verify_response(
+        &self,
+        body: &[u8],
+        signature_header: &str,
+        nonce: Option<&str>,
+    ) -> Result<serde_json::Value, VerifyError> {
+        let (mut kid, mut sig) = (None, None);
+        for part in signature_header.split(';') {
+            match part.trim().split_once('=') {
+                Some(("kid", v)) => kid = Some(v.trim()),
+                Some(("sig", v)) => sig = Some(v.trim()),
+                _ => {}
+            }
+        }
+        let (Some(kid), Some(sig)) = (kid, sig) else {
+            return Err(VerifyError::Malformed("expected kid=<kid>; sig=<signature>"));
+        };
+        self.check(kid, body, sig)?;
+        let json: serde_json::Value = if body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(body).map_err(|_| VerifyError::Malformed("the body is not JSON"))?
+        };
+        if let Some(nonce) = nonce
+            && json.get("nonce").and_then(serde_json::Value::as_str) != Some(nonce)
+        {
+            return Err(VerifyError::NonceMismatch);
+        }
+        Ok(json)
+    }
+
+    /// Checks `signature` (base64url) over `signed` with the key named `kid`.
+    fn check(&self, kid: &str, signed: &[u8], signature: &str) -> Result<(), VerifyError> {
         let key = self
             .keys
             .iter()
@@ -159,12 +220,8 @@ impl Verifier {
         key.1
             .as_ref()
             .ok_or(VerifyError::BadSignature)?
-            .verify(signed.as_bytes(), &signature)
-            .map_err(|_| VerifyError::BadSignature)?;
-        let payload = BASE64URL_NOPAD
-            .decode(payload.as_bytes())
-            .map_err(|_| VerifyError::Malformed("payload is not base64url"))?;
-        serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed("payload is not the expected JSON"))
+            .verify(signed, &signature)
+            .map_err(|_| VerifyError::BadSignature)
     }
 
     /// Full offline check at time `now`: signature, validity window, licence expiry,
@@ -182,7 +239,10 @@ impl Verifier {
         if payload.expires_at <= now {
             return Err(VerifyError::CertificateExpired);
         }
-        if payload.license_expires_at.is_some_and(|t| t <= now) {
+        if payload.license_expires_at.is_some_and(|t| t <= now)
+            && !payload.maintained
+            && payload.grace_ends_at.is_none_or(|end| now >= end)
+        {
             return Err(VerifyError::LicenseExpired);
         }
         if let Some(product) = expect.product
@@ -248,6 +308,12 @@ impl Signer {
         ring::signature::KeyPair::public_key(&self.pair).as_ref()
     }
 
+    /// The [`SIGNATURE_HEADER`] value for an answer whose body is `body`.
+    pub fn sign_response(&self, body: &[u8]) -> String {
+        let signature = self.pair.sign(body);
+        format!("kid={}; sig={}", self.kid, BASE64URL_NOPAD.encode(signature.as_ref()))
+    }
+
     /// Signs `payload` into a certificate.
     pub fn sign(&self, payload: &CertificatePayload) -> Result<String, serde_json::Error> {
         let json = serde_json::to_vec(payload)?;
@@ -272,6 +338,8 @@ mod tests {
             fingerprint: Some("machine-a".into()),
             issued_at: now,
             expires_at: now + chrono::Duration::days(30),
+            grace_ends_at: None,
+            maintained: false,
         }
     }
 
@@ -398,6 +466,78 @@ mod tests {
             verifier.verify_signature(&malleated).unwrap_err(),
             VerifyError::BadSignature
         );
+    }
+
+    #[test]
+    fn signed_answers_verify_and_forged_or_replayed_ones_do_not() {
+        let (signer, _) = Signer::generate().unwrap();
+        let verifier = Verifier::new().with_key(signer.kid(), signer.public_key());
+        let body = br#"{"valid":true,"code":"valid","nonce":"n-1"}"#;
+        let header = signer.sign_response(body);
+        assert!(header.starts_with(&format!("kid={}; sig=", signer.kid())));
+        let json = verifier.verify_response(body, &header, Some("n-1")).unwrap();
+        assert_eq!(json["valid"], true);
+        // Without an expected nonce only the signature is checked.
+        verifier.verify_response(body, &header, None).unwrap();
+        // A replay: the same signed answer for a request with another nonce.
+        assert_eq!(
+            verifier.verify_response(body, &header, Some("n-2")).unwrap_err(),
+            VerifyError::NonceMismatch
+        );
+        // A forgery: the body changed by one byte, or signed by another key.
+        let forged = br#"{"valid":true,"code":"valid","nonce":"n-2"}"#;
+        assert_eq!(
+            verifier.verify_response(forged, &header, Some("n-2")).unwrap_err(),
+            VerifyError::BadSignature
+        );
+        let (other, _) = Signer::generate().unwrap();
+        let impostor = other.sign_response(body).replace(other.kid(), signer.kid());
+        assert_eq!(
+            verifier.verify_response(body, &impostor, Some("n-1")).unwrap_err(),
+            VerifyError::BadSignature
+        );
+        // An empty body (204) verifies as null and cannot carry a nonce.
+        let empty = signer.sign_response(b"");
+        assert_eq!(
+            verifier.verify_response(b"", &empty, None).unwrap(),
+            serde_json::Value::Null
+        );
+        assert_eq!(
+            verifier.verify_response(b"", &empty, Some("n")).unwrap_err(),
+            VerifyError::NonceMismatch
+        );
+        for bad in ["", "kid=x", "sig=abc", "kid=; sig=", "garbage"] {
+            assert!(verifier.verify_response(body, bad, None).is_err(), "{bad}");
+        }
+        // Parameters in any order, extra ones ignored.
+        let sig = header.split("sig=").nth(1).unwrap();
+        let reordered = format!("sig={sig}; alg=ed25519; kid={}", signer.kid());
+        verifier.verify_response(body, &reordered, Some("n-1")).unwrap();
+    }
+
+    #[test]
+    fn an_expired_licence_passes_offline_within_its_grace_or_when_maintained() {
+        let (signer, _) = Signer::generate().unwrap();
+        let verifier = Verifier::new().with_key(signer.kid(), signer.public_key());
+        let now = Utc::now();
+        let mut p = payload(now);
+        p.license_expires_at = Some(now - chrono::Duration::days(1));
+        p.grace_ends_at = Some(now + chrono::Duration::days(1));
+        let cert = signer.sign(&p).unwrap();
+        verifier.verify(&cert, now, Expect::default()).unwrap();
+        let after_grace = now + chrono::Duration::days(2);
+        assert_eq!(
+            verifier.verify(&cert, after_grace, Expect::default()).unwrap_err(),
+            VerifyError::LicenseExpired
+        );
+        p.grace_ends_at = None;
+        p.maintained = true;
+        let cert = signer.sign(&p).unwrap();
+        verifier.verify(&cert, after_grace, Expect::default()).unwrap();
+        // Certificates without the new fields (issued before them) read as before.
+        let old = r#"{"license_id":"l","product":"client","name":"n","entitlements":[],"license_expires_at":null,"fingerprint":null,"issued_at":"2026-01-01T00:00:00Z","expires_at":"2026-02-01T00:00:00Z"}"#;
+        let parsed: CertificatePayload = serde_json::from_str(old).unwrap();
+        assert!(!parsed.maintained && parsed.grace_ends_at.is_none());
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod cert;
 pub mod key;
 
 #[cfg(feature = "store")]
+pub mod jobs;
+#[cfg(feature = "store")]
 pub mod model;
 #[cfg(feature = "store")]
 mod service;
@@ -22,4 +24,4 @@ mod store;
 #[cfg(feature = "store")]
 pub use model::{LicenseError, parse_duration};
 #[cfg(feature = "store")]
-pub use service::LicenseService;
+pub use service::{LicenseService, SweepReport};

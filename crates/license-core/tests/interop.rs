@@ -51,6 +51,8 @@ fn python_cryptography_verifies_our_certificates_and_rejects_altered_ones() {
         fingerprint: Some("fp-9".into()),
         issued_at: now,
         expires_at: now + chrono::Duration::days(1),
+        grace_ends_at: None,
+        maintained: false,
     };
     let cert = signer.sign(&payload).unwrap();
     let public_key = data_encoding::BASE64URL_NOPAD.encode(signer.public_key());

@@ -65,6 +65,8 @@ impl From<license_core::LicenseError> for ApiError {
         match e {
             L::NotFound => ApiError::not_found("license_not_found", e.to_string()),
             L::MachineNotFound => ApiError::not_found("machine_not_found", e.to_string()),
+            L::PolicyNotFound => ApiError::not_found("policy_not_found", e.to_string()),
+            L::PolicyInUse(_) => ApiError::new(StatusCode::CONFLICT, "policy_in_use", e.to_string()),
             L::Invalid { field, ref message } => {
                 ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
             }

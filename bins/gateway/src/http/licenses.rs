@@ -2,10 +2,14 @@
 //! licence-holder calls, which authenticate with the licence key itself and are rate
 //! limited per client address and per key.
 
-use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use actix_web::body::BoxBody;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, delete, get, patch, post, web};
 use license_core::model::{
-    ActivateRequest, Checkout, CheckoutRequest, IssueLicense, License, LicenseFilter, LicensePage, LicensePatch,
-    Machine, MachineQuery, MachineRequest, PublicKey, Renew, ValidateRequest, Validation,
+    ActivateRequest, Checkout, CheckoutRequest, Deactivated, IssueLicense, License, LicenseFilter, LicensePage,
+    LicensePatch, Machine, MachineAnswer, MachineQuery, MachineRequest, PublicKey, Renew, ValidateRequest, Validation,
+    valid_nonce,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -79,6 +83,44 @@ fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
     crate::net::client_ip(req, &state.config.server.trusted_proxies)
 }
 
+/// A holder call's answer: its status and body (none for a 204).
+type Answer<T> = Result<(StatusCode, Option<T>), ApiError>;
+
+/// Sends a holder call's answer signed: `EB-Signature: kid=<kid>; sig=<base64url>`, the
+/// licence signing key's Ed25519 signature over the exact body bytes. Problems are
+/// signed too, and echo the request's `nonce` as answers do, so a client can refuse
+/// any unsigned or replayed answer. (Only what never reaches the handler, such as
+/// malformed JSON, is unsigned.)
+async fn signed<T: Serialize>(state: &AppState, nonce: Option<&str>, answer: Answer<T>) -> HttpResponse {
+    let (mut res, body) = match answer {
+        Ok((status, Some(v))) => match serde_json::to_vec(&v) {
+            Ok(body) => (
+                HttpResponse::build(status).content_type("application/json").finish(),
+                body,
+            ),
+            Err(e) => return ApiError::internal(e).error_response(),
+        },
+        Ok((status, None)) => (HttpResponse::build(status).finish(), Vec::new()),
+        Err(e) => {
+            let res = e.error_response();
+            let mut problem = serde_json::to_value(e.problem()).unwrap_or_default();
+            if let (Some(n), Some(fields)) = (nonce, problem.as_object_mut()) {
+                fields.insert("nonce".into(), n.into());
+            }
+            (res, serde_json::to_vec(&problem).unwrap_or_default())
+        }
+    };
+    match state.licenses.sign_answer(&body).await {
+        Ok(signature) => {
+            if let Ok(v) = HeaderValue::from_str(&signature) {
+                res.headers_mut().insert(HeaderName::from_static("eb-signature"), v);
+            }
+        }
+        Err(e) => return ApiError::from(e).error_response(),
+    }
+    res.set_body(BoxBody::new(body))
+}
+
 /// Issues a licence. Returns its key, once.
 #[utoipa::path(
     tag = "licenses",
@@ -147,24 +189,26 @@ async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 /// Validates a licence key. Always 200 for a well-formed request: `valid` and `code`
 /// (checked in the order `not_found`, `revoked`, `suspended`, `expired`,
 /// `product_scope_mismatch`, `no_machine`, `fingerprint_scope_mismatch`,
-/// `heartbeat_dead`, `too_many_machines`, `entitlements_missing`, `valid`) say why.
+/// `heartbeat_dead`, `too_many_machines`, `entitlements_missing`, then `grace_period`,
+/// `expired_maintained` or `valid`) say why. The answer is signed (`EB-Signature`)
+/// and echoes `nonce`.
 #[utoipa::path(
     tag = "licenses",
     request_body = ValidateRequest,
     responses(
-        (status = 200, description = "The outcome", body = Validation),
+        (status = 200, description = "The outcome (`valid` is true for `valid`, `grace_period` and `expired_maintained`)", body = Validation, headers(("EB-Signature" = String, description = "`kid=<kid>; sig=<base64url>`: Ed25519 over the body by the licence signing key"))),
         (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
         HolderProblems,
     )
 )]
 #[post("/validate")]
-async fn validate(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: Json<ValidateRequest>,
-) -> Result<HttpResponse, ApiError> {
-    state.holder_limits.check(client_ip(&req), &body.key)?;
-    Ok(HttpResponse::Ok().json(state.licenses.validate(&body).await?))
+async fn validate(state: web::Data<AppState>, req: HttpRequest, body: Json<ValidateRequest>) -> HttpResponse {
+    let answer: Answer<Validation> = async {
+        state.holder_limits.check(client_ip(&req), &body.key)?;
+        Ok((StatusCode::OK, Some(state.licenses.validate(&body).await?)))
+    }
+    .await;
+    signed(&state, valid_nonce(&body.nonce), answer).await
 }
 
 /// Activates a machine on the licence the key opens.
@@ -172,7 +216,7 @@ async fn validate(
     tag = "licenses",
     request_body = ActivateRequest,
     responses(
-        (status = 201, description = "Activated", body = Machine),
+        (status = 201, description = "Activated", body = MachineAnswer, headers(("EB-Signature" = String, description = "`kid=<kid>; sig=<base64url>`: Ed25519 over the body by the licence signing key"))),
         (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The licence is `suspended`, `revoked` or `expired`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The fingerprint is already activated", body = Problem, content_type = "application/problem+json"),
@@ -181,13 +225,13 @@ async fn validate(
     )
 )]
 #[post("/activate")]
-async fn activate(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: Json<ActivateRequest>,
-) -> Result<HttpResponse, ApiError> {
-    state.holder_limits.check(client_ip(&req), &body.key)?;
-    Ok(HttpResponse::Created().json(state.licenses.activate(&body).await?))
+async fn activate(state: web::Data<AppState>, req: HttpRequest, body: Json<ActivateRequest>) -> HttpResponse {
+    let answer: Answer<MachineAnswer> = async {
+        state.holder_limits.check(client_ip(&req), &body.key)?;
+        Ok((StatusCode::CREATED, Some(state.licenses.activate(&body).await?)))
+    }
+    .await;
+    signed(&state, valid_nonce(&body.nonce), answer).await
 }
 
 /// Deactivates a machine of the licence the key opens.
@@ -195,7 +239,8 @@ async fn activate(
     tag = "licenses",
     request_body = MachineRequest,
     responses(
-        (status = 204, description = "Deactivated"),
+        (status = 200, description = "Deactivated (asked with a `nonce`)", body = Deactivated, headers(("EB-Signature" = String, description = "`kid=<kid>; sig=<base64url>`: Ed25519 over the body by the licence signing key"))),
+        (status = 204, description = "Deactivated (asked without a `nonce`)", headers(("EB-Signature" = String, description = "`kid=<kid>; sig=<base64url>`: Ed25519 over the body by the licence signing key"))),
         (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such machine on the licence", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
@@ -203,14 +248,16 @@ async fn activate(
     )
 )]
 #[post("/deactivate")]
-async fn deactivate(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: Json<MachineRequest>,
-) -> Result<HttpResponse, ApiError> {
-    state.holder_limits.check(client_ip(&req), &body.key)?;
-    state.licenses.deactivate(&body).await?;
-    Ok(HttpResponse::NoContent().finish())
+async fn deactivate(state: web::Data<AppState>, req: HttpRequest, body: Json<MachineRequest>) -> HttpResponse {
+    let answer: Answer<Deactivated> = async {
+        state.holder_limits.check(client_ip(&req), &body.key)?;
+        Ok(match state.licenses.deactivate(&body).await? {
+            Some(said) => (StatusCode::OK, Some(said)),
+            None => (StatusCode::NO_CONTENT, None),
+        })
+    }
+    .await;
+    signed(&state, valid_nonce(&body.nonce), answer).await
 }
 
 /// Records a heartbeat from a machine. A revoked, suspended or expired licence answers
@@ -220,7 +267,7 @@ async fn deactivate(
     tag = "licenses",
     request_body = MachineRequest,
     responses(
-        (status = 200, description = "Recorded", body = Machine),
+        (status = 200, description = "Recorded (or a culled machine brought back)", body = MachineAnswer, headers(("EB-Signature" = String, description = "`kid=<kid>; sig=<base64url>`: Ed25519 over the body by the licence signing key"))),
         (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The licence is `suspended`, `revoked` or `expired`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such machine on the licence", body = Problem, content_type = "application/problem+json"),
@@ -229,13 +276,13 @@ async fn deactivate(
     )
 )]
 #[post("/heartbeat")]
-async fn heartbeat(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: Json<MachineRequest>,
-) -> Result<HttpResponse, ApiError> {
-    state.holder_limits.check(client_ip(&req), &body.key)?;
-    Ok(HttpResponse::Ok().json(state.licenses.heartbeat(&body).await?))
+async fn heartbeat(state: web::Data<AppState>, req: HttpRequest, body: Json<MachineRequest>) -> HttpResponse {
+    let answer: Answer<MachineAnswer> = async {
+        state.holder_limits.check(client_ip(&req), &body.key)?;
+        Ok((StatusCode::OK, Some(state.licenses.heartbeat(&body).await?)))
+    }
+    .await;
+    signed(&state, valid_nonce(&body.nonce), answer).await
 }
 
 /// Signs an offline certificate for a licence that validates now.
@@ -243,7 +290,7 @@ async fn heartbeat(
     tag = "licenses",
     request_body = CheckoutRequest,
     responses(
-        (status = 200, description = "The certificate", body = Checkout),
+        (status = 200, description = "The certificate", body = Checkout, headers(("EB-Signature" = String, description = "`kid=<kid>; sig=<base64url>`: Ed25519 over the body by the licence signing key"))),
         (status = 401, description = "The key is malformed or unknown", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The licence does not validate (the code says why)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad `ttl`, `too_many_machines` or JSON of the wrong shape", body = Problem, content_type = "application/problem+json"),
@@ -251,13 +298,13 @@ async fn heartbeat(
     )
 )]
 #[post("/checkout")]
-async fn checkout(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: Json<CheckoutRequest>,
-) -> Result<HttpResponse, ApiError> {
-    state.holder_limits.check(client_ip(&req), &body.key)?;
-    Ok(HttpResponse::Ok().json(state.licenses.checkout(&body).await?))
+async fn checkout(state: web::Data<AppState>, req: HttpRequest, body: Json<CheckoutRequest>) -> HttpResponse {
+    let answer: Answer<Checkout> = async {
+        state.holder_limits.check(client_ip(&req), &body.key)?;
+        Ok((StatusCode::OK, Some(state.licenses.checkout(&body).await?)))
+    }
+    .await;
+    signed(&state, valid_nonce(&body.nonce), answer).await
 }
 
 /// One licence.

@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod json;
 pub mod licenses;
+pub mod policies;
 pub mod slack;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -40,7 +41,8 @@ pub use crate::routes::{RouteTable, is_signed_storage_url};
         (name = "emails", description = "Email through Amazon SES: a durable outbox with idempotency, templates, attachments, status history, bounce and complaint handling and a suppression list (scopes `emails:send`, `emails:read`, `emails:admin`)"),
         (name = "slack", description = "Slack alerts: one layout per level, delivered in per-channel order at Slack's pace (scopes `slack:post`, `slack:read`)"),
         (name = "bridge", description = "Rules that turn events into Slack messages and emails (scope `rules:admin`), and signed outgoing webhooks (scope `webhooks:admin`)"),
-        (name = "licenses", description = "Licences for `client` and `platform`: administration (scopes `licenses:admin`, `licenses:read`) and the licence-holder calls, authenticated by the licence key"),
+        (name = "licenses", description = "Licences for `client` and `platform`: administration (scopes `licenses:admin`, `licenses:read`) and the licence-holder calls, authenticated by the licence key, whose answers are signed (`EB-Signature`)"),
+        (name = "policies", description = "Reusable licence terms: machine limits, heartbeats and culling, grace periods, expiry strategy and basis (scopes `licenses:admin`, `licenses:read`)"),
     )
 )]
 pub struct ApiDoc;
@@ -191,6 +193,11 @@ fn routes(cfg: &mut ServiceConfig, email_json_limit: usize, max_json: usize) {
         utoipa_actix_web::scope("/api/v1/licenses")
             .app_data(json_limit(LICENSE_JSON_LIMIT.min(max_json)))
             .configure(licenses::configure),
+    );
+    cfg.service(
+        utoipa_actix_web::scope("/api/v1/policies")
+            .app_data(json_limit(LICENSE_JSON_LIMIT.min(max_json)))
+            .configure(policies::configure),
     );
     cfg.service(utoipa_actix_web::scope("/api/v1/slack").configure(slack::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/blobs").configure(blobs::configure));

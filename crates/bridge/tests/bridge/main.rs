@@ -147,6 +147,12 @@ fn issue(name: &str, days: i64) -> IssueLicense {
         metadata: serde_json::Map::new(),
         require_machine: false,
         heartbeat_interval_secs: None,
+        heartbeat_cull: None,
+        heartbeat_resurrection_secs: None,
+        grace_period: None,
+        expiry_strategy: None,
+        expiry_basis: None,
+        policy_id: None,
     }
 }
 async fn latest_issued(r: &Rig) -> String {

@@ -80,6 +80,40 @@ pub(crate) fn check_heartbeat(n: Option<i32>) -> Result<Option<i32>, LicenseErro
     }
 }
 
+pub(crate) fn check_resurrection(n: Option<i32>) -> Result<Option<i32>, LicenseError> {
+    match n {
+        Some(n) if !(1..=31_536_000).contains(&n) => Err(invalid(
+            "heartbeat_resurrection_secs",
+            "must be 1 to 31536000 seconds, or null",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// A duration field (`grace_period`, `duration`) in whole seconds, at least one.
+pub(crate) fn duration_secs(field: &'static str, s: &str) -> Result<i64, LicenseError> {
+    let secs = parse_duration(field, s)?.num_seconds();
+    if secs < 1 {
+        return Err(invalid(field, "must be at least 1s"));
+    }
+    Ok(secs)
+}
+
+/// The request's `nonce` when it is one that answers echo (else none: a refused nonce
+/// is never echoed).
+pub fn valid_nonce(n: &Option<String>) -> Option<&str> {
+    check_nonce(n).ok().flatten().and(n.as_deref())
+}
+
+/// A holder's `nonce`: 1 to 128 printable characters, echoed as sent.
+pub(crate) fn check_nonce(n: &Option<String>) -> Result<Option<String>, LicenseError> {
+    match n {
+        None => Ok(None),
+        Some(s) if (1..=128).contains(&s.chars().count()) && !s.chars().any(char::is_control) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid("nonce", "must be 1 to 128 printable characters")),
+    }
+}
+
 pub(crate) fn check_fingerprint(f: &str) -> Result<String, LicenseError> {
     let f = f.trim();
     if f.is_empty() || f.chars().count() > 255 || f.chars().any(char::is_control) {

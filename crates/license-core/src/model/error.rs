@@ -11,6 +11,12 @@ pub enum LicenseError {
     /// No licence with that id.
     #[error("no licence has that id")]
     NotFound,
+    /// No policy with that id.
+    #[error("no policy has that id")]
+    PolicyNotFound,
+    /// The policy cannot be deleted while licences name it.
+    #[error("{0} licence(s) name this policy; move them to another policy first")]
+    PolicyInUse(i64),
     /// No such machine on the licence.
     #[error("no machine with that fingerprint or id is activated on this licence")]
     MachineNotFound,

@@ -16,7 +16,7 @@ use super::{LicenseStatus, Product, check_email, check_entitlements, check_max_m
 use crate::key::PresentedKey;
 
 /// The fields a line may have.
-pub const IMPORT_FIELDS: [&str; 10] = [
+pub const IMPORT_FIELDS: [&str; 11] = [
     "key",
     "product",
     "name",
@@ -27,6 +27,7 @@ pub const IMPORT_FIELDS: [&str; 10] = [
     "entitlements",
     "metadata",
     "created_at",
+    "policy_id",
 ];
 
 /// How an import file is written.
@@ -100,6 +101,8 @@ pub(crate) struct ImportRecord {
     /// The stored form (a JSON object).
     pub(crate) metadata: String,
     pub(crate) created_at: Option<NaiveDateTime>,
+    /// The policy the licence takes its other terms from (checked at import).
+    pub(crate) policy_id: Option<String>,
 }
 
 /// An import file whose every line checked out, with no key twice.
@@ -333,6 +336,13 @@ fn record(line: usize, fields: Fields) -> Result<ImportRecord, Vec<LineError>> {
             t => Ok(t),
         }),
     );
+    let policy_id = c.field(
+        "policy_id",
+        get("policy_id").map(text).transpose().and_then(|p| match p {
+            Some(p) if p.trim().chars().count() > 36 => Err("at most 36 characters (a policy id)".to_owned()),
+            p => Ok(p.map(|p| p.trim().to_owned())),
+        }),
+    );
     let (
         Some(key),
         Some(product),
@@ -344,6 +354,7 @@ fn record(line: usize, fields: Fields) -> Result<ImportRecord, Vec<LineError>> {
         Some(entitlements),
         Some(metadata),
         Some(created_at),
+        Some(policy_id),
     ) = (
         key,
         product,
@@ -355,6 +366,7 @@ fn record(line: usize, fields: Fields) -> Result<ImportRecord, Vec<LineError>> {
         entitlements,
         metadata,
         created_at,
+        policy_id,
     )
     else {
         return Err(c.errors);
@@ -371,6 +383,7 @@ fn record(line: usize, fields: Fields) -> Result<ImportRecord, Vec<LineError>> {
         entitlements,
         metadata,
         created_at,
+        policy_id,
     })
 }
 

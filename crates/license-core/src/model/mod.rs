@@ -73,10 +73,12 @@ impl LicenseStatus {
 }
 
 /// The outcome of a validation, checked in this order: `not_found`, `revoked`,
-/// `suspended`, `expired`, `product_scope_mismatch`, `no_machine`,
-/// `fingerprint_scope_mismatch`, `heartbeat_dead`, `too_many_machines`,
-/// `entitlements_missing`, then `valid`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `suspended`, `expired` (unless within a grace period or maintained),
+/// `product_scope_mismatch`, `no_machine`, `fingerprint_scope_mismatch`,
+/// `heartbeat_dead`, `too_many_machines`, `entitlements_missing`, then `grace_period`
+/// (valid, expired but within its grace), `expired_maintained` (valid, expired under the
+/// `maintain` strategy) or `valid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ValidationCode {
@@ -102,11 +104,15 @@ pub enum ValidationCode {
     EntitlementsMissing,
     /// The named machine has not sent a heartbeat within the licence's interval.
     HeartbeatDead,
+    /// Valid: the licence has expired, but its grace period has not ended.
+    GracePeriod,
+    /// Valid: the licence has expired, and its expiry strategy is `maintain`.
+    ExpiredMaintained,
 }
 
 impl ValidationCode {
-    /// Every code, in the order validation checks them (`valid` last).
-    pub const ALL: [ValidationCode; 11] = [
+    /// Every code, in the order validation checks them (the valid ones last).
+    pub const ALL: [ValidationCode; 13] = [
         ValidationCode::NotFound,
         ValidationCode::Revoked,
         ValidationCode::Suspended,
@@ -117,8 +123,18 @@ impl ValidationCode {
         ValidationCode::HeartbeatDead,
         ValidationCode::TooManyMachines,
         ValidationCode::EntitlementsMissing,
+        ValidationCode::GracePeriod,
+        ValidationCode::ExpiredMaintained,
         ValidationCode::Valid,
     ];
+
+    /// Whether the licence may be used: `valid`, `grace_period` or `expired_maintained`.
+    pub fn is_valid(self) -> bool {
+        matches!(
+            self,
+            ValidationCode::Valid | ValidationCode::GracePeriod | ValidationCode::ExpiredMaintained
+        )
+    }
 
     /// The code as sent (`too_many_machines`).
     pub fn as_str(self) -> &'static str {
@@ -134,6 +150,8 @@ impl ValidationCode {
             ValidationCode::ProductScopeMismatch => "product_scope_mismatch",
             ValidationCode::EntitlementsMissing => "entitlements_missing",
             ValidationCode::HeartbeatDead => "heartbeat_dead",
+            ValidationCode::GracePeriod => "grace_period",
+            ValidationCode::ExpiredMaintained => "expired_maintained",
         }
     }
 }
@@ -167,7 +185,7 @@ pub struct License {
     pub max_machines: Option<i32>,
     /// Machines activated now.
     pub machines_count: i64,
-    /// Feature names the licence grants.
+    /// Feature names the licence grants (its own and its policy's).
     pub entitlements: Vec<String>,
     /// Free-form JSON object.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -176,6 +194,29 @@ pub struct License {
     pub require_machine: bool,
     /// When set, a machine whose last heartbeat is older than this many seconds is dead.
     pub heartbeat_interval_secs: Option<i32>,
+    /// Dead machines are deactivated by the gateway, freeing their seats.
+    pub heartbeat_cull: bool,
+    /// A culled machine that heartbeats within this many seconds comes back.
+    pub heartbeat_resurrection_secs: Option<i32>,
+    /// How long the licence still validates after `expires_at` (code `grace_period`).
+    pub grace_period: Option<String>,
+    /// When the grace period ends (`expires_at` plus `grace_period`).
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
+    pub grace_ends_at: Option<DateTime<Utc>>,
+    /// `restrict` or `maintain`: what happens after expiry and grace.
+    pub expiry_strategy: ExpiryStrategy,
+    /// When `duration` starts: `issue`, `first_activation` or `first_validation`.
+    pub expiry_basis: ExpiryBasis,
+    /// How long the licence lasts from its `expiry_basis`, when that is not `issue`.
+    pub duration: Option<String>,
+    /// When the expiry clock started (first activation or validation); `null` until then.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
+    pub expiry_started_at: Option<DateTime<Utc>>,
+    /// The policy it takes the terms it does not set itself from.
+    pub policy_id: Option<String>,
+    /// The terms the licence sets itself, overriding its policy's (entitlements add up).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<&'static str>,
     /// Last validation (to the minute).
     #[serde(serialize_with = "shared_db::time::rfc3339_micros::option::serialize")]
     pub last_validated_at: Option<DateTime<Utc>>,
@@ -238,10 +279,30 @@ pub struct IssueLicense {
     /// Seconds a machine may go without a heartbeat before it counts as dead.
     #[serde(default)]
     pub heartbeat_interval_secs: Option<i32>,
+    /// Deactivate machines that stop sending heartbeats (needs an interval).
+    #[serde(default)]
+    pub heartbeat_cull: Option<bool>,
+    /// Seconds within which a culled machine may come back by sending a heartbeat.
+    #[serde(default)]
+    pub heartbeat_resurrection_secs: Option<i32>,
+    /// How long the licence still validates after it expires, such as `7d`.
+    #[serde(default)]
+    pub grace_period: Option<String>,
+    /// `restrict` or `maintain`.
+    #[serde(default)]
+    pub expiry_strategy: Option<ExpiryStrategy>,
+    /// When `duration` starts: `issue`, `first_activation` or `first_validation`.
+    #[serde(default)]
+    pub expiry_basis: Option<ExpiryBasis>,
+    /// The policy whose terms apply where the licence sets none (same product).
+    #[serde(default)]
+    pub policy_id: Option<String>,
 }
 
 /// `Some(None)` for an explicit `null`, `None` for an absent field.
-fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub(crate) fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -274,10 +335,30 @@ pub struct LicensePatch {
     /// Require a machine at validation.
     #[serde(default)]
     pub require_machine: Option<bool>,
-    /// New heartbeat interval; `null` for none.
+    /// New heartbeat interval; `null` for the policy's (none without one).
     #[serde(default, deserialize_with = "double_option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i32>))]
     pub heartbeat_interval_secs: Option<Option<i32>>,
+    /// Cull dead machines; `null` for the policy's.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>))]
+    pub heartbeat_cull: Option<Option<bool>>,
+    /// Resurrection window in seconds; `null` for the policy's.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i32>))]
+    pub heartbeat_resurrection_secs: Option<Option<i32>>,
+    /// Grace period such as `7d`; `null` for the policy's.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub grace_period: Option<Option<String>>,
+    /// `restrict` or `maintain`; `null` for the policy's.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ExpiryStrategy>))]
+    pub expiry_strategy: Option<Option<ExpiryStrategy>>,
+    /// The policy; `null` for none.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub policy_id: Option<Option<String>>,
 }
 
 /// How to renew: extend by a duration (from the later of now and the current expiry),
@@ -295,7 +376,7 @@ pub struct Renew {
 }
 
 /// A validation request, authenticated by the key itself.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ValidateRequest {
@@ -310,6 +391,9 @@ pub struct ValidateRequest {
     /// Entitlements the caller needs.
     #[serde(default)]
     pub entitlements: Vec<String>,
+    /// 1 to 128 printable characters, echoed in the signed answer (see `EB-Signature`).
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 /// A validation outcome.
@@ -325,10 +409,43 @@ pub struct Validation {
     /// The licence, when the key matched one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub license: Option<License>,
+    /// For `grace_period`: when the grace ends and the licence stops validating.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "shared_db::time::rfc3339_micros::option::serialize"
+    )]
+    pub grace_ends_at: Option<DateTime<Utc>>,
+    /// The request's `nonce`, echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// A holder call's machine, with the request's `nonce` echoed.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MachineAnswer {
+    /// The machine.
+    #[serde(flatten)]
+    pub machine: Machine,
+    /// The request's `nonce`, echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// A deactivation asked for with a `nonce` (without one the answer is 204, no body).
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Deactivated {
+    /// Always true.
+    pub deactivated: bool,
+    /// The fingerprint that was deactivated.
+    pub fingerprint: String,
+    /// The request's `nonce`, echoed.
+    pub nonce: String,
 }
 
 /// Activation of a machine.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
@@ -345,10 +462,13 @@ pub struct ActivateRequest {
     /// Host name.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// 1 to 128 printable characters, echoed in the signed answer (see `EB-Signature`).
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 /// Names a machine of the licence the key opens.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MachineRequest {
@@ -356,10 +476,13 @@ pub struct MachineRequest {
     pub key: String,
     /// The machine's fingerprint.
     pub fingerprint: String,
+    /// 1 to 128 printable characters, echoed in the signed answer (see `EB-Signature`).
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 /// A request for an offline certificate.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
@@ -372,6 +495,9 @@ pub struct CheckoutRequest {
     /// most `366d`).
     #[serde(default)]
     pub ttl: Option<String>,
+    /// 1 to 128 printable characters, echoed in the signed answer (see `EB-Signature`).
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 /// A signed certificate.
@@ -385,6 +511,9 @@ pub struct Checkout {
     /// What the certificate states (decoded, for convenience).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: crate::cert::CertificatePayload,
+    /// The request's `nonce`, echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// The public key that verifies certificates.
@@ -533,6 +662,7 @@ mod debug_tests {
                     fingerprint: Some("fp".into()),
                     product: None,
                     entitlements: Vec::new(),
+                    nonce: None,
                 }
             ),
             format!(
@@ -540,6 +670,7 @@ mod debug_tests {
                 MachineRequest {
                     key: key.into(),
                     fingerprint: "fp".into(),
+                    nonce: None,
                 }
             ),
             format!(
@@ -548,6 +679,7 @@ mod debug_tests {
                     key: key.into(),
                     fingerprint: None,
                     ttl: None,
+                    nonce: None,
                 }
             ),
             format!(
@@ -558,6 +690,7 @@ mod debug_tests {
                     name: None,
                     platform: None,
                     hostname: None,
+                    nonce: None,
                 }
             ),
         ];
@@ -570,13 +703,16 @@ mod debug_tests {
 mod check;
 mod error;
 mod import;
+mod policy;
 
-pub use check::parse_duration;
 pub(crate) use check::{
     check_email, check_entitlements, check_fingerprint, check_heartbeat, check_max_machines, check_metadata,
-    check_name, check_optional, future,
+    check_name, check_nonce, check_optional, check_resurrection, duration_secs, future,
 };
+pub use check::{parse_duration, valid_nonce};
 pub use error::LicenseError;
 pub(crate) use error::invalid;
 pub(crate) use import::ImportRecord;
 pub use import::{IMPORT_FIELDS, ImportFile, ImportFormat, ImportReport, LineError};
+pub(crate) use policy::show_secs;
+pub use policy::{CreatePolicy, ExpiryBasis, ExpiryStrategy, Policy, PolicyFilter, PolicyPage, PolicyPatch};

@@ -5,7 +5,8 @@ use chrono::{SubsecRound, Utc};
 use super::{LicenseService, record};
 use crate::cert::CertificatePayload;
 use crate::model::{
-    Checkout, CheckoutRequest, LicenseError, ValidateRequest, Validation, ValidationCode, invalid, parse_duration,
+    Checkout, CheckoutRequest, ExpiryStrategy, LicenseError, ValidateRequest, Validation, ValidationCode, check_nonce,
+    invalid, parse_duration,
 };
 
 /// Certificate lifetimes.
@@ -16,6 +17,7 @@ impl LicenseService {
     /// Signs an offline certificate for a licence that validates now (bound to the
     /// machine when a fingerprint is given).
     pub async fn checkout(&self, req: &CheckoutRequest) -> Result<Checkout, LicenseError> {
+        let nonce = check_nonce(&req.nonce)?;
         let ttl = match &req.ttl {
             Some(t) => parse_duration("ttl", t)?,
             None => chrono::Duration::days(DEFAULT_TTL_DAYS),
@@ -27,8 +29,7 @@ impl LicenseService {
             .validate(&ValidateRequest {
                 key: req.key.clone(),
                 fingerprint: req.fingerprint.clone(),
-                product: None,
-                entitlements: Vec::new(),
+                ..ValidateRequest::default()
             })
             .await?;
         let license = match validation {
@@ -54,6 +55,8 @@ impl LicenseService {
             fingerprint: req.fingerprint.as_ref().map(|f| f.trim().to_owned()),
             issued_at: now,
             expires_at: now + ttl,
+            grace_ends_at: license.grace_ends_at,
+            maintained: license.expiry_strategy == ExpiryStrategy::Maintain,
         };
         let signer = self.signer().await?;
         let certificate = signer
@@ -76,6 +79,7 @@ impl LicenseService {
             certificate,
             kid: signer.kid().to_owned(),
             payload,
+            nonce,
         })
     }
 }

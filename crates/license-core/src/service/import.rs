@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use shared_db::DbConn;
 
 use super::{LicenseService, record};
-use crate::model::{ImportFile, ImportRecord, ImportReport, LicenseError};
+use crate::model::{ImportFile, ImportRecord, ImportReport, LicenseError, invalid};
 use crate::store::{self, LicenseRow};
 
 /// Digests looked up per statement.
@@ -44,7 +44,9 @@ impl LicenseService {
                         "license.imported",
                         "cli",
                         &row.id,
-                        serde_json::json!({ "license_id": row.id, "product": row.product, "status": row.status }),
+                        serde_json::json!({
+                            "license_id": row.id, "product": row.product, "status": row.status, "policy_id": row.policy_id,
+                        }),
                     )
                     .await?;
                     report.imported.push((r.line, Some(row.id)));
@@ -66,8 +68,32 @@ impl LicenseService {
         let all: Vec<String> = digests.iter().flatten().cloned().collect();
         let mut existing: HashMap<String, LicenseRow> = HashMap::new();
         for chunk in all.chunks(LOOKUP_BATCH) {
-            for (row, _) in store::find_by_digests(conn, chunk).await? {
+            for (row, _, _) in store::find_by_digests(conn, chunk).await? {
                 existing.insert(row.key_digest.clone(), row);
+            }
+        }
+        // Every policy named must exist and be for the line's product.
+        let mut policies: HashMap<&str, Option<String>> = HashMap::new();
+        for r in &file.records {
+            let Some(id) = r.policy_id.as_deref() else { continue };
+            if !policies.contains_key(id) {
+                let product = store::find_policy(conn, id).await?.map(|(p, _)| p.product);
+                policies.insert(id, product);
+            }
+            match policies.get(id) {
+                Some(Some(product)) if product == r.product.as_str() => {}
+                Some(Some(product)) => {
+                    return Err(invalid(
+                        "policy_id",
+                        format!("line {}: policy `{id}` is for product `{product}`", r.line),
+                    ));
+                }
+                _ => {
+                    return Err(invalid(
+                        "policy_id",
+                        format!("line {}: no policy has id `{id}`", r.line),
+                    ));
+                }
             }
         }
         let mut plan = Plan {
@@ -105,6 +131,15 @@ impl LicenseService {
             require_machine: false,
             heartbeat_interval_secs: None,
             last_validated_at: None,
+            policy_id: r.policy_id.clone(),
+            heartbeat_cull: None,
+            heartbeat_resurrection_secs: None,
+            grace_period_secs: None,
+            expiry_strategy: None,
+            expiry_basis: None,
+            duration_secs: None,
+            expiry_started_at: None,
+            grace_started_at: None,
         }
     }
 }
@@ -128,6 +163,7 @@ fn differences(r: &ImportRecord, row: &LicenseRow) -> Vec<&'static str> {
         ("entitlements", json(&row.entitlements) == json(&r.entitlements)),
         ("metadata", json(&row.metadata) == json(&r.metadata)),
         ("created_at", r.created_at.is_none_or(|t| t == row.created_at)),
+        ("policy_id", row.policy_id == r.policy_id),
     ]
     .into_iter()
     .filter(|(_, same)| !same)

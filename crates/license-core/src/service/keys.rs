@@ -47,6 +47,12 @@ impl LicenseService {
             .await
     }
 
+    /// The `EB-Signature` header value for a licence-holder answer whose body is `body`
+    /// (see [`crate::cert::SIGNATURE_HEADER`]).
+    pub async fn sign_answer(&self, body: &[u8]) -> Result<String, LicenseError> {
+        Ok(self.signer().await?.sign_response(body))
+    }
+
     /// The key that verifies certificates.
     pub async fn public_key(&self) -> Result<PublicKey, LicenseError> {
         let signer = self.signer().await?;

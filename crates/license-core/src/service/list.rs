@@ -10,8 +10,8 @@ impl LicenseService {
     /// One licence.
     pub async fn get(&self, id: &str) -> Result<License, LicenseError> {
         let mut conn = self.pool.get().await?;
-        let (row, count) = store::find(&mut conn, id).await?.ok_or(LicenseError::NotFound)?;
-        row.into_license(count)
+        let (row, count, policy) = store::find(&mut conn, id).await?.ok_or(LicenseError::NotFound)?;
+        row.into_license(count, policy.as_ref())
     }
 
     /// A page of licences matching `filter`, newest first unless `order=asc`.
@@ -21,10 +21,10 @@ impl LicenseService {
             paging::continue_from(filter.cursor.as_deref(), filter.order).map_err(PagingError::Cursor)?;
         let mut conn = self.pool.get().await?;
         let rows = store::list_licenses(&mut conn, filter, order, &after, limit + 1).await?;
-        let (rows, next_cursor) = paging::page(rows, limit, |(row, _)| paging::encode_ordered(order, &row.id));
+        let (rows, next_cursor) = paging::page(rows, limit, |(row, _, _)| paging::encode_ordered(order, &row.id));
         let mut items = Vec::with_capacity(rows.len());
-        for (row, count) in rows {
-            items.push(row.into_license(count)?);
+        for (row, count, policy) in rows {
+            items.push(row.into_license(count, policy.as_ref())?);
         }
         Ok(LicensePage { items, next_cursor })
     }

@@ -10,16 +10,21 @@ use shared_db::{DbConn, DbPool, KeyRing, events};
 use crate::cert::Signer;
 use crate::key::{KeyError, PresentedKey};
 use crate::model::LicenseError;
-use crate::store::{self, LicenseRow, MachineRow};
+use crate::store::{self, Held, MachineRow};
 
 mod checkout;
+mod culling;
+mod failures;
 mod import;
 mod issue;
 mod keys;
 mod lifecycle;
 mod list;
 mod machines;
+mod policies;
 mod validate;
+
+pub use culling::SweepReport;
 
 /// The licence service.
 #[derive(Clone)]
@@ -32,9 +37,11 @@ pub struct LicenseService {
     signer: Arc<tokio::sync::OnceCell<Signer>>,
     /// Licences by key digest, with their machine counts: concurrent holder calls share
     /// queries (see [`shared_db::batch`]).
-    by_digest: Coalescer<String, (LicenseRow, i64)>,
+    by_digest: Coalescer<String, Held>,
     /// Machines by (licence id, fingerprint), shared the same way.
     by_fingerprint: Coalescer<(String, String), MachineRow>,
+    /// Failed validations waiting to be recorded as one event per licence and code.
+    failures: Arc<failures::FailureLog>,
 }
 
 /// Queries in flight at once per coalesced look-up, and distinct keys per query.
@@ -65,7 +72,7 @@ impl LicenseService {
                     Box::pin(async move {
                         let mut conn = pool.get().await?;
                         let rows = store::find_by_digests(&mut conn, &digests).await?;
-                        Ok(rows.into_iter().map(|(r, n)| (r.key_digest.clone(), (r, n))).collect())
+                        Ok(rows.into_iter().map(|h| (h.0.key_digest.clone(), h)).collect())
                     }) as futures_util::future::BoxFuture<'static, _>
                 }),
             )
@@ -94,12 +101,13 @@ impl LicenseService {
             signer: Arc::new(signer),
             by_digest,
             by_fingerprint,
+            failures: Arc::new(failures::FailureLog::default()),
         })
     }
 
     /// The licence `key` opens: by its digest under the current secret, else under an
     /// earlier one (then re-digested under the current secret).
-    async fn find_key(&self, key: &PresentedKey) -> Result<Option<(LicenseRow, i64)>, LicenseError> {
+    async fn find_key(&self, key: &PresentedKey) -> Result<Option<Held>, LicenseError> {
         let current = self.digest(key.as_str());
         if let Some(found) = self.by_digest.get(current.clone()).await? {
             return Ok(Some(found));
@@ -109,7 +117,7 @@ impl LicenseService {
         }
         let mut conn = self.pool.get().await?;
         for (_, digest) in self.ring.digests(key.as_str().as_bytes()).skip(1) {
-            let Some((mut row, count)) = store::find_by_digest(&mut conn, &digest).await? else {
+            let Some((mut row, count, policy)) = store::find_by_digest(&mut conn, &digest).await? else {
                 continue;
             };
             let id = row.id.clone();
@@ -118,7 +126,7 @@ impl LicenseService {
                 record(c, "license.rekeyed", "system", &id, serde_json::json!({})).await
             })?;
             row.key_digest = current;
-            return Ok(Some((row, count)));
+            return Ok(Some((row, count, policy)));
         }
         Ok(None)
     }
@@ -151,7 +159,7 @@ impl LicenseService {
     }
 
     /// Opens the licence a holder's key names, or refuses the key.
-    async fn open(&self, key: &str) -> Result<(LicenseRow, i64), LicenseError> {
+    async fn open(&self, key: &str) -> Result<Held, LicenseError> {
         match self.lookup(key).await? {
             Lookup::Found(found) => Ok(found),
             Lookup::Unknown(detail) => Err(LicenseError::KeyInvalid(detail)),
@@ -164,8 +172,8 @@ impl LicenseService {
 /// row is not boxed (no allocation on the hot path).
 #[allow(clippy::large_enum_variant)]
 enum Lookup {
-    /// The licence and its machine count.
-    Found((LicenseRow, i64)),
+    /// The licence, its machine count and its policy.
+    Found(Held),
     /// No licence has this key; in words.
     Unknown(String),
     /// Neither a key of ours nor one that can have been imported.

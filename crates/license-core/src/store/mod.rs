@@ -7,13 +7,22 @@ use diesel_async::RunQueryDsl;
 use shared_db::paging::Order;
 use shared_db::{DbConn, DbError, with_conn};
 
-use crate::model::{License, LicenseError, LicenseFilter, LicenseStatus, Machine, Product};
-use schema::{licenses, machines};
+use crate::model::{
+    ExpiryBasis, ExpiryStrategy, License, LicenseError, LicenseFilter, LicenseStatus, Machine, Product, show_secs,
+};
+use schema::{licenses, machines, policies};
 
+mod culling;
+mod policy;
 mod schema;
 mod signing;
 
+pub(crate) use culling::*;
+pub(crate) use policy::*;
 pub(crate) use signing::*;
+
+/// A licence as read: its row, its machine count and its policy (if it names one).
+pub(crate) type Held = (LicenseRow, i64, Option<PolicyRow>);
 
 impl From<diesel::result::Error> for LicenseError {
     fn from(e: diesel::result::Error) -> Self {
@@ -41,6 +50,15 @@ pub(crate) struct LicenseRow {
     pub(crate) require_machine: bool,
     pub(crate) heartbeat_interval_secs: Option<i32>,
     pub(crate) last_validated_at: Option<NaiveDateTime>,
+    pub(crate) policy_id: Option<String>,
+    pub(crate) heartbeat_cull: Option<bool>,
+    pub(crate) heartbeat_resurrection_secs: Option<i32>,
+    pub(crate) grace_period_secs: Option<i64>,
+    pub(crate) expiry_strategy: Option<String>,
+    pub(crate) expiry_basis: Option<String>,
+    pub(crate) duration_secs: Option<i64>,
+    pub(crate) expiry_started_at: Option<NaiveDateTime>,
+    pub(crate) grace_started_at: Option<NaiveDateTime>,
 }
 
 /// A stored machine.
@@ -55,6 +73,7 @@ pub(crate) struct MachineRow {
     pub(crate) hostname: Option<String>,
     pub(crate) created_at: NaiveDateTime,
     pub(crate) last_heartbeat_at: Option<NaiveDateTime>,
+    pub(crate) dead_at: Option<NaiveDateTime>,
 }
 
 impl From<MachineRow> for Machine {
@@ -84,13 +103,105 @@ pub(crate) fn machine_count() -> _ {
         .assume_not_null()
 }
 
+/// The terms a licence is held to: its own, else its policy's, else the defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Terms {
+    pub(crate) max_machines: Option<i32>,
+    /// Either the licence or its policy asks for it.
+    pub(crate) require_machine: bool,
+    pub(crate) heartbeat_interval_secs: Option<i32>,
+    pub(crate) heartbeat_cull: bool,
+    pub(crate) heartbeat_resurrection_secs: Option<i32>,
+    pub(crate) grace_period_secs: Option<i64>,
+    pub(crate) expiry_strategy: ExpiryStrategy,
+    pub(crate) expiry_basis: ExpiryBasis,
+    pub(crate) duration_secs: Option<i64>,
+    /// The licence's entitlements and its policy's, sorted, without repeats.
+    pub(crate) entitlements: Vec<String>,
+}
+
+impl Terms {
+    /// When the grace period of a licence expiring at `expires_at` ends.
+    pub(crate) fn grace_end(&self, expires_at: Option<NaiveDateTime>) -> Option<NaiveDateTime> {
+        Some(expires_at? + chrono::Duration::seconds(self.grace_period_secs?))
+    }
+}
+
 impl LicenseRow {
     pub(crate) fn status(&self) -> LicenseStatus {
         LicenseStatus::parse(&self.status).unwrap_or(LicenseStatus::Revoked)
     }
 
-    pub(crate) fn into_license(self, machines_count: i64) -> Result<License, LicenseError> {
+    /// The terms this licence is held to under `policy` (the one it names, if any).
+    pub(crate) fn terms(&self, policy: Option<&PolicyRow>) -> Terms {
+        let mut entitlements: Vec<String> = serde_json::from_str(&self.entitlements).unwrap_or_default();
+        if let Some(p) = policy {
+            entitlements.extend(serde_json::from_str::<Vec<String>>(&p.entitlements).unwrap_or_default());
+            entitlements.sort();
+            entitlements.dedup();
+        }
+        Terms {
+            max_machines: self.max_machines.or(policy.and_then(|p| p.max_machines)),
+            require_machine: self.require_machine || policy.is_some_and(|p| p.require_machine),
+            heartbeat_interval_secs: self
+                .heartbeat_interval_secs
+                .or(policy.and_then(|p| p.heartbeat_interval_secs)),
+            heartbeat_cull: self
+                .heartbeat_cull
+                .or(policy.map(|p| p.heartbeat_cull))
+                .unwrap_or(false),
+            heartbeat_resurrection_secs: self
+                .heartbeat_resurrection_secs
+                .or(policy.and_then(|p| p.heartbeat_resurrection_secs)),
+            grace_period_secs: self.grace_period_secs.or(policy.and_then(|p| p.grace_period_secs)),
+            expiry_strategy: self
+                .expiry_strategy
+                .as_deref()
+                .or(policy.map(|p| p.expiry_strategy.as_str()))
+                .and_then(ExpiryStrategy::parse)
+                .unwrap_or_default(),
+            expiry_basis: self
+                .expiry_basis
+                .as_deref()
+                .or(policy.map(|p| p.expiry_basis.as_str()))
+                .and_then(ExpiryBasis::parse)
+                .unwrap_or_default(),
+            duration_secs: self.duration_secs.or(policy.and_then(|p| p.duration_secs)),
+            entitlements,
+        }
+    }
+
+    /// The terms the licence sets itself while it names a policy.
+    fn overrides(&self) -> Vec<&'static str> {
+        if self.policy_id.is_none() {
+            return Vec::new();
+        }
+        [
+            ("max_machines", self.max_machines.is_some()),
+            ("require_machine", self.require_machine),
+            ("heartbeat_interval_secs", self.heartbeat_interval_secs.is_some()),
+            ("heartbeat_cull", self.heartbeat_cull.is_some()),
+            (
+                "heartbeat_resurrection_secs",
+                self.heartbeat_resurrection_secs.is_some(),
+            ),
+            ("grace_period", self.grace_period_secs.is_some()),
+            ("expiry_strategy", self.expiry_strategy.is_some()),
+            ("expiry_basis", self.expiry_basis.is_some()),
+            ("duration", self.duration_secs.is_some()),
+            ("entitlements", self.entitlements != "[]"),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect()
+    }
+
+    pub(crate) fn into_license(self, machines_count: i64, policy: Option<&PolicyRow>) -> Result<License, LicenseError> {
         let corrupt = |what: &str| LicenseError::Db(DbError::Corrupt(format!("licence {}: {what}", self.id)));
+        let terms = self.terms(policy);
+        let overrides = self.overrides();
+        // A policy id that names no policy (deleted under it on a backend without the
+        // foreign key) is shown as it is stored; the terms are then the licence's own.
         Ok(License {
             product: Product::parse(&self.product).ok_or_else(|| corrupt("product"))?,
             status: match LicenseStatus::parse(&self.status).ok_or_else(|| corrupt("status"))? {
@@ -99,28 +210,48 @@ impl LicenseRow {
                 }
                 stored => stored,
             },
-            entitlements: serde_json::from_str(&self.entitlements).map_err(|_| corrupt("entitlements"))?,
             metadata: serde_json::from_str(&self.metadata).map_err(|_| corrupt("metadata"))?,
             created_at: self.created_at.and_utc(),
             updated_at: self.updated_at.and_utc(),
             expires_at: self.expires_at.map(|t| t.and_utc()),
             last_validated_at: self.last_validated_at.map(|t| t.and_utc()),
+            grace_ends_at: terms.grace_end(self.expires_at).map(|t| t.and_utc()),
+            grace_period: show_secs(terms.grace_period_secs),
+            duration: show_secs(terms.duration_secs),
+            expiry_started_at: self.expiry_started_at.map(|t| t.and_utc()),
             machines_count,
+            max_machines: terms.max_machines,
+            require_machine: terms.require_machine,
+            heartbeat_interval_secs: terms.heartbeat_interval_secs,
+            heartbeat_cull: terms.heartbeat_cull,
+            heartbeat_resurrection_secs: terms.heartbeat_resurrection_secs,
+            expiry_strategy: terms.expiry_strategy,
+            expiry_basis: terms.expiry_basis,
+            entitlements: terms.entitlements,
+            overrides,
+            policy_id: self.policy_id,
             id: self.id,
             name: self.name,
             owner_email: self.owner_email,
             key_prefix: self.key_prefix,
-            max_machines: self.max_machines,
-            require_machine: self.require_machine,
-            heartbeat_interval_secs: self.heartbeat_interval_secs,
         })
     }
 }
 
-pub(crate) async fn find(conn: &mut DbConn, id: &str) -> Result<Option<(LicenseRow, i64)>, LicenseError> {
-    Ok(with_conn!(conn, |c| licenses::table
-        .find(id)
-        .select((LicenseRow::as_select(), machine_count()))
+/// Licences joined to their policies, selecting a [`Held`].
+#[diesel::dsl::auto_type(no_type_alias)]
+fn held() -> _ {
+    licenses::table.left_join(policies::table)
+}
+
+pub(crate) async fn find(conn: &mut DbConn, id: &str) -> Result<Option<Held>, LicenseError> {
+    Ok(with_conn!(conn, |c| held()
+        .filter(licenses::id.eq(id))
+        .select((
+            LicenseRow::as_select(),
+            machine_count(),
+            Option::<PolicyRow>::as_select()
+        ))
         .first(c)
         .await
         .optional())?)
@@ -135,16 +266,20 @@ fn padded<T>(keys: &[T]) -> impl Iterator<Item = &T> {
 }
 
 /// The licences with any of `digests`, with their machine counts, in one statement.
-pub(crate) async fn find_by_digests(conn: &mut DbConn, digests: &[String]) -> Result<Vec<(LicenseRow, i64)>, DbError> {
+pub(crate) async fn find_by_digests(conn: &mut DbConn, digests: &[String]) -> Result<Vec<Held>, DbError> {
     macro_rules! load {
         ($c:expr, $db:ty) => {{
-            let mut q = licenses::table
-                .select((LicenseRow::as_select(), machine_count()))
+            let mut q = held()
+                .select((
+                    LicenseRow::as_select(),
+                    machine_count(),
+                    Option::<PolicyRow>::as_select(),
+                ))
                 .into_boxed::<'_, $db>();
             for d in padded(digests) {
                 q = q.or_filter(licenses::key_digest.eq(d));
             }
-            q.load::<(LicenseRow, i64)>($c).await?
+            q.load::<Held>($c).await?
         }};
     }
     Ok(match conn {
@@ -174,10 +309,14 @@ pub(crate) async fn find_machines(conn: &mut DbConn, pairs: &[(String, String)])
     })
 }
 
-pub(crate) async fn find_by_digest(conn: &mut DbConn, digest: &str) -> Result<Option<(LicenseRow, i64)>, LicenseError> {
-    Ok(with_conn!(conn, |c| licenses::table
+pub(crate) async fn find_by_digest(conn: &mut DbConn, digest: &str) -> Result<Option<Held>, LicenseError> {
+    Ok(with_conn!(conn, |c| held()
         .filter(licenses::key_digest.eq(digest))
-        .select((LicenseRow::as_select(), machine_count()))
+        .select((
+            LicenseRow::as_select(),
+            machine_count(),
+            Option::<PolicyRow>::as_select()
+        ))
         .first(c)
         .await
         .optional())?)
@@ -251,6 +390,39 @@ pub(crate) async fn set_key_digest(conn: &mut DbConn, id: &str, digest: &str) ->
     Ok(())
 }
 
+/// Starts licence `id`'s expiry clock at `now` (to end at `expires_at`) unless it has
+/// started; whether this call started it.
+pub(crate) async fn start_clock(
+    conn: &mut DbConn,
+    id: &str,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let n = with_conn!(conn, |c| diesel::update(
+        licenses::table.find(id).filter(licenses::expiry_started_at.is_null())
+    )
+    .set((
+        licenses::expiry_started_at.eq(Some(now)),
+        licenses::expires_at.eq(Some(expires_at)),
+        licenses::updated_at.eq(now),
+    ))
+    .execute(c)
+    .await)?;
+    Ok(n == 1)
+}
+
+/// Notes that licence `id`'s grace period began at `now` unless it was noted; whether
+/// this call noted it.
+pub(crate) async fn start_grace(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+    let n = with_conn!(conn, |c| diesel::update(
+        licenses::table.find(id).filter(licenses::grace_started_at.is_null())
+    )
+    .set(licenses::grace_started_at.eq(Some(now)))
+    .execute(c)
+    .await)?;
+    Ok(n == 1)
+}
+
 /// Notes when licence `id` was last validated.
 pub(crate) async fn set_last_validated(conn: &mut DbConn, id: &str, at: NaiveDateTime) -> Result<(), DbError> {
     with_conn!(conn, |c| diesel::update(licenses::table.find(id))
@@ -268,10 +440,14 @@ pub(crate) async fn list_licenses(
     order: Order,
     after: &Option<String>,
     limit: i64,
-) -> Result<Vec<(LicenseRow, i64)>, DbError> {
+) -> Result<Vec<Held>, DbError> {
     Ok(with_conn!(conn, |c| {
-        let mut q = licenses::table
-            .select((LicenseRow::as_select(), machine_count()))
+        let mut q = held()
+            .select((
+                LicenseRow::as_select(),
+                machine_count(),
+                Option::<PolicyRow>::as_select(),
+            ))
             .into_boxed();
         if let Some(p) = filter.product {
             q = q.filter(licenses::product.eq(p.as_str()));
@@ -324,10 +500,13 @@ pub(crate) async fn delete_machine(conn: &mut DbConn, id: &str) -> Result<(), Db
     Ok(())
 }
 
-/// Notes machine `id`'s heartbeat.
+/// Notes machine `id`'s heartbeat (it is alive again if it was dead).
 pub(crate) async fn set_heartbeat(conn: &mut DbConn, id: &str, at: NaiveDateTime) -> Result<(), DbError> {
     with_conn!(conn, |c| diesel::update(machines::table.find(id))
-        .set(machines::last_heartbeat_at.eq(Some(at)))
+        .set((
+            machines::last_heartbeat_at.eq(Some(at)),
+            machines::dead_at.eq(None::<NaiveDateTime>),
+        ))
         .execute(c)
         .await)?;
     Ok(())

@@ -38,6 +38,7 @@ fn request(key: &str) -> ValidateRequest {
         fingerprint: None,
         product: None,
         entitlements: vec![],
+        nonce: None,
     }
 }
 
@@ -109,7 +110,7 @@ async fn both_formats_import_and_old_keys_validate_as_sent() {
             let data: serde_json::Value = serde_json::from_str(&acme.data).unwrap();
             assert_eq!(
                 data,
-                serde_json::json!({"license_id": lic.id, "product": "client", "status": "active"})
+                serde_json::json!({"license_id": lic.id, "product": "client", "status": "active", "policy_id": null})
             );
         }
     }
@@ -125,6 +126,7 @@ async fn old_keys_work_in_every_holder_call() {
         let machine = MachineRequest {
             key: OLD_KEY.into(),
             fingerprint: "fp-old".into(),
+            nonce: None,
         };
         let activated = svc
             .activate(&ActivateRequest {
@@ -133,10 +135,11 @@ async fn old_keys_work_in_every_holder_call() {
                 name: None,
                 platform: None,
                 hostname: None,
+                nonce: None,
             })
             .await
             .unwrap();
-        assert_eq!(activated.fingerprint, "fp-old", "{b}");
+        assert_eq!(activated.machine.fingerprint, "fp-old", "{b}");
         let mut bound = request(OLD_KEY);
         bound.fingerprint = Some("fp-old".into());
         assert_eq!(svc.validate(&bound).await.unwrap().code, ValidationCode::Valid);
@@ -146,6 +149,7 @@ async fn old_keys_work_in_every_holder_call() {
                 key: OLD_KEY.into(),
                 fingerprint: Some("fp-old".into()),
                 ttl: None,
+                nonce: None,
             })
             .await
             .unwrap();
@@ -164,6 +168,7 @@ async fn old_keys_work_in_every_holder_call() {
                 key: OLD_KEY_2.into(),
                 fingerprint: None,
                 ttl: None,
+                nonce: None,
             })
             .await;
         assert!(matches!(
@@ -193,6 +198,7 @@ async fn unknown_old_style_keys_are_not_found_and_garbage_stays_malformed() {
         let machine = MachineRequest {
             key: "lic_never_issued_0000".into(),
             fingerprint: "fp".into(),
+            nonce: None,
         };
         match svc.deactivate(&machine).await {
             Err(LicenseError::KeyInvalid(detail)) => assert_eq!(detail, "no licence has this key"),
@@ -201,6 +207,7 @@ async fn unknown_old_style_keys_are_not_found_and_garbage_stays_malformed() {
         let short = MachineRequest {
             key: "typo".into(),
             fingerprint: "fp".into(),
+            nonce: None,
         };
         match svc.heartbeat(&short).await {
             Err(LicenseError::KeyInvalid(detail)) => assert!(detail.contains("35 symbols"), "{detail}"),

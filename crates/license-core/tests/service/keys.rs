@@ -11,6 +11,7 @@ async fn checkout_signs_a_certificate_the_published_key_verifies() {
             key: key.as_str().into(),
             fingerprint: Some("fp-1".into()),
             ttl: Some("7d".into()),
+            nonce: None,
         };
         let out = svc.checkout(&req).await.unwrap();
         let pk = svc.public_key().await.unwrap();
@@ -186,6 +187,7 @@ async fn a_signing_key_rotation_keeps_old_certificates_verifiable() {
             key: key.as_str().into(),
             fingerprint: None,
             ttl: Some("7d".into()),
+            nonce: None,
         };
         let before = svc.checkout(&req).await.unwrap();
         let new_kid = svc.rotate_signing_key().await.unwrap();

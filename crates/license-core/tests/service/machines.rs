@@ -7,7 +7,7 @@ async fn machines_activate_within_the_limit_even_when_racing() {
     for (db, svc) in services().await {
         let (lic, key) = svc.issue(issue(Product::Client), "t").await.unwrap();
         let m = svc.activate(&activate(&key, "fp-1")).await.unwrap();
-        assert_eq!(m.license_id, lic.id);
+        assert_eq!(m.machine.license_id, lic.id);
         assert!(matches!(
             svc.activate(&activate(&key, "fp-1")).await,
             Err(LicenseError::MachineExists)
@@ -38,6 +38,7 @@ async fn machines_activate_within_the_limit_even_when_racing() {
         let req = MachineRequest {
             key: key.as_str().into(),
             fingerprint: "fp-1".into(),
+            nonce: None,
         };
         svc.deactivate(&req).await.unwrap();
         assert!(matches!(svc.deactivate(&req).await, Err(LicenseError::MachineNotFound)));
@@ -85,9 +86,11 @@ async fn machines_activate_within_the_limit_even_when_racing() {
                 other => panic!("{q:?}: {other:?}"),
             }
         }
-        svc.remove_machine(&lic.id, &again.id, "api_key:x").await.unwrap();
+        svc.remove_machine(&lic.id, &again.machine.id, "api_key:x")
+            .await
+            .unwrap();
         assert!(matches!(
-            svc.remove_machine(&lic.id, &again.id, "x").await,
+            svc.remove_machine(&lic.id, &again.machine.id, "x").await,
             Err(LicenseError::MachineNotFound)
         ));
 

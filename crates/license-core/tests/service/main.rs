@@ -11,6 +11,7 @@ use license_core::{LicenseError, LicenseService};
 use shared_db::testing::TestDb;
 use shared_db::{KeyRing, events, with_conn};
 
+mod depth;
 mod import;
 mod keys;
 mod lifecycle;
@@ -31,6 +32,12 @@ fn issue(product: Product) -> IssueLicense {
         metadata: serde_json::Map::new(),
         require_machine: false,
         heartbeat_interval_secs: None,
+        heartbeat_cull: None,
+        heartbeat_resurrection_secs: None,
+        grace_period: None,
+        expiry_strategy: None,
+        expiry_basis: None,
+        policy_id: None,
     }
 }
 
@@ -40,6 +47,7 @@ fn validate(key: &LicenseKey) -> ValidateRequest {
         fingerprint: None,
         product: None,
         entitlements: vec![],
+        nonce: None,
     }
 }
 
@@ -50,6 +58,7 @@ fn activate(key: &LicenseKey, fingerprint: &str) -> ActivateRequest {
         name: None,
         platform: None,
         hostname: None,
+        nonce: None,
     }
 }
 
@@ -61,4 +70,27 @@ async fn services() -> Vec<(TestDb, LicenseService)> {
         out.push((db, svc));
     }
     out
+}
+
+/// The events of `event_type` (oldest first).
+async fn events_of(db: &TestDb, event_type: &str) -> Vec<shared_db::events::Event> {
+    let mut conn = db.pool.get().await.unwrap();
+    let filter = events::EventFilter {
+        event_type: Some(event_type.into()),
+        limit: 500,
+        ..Default::default()
+    };
+    let mut all = events::list(&mut conn, &filter).await.unwrap();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    all
+}
+
+/// Runs `sql` with one timestamp bound (time travel for tests).
+async fn exec_at(db: &TestDb, sql: &str, at: chrono::NaiveDateTime) {
+    let mut conn = db.pool.get().await.unwrap();
+    with_conn!(&mut *conn, |c| diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Timestamp, _>(at)
+        .execute(c)
+        .await)
+    .unwrap();
 }

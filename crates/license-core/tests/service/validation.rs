@@ -87,10 +87,11 @@ async fn every_validation_code_in_its_documented_order() {
             .heartbeat(&MachineRequest {
                 key: key.as_str().into(),
                 fingerprint: "machine-a".into(),
+                nonce: None,
             })
             .await
             .unwrap();
-        assert!(beat.last_heartbeat_at.unwrap() > old.and_utc());
+        assert!(beat.machine.last_heartbeat_at.unwrap() > old.and_utc());
         assert_eq!(code(&svc.validate(&r).await.unwrap()), C::Valid);
 
         // EXPIRED beats everything after it; SUSPENDED beats EXPIRED; REVOKED beats SUSPENDED.

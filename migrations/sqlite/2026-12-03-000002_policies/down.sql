@@ -1,0 +1,14 @@
+DROP TABLE eb_culled_machines;
+DROP INDEX eb_machines_heartbeat;
+ALTER TABLE eb_machines DROP COLUMN dead_at;
+DROP INDEX eb_licenses_policy;
+ALTER TABLE eb_licenses DROP COLUMN policy_id;
+ALTER TABLE eb_licenses DROP COLUMN heartbeat_cull;
+ALTER TABLE eb_licenses DROP COLUMN heartbeat_resurrection_secs;
+ALTER TABLE eb_licenses DROP COLUMN grace_period_secs;
+ALTER TABLE eb_licenses DROP COLUMN expiry_strategy;
+ALTER TABLE eb_licenses DROP COLUMN expiry_basis;
+ALTER TABLE eb_licenses DROP COLUMN duration_secs;
+ALTER TABLE eb_licenses DROP COLUMN expiry_started_at;
+ALTER TABLE eb_licenses DROP COLUMN grace_started_at;
+DROP TABLE eb_policies;
