@@ -459,3 +459,5 @@ async fn an_expired_licence_says_so_in_every_view_on_both_backends() {
 }
 
 mod limits;
+mod policies;
+mod signed;

@@ -239,8 +239,33 @@ pub struct PolicyPage {
     pub next_cursor: Option<String>,
 }
 
-/// A duration as the API shows it (`7days 12h`), from seconds.
+/// A duration as the API shows it and takes it back: in the largest of days, hours,
+/// minutes or seconds that divides it (`365d`, `36h`, `90m`, `45s`).
 pub(crate) fn show_secs(secs: Option<i64>) -> Option<String> {
-    secs.and_then(|s| u64::try_from(s).ok())
-        .map(|s| humantime::format_duration(std::time::Duration::from_secs(s)).to_string())
+    let s = secs?;
+    Some(
+        [(86_400, "d"), (3_600, "h"), (60, "m")]
+            .into_iter()
+            .find(|(unit, _)| s % unit == 0)
+            .map_or_else(|| format!("{s}s"), |(unit, sym)| format!("{}{sym}", s / unit)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_show_in_the_largest_unit_that_divides_them() {
+        for (secs, shown) in [
+            (31_536_000, "365d"),
+            (129_600, "36h"),
+            (5_400, "90m"),
+            (45, "45s"),
+            (86_401, "86401s"),
+        ] {
+            assert_eq!(super::show_secs(Some(secs)).as_deref(), Some(shown));
+            let back = crate::model::parse_duration("d", shown).unwrap().num_seconds();
+            assert_eq!(back, secs);
+        }
+        assert_eq!(super::show_secs(None), None);
+    }
 }

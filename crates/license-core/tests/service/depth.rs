@@ -362,7 +362,7 @@ async fn grace_maintain_and_first_use_expiry() {
         };
         let (t, tkey) = svc.issue(trial.clone(), "t").await.unwrap();
         assert_eq!((t.expires_at, t.expiry_started_at), (None, None), "{b}");
-        assert_eq!(t.duration.as_deref(), Some("14days"));
+        assert_eq!(t.duration.as_deref(), Some("14d"));
         assert_eq!(
             svc.validate(&validate(&tkey)).await.unwrap().code,
             ValidationCode::Valid

@@ -397,3 +397,54 @@ fn every_field_error_names_its_line_and_field() {
         "{errors:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_line_may_name_a_policy() {
+    for (db, svc) in services().await {
+        let b = db.backend();
+        let policy = svc
+            .create_policy(
+                serde_json::from_value(serde_json::json!({
+                    "product": "client", "name": "Legacy", "max_machines": 4, "grace_period": "14d",
+                }))
+                .unwrap(),
+                "t",
+            )
+            .await
+            .unwrap();
+        let line = |key: &str, policy_id: &str| {
+            format!(
+                r#"{{"key": "{key}", "product": "client", "name": "Old", "owner_email": "a@b.example", "policy_id": "{policy_id}"}}"#
+            )
+        };
+        let file = parse(&line("lic_with_policy_0001", &policy.id), ImportFormat::JsonLines);
+        svc.import(&file, false).await.unwrap();
+        let v = svc.validate(&request("lic_with_policy_0001")).await.unwrap();
+        let lic = v.license.unwrap();
+        assert_eq!(
+            (lic.policy_id.as_deref(), lic.max_machines, lic.grace_period.as_deref()),
+            (Some(policy.id.as_str()), Some(4), Some("14d")),
+            "{b}"
+        );
+        // A policy that does not exist names its line; nothing is imported.
+        let file = parse(
+            &format!(
+                "{}\n{}",
+                line("lic_with_policy_0002", &policy.id),
+                line("lic_with_policy_0003", "nope")
+            ),
+            ImportFormat::JsonLines,
+        );
+        match svc.import(&file, false).await {
+            Err(LicenseError::Invalid {
+                field: "policy_id",
+                message,
+            }) => assert!(message.starts_with("line 2:"), "{message}"),
+            other => panic!("{b}: {other:?}"),
+        }
+        assert_eq!(
+            svc.validate(&request("lic_with_policy_0002")).await.unwrap().code,
+            ValidationCode::NotFound
+        );
+    }
+}
