@@ -253,6 +253,8 @@ pub(crate) fn show_secs(secs: Option<i64>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     #[test]
     fn durations_show_in_the_largest_unit_that_divides_them() {
         for (secs, shown) in [
