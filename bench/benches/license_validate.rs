@@ -96,6 +96,7 @@ where
 }
 
 diesel::table! {
+    #[sql_name = "eb_licenses"]
     licenses (id) {
         id -> Text,
         key_digest -> Text,
