@@ -84,7 +84,11 @@ fn verify(c: &mut Criterion) {
     group.bench_function("verify_response", |b| {
         b.iter(|| {
             answers
-                .verify_response(black_box(&answer), &header, Some("3f1c2a9b-5d7e-4c1b-9a2f-0e8d7c6b5a49"))
+                .verify_response(
+                    black_box(&answer),
+                    &header,
+                    Some("3f1c2a9b-5d7e-4c1b-9a2f-0e8d7c6b5a49"),
+                )
                 .unwrap()
         })
     });
