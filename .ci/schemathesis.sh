@@ -17,6 +17,9 @@ pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 url="http://127.0.0.1:$port/openapi.json"
+echo "-- the document against the OpenAPI 3.1 schema (openapi-spec-validator, an independent validator)"
+curl -fsS "$url" -o "$work/openapi.json"
+python3 -m openapi_spec_validator "$work/openapi.json"
 common=(--max-examples "${SCHEMATHESIS_EXAMPLES:-15}" --seed 1 --no-color)
 echo "-- with a key holding every scope"
 python3 -m schemathesis.cli run "$url" -H "Authorization: Bearer $key" "${common[@]}" \

@@ -1,8 +1,6 @@
 //! Building and running the gateway: configuration in, a bound server out.
 
-use std::io::Write;
 use std::net::TcpListener;
-use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -10,24 +8,24 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, ResponseError, web};
 use anyhow::Context;
 use bridge::BridgeService;
-use license_core::{LicenseError, LicenseService};
-use mailer::MailService;
-use mailer::sns::SnsVerifier;
-use mailer::transport::{DevMailbox, MailMode, Mailer, SesMailer};
-use secrecy::{ExposeSecret, SecretString};
+use license_core::LicenseError;
+use mailer::transport::MailMode;
+use shared_db::Backend;
 use shared_db::worker::{Worker, WorkerOptions};
-use shared_db::{Backend, DbPool, migrations};
-use slack_notify::transport::{DevSink, SlackApi, SlackMode, SlackNotifier};
+use slack_notify::transport::SlackMode;
 use slack_notify::{PostHandler, SlackService, UpdateHandler};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::{Config, SecretSource};
+use crate::config::Config;
+use crate::config::services::{
+    key_ring, license_service, load_secret, mail_service, open_database, slack_notifier, storage,
+};
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::http::json::JsonLimit;
-use crate::http::{self, ApiDoc, RouteTable};
+use crate::http::{self, ApiDoc};
 use crate::ratelimit::HolderLimits;
 use crate::state::AppState;
 use crate::telemetry;
@@ -40,167 +38,53 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .configure(http::configure(0, 0))
         .split_for_parts();
     utoipa::Modify::modify(&http::CommonProblems, &mut doc);
+    name_operations(&mut doc);
     doc
 }
 
-/// Creates the folder of a file-backed SQLite database.
-pub fn ensure_database_folder(config: &Config) -> anyhow::Result<()> {
-    if let Some(file) = config.database.url.sqlite_file()
-        && let Some(parent) = Path::new(file).parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating the database folder {}", parent.display()))?;
-    }
-    Ok(())
-}
-
-/// Opens the pool, creating the SQLite folder and applying migrations as configured.
-pub async fn open_database(config: &Config) -> anyhow::Result<DbPool> {
-    ensure_database_folder(config)?;
-    if config.database.migrate_on_start {
-        let applied = migrations::run_pending(&config.database.url)
-            .await
-            .with_context(|| format!("migrating {}", config.database.url))?;
-        if !applied.is_empty() {
-            tracing::info!(?applied, "applied database migrations");
-        }
-    }
-    Ok(DbPool::new(config.database.url.clone(), config.database.pool.clone())?)
-}
-
-/// The API key secret: configured, or (embedded default only) generated once and kept
-/// in `DATA_DIR/secret_key` with owner-only permissions.
-pub fn load_secret(source: &SecretSource) -> anyhow::Result<SecretString> {
-    let path = match source {
-        SecretSource::Configured(s) => return Ok(s.clone()),
-        SecretSource::GeneratedFile(path) => path,
-    };
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        let existing = existing.trim();
-        if existing.len() >= 16 {
-            return Ok(SecretString::from(existing.to_owned()));
-        }
-        anyhow::bail!(
-            "{} is too short to be a secret key; delete it or set SECRET_KEY",
-            path.display()
-        );
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let mut random = [0u8; 32];
-    rand::fill(&mut random);
-    let secret = data_encoding::BASE64URL_NOPAD.encode(&random);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(secret.as_bytes())?;
-    tracing::warn!(
-        path = %path.display(),
-        "SECRET_KEY is not set: generated one for this embedded install. Set SECRET_KEY in production; API keys are bound to it"
-    );
-    Ok(SecretString::from(secret))
-}
-
-/// Each namespace with its store: S3 (one client per bucket) when `S3_BUCKET` is set,
-/// otherwise the local folder.
-fn storage(config: &Config) -> anyhow::Result<Vec<(blob_store::namespace::Namespace, Arc<dyn blob_store::BlobStore>)>> {
-    let mut out = Vec::new();
-    match &config.storage.s3 {
-        Some(s3) => {
-            let mut by_bucket: std::collections::HashMap<String, Arc<dyn blob_store::BlobStore>> = Default::default();
-            for ns in &config.storage.namespaces {
-                let bucket = ns.bucket.clone().unwrap_or_else(|| s3.bucket.clone());
-                let store = by_bucket
-                    .entry(bucket.clone())
-                    .or_insert_with(|| {
-                        Arc::new(blob_store::S3Store::new(&blob_store::S3Config { bucket, ..s3.clone() }))
-                    })
-                    .clone();
-                out.push((ns.clone(), store));
+/// Gives every operation an `operationId` unique in the document: its tag, then its
+/// handler's name (`licenses_validate`, `blobs_download`, `api_keys_list`), which client
+/// generators turn into method names. A handler that already names itself so is kept.
+/// A test checks that no two are the same.
+fn name_operations(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        // HEAD shares its handler with GET: `blobs_download_head` beside `blobs_download`.
+        let operations = [
+            (&mut item.get, ""),
+            (&mut item.put, ""),
+            (&mut item.post, ""),
+            (&mut item.delete, ""),
+            (&mut item.patch, ""),
+            (&mut item.head, "_head"),
+            (&mut item.options, "_options"),
+            (&mut item.trace, "_trace"),
+        ];
+        for (op, suffix) in operations {
+            let Some(op) = op else { continue };
+            let tag = op.tags.as_ref().and_then(|t| t.first()).map(|t| t.replace('-', "_"));
+            if let (Some(tag), Some(id)) = (tag, op.operation_id.as_mut())
+                && !id.starts_with(&format!("{tag}_"))
+            {
+                // `list_policies` under `policies` is `policies_list`.
+                let singular = tag
+                    .strip_suffix("ies")
+                    .map_or_else(|| tag.trim_end_matches('s').to_owned(), |s| format!("{s}y"));
+                let action = id
+                    .strip_suffix(&format!("_{tag}"))
+                    .or_else(|| id.strip_suffix(&format!("_{singular}")))
+                    .unwrap_or(id);
+                *id = format!("{tag}_{action}{suffix}");
             }
-            tracing::info!(bucket = %s3.bucket, endpoint = ?s3.endpoint, "storage: S3");
-        }
-        None => {
-            let local: Arc<dyn blob_store::BlobStore> =
-                Arc::new(blob_store::LocalStore::new(&config.storage.blob_dir).with_context(|| {
-                    format!(
-                        "opening the storage folder {} (BLOB_DIR)",
-                        config.storage.blob_dir.display()
-                    )
-                })?);
-            out.extend(config.storage.namespaces.iter().map(|ns| (ns.clone(), local.clone())));
-            tracing::info!(folder = %config.storage.blob_dir.display(), "storage: local folder");
         }
     }
-    Ok(out)
 }
 
-/// The one key ring: `SECRET_KEY` (resolved as `secret`) and `SECRET_KEY_PREVIOUS`, for
-/// every digest, signature and seal the services make.
-pub fn key_ring(config: &Config, secret: &SecretString) -> shared_db::KeyRing {
-    shared_db::KeyRing::new(secret.expose_secret().as_bytes(), &previous_secrets(config))
-}
-
-/// The earlier secrets (`SECRET_KEY_PREVIOUS`) as bytes.
-fn previous_secrets(config: &Config) -> Vec<&[u8]> {
-    config
-        .secrets
-        .previous
-        .iter()
-        .map(|s| s.expose_secret().as_bytes())
-        .collect()
-}
-
-/// Licences, with the configured signing key and any earlier secrets.
-pub fn license_service(config: &Config, pool: &DbPool, secret: &SecretString) -> anyhow::Result<LicenseService> {
-    Ok(LicenseService::new(
-        pool.clone(),
-        key_ring(config, secret),
-        config.licenses.signing_key.as_ref().map(|k| k.expose_secret()),
-    )?)
-}
-
-/// Email through SES, the dev mailbox, or not at all (`MAIL_TRANSPORT`); says which.
-fn mail_service(config: &Config, pool: &DbPool, wake: Arc<tokio::sync::Notify>) -> anyhow::Result<MailService> {
-    let mail = &config.mail;
-    let transport: Option<Arc<dyn Mailer>> = match (mail.transport, &mail.ses) {
-        (MailMode::Ses, Some(ses)) => {
-            tracing::info!(
-                region = %ses.region,
-                endpoint = ses.endpoint.as_deref().unwrap_or("AWS"),
-                sender = mail.settings.default_from.as_deref().unwrap_or("-"),
-                "email: sending through Amazon SES"
-            );
-            Some(Arc::new(SesMailer::new(ses)))
-        }
-        (MailMode::Ses, None) => anyhow::bail!("MAIL_TRANSPORT is ses without SES settings"),
-        (MailMode::Dev, _) => {
-            tracing::info!(
-                "email: dev mailbox (messages are captured in the database, not sent; GET /api/v1/emails/{{id}}/raw). Set SES_SENDER_EMAIL and AWS_SES_REGION to send through SES"
-            );
-            Some(Arc::new(DevMailbox))
-        }
-        (MailMode::NotConfigured, _) => {
-            tracing::warn!(
-                "email: not configured; sends are refused (503 not_configured). Set SES_SENDER_EMAIL and AWS_SES_REGION to send through SES, or MAIL_TRANSPORT=dev to capture messages"
-            );
-            None
-        }
-    };
-    let sns = SnsVerifier::new(mail.sns.clone()).map_err(|e| anyhow::anyhow!("SNS verifier: {e}"))?;
-    Ok(MailService::new(
-        pool.clone(),
-        transport,
-        Some(sns),
-        mail.settings.clone(),
-        wake,
-    )?)
+/// The licence-holder rate limits' canonical key: the licence-key parser's spelling, so
+/// every spelling of one key (case, dashes, spaces, `O`/`0`, `I`/`L`/`1`) shares a bucket.
+pub fn licence_key_canonical(key: &str) -> Option<String> {
+    license_core::key::LicenseKey::parse(key)
+        .ok()
+        .map(|k| k.as_str().to_owned())
 }
 
 /// A bound, not yet running gateway.
@@ -229,7 +113,8 @@ impl Application {
         }
         let holder_limits = Arc::new(
             HolderLimits::new(config.licenses.rate_per_address, config.licenses.rate_per_key)
-                .with_auth_failures(config.server.auth_failures_per_minute),
+                .with_auth_failures(config.server.auth_failures_per_minute)
+                .with_canonical_key(licence_key_canonical),
         );
         let pruned = Arc::downgrade(&holder_limits);
         tokio::spawn(async move {
@@ -243,25 +128,7 @@ impl Application {
             }
         });
         let wake = Arc::new(tokio::sync::Notify::new());
-        let notifier: Option<Arc<dyn SlackNotifier>> = match (config.slack.transport, &config.slack.bot_token) {
-            (SlackMode::Slack, Some(token)) => {
-                tracing::info!(api = %config.slack.api_url, "Slack: posting with the bot token");
-                Some(Arc::new(SlackApi::new(token.expose_secret(), &config.slack.api_url)?))
-            }
-            (SlackMode::Slack, None) => anyhow::bail!("SLACK_TRANSPORT is slack without SLACK_BOT_TOKEN"),
-            (SlackMode::Dev, _) => {
-                tracing::info!(
-                    "Slack: dev sink (messages are captured in the database, not sent). Set SLACK_BOT_TOKEN to post to Slack"
-                );
-                Some(Arc::new(DevSink::default()))
-            }
-            (SlackMode::NotConfigured, _) => {
-                tracing::warn!(
-                    "Slack: not configured; posts are refused (503 not_configured). Set SLACK_BOT_TOKEN to post to Slack, or SLACK_TRANSPORT=dev to capture messages"
-                );
-                None
-            }
-        };
+        let notifier = slack_notifier(&config)?;
         let slack = Arc::new(SlackService::new(
             pool.clone(),
             notifier,
@@ -314,7 +181,7 @@ impl Application {
                     bridge::jobs::run(bridge, wake, stop.clone()),
                     license_core::jobs::run(licenses, license_core::jobs::SWEEP_EVERY, stop.clone()),
                     shared_db::idempotency::run_purge(pool.clone(), stop.clone()),
-                    crate::retention::run(pool, retention, stop)
+                    gateway_config::retention::run(pool, retention, stop)
                 );
             }
         });
@@ -351,7 +218,7 @@ impl Application {
         };
 
         let doc = openapi();
-        let routes = web::Data::new(RouteTable::new(&doc));
+        let routes = web::Data::new(crate::routes::route_table(&doc));
         let connections = crate::net::ConnectionLimiter::new(
             config.server.max_connections_per_address,
             config.server.trusted_proxies.clone(),
@@ -361,6 +228,12 @@ impl Application {
         let data = web::Data::new(state.clone());
         let authenticator = web::Data::new(crate::auth::Authenticator::new(&state));
         let cors_origins = config.server.cors_allowed_origins.clone();
+        let trusted_proxies = web::Data::new(web_kit::net::TrustedProxies(config.server.trusted_proxies.clone()));
+        let body_timeouts = web::Data::new(web_kit::net::BodyTimeouts {
+            idle: config.server.body_idle_timeout,
+            total: config.server.public_body_timeout,
+            unauthenticated: crate::routes::reads_body_unauthenticated,
+        });
         let max_json = config.server.max_json_body;
         let max_payload = config.server.max_json_body.max(config.storage.max_document_bytes);
         // Attachments travel base64-encoded: a third larger than the MIME they become.
@@ -379,6 +252,8 @@ impl Application {
                 .app_data(authenticator.clone())
                 .app_data(queue_gauges.clone())
                 .app_data(routes.clone())
+                .app_data(trusted_proxies.clone())
+                .app_data(body_timeouts.clone())
                 .app_data(JsonLimit(max_json))
                 .app_data(web::PayloadConfig::new(max_payload))
                 .app_data(
@@ -398,7 +273,7 @@ impl Application {
                 .default_service(web::to(http::fallback))
                 .wrap(from_fn(crate::auth::gate))
                 .wrap(from_fn(crate::net::body_idle_timeout))
-                .wrap(crate::cors::middleware(&cors_origins))
+                .wrap(crate::cors::middleware(&cors_origins, http::signed_storage_method))
                 .wrap(from_fn(crate::cors::only_when_allowed))
                 .wrap(ErrorHandlers::new().default_handler(problem_fallback))
                 .wrap(metrics.clone())
@@ -589,4 +464,34 @@ fn problem_fallback<B>(res: actix_web::dev::ServiceResponse<B>) -> actix_web::Re
     Ok(ErrorHandlerResponse::Response(
         actix_web::dev::ServiceResponse::new(req, replacement).map_into_right_body(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::net::IpAddr;
+
+    use super::*;
+
+    /// Every spelling the key parser accepts is one key, so one bucket.
+    #[test]
+    fn spellings_of_one_key_share_a_bucket() {
+        let key = license_core::key::LicenseKey::generate().unwrap();
+        let canonical = key.as_str().to_owned();
+        let spellings = [
+            canonical.clone(),
+            canonical.to_ascii_lowercase(),
+            canonical.replace('-', ""),
+            canonical.replace('-', " "),
+            canonical.replace('0', "O").replace('1', "l"),
+            canonical.replace('0', "o").replace('1', "I"),
+        ];
+        let limits = HolderLimits::new(1000, spellings.len() as u32 - 1).with_canonical_key(licence_key_canonical);
+        // Each from its own address, so only the key's bucket can refuse.
+        let refused = (0u8..)
+            .zip(&spellings)
+            .filter(|(i, s)| limits.check(Some(IpAddr::from([10, 0, 0, *i])), s).is_err())
+            .count();
+        assert_eq!(refused, 1, "the last spelling finds the key's bucket empty");
+    }
 }

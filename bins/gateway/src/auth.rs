@@ -7,25 +7,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use access::AccessService;
-use access::scopes::{QUALIFIED, reaches};
 use actix_web::{FromRequest, HttpRequest, web};
 use shared_db::DbPool;
 
-pub use access::scopes::{SCOPES, covers, grants, sufficient, validate_scope};
-pub use access::{KEY_PREFIX, is_expired};
+pub use access::scopes::{SCOPES, grants};
 
 use crate::error::ApiError;
 use crate::ratelimit::HolderLimits;
 use crate::routes::{RouteTable, is_signed_storage_url};
 use crate::state::AppState;
 
-/// 403 for a call that needs one of `needed` (narrowest first), naming the first and
-/// every scope that would do.
-pub fn insufficient<S: AsRef<str>>(needed: &[S]) -> ApiError {
-    access::scopes::insufficient(needed).into()
-}
-
-/// Who is calling: the `access` principal, with checks that answer in HTTP terms.
+/// Who is calling: the `access` principal (its `require` checks answer an `AccessError`,
+/// which `?` turns into its HTTP answer), taken from the request.
 #[derive(Debug, Clone)]
 pub struct Principal(pub access::Principal);
 
@@ -34,24 +27,6 @@ impl std::ops::Deref for Principal {
 
     fn deref(&self) -> &access::Principal {
         &self.0
-    }
-}
-
-impl Principal {
-    /// `Ok` when this key may hand on or take away every one of `scopes` (see
-    /// [`covers`]), else a 403 naming the first it may not.
-    pub fn require_covers(&self, scopes: &[String]) -> Result<(), ApiError> {
-        Ok(self.0.require_covers(scopes)?)
-    }
-
-    /// `Ok` when the key holds `scope`, else a 403 naming it.
-    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
-        Ok(self.0.require(scope)?)
-    }
-
-    /// `Ok` when the key holds any of `scopes`, else a 403 naming the first.
-    pub fn require_any(&self, scopes: &[&str]) -> Result<(), ApiError> {
-        Ok(self.0.require_any(scopes)?)
     }
 }
 
@@ -126,18 +101,9 @@ pub async fn gate<B: actix_web::body::MessageBody>(
             Ok(p) => p,
             Err(e) => return Ok(req.error_response(e).map_into_right_body()),
         };
-        if !reaches(&principal.scopes, family) {
-            // Name the narrow scope (`blobs:write:web`) when the path says which one.
-            let qualifier = routes.qualifier(req.method(), req.path());
-            let needed: Vec<String> = family
-                .iter()
-                .map(|f| match &qualifier {
-                    Some(q) if QUALIFIED.contains(&f.as_str()) => format!("{f}:{q}"),
-                    _ => f.clone(),
-                })
-                .collect();
-            let e = insufficient(&needed);
-            return Ok(req.error_response(e).map_into_right_body());
+        // Names the narrow scope (`blobs:write:web`) when the path says which one.
+        if let Err(e) = principal.require_reach(family, || routes.qualifier(req.method(), req.path())) {
+            return Ok(req.error_response(ApiError::from(e)).map_into_right_body());
         }
         actix_web::HttpMessage::extensions_mut(&req).insert(principal);
     }
@@ -165,11 +131,11 @@ impl FromRequest for Principal {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::insufficient;
+    use crate::error::ApiError;
 
     #[test]
     fn the_refusal_names_every_scope_that_would_do() {
-        let e = insufficient(&["licenses:read", "licenses:admin"]);
+        let e = ApiError::from(access::scopes::insufficient(&["licenses:read", "licenses:admin"]));
         assert_eq!(
             e.problem().detail.unwrap(),
             "this API key lacks the `licenses:read` scope; a key with `licenses:read`, `licenses:admin` or `*` may make this call"

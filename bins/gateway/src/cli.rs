@@ -10,8 +10,9 @@ use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use shared_db::migrations;
 
-use crate::app::{Application, ensure_database_folder, key_ring, load_secret, open_database};
+use crate::app::Application;
 use crate::config::Config;
+use crate::config::services::{ensure_database_folder, key_ring, license_service, load_secret, open_database};
 use crate::error::ApiError;
 use crate::http::api_keys::ApiKey;
 use crate::telemetry;
@@ -192,7 +193,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Prune => {
             let pool = open_database(&config).await?;
-            let pruned = crate::retention::prune(&pool, &config.retention).await?;
+            let pruned = crate::config::retention::prune(&pool, &config.retention).await?;
             println!("pruned {pruned}");
             Ok(())
         }
@@ -263,7 +264,7 @@ async fn import_licenses(file: &std::path::Path, dry_run: bool, config: Config) 
     } else {
         open_database(&config).await?
     };
-    let licenses = crate::app::license_service(&config, &pool, &secret)?;
+    let licenses = license_service(&config, &pool, &secret)?;
     let report = licenses.import(&parsed, dry_run).await?;
     for (line, fields) in &report.differs {
         println!("line {line}: skipped (exists, differs): {}", fields.join(", "));
@@ -275,7 +276,7 @@ async fn import_licenses(file: &std::path::Path, dry_run: bool, config: Config) 
 async fn license_keys_command(cmd: LicenseKeysCommand, config: Config) -> anyhow::Result<()> {
     let secret = load_secret(&config.secrets.source)?;
     let pool = open_database(&config).await?;
-    let licenses = crate::app::license_service(&config, &pool, &secret)?;
+    let licenses = license_service(&config, &pool, &secret)?;
     match cmd {
         LicenseKeysCommand::List => {
             for key in licenses.public_key().await?.keys {

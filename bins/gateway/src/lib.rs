@@ -3,17 +3,16 @@
 
 pub mod app;
 pub mod auth;
-pub mod aws;
-pub mod check;
 pub mod cli;
-pub mod config;
-pub mod cors;
 pub mod error;
 pub mod http;
 pub mod metrics;
-pub mod net;
-pub mod ratelimit;
-pub mod retention;
 pub mod routes;
 pub mod state;
-pub mod telemetry;
+
+// The domain-agnostic HTTP pieces live in `web-kit`; these names stay for the gateway's modules.
+pub use web_kit::{cors, net, ratelimit, telemetry};
+// The configuration (the AWS credentials it holds, and `gateway check`) is `gateway-config`'s.
+pub use gateway_config as config;
+pub use gateway_config::aws_client as aws;
+pub use gateway_config::check;

@@ -2,8 +2,19 @@
 //! the OpenAPI document, and which requests a signed storage URL authorises: what the
 //! auth gate, the connection guards and the fallback all consult.
 
-use actix_web::dev::ResourceDef;
-use actix_web::http::Method;
+pub use web_kit::routes::RouteTable;
+
+/// The gateway's route table: the OpenAPI document's operations (scopes under the
+/// `api_key` scheme, narrowed by a `namespace` or `collection`), plus the documents and
+/// metrics served outside it.
+pub fn route_table(doc: &utoipa::openapi::OpenApi) -> RouteTable {
+    RouteTable::new(
+        doc,
+        "api_key",
+        &["/openapi.json", "/metrics", "/docs", "/docs/", "/docs/{_:.*}"],
+        &["namespace", "collection"],
+    )
+}
 
 /// A storage URL the gateway signed: it needs no key (its handler checks the signature
 /// before reading any body). Only an object's GET, HEAD and PUT take them.
@@ -18,141 +29,13 @@ pub fn is_signed_storage_url(req: &actix_web::HttpRequest) -> bool {
         && req.query_string().contains("X-EB-Signature=")
 }
 
-/// Routes and their methods, read from the OpenAPI document, so that a known path with
-/// the wrong method answers 405 (with `Allow`) rather than 404.
-pub struct RouteTable {
-    routes: Vec<(ResourceDef, Vec<Method>)>,
-    /// Every operation on a path pattern (`{id}`), with the scopes its `api_key`
-    /// security names (empty: public or authenticated otherwise, such as licence-holder
-    /// calls).
-    secured: Vec<(ResourceDef, Method, Vec<String>)>,
-    /// The same for literal paths, looked up directly (they win over patterns).
-    secured_literal: std::collections::HashMap<String, Vec<(Method, Vec<String>)>>,
-}
-
-impl RouteTable {
-    /// Builds the table from the document, plus the routes served outside it.
-    pub fn new(doc: &utoipa::openapi::OpenApi) -> Self {
-        let mut routes: Vec<(ResourceDef, Vec<Method>)> = doc
-            .paths
-            .paths
-            .iter()
-            .map(|(path, item)| {
-                let methods = [
-                    (Method::GET, item.get.is_some()),
-                    (Method::PUT, item.put.is_some()),
-                    (Method::POST, item.post.is_some()),
-                    (Method::DELETE, item.delete.is_some()),
-                    (Method::PATCH, item.patch.is_some()),
-                    (Method::HEAD, item.head.is_some()),
-                    (Method::OPTIONS, item.options.is_some()),
-                ]
-                .into_iter()
-                .filter_map(|(m, present)| present.then_some(m))
-                .collect();
-                (ResourceDef::new(path.as_str()), methods)
-            })
-            .collect();
-        for path in ["/openapi.json", "/metrics", "/docs", "/docs/", "/docs/{_:.*}"] {
-            routes.push((ResourceDef::new(path), vec![Method::GET]));
-        }
-        let mut secured = Vec::new();
-        let mut secured_literal = std::collections::HashMap::new();
-        for (path, item) in &doc.paths.paths {
-            let ops = [
-                (Method::GET, &item.get),
-                (Method::PUT, &item.put),
-                (Method::POST, &item.post),
-                (Method::DELETE, &item.delete),
-                (Method::PATCH, &item.patch),
-                (Method::HEAD, &item.head),
-            ];
-            for (method, op) in ops {
-                let Some(op) = op else { continue };
-                let scopes: Vec<String> = serde_json::to_value(&op.security)
-                    .ok()
-                    .and_then(|v| v.as_array().cloned())
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|req| req.get("api_key").and_then(|s| s.as_array()).cloned())
-                    .flatten()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect();
-                if path.contains('{') {
-                    secured.push((ResourceDef::new(path.as_str()), method, scopes));
-                } else {
-                    secured_literal
-                        .entry(path.clone())
-                        .or_insert_with(Vec::new)
-                        .push((method, scopes));
-                }
-            }
-        }
-        Self {
-            routes,
-            secured,
-            secured_literal,
-        }
-    }
-
-    /// The scopes an API key needs for `method` on `path`, when the operation is behind
-    /// one (a literal route wins over a pattern that also matches).
-    pub fn scopes(&self, method: &Method, path: &str) -> Option<&[String]> {
-        let literal = self
-            .secured_literal
-            .get(path)
-            .and_then(|ops| ops.iter().find(|(m, _)| m == method));
-        let scopes = match literal {
-            Some((_, scopes)) => scopes,
-            None => {
-                let (_, _, scopes) = self
-                    .secured
-                    .iter()
-                    .find(|(def, m, _)| m == method && def.is_match(path))?;
-                scopes
-            }
-        };
-        (!scopes.is_empty()).then_some(scopes.as_slice())
-    }
-
-    /// The namespace or collection a pattern route names in `path` (`web` in
-    /// `/api/v1/blobs/web/a.txt`): what narrows a qualified scope.
-    pub fn qualifier(&self, method: &Method, path: &str) -> Option<String> {
-        if self.secured_literal.contains_key(path) {
-            return None;
-        }
-        let (def, _, _) = self
-            .secured
-            .iter()
-            .find(|(def, m, _)| m == method && def.is_match(path))?;
-        let mut captured = actix_web::dev::Path::new(path);
-        if !def.capture_match_info(&mut captured) {
-            return None;
-        }
-        ["namespace", "collection"]
-            .into_iter()
-            .find_map(|name| captured.get(name))
-            .map(str::to_owned)
-    }
-
-    /// The methods `path` accepts, if it is a known route.
-    pub fn allowed(&self, path: &str) -> Option<Vec<Method>> {
-        let matching: Vec<&(ResourceDef, Vec<Method>)> =
-            self.routes.iter().filter(|(def, _)| def.is_match(path)).collect();
-        // A literal route (`/licenses/validate`) speaks for its path, not a pattern that
-        // also matches it (`/licenses/{id}`).
-        let literal: Vec<&(ResourceDef, Vec<Method>)> = matching
-            .iter()
-            .copied()
-            .filter(|(def, _)| !def.pattern().is_some_and(|p| p.contains('{')))
-            .collect();
-        let chosen = if literal.is_empty() { matching } else { literal };
-        let mut methods: Vec<Method> = chosen.iter().flat_map(|(_, m)| m.iter().cloned()).collect();
-        if methods.is_empty() {
-            return None;
-        }
-        methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        methods.dedup();
-        Some(methods)
-    }
+/// True for a request whose body is read before any API key is checked: a route the
+/// OpenAPI document puts behind no key (licence-holder calls, SNS notifications, unknown
+/// paths), except storage URLs the gateway signed (checked before their body is read,
+/// and as large as uploads). The body timeout's whole-body deadline applies to these.
+pub fn reads_body_unauthenticated(req: &actix_web::dev::ServiceRequest) -> bool {
+    let Some(routes) = req.app_data::<actix_web::web::Data<RouteTable>>() else {
+        return false;
+    };
+    routes.scopes(req.method(), req.path()).is_none() && !is_signed_storage_url(req.request())
 }

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use shared_db::DbError;
 use shared_db::paging::{Order, PagingError};
 
-use crate::scopes::{covers, grants, insufficient};
+use crate::scopes::{QUALIFIED, covers, grants, insufficient, reaches};
 use crate::store::ApiKeyRow;
 
 /// Keys start with this, so scanners and people can recognise them.
@@ -51,6 +51,28 @@ impl Principal {
         } else {
             Err(insufficient(&[scope]))
         }
+    }
+
+    /// `Ok` when the key can reach an operation documented with `family` (see
+    /// [`reaches`]), else a refusal naming the narrow scopes (`blobs:write:web`, with
+    /// the `qualifier` the request's path gives, asked for only then).
+    pub fn require_reach(
+        &self,
+        family: &[String],
+        qualifier: impl FnOnce() -> Option<String>,
+    ) -> Result<(), AccessError> {
+        if reaches(&self.scopes, family) {
+            return Ok(());
+        }
+        let qualifier = qualifier();
+        let needed: Vec<String> = family
+            .iter()
+            .map(|f| match &qualifier {
+                Some(q) if QUALIFIED.contains(&f.as_str()) => format!("{f}:{q}"),
+                _ => f.clone(),
+            })
+            .collect();
+        Err(insufficient(&needed))
     }
 
     /// `Ok` when the key holds any of `scopes`, else a refusal naming the first.

@@ -1,15 +1,17 @@
 //! Event Bridge shared storage.
 //!
 //! - [`BlobService`]: the storage use cases over the namespaces' stores, one file each
-//!   under `service/`: put (the namespace's size, type and key rules), get and head,
-//!   list (prefix, delimiter, the paging rule), presign (signed URLs, minted and checked
-//!   through `shared_db::KeyRing`) and delete, each recording its audit event
-//!   (`blob.written`, `blob.presigned`, `blob.deleted`).
+//!   under `service/`: access (the scope a namespace wants, checked before it is looked
+//!   up), put (the namespace's size, type and key rules), get and head, list (prefix,
+//!   delimiter, the paging rule), presign (signed URLs, minted and checked through
+//!   `shared_db::KeyRing`) and delete, each recording its audit event (`blob.written`,
+//!   `blob.presigned`, `blob.deleted`).
 //! - [`model`]: objects, options, listings, the use cases' inputs and outputs, and the one
 //!   error [`BlobError`].
 //! - [`ObjectKey`]: the key rules (NFC, at most 1,024 bytes, no `.`/`..` segments, no
 //!   leading `/`, `//`, backslash or control characters), refused rather than rewritten.
-//! - [`media`]: the media type an upload is stored with and a download served with.
+//! - [`media`]: the media type an upload is stored with and a download served with (and
+//!   whether it is shown inline).
 //! - [`namespace`]: namespaces with their prefixes, size limits and content types.
 //! - [`BlobStore`]: the trait, streaming in and out, with [`LocalStore`] (atomic writes
 //!   in a folder, the embedded default) and [`S3Store`].
@@ -29,13 +31,14 @@ pub mod testing;
 pub use key::{KeyError, MAX_KEY_BYTES, ObjectKey};
 pub use local::{LocalStore, STALE_TEMP_FILE_AGE};
 pub use model::{
-    BlobError, BlobInfo, ByteRange, ByteStream, Conditions, Grant, IfMatch, ListOptions, ListPage, ListRequest,
-    ListedObject, Listing, ObjectBody, ObjectMeta, PresignRequest, PresignedLink, PresignedUrl, PutOptions,
-    SignedRequest,
+    BlobEntry, BlobError, BlobInfo, ByteRange, ByteStream, Conditions, Grant, IfMatch, ListOptions, ListPage,
+    ListRequest, ListedObject, Listing, ObjectBody, ObjectMeta, PresignRequest, PresignedLink, PresignedUrl,
+    PutOptions, SignedQuery, SignedRequest,
 };
 #[cfg(feature = "s3")]
 pub use s3::{MIN_PART_SIZE, S3Config, S3Store};
 pub use service::BlobService;
+pub use service::access::Access;
 pub use service::get::Object;
 pub use service::put::Upload;
 pub use service::signed::{MAX_PRESIGN_SECS, UrlSigner};

@@ -79,6 +79,36 @@ pub fn served_type(stored: &str) -> String {
     }
 }
 
+/// Media types served inline; everything else is sent as an attachment.
+const INLINE_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "application/pdf",
+    "text/plain",
+    "audio/mpeg",
+    "audio/ogg",
+    "video/mp4",
+    "video/webm",
+];
+
+/// The `Content-Disposition` a stored object of type `stored` is served with: `inline`
+/// for the types a browser shows safely, `attachment` otherwise, with the key's file
+/// name (RFC 8187's `filename*`, percent-encoded UTF-8).
+pub fn disposition(stored: &str, key: &ObjectKey) -> String {
+    let kind = if INLINE_TYPES.contains(&essence(stored).as_str()) {
+        "inline"
+    } else {
+        "attachment"
+    };
+    let file_name: String = url::form_urlencoded::byte_serialize(key.file_name().as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    format!("{kind}; filename*=UTF-8''{file_name}")
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -86,6 +116,18 @@ mod tests {
 
     fn key(k: &str) -> ObjectKey {
         ObjectKey::parse(k).unwrap()
+    }
+
+    #[test]
+    fn shown_types_are_inline_and_names_percent_encoded() {
+        assert_eq!(
+            disposition("Image/PNG; x=1", &key("a/my photo.png")),
+            "inline; filename*=UTF-8''my%20photo.png"
+        );
+        assert_eq!(
+            disposition("text/html", &key("보고서.html")),
+            "attachment; filename*=UTF-8''%EB%B3%B4%EA%B3%A0%EC%84%9C.html"
+        );
     }
 
     #[test]

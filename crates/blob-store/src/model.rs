@@ -1,6 +1,6 @@
 //! The storage model: objects and their metadata, write options and conditions, ranges,
 //! listings, what the use cases take and give ([`Grant`], [`BlobInfo`], [`ListRequest`],
-//! [`Listing`], [`PresignRequest`], [`PresignedLink`], [`SignedRequest`]) and the one
+//! [`Listing`] of [`BlobEntry`], [`PresignRequest`], [`PresignedLink`], [`SignedRequest`]) and the one
 //! error ([`BlobError`]): the backends' failures and the use cases' refusals.
 
 use std::collections::BTreeMap;
@@ -318,8 +318,9 @@ pub struct Conditions {
     pub if_match: Option<IfMatch>,
 }
 
-/// A stored object as callers see it: its namespace and its key in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored object, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Blob))]
 pub struct BlobInfo {
     /// Its namespace.
     pub namespace: String,
@@ -334,11 +335,14 @@ pub struct BlobInfo {
     /// Hex SHA-256.
     pub sha256: String,
     /// Last written.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub last_modified: DateTime<Utc>,
 }
 
-/// A listing request, as the caller sent it.
-#[derive(Debug, Clone, Default)]
+/// Listing parameters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
 pub struct ListRequest {
     /// Only keys starting with this.
     pub prefix: Option<String>,
@@ -346,38 +350,64 @@ pub struct ListRequest {
     pub delimiter: Option<String>,
     /// From a previous page's `next_cursor`.
     pub cursor: Option<String>,
-    /// Page size (the paging rule: 1 to 500, default 100).
+    /// Page size (1 to 500, default 100).
     pub limit: Option<u32>,
 }
 
-/// One page of a listing, keys as callers see them (without the storage prefix).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// An object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BlobEntry {
+    /// Its key in the namespace.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Entity tag (quoted).
+    pub etag: String,
+    /// Last written.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
+    pub last_modified: DateTime<Utc>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BlobList))]
 pub struct Listing {
     /// Objects in key order.
-    pub objects: Vec<ListedObject>,
+    pub objects: Vec<BlobEntry>,
     /// Key groups up to the next delimiter (`photos/2026/`).
     pub common_prefixes: Vec<String>,
-    /// The cursor of the next page; `None` on the last.
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 
 /// A request for a signed URL.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct PresignRequest {
-    /// The object's key, as sent.
+    /// The object's key.
     pub key: String,
-    /// `GET` or `PUT` (any case).
+    /// `GET` or `PUT`.
     pub method: String,
     /// Seconds the URL stays valid (1 to 604800; default 3600).
+    #[serde(default)]
     pub expires_in: Option<u64>,
-    /// For `PUT`: the content type the upload must send.
+    /// For `PUT`: the content type the upload must send (default: the type of the key's
+    /// extension, such as `image/png` for `.png`, else `application/octet-stream`); the
+    /// type the object would be stored with must be one the namespace accepts.
+    #[serde(default)]
     pub content_type: Option<String>,
-    /// For `PUT` (required): the upload's size in bytes.
+    /// For `PUT` (required): the upload's size in bytes, at most the namespace's limit;
+    /// the upload must send exactly this `Content-Length`.
+    #[serde(default)]
     pub content_length: Option<u64>,
 }
 
 /// A signed URL: no API key needed to use it until `expires_at`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Presigned))]
 pub struct PresignedLink {
     /// The URL.
     pub url: String,
@@ -386,7 +416,42 @@ pub struct PresignedLink {
     /// Headers the request must send.
     pub headers: BTreeMap<String, String>,
     /// When it stops working.
+    #[serde(serialize_with = "shared_db::time::rfc3339_micros::serialize")]
     pub expires_at: DateTime<Utc>,
+}
+
+/// The query parameters of a URL the gateway signed (`X-EB-*`, see
+/// [`crate::BlobService::presign`]), as a request carries them.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SignedQuery {
+    /// `X-EB-Method`.
+    #[serde(rename = "X-EB-Method")]
+    pub method: Option<String>,
+    /// `X-EB-Expires`: unix seconds.
+    #[serde(rename = "X-EB-Expires")]
+    pub expires: Option<i64>,
+    /// `X-EB-Content-Type`.
+    #[serde(rename = "X-EB-Content-Type", default)]
+    pub content_type: Option<String>,
+    /// `X-EB-Content-Length`.
+    #[serde(rename = "X-EB-Content-Length", default)]
+    pub content_length: Option<u64>,
+    /// `X-EB-Signature`: hex HMAC-SHA256.
+    #[serde(rename = "X-EB-Signature")]
+    pub signature: Option<String>,
+}
+
+impl SignedQuery {
+    /// The signed request, when the query carries a method, an expiry and a signature.
+    pub fn signed(self) -> Option<SignedRequest> {
+        Some(SignedRequest {
+            method: self.method?,
+            expires: self.expires?,
+            content_type: self.content_type.unwrap_or_default(),
+            content_length: self.content_length,
+            signature: self.signature?,
+        })
+    }
 }
 
 /// A signed request the gateway will honour without an API key.

@@ -88,12 +88,4 @@ impl JobHandler for WebhookHandler {
     }
 }
 
-/// Retention: removes at most `batch` webhook delivery records made before `before`.
-/// Returns how many; call again until it returns less than `batch`.
-pub async fn prune_deliveries(
-    conn: &mut shared_db::DbConn,
-    before: chrono::DateTime<chrono::Utc>,
-    batch: i64,
-) -> Result<u64, shared_db::DbError> {
-    crate::store::prune_deliveries(conn, before.naive_utc(), batch).await
-}
+pub use crate::store::prune_deliveries;

@@ -25,6 +25,19 @@ pub enum DocumentError {
         /// The current version (none when it does not exist).
         current: Option<i64>,
     },
+    /// A precondition the API does not take (`If-Match` with anything but one version,
+    /// `If-None-Match` on a write with anything but `*`).
+    #[error("{0}")]
+    InvalidPrecondition(&'static str),
+    /// The body sent is over the size limit (before it is read).
+    #[error("documents are at most {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The body sent is not JSON.
+    #[error("{0}")]
+    MalformedJson(String),
     /// The document would exceed the size limit.
     #[error("the document would be {size} bytes; the limit is {limit}")]
     TooLarge {
@@ -89,6 +102,36 @@ pub struct Conditions {
 }
 
 impl Conditions {
+    /// The preconditions a write sends: `If-Match` (one version, as its entity tag,
+    /// weak or strong) and `If-None-Match` (only `*`: create only).
+    pub fn parse(if_match: Option<&str>, if_none_match: Option<&str>) -> Result<Self, DocumentError> {
+        let if_match = match if_match {
+            None => None,
+            Some(v) => Some(
+                v.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .parse::<i64>()
+                    .map_err(|_| {
+                        DocumentError::InvalidPrecondition("If-Match takes one ETag of this API, such as \"3\"")
+                    })?,
+            ),
+        };
+        let if_none_match = match if_none_match {
+            None => false,
+            Some("*") => true,
+            Some(_) => {
+                return Err(DocumentError::InvalidPrecondition(
+                    "only If-None-Match: * is supported on writes",
+                ));
+            }
+        };
+        Ok(Conditions {
+            if_match,
+            if_none_match,
+        })
+    }
+
     /// `Ok` when a document at `current` (none: missing) meets the conditions.
     pub fn check(&self, current: Option<i64>) -> Result<(), DocumentError> {
         let ok = match (self.if_match, current) {
@@ -101,6 +144,30 @@ impl Conditions {
         } else {
             Err(DocumentError::PreconditionFailed { current })
         }
+    }
+}
+
+/// A version as its entity tag (`"3"`).
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// True when a read's `If-None-Match` names `version`'s entity tag: the reader's copy is
+/// current.
+pub fn not_modified(if_none_match: Option<&str>, version: i64) -> bool {
+    let tag = etag(version);
+    if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == tag))
+}
+
+/// A JSON Schema a collection may take: a JSON object (`true` and `false` are schemas
+/// too, but `false` would refuse every write).
+pub fn check_schema(schema: &Value) -> Result<(), DocumentError> {
+    if schema.is_object() {
+        Ok(())
+    } else {
+        Err(DocumentError::InvalidSchema(
+            "the schema must be a JSON object".to_owned(),
+        ))
     }
 }
 
@@ -153,6 +220,23 @@ pub struct DocFilter {
     pub limit: Option<u32>,
 }
 
+impl DocFilter {
+    /// From a query's pairs: `prefix`, `cursor`, `limit` (not a number is refused as
+    /// out of range), and any other as an equality filter on a top-level field.
+    pub fn from_query(pairs: Vec<(String, String)>) -> Self {
+        let mut filter = DocFilter::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "prefix" => filter.prefix = v,
+                "cursor" => filter.cursor = Some(v),
+                "limit" => filter.limit = Some(v.parse().unwrap_or(0)),
+                _ => filter.equals.push((k, v)),
+            }
+        }
+        filter
+    }
+}
+
 /// One page of documents, in id order.
 #[derive(Debug, Clone)]
 pub struct DocPage {
@@ -170,4 +254,45 @@ pub(crate) fn matches(doc: &Document, equals: &[(String, String)]) -> bool {
         Some(other) => serde_json::from_str::<Value>(want).is_ok_and(|w| &w == other),
         None => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn preconditions_take_one_version_and_only_a_star() {
+        let c = Conditions::parse(Some(" W/\"3\""), Some("*")).unwrap();
+        assert_eq!((c.if_match, c.if_none_match), (Some(3), true));
+        let none = Conditions::parse(None, None).unwrap();
+        assert_eq!((none.if_match, none.if_none_match), (None, false));
+        assert!(matches!(
+            Conditions::parse(Some("\"a\""), None),
+            Err(DocumentError::InvalidPrecondition(_))
+        ));
+        assert!(matches!(
+            Conditions::parse(None, Some("\"3\"")),
+            Err(DocumentError::InvalidPrecondition(_))
+        ));
+    }
+
+    #[test]
+    fn a_read_is_not_modified_when_it_names_the_current_tag() {
+        assert_eq!(etag(7), "\"7\"");
+        assert!(not_modified(Some("\"6\", \"7\""), 7));
+        assert!(!not_modified(Some("\"6\""), 7));
+        assert!(!not_modified(None, 7));
+    }
+
+    #[test]
+    fn a_query_becomes_a_filter() {
+        let pairs = [("prefix", "a"), ("limit", "x"), ("cursor", "c"), ("status", "open")];
+        let f = DocFilter::from_query(pairs.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec());
+        assert_eq!(
+            (f.prefix.as_str(), f.limit, f.cursor.as_deref()),
+            ("a", Some(0), Some("c"))
+        );
+        assert_eq!(f.equals, vec![("status".to_owned(), "open".to_owned())]);
+    }
 }

@@ -27,20 +27,8 @@ pub struct Document {
 /// The document, read under a write lock within the transaction (MySQL `FOR UPDATE`;
 /// SQLite's `BEGIN IMMEDIATE` already serialises writers).
 pub async fn lock(conn: &mut DbConn, collection: &str, id: &str) -> Result<Option<Document>, DbError> {
-    let q = |c: &str, i: &str| documents::table.find((c.to_owned(), i.to_owned()));
-    Ok(match conn {
-        DbConn::Mysql(c) => q(collection, id)
-            .select(Document::as_select())
-            .for_update()
-            .first(c)
-            .await
-            .optional()?,
-        DbConn::Sqlite(c) => q(collection, id)
-            .select(Document::as_select())
-            .first(c)
-            .await
-            .optional()?,
-    })
+    let q = documents::table.find((collection.to_owned(), id.to_owned()));
+    Ok(shared_db::lock_first!(conn, q.select(Document::as_select()))?)
 }
 
 /// One document.

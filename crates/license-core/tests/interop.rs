@@ -23,16 +23,7 @@ print(payload["license_id"], payload["product"], payload["fingerprint"])
 "#;
 
 fn python_with_cryptography() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import cryptography.hazmat.primitives.asymmetric.ed25519"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(!ci, "python3 with the cryptography package is required under CI=true");
-        eprintln!("SKIPPED: interop test: python3 with `cryptography` is not installed");
-    }
-    ok
+    shared_db::testing::python_with("cryptography.hazmat.primitives.asymmetric.ed25519", "interop test")
 }
 
 #[test]

@@ -28,13 +28,4 @@ impl JobHandler for SendHandler {
     }
 }
 
-/// Retention: removes at most `batch` finished messages (with their bodies and
-/// deliveries) last changed before `before`; a message still queued or sending is never
-/// removed. Returns how many; call again until it returns less than `batch`.
-pub async fn prune(
-    conn: &mut shared_db::DbConn,
-    before: chrono::DateTime<chrono::Utc>,
-    batch: i64,
-) -> Result<u64, shared_db::DbError> {
-    crate::store::prune_finished(conn, before.naive_utc(), batch).await
-}
+pub use crate::store::messages::prune_finished as prune;

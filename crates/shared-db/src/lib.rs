@@ -6,6 +6,7 @@
 //! - [`events`]: the append-only audit trail.
 //! - [`paging`]: one limit rule, one cursor codec, one error for every list.
 //! - [`tx`]: the one transaction helper, which runs again after lost lock races.
+//! - [`lock_first!`]: a row read under a write lock on either backend.
 //! - [`keyring`]: the current and earlier secrets, for digests, signatures and seals.
 //! - [`batch`]: concurrent look-ups by key coalesced into shared queries.
 //! - [`idempotency`]: `Idempotency-Key` bookkeeping.
@@ -14,6 +15,7 @@
 //! - `testing` (feature `testing`): a fresh database per test on either backend.
 
 mod error;
+mod lock;
 mod pool;
 pub mod time;
 mod url;
@@ -24,6 +26,7 @@ pub mod events;
 pub mod idempotency;
 pub mod jobs;
 pub mod keyring;
+pub mod metrics;
 pub mod migrations;
 pub mod paging;
 pub mod retention;

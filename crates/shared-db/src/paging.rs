@@ -154,6 +154,18 @@ macro_rules! page_in_order {
     }};
 }
 
+/// A page request: the query parameters of a list in one order (`limit`, `cursor`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size (1 to 500, default 100).
+    pub limit: Option<u32>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -29,3 +29,24 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// One batch of a pruning, its first half: the ids (text) of at most `batch` rows of
+/// `table` whose `time` column is before `before` and that pass every further filter,
+/// oldest first. The caller removes them (rechecking what may have changed meanwhile) and
+/// says how many it removed, for [`in_batches`].
+///
+/// `prunable_ids!(conn, slack_messages, id, updated_at, before, batch, slack_messages::status.ne(queued))?`
+/// needs `diesel::prelude::*` and `diesel_async::RunQueryDsl` in scope, as every query does.
+#[macro_export]
+macro_rules! prunable_ids {
+    ($conn:expr, $table:ident, $id:ident, $time:ident, $before:expr, $batch:expr $(, $filter:expr)* $(,)?) => {
+        $crate::with_conn!(&mut *$conn, |c| $table::table
+            .filter($table::$time.lt($before))
+            $(.filter($filter))*
+            .order($table::$time.asc())
+            .select($table::$id)
+            .limit($batch)
+            .load::<String>(c)
+            .await)
+    };
+}

@@ -45,13 +45,4 @@ impl JobHandler for UpdateHandler {
     }
 }
 
-/// Retention: removes at most `batch` finished messages (posted, captured or failed)
-/// last changed before `before`; a queued one is never removed. Returns how many; call
-/// again until it returns less than `batch`.
-pub async fn prune(
-    conn: &mut shared_db::DbConn,
-    before: chrono::DateTime<chrono::Utc>,
-    batch: i64,
-) -> Result<u64, shared_db::DbError> {
-    crate::store::prune_finished(conn, before.naive_utc(), batch).await
-}
+pub use crate::store::prune_finished as prune;

@@ -185,18 +185,24 @@ pub(crate) async fn set_failed(c: &mut DbConn, id: &str, reason: &str, now: Naiv
     Ok(())
 }
 
-/// Removes at most `batch` finished messages (not queued) last changed before `before`;
-/// returns how many.
-pub(crate) async fn prune_finished(conn: &mut DbConn, before: NaiveDateTime, batch: i64) -> Result<u64, DbError> {
+/// Retention: removes at most `batch` finished messages (posted, captured or failed)
+/// last changed before `before`; a queued one is never removed. Returns how many; call
+/// again until it returns less than `batch`.
+pub async fn prune_finished(
+    conn: &mut DbConn,
+    before: chrono::DateTime<chrono::Utc>,
+    batch: i64,
+) -> Result<u64, DbError> {
     let queued = MessageStatus::Queued.as_str();
-    let ids: Vec<String> = with_conn!(&mut *conn, |c| slack_messages::table
-        .filter(slack_messages::updated_at.lt(before))
-        .filter(slack_messages::status.ne(queued))
-        .order(slack_messages::updated_at.asc())
-        .select(slack_messages::id)
-        .limit(batch)
-        .load(c)
-        .await)?;
+    let ids = shared_db::prunable_ids!(
+        conn,
+        slack_messages,
+        id,
+        updated_at,
+        before.naive_utc(),
+        batch,
+        slack_messages::status.ne(queued)
+    )?;
     if ids.is_empty() {
         return Ok(0);
     }

@@ -106,6 +106,20 @@ async fn bodies(server: &MockServer, endpoint: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Answers POSTs to Slack's `endpoint` (`chat.postMessage`, ...) with `response`, at most
+/// `times` times when given.
+async fn mock_slack(server: &MockServer, endpoint: &str, response: impl Respond + 'static, times: Option<u64>) {
+    let mock = Mock::given(method("POST"))
+        .and(path(format!("/api/{endpoint}")))
+        .respond_with(response);
+    match times {
+        Some(n) => mock.up_to_n_times(n),
+        None => mock,
+    }
+    .mount(server)
+    .await;
+}
+
 async fn rigs(per_channel_per_second: u32) -> Vec<Rig> {
     let mut out = Vec::new();
     for db in TestDb::each().await {
@@ -156,21 +170,16 @@ async fn posts_the_exact_layout_with_the_bot_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_is_waited_out_and_nothing_is_lost() {
     for r in rigs(1000).await {
-        Mock::given(method("POST"))
-            .and(path("/api/chat.postMessage"))
-            .respond_with(
-                ResponseTemplate::new(429)
-                    .insert_header("retry-after", "1")
-                    .set_body_json(json!({ "ok": false, "error": "ratelimited" })),
-            )
-            .up_to_n_times(1)
-            .mount(&r.server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/api/chat.postMessage"))
-            .respond_with(SlackOk)
-            .mount(&r.server)
-            .await;
+        mock_slack(
+            &r.server,
+            "chat.postMessage",
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(json!({ "ok": false, "error": "ratelimited" })),
+            Some(1),
+        )
+        .await;
+        mock_slack(&r.server, "chat.postMessage", SlackOk, None).await;
         let (msg, _) = r.service.submit(message("flaky"), None, "test").await.unwrap();
         r.worker.drain().await.unwrap();
         let waiting = r.service.get(&msg.id).await.unwrap();
@@ -189,17 +198,8 @@ async fn a_429_is_waited_out_and_nothing_is_lost() {
 async fn messages_to_one_channel_arrive_in_order_even_across_retries() {
     for r in rigs(1000).await {
         // The first attempt of the first message fails transiently.
-        Mock::given(method("POST"))
-            .and(path("/api/chat.postMessage"))
-            .respond_with(ResponseTemplate::new(500))
-            .up_to_n_times(1)
-            .mount(&r.server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/api/chat.postMessage"))
-            .respond_with(SlackOk)
-            .mount(&r.server)
-            .await;
+        mock_slack(&r.server, "chat.postMessage", ResponseTemplate::new(500), Some(1)).await;
+        mock_slack(&r.server, "chat.postMessage", SlackOk, None).await;
         for i in 0..5 {
             r.service.submit(message(&format!("m{i}")), None, "test").await.unwrap();
         }
@@ -228,13 +228,13 @@ async fn messages_to_one_channel_arrive_in_order_even_across_retries() {
 #[tokio::test(flavor = "multi_thread")]
 async fn permanent_errors_fail_at_once_with_slacks_code() {
     for r in rigs(1000).await {
-        Mock::given(method("POST"))
-            .and(path("/api/chat.postMessage"))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(json!({ "ok": false, "error": "channel_not_found" })),
-            )
-            .mount(&r.server)
-            .await;
+        mock_slack(
+            &r.server,
+            "chat.postMessage",
+            ResponseTemplate::new(200).set_body_json(json!({ "ok": false, "error": "channel_not_found" })),
+            None,
+        )
+        .await;
         let (msg, _) = r.service.submit(message("lost"), None, "test").await.unwrap();
         r.worker.drain().await.unwrap();
         let failed = r.service.get(&msg.id).await.unwrap();
@@ -251,16 +251,8 @@ async fn permanent_errors_fail_at_once_with_slacks_code() {
 #[tokio::test(flavor = "multi_thread")]
 async fn updates_and_thread_replies_reach_slack() {
     for r in rigs(1000).await {
-        Mock::given(method("POST"))
-            .and(path("/api/chat.postMessage"))
-            .respond_with(SlackOk)
-            .mount(&r.server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/api/chat.update"))
-            .respond_with(SlackOk)
-            .mount(&r.server)
-            .await;
+        mock_slack(&r.server, "chat.postMessage", SlackOk, None).await;
+        mock_slack(&r.server, "chat.update", SlackOk, None).await;
         let (parent, _) = r.service.submit(message("DB down"), None, "test").await.unwrap();
         let mut reply = message("Failover started");
         reply.channel = None;
@@ -356,11 +348,7 @@ async fn idempotent_submits_and_input_checks() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_channel_is_paced_while_others_proceed() {
     let r = rig(TestDb::sqlite().await, 1).await;
-    Mock::given(method("POST"))
-        .and(path("/api/chat.postMessage"))
-        .respond_with(SlackOk)
-        .mount(&r.server)
-        .await;
+    mock_slack(&r.server, "chat.postMessage", SlackOk, None).await;
     for i in 0..2 {
         r.service.submit(message(&format!("a{i}")), None, "t").await.unwrap();
     }

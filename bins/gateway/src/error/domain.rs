@@ -7,6 +7,11 @@ use shared_db::DbError;
 
 use super::{ApiError, BUSY, FieldProblem};
 
+/// 422 `invalid_field`: `field` is named, and the detail is `<field>: <message>`.
+fn invalid_field(field: impl std::fmt::Display + Into<String>, message: &str) -> ApiError {
+    ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
+}
+
 /// The one answer to a refused page request, from every list: 400 `invalid_query` naming
 /// `limit` or `cursor`.
 impl From<shared_db::paging::PagingError> for ApiError {
@@ -67,9 +72,7 @@ impl From<license_core::LicenseError> for ApiError {
             L::MachineNotFound => ApiError::not_found("machine_not_found", e.to_string()),
             L::PolicyNotFound => ApiError::not_found("policy_not_found", e.to_string()),
             L::PolicyInUse(_) => ApiError::new(StatusCode::CONFLICT, "policy_in_use", e.to_string()),
-            L::Invalid { field, ref message } => {
-                ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
-            }
+            L::Invalid { field, ref message } => invalid_field(field, message),
             L::Paging(p) => p.into(),
             L::InvalidTransition { .. } => ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string()),
             L::KeyInvalid(detail) => ApiError::new(StatusCode::UNAUTHORIZED, "license_key_invalid", detail),
@@ -89,9 +92,7 @@ impl From<slack_notify::NotifyError> for ApiError {
     fn from(e: slack_notify::NotifyError) -> Self {
         use slack_notify::NotifyError as N;
         match e {
-            N::Invalid { field, ref message } => {
-                ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
-            }
+            N::Invalid { field, ref message } => invalid_field(field, message),
             N::NotFound => ApiError::not_found("slack_message_not_found", e.to_string()),
             N::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             N::NotConfigured => ApiError::not_configured(e.to_string()),
@@ -107,9 +108,7 @@ impl From<mailer::MailError> for ApiError {
         use mailer::sns::SnsError;
         use mailer::template::TemplateError as T;
         match e {
-            M::Invalid { field, message } => {
-                ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
-            }
+            M::Invalid { field, ref message } => invalid_field(field, message),
             M::InvalidFields(_) => {
                 let errors: Vec<FieldProblem> = e
                     .fields()
@@ -124,10 +123,7 @@ impl From<mailer::MailError> for ApiError {
                     .map(|f| format!("{}: {}", f.field, f.detail))
                     .collect::<Vec<_>>()
                     .join("; ");
-                let mut err = ApiError::unprocessable("invalid_field", detail);
-                err.field = errors.first().map(|f| f.field.as_str().into());
-                err.errors = Some(errors.into());
-                err
+                ApiError::unprocessable("invalid_field", detail).with_errors(errors)
             }
             M::Template(ref t @ T::Missing { .. }) => {
                 ApiError::unprocessable("template_variable_missing", t.to_string()).for_field("template.variables")
@@ -165,13 +161,59 @@ impl From<bridge::BridgeError> for ApiError {
     fn from(e: bridge::BridgeError) -> Self {
         use bridge::BridgeError as B;
         match e {
-            B::Invalid { field, ref message } => {
-                ApiError::unprocessable("invalid_field", format!("{field}: {message}")).for_field(field)
-            }
+            B::Invalid { field, ref message } => invalid_field(field, message),
             B::Paging(p) => p.into(),
             B::NotFound("rule") => ApiError::not_found("rule_not_found", e.to_string()),
             B::NotFound(_) => ApiError::not_found("webhook_not_found", e.to_string()),
             B::Db(db) => db.into(),
+        }
+    }
+}
+
+/// 412 `precondition_failed`, with the current version's `ETag` when there is one
+/// (documents and storage).
+fn precondition_failed(detail: String, current: Option<&str>) -> ApiError {
+    let err = ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", detail);
+    match current.and_then(|v| HeaderValue::from_str(v).ok()) {
+        Some(v) => err.with_header(header::ETAG, v),
+        None => err,
+    }
+}
+
+/// Shared documents: 400 for a bad name, id, precondition or body, 404, 412 with the
+/// current `ETag`, 413, 422 for a schema, 503 `busy` when the document kept changing.
+impl From<documents::DocumentError> for ApiError {
+    fn from(e: documents::DocumentError) -> Self {
+        use documents::DocumentError as D;
+        match e {
+            D::InvalidCollection => ApiError::bad_request("invalid_collection", e.to_string()),
+            D::InvalidId => ApiError::bad_request("invalid_id", e.to_string()),
+            D::InvalidPrecondition(m) => ApiError::bad_request("invalid_precondition", m),
+            D::MalformedJson(m) => ApiError::bad_request("malformed_json", m),
+            D::NotFound => ApiError::not_found("document_not_found", "no document has that id"),
+            D::PreconditionFailed { current } => {
+                let detail = match current {
+                    Some(v) => format!("the document is at version {v}"),
+                    None => "the document does not exist".to_owned(),
+                };
+                precondition_failed(detail, current.map(documents::etag).as_deref())
+            }
+            D::BodyTooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string()),
+            D::TooLarge { size, limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the document would be {size} bytes; documents are at most {limit} bytes"),
+            ),
+            D::SchemaViolation(paths) => ApiError::unprocessable("schema_violation", paths.join("; ")),
+            D::InvalidSchema(m) => ApiError::unprocessable("invalid_schema", m),
+            D::Contended => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                BUSY,
+                "the document kept changing while it was validated; nothing was stored: retry",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
+            D::Paging(p) => p.into(),
+            D::Db(db) => db.into(),
         }
     }
 }
@@ -192,7 +234,7 @@ impl From<blob_store::BlobError> for ApiError {
                     Some(etag) => format!("the object's current ETag is {etag}"),
                     None => "no object has that key".to_owned(),
                 };
-                crate::http::data::precondition_failed(detail, current.as_deref())
+                precondition_failed(detail, current.as_deref())
             }
             B::TooLarge { limit } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,

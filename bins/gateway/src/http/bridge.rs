@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::json::Json;
 use crate::auth::Principal;
-use crate::error::{ApiError, Problem};
+use crate::error::{Problem, Reply};
 use crate::http::AuthProblems;
 use crate::state::AppState;
 
@@ -30,11 +30,7 @@ const WEBHOOKS: &str = "webhooks:admin";
     )
 )]
 #[post("")]
-async fn create_rule(
-    state: web::Data<AppState>,
-    principal: Principal,
-    body: Json<NewRule>,
-) -> Result<HttpResponse, ApiError> {
+async fn create_rule(state: web::Data<AppState>, principal: Principal, body: Json<NewRule>) -> Reply {
     principal.require(RULES)?;
     Ok(HttpResponse::Created().json(state.bridge.create_rule(body.into_inner(), &principal.actor()).await?))
 }
@@ -51,11 +47,7 @@ async fn create_rule(
     )
 )]
 #[get("")]
-async fn list_rules(
-    state: web::Data<AppState>,
-    principal: Principal,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
+async fn list_rules(state: web::Data<AppState>, principal: Principal, query: web::Query<PageQuery>) -> Reply {
     principal.require(RULES)?;
     Ok(HttpResponse::Ok().json(state.bridge.rules(&query).await?))
 }
@@ -72,11 +64,7 @@ async fn list_rules(
     )
 )]
 #[get("/{id}")]
-async fn get_rule(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn get_rule(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require(RULES)?;
     Ok(HttpResponse::Ok().json(state.bridge.rule(&id).await?))
 }
@@ -100,14 +88,13 @@ async fn update_rule(
     principal: Principal,
     id: web::Path<String>,
     body: Json<RulePatch>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     principal.require(RULES)?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .bridge
-            .update_rule(&id, body.into_inner(), &principal.actor())
-            .await?,
-    ))
+    let answer = state
+        .bridge
+        .update_rule(&id, body.into_inner(), &principal.actor())
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// Deletes a rule.
@@ -122,11 +109,7 @@ async fn update_rule(
     )
 )]
 #[delete("/{id}")]
-async fn delete_rule(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn delete_rule(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require(RULES)?;
     state.bridge.delete_rule(&id, &principal.actor()).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -154,18 +137,13 @@ pub fn configure_rules(cfg: &mut ServiceConfig) {
     )
 )]
 #[post("")]
-async fn create_webhook(
-    state: web::Data<AppState>,
-    principal: Principal,
-    body: Json<NewWebhook>,
-) -> Result<HttpResponse, ApiError> {
+async fn create_webhook(state: web::Data<AppState>, principal: Principal, body: Json<NewWebhook>) -> Reply {
     principal.require(WEBHOOKS)?;
-    Ok(HttpResponse::Created().json(
-        state
-            .bridge
-            .create_webhook(body.into_inner(), &principal.actor())
-            .await?,
-    ))
+    let answer = state
+        .bridge
+        .create_webhook(body.into_inner(), &principal.actor())
+        .await?;
+    Ok(HttpResponse::Created().json(answer))
 }
 
 /// Every webhook (never their secrets).
@@ -180,11 +158,7 @@ async fn create_webhook(
     )
 )]
 #[get("")]
-async fn list_webhooks(
-    state: web::Data<AppState>,
-    principal: Principal,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
+async fn list_webhooks(state: web::Data<AppState>, principal: Principal, query: web::Query<PageQuery>) -> Reply {
     principal.require(WEBHOOKS)?;
     Ok(HttpResponse::Ok().json(state.bridge.webhooks(&query).await?))
 }
@@ -201,11 +175,7 @@ async fn list_webhooks(
     )
 )]
 #[get("/{id}")]
-async fn get_webhook(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn get_webhook(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require(WEBHOOKS)?;
     Ok(HttpResponse::Ok().json(state.bridge.webhook(&id).await?))
 }
@@ -229,14 +199,13 @@ async fn update_webhook(
     principal: Principal,
     id: web::Path<String>,
     body: Json<WebhookPatch>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     principal.require(WEBHOOKS)?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .bridge
-            .update_webhook(&id, body.into_inner(), &principal.actor())
-            .await?,
-    ))
+    let answer = state
+        .bridge
+        .update_webhook(&id, body.into_inner(), &principal.actor())
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// Deletes a webhook and its delivery log.
@@ -251,11 +220,7 @@ async fn update_webhook(
     )
 )]
 #[delete("/{id}")]
-async fn delete_webhook(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn delete_webhook(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require(WEBHOOKS)?;
     state.bridge.delete_webhook(&id, &principal.actor()).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -279,7 +244,7 @@ async fn deliveries(
     principal: Principal,
     id: web::Path<String>,
     query: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     principal.require(WEBHOOKS)?;
     Ok(HttpResponse::Ok().json(state.bridge.deliveries(&id, &query).await?))
 }

@@ -5,17 +5,17 @@
 //! `documents` crate's; this module translates HTTP.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, put, web};
 use chrono::{DateTime, Utc};
-use documents::{Change, Conditions, DocFilter, Document, DocumentError, DocumentService};
+use documents::{Change, Conditions, DocFilter, Document, DocumentService};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Principal;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, Reply};
 use crate::http::AuthProblems;
 use crate::state::AppState;
 
@@ -59,12 +59,13 @@ pub struct DataPage {
     pub next_cursor: Option<String>,
 }
 
-fn check_collection(name: &str) -> Result<(), ApiError> {
-    documents::check_collection(name).map_err(doc_error)
-}
-
-fn check_id(id: &str) -> Result<(), ApiError> {
-    documents::check_id(id).map_err(doc_error)
+/// Checks the collection's name, that the key holds `data:<access>:<collection>`, then
+/// the id's (when there is one).
+fn open(principal: &Principal, access: &str, collection: &str, id: Option<&str>) -> Result<(), ApiError> {
+    documents::check_collection(collection)?;
+    principal.require(&format!("data:{access}:{collection}"))?;
+    id.map(documents::check_id).transpose()?;
+    Ok(())
 }
 
 /// The document service, with the configured size limit.
@@ -72,104 +73,24 @@ fn service(state: &AppState) -> DocumentService {
     DocumentService::new(state.config.storage.max_document_bytes)
 }
 
-fn etag(version: i64) -> String {
-    format!("\"{version}\"")
+fn header_text(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Reads `If-Match` (one version) and `If-None-Match: *`.
-fn conditions(req: &HttpRequest) -> Result<Conditions, ApiError> {
-    let if_match = match req.headers().get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
-        None => None,
-        Some(v) => Some(
-            v.trim()
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .parse::<i64>()
-                .map_err(|_| {
-                    ApiError::bad_request(
-                        "invalid_precondition",
-                        "If-Match takes one ETag of this API, such as \"3\"",
-                    )
-                })?,
-        ),
-    };
-    let if_none_match = match req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        None => false,
-        Some("*") => true,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_precondition",
-                "only If-None-Match: * is supported on writes",
-            ));
-        }
-    };
-    Ok(Conditions {
-        if_match,
-        if_none_match,
-    })
-}
-
-/// 412 `precondition_failed`, with the current version's `ETag` when there is one (shared
-/// with the storage routes).
-pub(crate) fn precondition_failed(detail: String, current: Option<&str>) -> ApiError {
-    let err = ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", detail);
-    match current.and_then(|v| HeaderValue::from_str(v).ok()) {
-        Some(v) => err.with_header(header::ETAG, v),
-        None => err,
-    }
-}
-
-fn doc_error(e: DocumentError) -> ApiError {
-    match e {
-        DocumentError::InvalidCollection => ApiError::bad_request("invalid_collection", e.to_string()),
-        DocumentError::InvalidId => ApiError::bad_request("invalid_id", e.to_string()),
-        DocumentError::NotFound => ApiError::not_found("document_not_found", "no document has that id"),
-        DocumentError::PreconditionFailed { current } => {
-            let detail = match current {
-                Some(v) => format!("the document is at version {v}"),
-                None => "the document does not exist".to_owned(),
-            };
-            precondition_failed(detail, current.map(etag).as_deref())
-        }
-        DocumentError::TooLarge { size, limit } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the document would be {size} bytes; documents are at most {limit} bytes"),
-        ),
-        DocumentError::SchemaViolation(paths) => ApiError::unprocessable("schema_violation", paths.join("; ")),
-        DocumentError::InvalidSchema(m) => ApiError::unprocessable("invalid_schema", m),
-        DocumentError::Contended => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            crate::error::BUSY,
-            "the document kept changing while it was validated; nothing was stored: retry",
-        )
-        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
-        DocumentError::Paging(p) => p.into(),
-        DocumentError::Db(db) => db.into(),
-    }
-}
-
-fn parse_body(state: &AppState, body: &web::Bytes) -> Result<Value, ApiError> {
-    if body.len() > state.config.storage.max_document_bytes {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!(
-                "documents are at most {} bytes",
-                state.config.storage.max_document_bytes
-            ),
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))
+/// A write's `If-Match` and `If-None-Match`.
+fn conditions(req: &HttpRequest) -> Result<Conditions, documents::DocumentError> {
+    Conditions::parse(
+        header_text(req, header::IF_MATCH),
+        header_text(req, header::IF_NONE_MATCH),
+    )
 }
 
 fn is_json(req: &HttpRequest) -> Result<(), ApiError> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = header_text(req, header::CONTENT_TYPE)
+        .and_then(|ct| ct.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if essence == "application/json" || essence.ends_with("+json") {
         Ok(())
     } else {
@@ -190,26 +111,19 @@ async fn write_document(
     path: web::Path<(String, String)>,
     body: web::Bytes,
     change: fn(Value) -> Change,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let (collection, id) = path.into_inner();
-    check_collection(&collection)?;
-    principal.require(&format!("data:write:{collection}"))?;
-    check_id(&id)?;
+    open(&principal, "write", &collection, Some(&id))?;
     is_json(&req)?;
-    let value = parse_body(&state, &body)?;
+    let value = service(&state).parse(&body)?;
     let cond = conditions(&req)?;
     let mut conn = state.pool.get().await?;
     let (doc, created) = service(&state)
         .write(&mut conn, &collection, &id, change(value), cond, &principal.actor())
-        .await
-        .map_err(doc_error)?;
-    let mut res = if created {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    Ok(res
-        .insert_header((header::ETAG, etag(doc.version)))
+        .await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(HttpResponse::build(status)
+        .insert_header((header::ETAG, documents::etag(doc.version)))
         .json(DataDocument::from(doc)))
 }
 
@@ -242,7 +156,7 @@ async fn replace(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     write_document(state, principal, req, path, body, Change::Replace).await
 }
 
@@ -274,7 +188,7 @@ async fn merge(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     write_document(state, principal, req, path, body, Change::MergePatch).await
 }
 
@@ -297,23 +211,13 @@ async fn read(
     principal: Principal,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let (collection, id) = path.into_inner();
-    check_collection(&collection)?;
-    principal.require(&format!("data:read:{collection}"))?;
-    check_id(&id)?;
+    open(&principal, "read", &collection, Some(&id))?;
     let mut conn = state.pool.get().await?;
-    let doc = service(&state)
-        .get(&mut conn, &collection, &id)
-        .await
-        .map_err(doc_error)?;
-    let tag = etag(doc.version);
-    if req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag))
-    {
+    let doc = service(&state).get(&mut conn, &collection, &id).await?;
+    let tag = documents::etag(doc.version);
+    if documents::not_modified(header_text(&req, header::IF_NONE_MATCH), doc.version) {
         return Ok(HttpResponse::NotModified().insert_header((header::ETAG, tag)).finish());
     }
     Ok(HttpResponse::Ok()
@@ -344,17 +248,14 @@ async fn remove(
     principal: Principal,
     req: HttpRequest,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let (collection, id) = path.into_inner();
-    check_collection(&collection)?;
-    principal.require(&format!("data:write:{collection}"))?;
-    check_id(&id)?;
+    open(&principal, "write", &collection, Some(&id))?;
     let cond = conditions(&req)?;
     let mut conn = state.pool.get().await?;
     service(&state)
         .delete(&mut conn, &collection, &id, cond.if_match, &principal.actor())
-        .await
-        .map_err(doc_error)?;
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -376,25 +277,12 @@ async fn list(
     principal: Principal,
     path: web::Path<String>,
     query: web::Query<Vec<(String, String)>>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let collection = path.into_inner();
-    check_collection(&collection)?;
-    principal.require(&format!("data:read:{collection}"))?;
-    let mut filter = DocFilter::default();
-    for (k, v) in query.into_inner() {
-        match k.as_str() {
-            "prefix" => filter.prefix = v,
-            "cursor" => filter.cursor = Some(v),
-            // Not a number: refused like any other limit out of range.
-            "limit" => filter.limit = Some(v.parse().unwrap_or(0)),
-            _ => filter.equals.push((k, v)),
-        }
-    }
+    open(&principal, "read", &collection, None)?;
+    let filter = DocFilter::from_query(query.into_inner());
     let mut conn = state.pool.get().await?;
-    let page = service(&state)
-        .list(&mut conn, &collection, &filter)
-        .await
-        .map_err(doc_error)?;
+    let page = service(&state).list(&mut conn, &collection, &filter).await?;
     Ok(HttpResponse::Ok().json(DataPage {
         items: page.items.into_iter().map(DataDocument::from).collect(),
         next_cursor: page.next_cursor,
@@ -423,24 +311,16 @@ async fn put_schema(
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let collection = path.into_inner();
-    check_collection(&collection)?;
-    principal.require(&format!("data:write:{collection}"))?;
+    open(&principal, "write", &collection, None)?;
     is_json(&req)?;
-    let schema = parse_body(&state, &body)?;
-    if !schema.is_object() {
-        // `true` / `false` are schemas too, but `false` would refuse every write.
-        return Err(ApiError::unprocessable(
-            "invalid_schema",
-            "the schema must be a JSON object",
-        ));
-    }
+    let schema = service(&state).parse(&body)?;
+    documents::check_schema(&schema)?;
     let mut conn = state.pool.get().await?;
     service(&state)
         .set_schema(&mut conn, &collection, Some(&schema))
-        .await
-        .map_err(doc_error)?;
+        .await?;
     Ok(HttpResponse::Ok().json(schema))
 }
 
@@ -456,19 +336,13 @@ async fn put_schema(
     )
 )]
 #[get("/{collection}/_schema")]
-async fn get_schema(
-    state: web::Data<AppState>,
-    principal: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn get_schema(state: web::Data<AppState>, principal: Principal, path: web::Path<String>) -> Reply {
     let collection = path.into_inner();
-    check_collection(&collection)?;
-    principal.require(&format!("data:read:{collection}"))?;
+    open(&principal, "read", &collection, None)?;
     let mut conn = state.pool.get().await?;
     let schema = service(&state)
         .schema(&mut conn, &collection)
-        .await
-        .map_err(doc_error)?
+        .await?
         .ok_or_else(|| ApiError::not_found("schema_not_found", "the collection has no schema"))?;
     Ok(HttpResponse::Ok().json(schema))
 }
@@ -481,19 +355,11 @@ async fn get_schema(
     responses((status = 204, description = "Removed"), AuthProblems)
 )]
 #[delete("/{collection}/_schema")]
-async fn delete_schema(
-    state: web::Data<AppState>,
-    principal: Principal,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn delete_schema(state: web::Data<AppState>, principal: Principal, path: web::Path<String>) -> Reply {
     let collection = path.into_inner();
-    check_collection(&collection)?;
-    principal.require(&format!("data:write:{collection}"))?;
+    open(&principal, "write", &collection, None)?;
     let mut conn = state.pool.get().await?;
-    service(&state)
-        .set_schema(&mut conn, &collection, None)
-        .await
-        .map_err(doc_error)?;
+    service(&state).set_schema(&mut conn, &collection, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

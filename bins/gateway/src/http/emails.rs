@@ -2,19 +2,21 @@
 //! through the durable outbox, follow each message's status, manage templates and the
 //! suppression list, and take SES notifications from SNS.
 
-use actix_web::http::header::{CONTENT_TYPE, LOCATION};
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use mailer::model::{
     AddSuppression, BatchAccepted, Email, EmailFilter, EmailPage, EmailTemplate, SendEmail, SnsOutcome, Suppression,
     SuppressionFilter, SuppressionPage, TemplateBody, TemplatePage,
 };
-use serde::Deserialize;
+use shared_db::paging::PageQuery;
 use utoipa_actix_web::service_config::ServiceConfig;
+use web_kit::respond::{created_or_ok, located};
 
 use super::json::Json;
 use crate::auth::Principal;
-use crate::error::{ApiError, Problem};
-use crate::http::{AuthProblems, Idempotency, mark_replayed};
+use crate::error::{Problem, Reply};
+use crate::http::{AuthProblems, Idempotency};
 use crate::state::AppState;
 
 const SEND: &str = "emails:send";
@@ -42,21 +44,14 @@ const READ: &[&str] = &["emails:read", SEND, ADMIN];
     )
 )]
 #[post("")]
-async fn send(
-    state: web::Data<AppState>,
-    principal: Principal,
-    req: HttpRequest,
-    body: Json<SendEmail>,
-) -> Result<HttpResponse, ApiError> {
+async fn send(state: web::Data<AppState>, principal: Principal, req: HttpRequest, body: Json<SendEmail>) -> Reply {
     principal.require(SEND)?;
     let body = body.into_inner();
     let idem = Idempotency::of(&req, &principal, &body)?;
     let actor = principal.actor();
     let (accepted, replay) = state.mail.submit(body, Idempotency::key(&idem), &actor).await?;
-    let mut res = HttpResponse::Accepted();
-    res.insert_header((LOCATION, format!("/api/v1/emails/{}", accepted.id)));
-    mark_replayed(&mut res, replay);
-    Ok(res.json(accepted))
+    let location = format!("/api/v1/emails/{}", accepted.id);
+    Ok(located(StatusCode::ACCEPTED, Some(location), replay, accepted))
 }
 
 /// Queues up to 100 messages at once, all or none: a problem in any names its index
@@ -82,15 +77,13 @@ async fn send_batch(
     principal: Principal,
     req: HttpRequest,
     body: Json<Vec<SendEmail>>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     principal.require(SEND)?;
     let body = body.into_inner();
     let idem = Idempotency::of(&req, &principal, &body)?;
     let actor = principal.actor();
     let (batch, replay) = state.mail.submit_batch(body, Idempotency::key(&idem), &actor).await?;
-    let mut res = HttpResponse::Accepted();
-    mark_replayed(&mut res, replay);
-    Ok(res.json(batch))
+    Ok(located(StatusCode::ACCEPTED, None, replay, batch))
 }
 
 /// Lists messages, newest first.
@@ -106,11 +99,7 @@ async fn send_batch(
     )
 )]
 #[get("")]
-async fn list(
-    state: web::Data<AppState>,
-    principal: Principal,
-    filter: web::Query<EmailFilter>,
-) -> Result<HttpResponse, ApiError> {
+async fn list(state: web::Data<AppState>, principal: Principal, filter: web::Query<EmailFilter>) -> Reply {
     principal.require_any(READ)?;
     Ok(HttpResponse::Ok().json(state.mail.list(&filter).await?))
 }
@@ -129,11 +118,7 @@ async fn list(
     )
 )]
 #[get("/{id}")]
-async fn show(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn show(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require_any(READ)?;
     Ok(HttpResponse::Ok().json(state.mail.get(&id).await?))
 }
@@ -150,11 +135,7 @@ async fn show(
     )
 )]
 #[get("/{id}/raw")]
-async fn raw(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn raw(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require_any(READ)?;
     let raw = state.mail.raw(&id).await?;
     Ok(HttpResponse::Ok()
@@ -177,7 +158,7 @@ async fn raw(
     )
 )]
 #[post("/events/sns")]
-async fn sns(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn sns(state: web::Data<AppState>, body: web::Bytes) -> Reply {
     Ok(HttpResponse::Ok().json(state.mail.handle_sns(&body).await?))
 }
 
@@ -211,17 +192,13 @@ async fn put_template(
     principal: Principal,
     name: web::Path<String>,
     body: Json<TemplateBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     principal.require(ADMIN)?;
     let (t, created) = state
         .mail
         .put_template(&name, body.into_inner(), &principal.actor())
         .await?;
-    Ok(if created {
-        HttpResponse::Created().json(t)
-    } else {
-        HttpResponse::Ok().json(t)
-    })
+    Ok(created_or_ok(created, t))
 }
 
 /// One template, with the variables it uses.
@@ -236,11 +213,7 @@ async fn put_template(
     )
 )]
 #[get("/{name}")]
-async fn get_template(
-    state: web::Data<AppState>,
-    principal: Principal,
-    name: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn get_template(state: web::Data<AppState>, principal: Principal, name: web::Path<String>) -> Reply {
     principal.require_any(READ)?;
     Ok(HttpResponse::Ok().json(state.mail.get_template(&name).await?))
 }
@@ -257,31 +230,16 @@ async fn get_template(
     )
 )]
 #[delete("/{name}")]
-async fn delete_template(
-    state: web::Data<AppState>,
-    principal: Principal,
-    name: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn delete_template(state: web::Data<AppState>, principal: Principal, name: web::Path<String>) -> Reply {
     principal.require(ADMIN)?;
     state.mail.delete_template(&name, &principal.actor()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Paging parameters.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct Paging {
-    /// Page size (1 to 500, default 100).
-    limit: Option<u32>,
-    /// From a previous page's `next_cursor`.
-    cursor: Option<String>,
-}
-
 /// Templates by name.
 #[utoipa::path(
     tag = "emails",
-    params(Paging),
+    params(PageQuery),
     security(("api_key" = ["emails:read"]), ("api_key" = ["emails:send"]), ("api_key" = ["emails:admin"])),
     responses(
         (status = 200, description = "One page", body = TemplatePage),
@@ -290,18 +248,13 @@ struct Paging {
     )
 )]
 #[get("")]
-async fn list_templates(
-    state: web::Data<AppState>,
-    principal: Principal,
-    paging: web::Query<Paging>,
-) -> Result<HttpResponse, ApiError> {
+async fn list_templates(state: web::Data<AppState>, principal: Principal, paging: web::Query<PageQuery>) -> Reply {
     principal.require_any(READ)?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .mail
-            .list_templates(paging.limit, paging.cursor.as_deref())
-            .await?,
-    ))
+    let answer = state
+        .mail
+        .list_templates(paging.limit, paging.cursor.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// Registers the template routes (under `/api/v1/email-templates`).
@@ -328,7 +281,7 @@ async fn list_suppressions(
     state: web::Data<AppState>,
     principal: Principal,
     filter: web::Query<SuppressionFilter>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     principal.require_any(READ)?;
     Ok(HttpResponse::Ok().json(state.mail.list_suppressions(&filter).await?))
 }
@@ -346,21 +299,13 @@ async fn list_suppressions(
     )
 )]
 #[post("")]
-async fn add_suppression(
-    state: web::Data<AppState>,
-    principal: Principal,
-    body: Json<AddSuppression>,
-) -> Result<HttpResponse, ApiError> {
+async fn add_suppression(state: web::Data<AppState>, principal: Principal, body: Json<AddSuppression>) -> Reply {
     principal.require(ADMIN)?;
     let (s, added) = state
         .mail
         .add_suppression(body.into_inner(), &principal.actor())
         .await?;
-    Ok(if added {
-        HttpResponse::Created().json(s)
-    } else {
-        HttpResponse::Ok().json(s)
-    })
+    Ok(created_or_ok(added, s))
 }
 
 /// Whether an address is suppressed, and why.
@@ -376,11 +321,7 @@ async fn add_suppression(
     )
 )]
 #[get("/{address}")]
-async fn get_suppression(
-    state: web::Data<AppState>,
-    principal: Principal,
-    address: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn get_suppression(state: web::Data<AppState>, principal: Principal, address: web::Path<String>) -> Reply {
     principal.require_any(READ)?;
     Ok(HttpResponse::Ok().json(state.mail.suppression(&address).await?))
 }
@@ -398,11 +339,7 @@ async fn get_suppression(
     )
 )]
 #[delete("/{address}")]
-async fn delete_suppression(
-    state: web::Data<AppState>,
-    principal: Principal,
-    address: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn delete_suppression(state: web::Data<AppState>, principal: Principal, address: web::Path<String>) -> Reply {
     principal.require(ADMIN)?;
     state.mail.delete_suppression(&address, &principal.actor()).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Principal;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, Reply};
 use crate::http::AuthProblems;
 use crate::state::AppState;
 
@@ -169,11 +169,7 @@ impl EventQuery {
     )
 )]
 #[get("")]
-async fn list(
-    state: web::Data<AppState>,
-    principal: Principal,
-    query: web::Query<EventQuery>,
-) -> Result<HttpResponse, ApiError> {
+async fn list(state: web::Data<AppState>, principal: Principal, query: web::Query<EventQuery>) -> Reply {
     principal.require(SCOPE)?;
     let (order, after) = shared_db::paging::continue_from(query.cursor.as_deref(), query.order)
         .map_err(|e| ApiError::bad_request("invalid_query", format!("cursor: {e}")).for_field("cursor"))?;
@@ -268,7 +264,7 @@ impl Tail {
         match access::find(&mut conn, &self.key_id).await {
             Ok(None) => Some("the API key no longer exists"),
             Ok(Some(row)) if row.revoked_at.is_some() => Some("the API key was revoked"),
-            Ok(Some(row)) if crate::auth::is_expired(&row, shared_db::now()) => Some("the API key expired"),
+            Ok(Some(row)) if access::is_expired(&row, shared_db::now()) => Some("the API key expired"),
             Ok(Some(_)) => None,
             Err(e) => {
                 tracing::warn!(error = %e, "event tail: could not check its API key; retrying");
@@ -299,7 +295,7 @@ async fn stream(
     principal: Principal,
     req: HttpRequest,
     query: web::Query<EventQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     principal.require(SCOPE)?;
     let resume = req
         .headers()

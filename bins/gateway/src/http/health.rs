@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::error::{ApiError, Problem};
+use crate::error::{Problem, Reply};
 use crate::state::AppState;
 
 /// Health status.
@@ -82,7 +82,7 @@ async fn healthz() -> HttpResponse {
     )
 )]
 #[get("/readyz")]
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn readyz(state: web::Data<AppState>) -> Reply {
     state.pool.check().await?;
     Ok(HttpResponse::Ok().json(Health {
         status: "ready",

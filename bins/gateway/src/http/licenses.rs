@@ -6,6 +6,8 @@ use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, delete, get, patch, post, web};
+use futures_util::TryFutureExt;
+use license_core::LicenseError;
 use license_core::model::{
     ActivateRequest, Checkout, CheckoutRequest, Deactivated, IssueLicense, License, LicenseFilter, LicensePage,
     LicensePatch, Machine, MachineAnswer, MachineQuery, MachineRequest, PublicKey, Renew, ValidateRequest, Validation,
@@ -14,10 +16,11 @@ use license_core::model::{
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
+use web_kit::respond::located;
 
 use super::json::Json;
 use crate::auth::Principal;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, Reply};
 use crate::http::AuthProblems;
 use crate::state::AppState;
 
@@ -78,33 +81,37 @@ enum HolderProblems {
     Unavailable(Problem),
 }
 
-fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
-    let state = req.app_data::<web::Data<AppState>>()?;
-    crate::net::client_ip(req, &state.config.server.trusted_proxies)
-}
-
-/// A holder call's answer: its status and body (none for a 204).
-type Answer<T> = Result<(StatusCode, Option<T>), ApiError>;
-
-/// Sends a holder call's answer signed: `EB-Signature: kid=<kid>; sig=<base64url>`, the
-/// licence signing key's Ed25519 signature over the exact body bytes. Problems are
-/// signed too, and echo the request's `nonce` as answers do, so a client can refuse
-/// any unsigned or replayed answer. (Only what never reaches the handler, such as
-/// malformed JSON, is unsigned.)
-async fn signed<T: Serialize>(state: &AppState, nonce: Option<&str>, answer: Answer<T>) -> HttpResponse {
+/// Serves a holder call: the limits on the caller's address and on `key` first, then
+/// `call`, whose answer is sent with `status` (204 when it has no body), signed:
+/// `EB-Signature: kid=<kid>; sig=<base64url>`, the licence signing key's Ed25519
+/// signature over the exact body bytes. Problems are signed too, and echo the request's
+/// `nonce` as answers do, so a client can refuse any unsigned or replayed answer. (Only
+/// what never reaches the handler, such as malformed JSON, is unsigned.)
+async fn holder<T: Serialize>(
+    state: &AppState,
+    req: &HttpRequest,
+    (key, nonce): (&str, &Option<String>),
+    status: StatusCode,
+    call: impl Future<Output = Result<Option<T>, LicenseError>>,
+) -> HttpResponse {
+    let address = crate::net::client_ip(req, &state.config.server.trusted_proxies);
+    let answer = match state.holder_limits.check(address, key) {
+        Ok(()) => call.await.map_err(ApiError::from),
+        Err(e) => Err(e.into()),
+    };
     let (mut res, body) = match answer {
-        Ok((status, Some(v))) => match serde_json::to_vec(&v) {
+        Ok(Some(v)) => match serde_json::to_vec(&v) {
             Ok(body) => (
                 HttpResponse::build(status).content_type("application/json").finish(),
                 body,
             ),
             Err(e) => return ApiError::internal(e).error_response(),
         },
-        Ok((status, None)) => (HttpResponse::build(status).finish(), Vec::new()),
+        Ok(None) => (HttpResponse::NoContent().finish(), Vec::new()),
         Err(e) => {
             let res = e.error_response();
             let mut problem = serde_json::to_value(e.problem()).unwrap_or_default();
-            if let (Some(n), Some(fields)) = (nonce, problem.as_object_mut()) {
+            if let (Some(n), Some(fields)) = (valid_nonce(nonce), problem.as_object_mut()) {
                 fields.insert("nonce".into(), n.into());
             }
             (res, serde_json::to_vec(&problem).unwrap_or_default())
@@ -134,22 +141,13 @@ async fn signed<T: Serialize>(state: &AppState, nonce: Option<&str>, answer: Ans
     )
 )]
 #[post("")]
-async fn issue(
-    state: web::Data<AppState>,
-    principal: Principal,
-    body: Json<IssueLicense>,
-) -> Result<HttpResponse, ApiError> {
+async fn issue(state: web::Data<AppState>, principal: Principal, body: Json<IssueLicense>) -> Reply {
     principal.require(ADMIN)?;
     let (license, key) = state.licenses.issue(body.into_inner(), &principal.actor()).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            actix_web::http::header::LOCATION,
-            format!("/api/v1/licenses/{}", license.id),
-        ))
-        .json(IssuedLicense {
-            license,
-            key: key.as_str().to_owned(),
-        }))
+    let location = format!("/api/v1/licenses/{}", license.id);
+    let key = key.as_str().to_owned();
+    let issued = IssuedLicense { license, key };
+    Ok(located(StatusCode::CREATED, Some(location), false, issued))
 }
 
 /// Lists licences, newest first unless `order=asc`, with filters and a cursor.
@@ -164,11 +162,7 @@ async fn issue(
     )
 )]
 #[get("")]
-async fn list(
-    state: web::Data<AppState>,
-    principal: Principal,
-    filter: web::Query<LicenseFilter>,
-) -> Result<HttpResponse, ApiError> {
+async fn list(state: web::Data<AppState>, principal: Principal, filter: web::Query<LicenseFilter>) -> Reply {
     principal.require_any(READ)?;
     Ok(HttpResponse::Ok().json(state.licenses.list(&filter).await?))
 }
@@ -182,7 +176,7 @@ async fn list(
     )
 )]
 #[get("/public-key")]
-async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn public_key(state: web::Data<AppState>) -> Reply {
     Ok(HttpResponse::Ok().json(state.licenses.public_key().await?))
 }
 
@@ -203,12 +197,8 @@ async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 )]
 #[post("/validate")]
 async fn validate(state: web::Data<AppState>, req: HttpRequest, body: Json<ValidateRequest>) -> HttpResponse {
-    let answer: Answer<Validation> = async {
-        state.holder_limits.check(client_ip(&req), &body.key)?;
-        Ok((StatusCode::OK, Some(state.licenses.validate(&body).await?)))
-    }
-    .await;
-    signed(&state, valid_nonce(&body.nonce), answer).await
+    let call = state.licenses.validate(&body).map_ok(Some);
+    holder(&state, &req, (&body.key, &body.nonce), StatusCode::OK, call).await
 }
 
 /// Activates a machine on the licence the key opens.
@@ -226,12 +216,8 @@ async fn validate(state: web::Data<AppState>, req: HttpRequest, body: Json<Valid
 )]
 #[post("/activate")]
 async fn activate(state: web::Data<AppState>, req: HttpRequest, body: Json<ActivateRequest>) -> HttpResponse {
-    let answer: Answer<MachineAnswer> = async {
-        state.holder_limits.check(client_ip(&req), &body.key)?;
-        Ok((StatusCode::CREATED, Some(state.licenses.activate(&body).await?)))
-    }
-    .await;
-    signed(&state, valid_nonce(&body.nonce), answer).await
+    let call = state.licenses.activate(&body).map_ok(Some);
+    holder(&state, &req, (&body.key, &body.nonce), StatusCode::CREATED, call).await
 }
 
 /// Deactivates a machine of the licence the key opens.
@@ -249,15 +235,8 @@ async fn activate(state: web::Data<AppState>, req: HttpRequest, body: Json<Activ
 )]
 #[post("/deactivate")]
 async fn deactivate(state: web::Data<AppState>, req: HttpRequest, body: Json<MachineRequest>) -> HttpResponse {
-    let answer: Answer<Deactivated> = async {
-        state.holder_limits.check(client_ip(&req), &body.key)?;
-        Ok(match state.licenses.deactivate(&body).await? {
-            Some(said) => (StatusCode::OK, Some(said)),
-            None => (StatusCode::NO_CONTENT, None),
-        })
-    }
-    .await;
-    signed(&state, valid_nonce(&body.nonce), answer).await
+    let call = state.licenses.deactivate(&body);
+    holder(&state, &req, (&body.key, &body.nonce), StatusCode::OK, call).await
 }
 
 /// Records a heartbeat from a machine. A revoked, suspended or expired licence answers
@@ -277,12 +256,8 @@ async fn deactivate(state: web::Data<AppState>, req: HttpRequest, body: Json<Mac
 )]
 #[post("/heartbeat")]
 async fn heartbeat(state: web::Data<AppState>, req: HttpRequest, body: Json<MachineRequest>) -> HttpResponse {
-    let answer: Answer<MachineAnswer> = async {
-        state.holder_limits.check(client_ip(&req), &body.key)?;
-        Ok((StatusCode::OK, Some(state.licenses.heartbeat(&body).await?)))
-    }
-    .await;
-    signed(&state, valid_nonce(&body.nonce), answer).await
+    let call = state.licenses.heartbeat(&body).map_ok(Some);
+    holder(&state, &req, (&body.key, &body.nonce), StatusCode::OK, call).await
 }
 
 /// Signs an offline certificate for a licence that validates now.
@@ -299,12 +274,8 @@ async fn heartbeat(state: web::Data<AppState>, req: HttpRequest, body: Json<Mach
 )]
 #[post("/checkout")]
 async fn checkout(state: web::Data<AppState>, req: HttpRequest, body: Json<CheckoutRequest>) -> HttpResponse {
-    let answer: Answer<Checkout> = async {
-        state.holder_limits.check(client_ip(&req), &body.key)?;
-        Ok((StatusCode::OK, Some(state.licenses.checkout(&body).await?)))
-    }
-    .await;
-    signed(&state, valid_nonce(&body.nonce), answer).await
+    let call = state.licenses.checkout(&body).map_ok(Some);
+    holder(&state, &req, (&body.key, &body.nonce), StatusCode::OK, call).await
 }
 
 /// One licence.
@@ -319,11 +290,7 @@ async fn checkout(state: web::Data<AppState>, req: HttpRequest, body: Json<Check
     )
 )]
 #[get("/{id}")]
-async fn show(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn show(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require_any(READ)?;
     Ok(HttpResponse::Ok().json(state.licenses.get(&id).await?))
 }
@@ -350,14 +317,13 @@ async fn update(
     principal: Principal,
     id: web::Path<String>,
     body: Json<LicensePatch>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     principal.require(ADMIN)?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .licenses
-            .update(&id, body.into_inner(), &principal.actor())
-            .await?,
-    ))
+    let answer = state
+        .licenses
+        .update(&id, body.into_inner(), &principal.actor())
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// Suspends an active licence.
@@ -373,11 +339,7 @@ async fn update(
     )
 )]
 #[post("/{id}/suspend")]
-async fn suspend(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn suspend(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require(ADMIN)?;
     Ok(HttpResponse::Ok().json(state.licenses.suspend(&id, &principal.actor()).await?))
 }
@@ -395,11 +357,7 @@ async fn suspend(
     )
 )]
 #[post("/{id}/reinstate")]
-async fn reinstate(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn reinstate(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require(ADMIN)?;
     Ok(HttpResponse::Ok().json(state.licenses.reinstate(&id, &principal.actor()).await?))
 }
@@ -417,11 +375,7 @@ async fn reinstate(
     )
 )]
 #[post("/{id}/revoke")]
-async fn revoke(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn revoke(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require(ADMIN)?;
     Ok(HttpResponse::Ok().json(state.licenses.revoke(&id, &principal.actor()).await?))
 }
@@ -443,12 +397,7 @@ async fn revoke(
     )
 )]
 #[post("/{id}/renew")]
-async fn renew(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-    body: Json<Renew>,
-) -> Result<HttpResponse, ApiError> {
+async fn renew(state: web::Data<AppState>, principal: Principal, id: web::Path<String>, body: Json<Renew>) -> Reply {
     principal.require(ADMIN)?;
     Ok(HttpResponse::Ok().json(state.licenses.renew(&id, body.into_inner(), &principal.actor()).await?))
 }
@@ -471,7 +420,7 @@ async fn machines(
     principal: Principal,
     id: web::Path<String>,
     query: web::Query<MachineQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     principal.require_any(READ)?;
     let page = state.licenses.machines(&id, &query).await?;
     Ok(HttpResponse::Ok().json(MachineList {
@@ -495,11 +444,7 @@ async fn machines(
     )
 )]
 #[delete("/{id}/machines/{machine_id}")]
-async fn remove_machine(
-    state: web::Data<AppState>,
-    principal: Principal,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+async fn remove_machine(state: web::Data<AppState>, principal: Principal, path: web::Path<(String, String)>) -> Reply {
     principal.require(ADMIN)?;
     let (id, machine_id) = path.into_inner();
     state

@@ -7,7 +7,7 @@ pub mod data;
 pub mod emails;
 pub mod events;
 pub mod health;
-pub mod json;
+pub use web_kit::json;
 pub mod licenses;
 pub mod policies;
 pub mod slack;
@@ -30,7 +30,7 @@ pub use crate::routes::{RouteTable, is_signed_storage_url};
         title = "Event Bridge",
         description = "Licences, email, Slack alerts, shared storage and shared data for desktop clients, the web platform and AI services. Authenticate with `Authorization: Bearer <API key>`; every error is an RFC 9457 problem document.",
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, shared_db::paging::Order)),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness"),
@@ -244,16 +244,6 @@ impl Idempotency {
             key: &i.key,
             hash: &i.hash,
         })
-    }
-}
-
-/// Marks a response that repeats the answer to an earlier request with the same key.
-pub fn mark_replayed(res: &mut actix_web::HttpResponseBuilder, replayed: bool) {
-    if replayed {
-        res.insert_header((
-            header::HeaderName::from_static("idempotent-replayed"),
-            HeaderValue::from_static("true"),
-        ));
     }
 }
 

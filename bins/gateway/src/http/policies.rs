@@ -1,12 +1,14 @@
 //! `/api/v1/policies`: reusable licence terms (scopes `licenses:admin`, `licenses:read`).
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use license_core::model::{CreatePolicy, Policy, PolicyFilter, PolicyPage, PolicyPatch};
 use utoipa_actix_web::service_config::ServiceConfig;
+use web_kit::respond::located;
 
 use super::json::Json;
 use crate::auth::Principal;
-use crate::error::{ApiError, Problem};
+use crate::error::{Problem, Reply};
 use crate::http::AuthProblems;
 use crate::state::AppState;
 
@@ -26,22 +28,14 @@ const READ: &[&str] = &["licenses:read", ADMIN];
     )
 )]
 #[post("")]
-async fn create_policy(
-    state: web::Data<AppState>,
-    principal: Principal,
-    body: Json<CreatePolicy>,
-) -> Result<HttpResponse, ApiError> {
+async fn create_policy(state: web::Data<AppState>, principal: Principal, body: Json<CreatePolicy>) -> Reply {
     principal.require(ADMIN)?;
     let policy = state
         .licenses
         .create_policy(body.into_inner(), &principal.actor())
         .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            actix_web::http::header::LOCATION,
-            format!("/api/v1/policies/{}", policy.id),
-        ))
-        .json(policy))
+    let location = format!("/api/v1/policies/{}", policy.id);
+    Ok(located(StatusCode::CREATED, Some(location), false, policy))
 }
 
 /// Lists policies, newest first.
@@ -56,11 +50,7 @@ async fn create_policy(
     )
 )]
 #[get("")]
-async fn list_policies(
-    state: web::Data<AppState>,
-    principal: Principal,
-    filter: web::Query<PolicyFilter>,
-) -> Result<HttpResponse, ApiError> {
+async fn list_policies(state: web::Data<AppState>, principal: Principal, filter: web::Query<PolicyFilter>) -> Reply {
     principal.require_any(READ)?;
     Ok(HttpResponse::Ok().json(state.licenses.policies(&filter).await?))
 }
@@ -77,11 +67,7 @@ async fn list_policies(
     )
 )]
 #[get("/{id}")]
-async fn show_policy(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn show_policy(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require_any(READ)?;
     Ok(HttpResponse::Ok().json(state.licenses.policy(&id).await?))
 }
@@ -107,14 +93,13 @@ async fn update_policy(
     principal: Principal,
     id: web::Path<String>,
     body: Json<PolicyPatch>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     principal.require(ADMIN)?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .licenses
-            .update_policy(&id, body.into_inner(), &principal.actor())
-            .await?,
-    ))
+    let answer = state
+        .licenses
+        .update_policy(&id, body.into_inner(), &principal.actor())
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// Deletes a policy that no licence names.
@@ -130,11 +115,7 @@ async fn update_policy(
     )
 )]
 #[delete("/{id}")]
-async fn delete_policy(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn delete_policy(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require(ADMIN)?;
     state.licenses.delete_policy(&id, &principal.actor()).await?;
     Ok(HttpResponse::NoContent().finish())

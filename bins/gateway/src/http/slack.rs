@@ -1,16 +1,17 @@
 //! `/api/v1/slack`: post alert messages (stored and queued, delivered in per-channel
 //! order), read their status, update posted ones, and preview layouts.
 
-use actix_web::http::header::LOCATION;
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use slack_notify::layout::Rendered;
 use slack_notify::model::{Accepted, MessageFilter, MessagePage, MessagePatch, PostMessage, SlackMessage};
 use utoipa_actix_web::service_config::ServiceConfig;
+use web_kit::respond::located;
 
 use super::json::Json;
 use crate::auth::Principal;
-use crate::error::{ApiError, Problem};
-use crate::http::{AuthProblems, Idempotency, mark_replayed};
+use crate::error::{Problem, Reply};
+use crate::http::{AuthProblems, Idempotency};
 use crate::state::AppState;
 
 const POST: &str = "slack:post";
@@ -37,24 +38,18 @@ const READ: &[&str] = &["slack:read", POST];
     )
 )]
 #[post("/messages")]
-async fn submit(
-    state: web::Data<AppState>,
-    principal: Principal,
-    req: HttpRequest,
-    body: Json<PostMessage>,
-) -> Result<HttpResponse, ApiError> {
+async fn submit(state: web::Data<AppState>, principal: Principal, req: HttpRequest, body: Json<PostMessage>) -> Reply {
     principal.require(POST)?;
     let body = body.into_inner();
     let idem = Idempotency::of(&req, &principal, &body)?;
     let actor = principal.actor();
     let (message, replayed) = state.slack.submit(body, Idempotency::key(&idem), &actor).await?;
-    let mut res = HttpResponse::Accepted();
-    res.insert_header((LOCATION, format!("/api/v1/slack/messages/{}", message.id)));
-    mark_replayed(&mut res, replayed);
-    Ok(res.json(Accepted {
+    let location = format!("/api/v1/slack/messages/{}", message.id);
+    let accepted = Accepted {
         id: message.id,
         status: message.status,
-    }))
+    };
+    Ok(located(StatusCode::ACCEPTED, Some(location), replayed, accepted))
 }
 
 /// Lists messages, newest first.
@@ -69,11 +64,7 @@ async fn submit(
     )
 )]
 #[get("/messages")]
-async fn list(
-    state: web::Data<AppState>,
-    principal: Principal,
-    filter: web::Query<MessageFilter>,
-) -> Result<HttpResponse, ApiError> {
+async fn list(state: web::Data<AppState>, principal: Principal, filter: web::Query<MessageFilter>) -> Reply {
     principal.require_any(READ)?;
     Ok(HttpResponse::Ok().json(state.slack.list(&filter).await?))
 }
@@ -91,11 +82,7 @@ async fn list(
     )
 )]
 #[get("/messages/{id}")]
-async fn show(
-    state: web::Data<AppState>,
-    principal: Principal,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn show(state: web::Data<AppState>, principal: Principal, id: web::Path<String>) -> Reply {
     principal.require_any(READ)?;
     Ok(HttpResponse::Ok().json(state.slack.get(&id).await?))
 }
@@ -124,7 +111,7 @@ async fn update(
     principal: Principal,
     id: web::Path<String>,
     body: Json<MessagePatch>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     principal.require(POST)?;
     Ok(HttpResponse::Accepted().json(state.slack.update(&id, body.into_inner(), &principal.actor()).await?))
 }
@@ -143,11 +130,7 @@ async fn update(
     )
 )]
 #[post("/preview")]
-async fn preview(
-    state: web::Data<AppState>,
-    principal: Principal,
-    body: Json<PostMessage>,
-) -> Result<HttpResponse, ApiError> {
+async fn preview(state: web::Data<AppState>, principal: Principal, body: Json<PostMessage>) -> Reply {
     principal.require(POST)?;
     Ok(HttpResponse::Ok().json(state.slack.preview(&body)?))
 }

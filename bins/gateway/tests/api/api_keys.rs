@@ -2,19 +2,19 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use shared_db::{events, schema, with_conn};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem, delete, get, send_json};
+use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_use_list_show_and_revoke_on_both_backends() {
     for app in TestApp::each().await {
-        let res = app
-            .client
-            .post(app.url("/api/v1/api-keys"))
-            .bearer_auth(&app.admin_key)
-            .json(&serde_json::json!({ "name": "  web platform ", "scopes": ["slack:post", "emails:send", "slack:post"] }))
-            .send()
-            .await
-            .unwrap();
+        let res = send_json(
+            &app,
+            Method::POST,
+            "/api/v1/api-keys",
+            &serde_json::json!({ "name": "  web platform ", "scopes": ["slack:post", "emails:send", "slack:post"] }),
+        )
+        .await;
         assert_eq!(res.status(), 201);
         let location = res.headers()["location"].to_str().unwrap().to_owned();
         let created: serde_json::Value = res.json().await.unwrap();
@@ -28,13 +28,7 @@ async fn create_use_list_show_and_revoke_on_both_backends() {
         assert_eq!(created["prefix"], key[..9]);
 
         // Listing and showing never reveal the key.
-        let list = app
-            .client
-            .get(app.url("/api/v1/api-keys"))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap();
+        let list = get(&app, "/api/v1/api-keys").await;
         assert_eq!(list.status(), 200);
         let text = list.text().await.unwrap();
         assert!(!text.contains(&key) && !text.contains("digest"));
@@ -56,28 +50,13 @@ async fn create_use_list_show_and_revoke_on_both_backends() {
         assert!(!digest.contains(&key[3..]) && key.starts_with(&prefix));
 
         // Revoke: the key stops working at once; revoking again changes nothing.
-        let res = app
-            .client
-            .delete(app.url(&location))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap();
+        let res = delete(&app, &location).await;
         assert_eq!(res.status(), 200);
         let revoked: serde_json::Value = res.json().await.unwrap();
         assert_eq!(revoked["status"], "revoked");
         let first_revoked_at = revoked["revoked_at"].clone();
         assert!(first_revoked_at.is_string());
-        let again: serde_json::Value = app
-            .client
-            .delete(app.url(&location))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let again: serde_json::Value = delete(&app, &location).await.json().await.unwrap();
         assert_eq!(again["revoked_at"], first_revoked_at);
 
         // Both changes are in the audit trail, without the key.
@@ -122,24 +101,11 @@ async fn invalid_key_requests_are_422_and_unknown_ids_404() {
         (serde_json::json!({ "scopes": ["*"] }), "invalid_body"),
     ];
     for (body, code) in cases {
-        let res = app
-            .client
-            .post(app.url("/api/v1/api-keys"))
-            .bearer_auth(&app.admin_key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res = send_json(&app, Method::POST, "/api/v1/api-keys", &body).await;
         assert_problem(res, 422, code).await;
     }
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
-        let res = app
-            .client
-            .request(method, app.url("/api/v1/api-keys/no-such-id"))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap();
+        let res = app.admin(method, "/api/v1/api-keys/no-such-id").go().await;
         assert_problem(res, 404, "api_key_not_found").await;
     }
 }
@@ -152,13 +118,10 @@ async fn a_key_grants_only_scopes_it_holds() {
     let create = |key: String, scopes: serde_json::Value| {
         let app = &app;
         async move {
-            app.client
-                .post(app.url("/api/v1/api-keys"))
-                .bearer_auth(key)
+            app.as_key(&key, Method::POST, "/api/v1/api-keys")
                 .json(&serde_json::json!({ "name": "minted", "scopes": scopes }))
-                .send()
+                .go()
                 .await
-                .unwrap()
         }
     };
     let (_, admin_only) = app.create_key(&["api-keys:admin"]).await;
@@ -215,35 +178,30 @@ async fn a_key_cannot_outlive_itself_or_revoke_stronger_keys() {
     let app = TestApp::spawn().await;
     let in_an_hour = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let in_a_day = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
-    let created: serde_json::Value = app
-        .client
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&app.admin_key)
-        .json(&serde_json::json!({ "name": "leaky", "scopes": ["api-keys:admin", "slack:post"], "expires_at": in_an_hour }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created: serde_json::Value = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/api-keys",
+        &serde_json::json!({ "name": "leaky", "scopes": ["api-keys:admin", "slack:post"], "expires_at": in_an_hour }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let leaky = created["key"].as_str().unwrap().to_owned();
     let mint = |expires: Option<&str>| {
         let mut body = serde_json::json!({ "name": "copy", "scopes": ["slack:post"] });
         if let Some(t) = expires {
             body["expires_at"] = t.into();
         }
-        app.client
-            .post(app.url("/api/v1/api-keys"))
-            .bearer_auth(&leaky)
-            .json(&body)
-            .send()
+        app.as_key(&leaky, Method::POST, "/api/v1/api-keys").json(&body).go()
     };
     for expires in [None, Some(in_a_day.as_str())] {
-        let body = assert_problem(mint(expires).await.unwrap(), 403, "expiry_not_allowed").await;
+        let body = assert_problem(mint(expires).await, 403, "expiry_not_allowed").await;
         assert!(body["detail"].as_str().unwrap().contains("expire no later"), "{body}");
     }
     let in_half_an_hour = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
-    assert_eq!(mint(Some(&in_half_an_hour)).await.unwrap().status(), 201);
+    assert_eq!(mint(Some(&in_half_an_hour)).await.status(), 201);
 
     // It may revoke what it could have made, not the operator's `*` key or others'.
     let (weaker, _) = app.create_key(&["slack:post"]).await;
@@ -261,23 +219,15 @@ async fn a_key_cannot_outlive_itself_or_revoke_stronger_keys() {
             .to_owned()
     };
     let revoke = |id: String| {
-        app.client
-            .delete(app.url(&format!("/api/v1/api-keys/{id}")))
-            .bearer_auth(&leaky)
-            .send()
+        app.as_key(&leaky, Method::DELETE, &format!("/api/v1/api-keys/{id}"))
+            .go()
     };
-    let body = assert_problem(revoke(admin_id).await.unwrap(), 403, "insufficient_scope").await;
+    let body = assert_problem(revoke(admin_id).await, 403, "insufficient_scope").await;
     assert!(body["detail"].as_str().unwrap().contains("`*`"), "{body}");
-    assert_problem(revoke(other.clone()).await.unwrap(), 403, "insufficient_scope").await;
-    assert_eq!(revoke(weaker).await.unwrap().status(), 200);
+    assert_problem(revoke(other.clone()).await, 403, "insufficient_scope").await;
+    assert_eq!(revoke(weaker).await.status(), 200);
     // The refused revocations changed nothing: the admin key still works.
-    let still = app
-        .client
-        .get(app.url(&format!("/api/v1/api-keys/{other}")))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let still = get(&app, &format!("/api/v1/api-keys/{other}")).await;
     assert_eq!(still.status(), 200);
     assert_eq!(still.json::<serde_json::Value>().await.unwrap()["status"], "active");
 }
@@ -289,14 +239,12 @@ async fn a_key_cannot_outlive_itself_or_revoke_stronger_keys() {
 async fn scopes_for_namespaces_that_do_not_exist_are_refused() {
     let app = TestApp::spawn().await;
     let create = |scopes: serde_json::Value| {
-        app.client
-            .post(app.url("/api/v1/api-keys"))
-            .bearer_auth(&app.admin_key)
+        app.admin(Method::POST, "/api/v1/api-keys")
             .json(&serde_json::json!({ "name": "k", "scopes": scopes }))
-            .send()
+            .go()
     };
     for bad in ["blobs:read:nosuch", "blobs:write:Web"] {
-        let res = create(serde_json::json!(["emails:send", bad])).await.unwrap();
+        let res = create(serde_json::json!(["emails:send", bad])).await;
         let problem = assert_problem(res, 422, "invalid_scopes").await;
         let ns = bad.rsplit(':').next().unwrap();
         assert_eq!(
@@ -312,7 +260,7 @@ async fn scopes_for_namespaces_that_do_not_exist_are_refused() {
         "only the admin key: {keys}"
     );
     for ok in ["blobs:read:web", "blobs:write:*", "blobs:read", "data:read:anything"] {
-        assert_eq!(create(serde_json::json!([ok])).await.unwrap().status(), 201, "{ok}");
+        assert_eq!(create(serde_json::json!([ok])).await.status(), 201, "{ok}");
     }
 }
 

@@ -8,17 +8,17 @@ use serde_json::{Value, json};
 use shared_db::testing::TestDb;
 
 use crate::cli::run;
-use crate::helpers::{SECRET, TestApp};
+use crate::helpers::{Go, SECRET, TestApp, send_json};
+use reqwest::Method;
 
 async fn issue(app: &TestApp, n: usize) -> String {
-    let res = app
-        .client
-        .post(app.url("/api/v1/licenses"))
-        .bearer_auth(&app.admin_key)
-        .json(&json!({"product": "client", "name": format!("backup {n}"), "owner_email": "ops@example.com"}))
-        .send()
-        .await
-        .unwrap();
+    let res = send_json(
+        app,
+        Method::POST,
+        "/api/v1/licenses",
+        &json!({"product": "client", "name": format!("backup {n}"), "owner_email": "ops@example.com"}),
+    )
+    .await;
     assert_eq!(res.status(), 201);
     res.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_owned()
 }
@@ -106,12 +106,8 @@ async fn a_backup_taken_under_concurrent_writes_restores_and_validates_its_licen
             .client
             .post(restored.url("/api/v1/licenses/validate"))
             .json(&json!({"key": key}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .go_json()
+            .await;
         assert_eq!(
             (v["valid"].as_bool(), v["code"].as_str()),
             (Some(true), Some("valid")),

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::blobs::{put, s3_app, sha256_hex};
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem, delete, get, send_json};
+use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_s3_backend_serves_the_same_api_and_presigns_with_sigv4() {
@@ -37,13 +38,10 @@ async fn the_s3_backend_serves_the_same_api_and_presigns_with_sigv4() {
     );
 
     let res = app
-        .client
-        .get(app.url("/api/v1/blobs/ai/models/v2/weights.bin"))
-        .bearer_auth(&app.admin_key)
+        .admin(Method::GET, "/api/v1/blobs/ai/models/v2/weights.bin")
         .header("range", "bytes=5242878-5242881")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 206);
     assert_eq!(res.bytes().await.unwrap().as_ref(), &data[5_242_878..5_242_882]);
 
@@ -60,44 +58,31 @@ async fn the_s3_backend_serves_the_same_api_and_presigns_with_sigv4() {
     assert_eq!(list["objects"][0]["key"], "small.txt");
 
     // A SigV4 URL from S3 itself, used by a plain client straight against the S3 server.
-    let p: Value = app
-        .client
-        .post(app.url("/api/v1/blobs/ai/presign"))
-        .bearer_auth(&app.admin_key)
-        .json(&json!({"key": "small.txt", "method": "GET", "expires_in": 300}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p: Value = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/blobs/ai/presign",
+        &json!({"key": "small.txt", "method": "GET", "expires_in": 300}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let url = p["url"].as_str().unwrap();
     assert!(
         url.starts_with(&s3.endpoint) && url.contains("X-Amz-Signature="),
         "{url}"
     );
     let plain = reqwest::Client::new();
-    let res = plain.get(url).send().await.unwrap();
+    let res = plain.get(url).go().await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "hello");
     let tampered = url.replace("small.txt", "other.txt");
-    assert_eq!(plain.get(&tampered).send().await.unwrap().status(), 403);
+    assert_eq!(plain.get(&tampered).go().await.status(), 403);
 
-    let res = app
-        .client
-        .delete(app.url("/api/v1/blobs/ai/small.txt"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = delete(&app, "/api/v1/blobs/ai/small.txt").await;
     assert_eq!(res.status(), 204);
-    let res = app
-        .client
-        .get(app.url("/api/v1/blobs/ai/small.txt"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, "/api/v1/blobs/ai/small.txt").await;
     assert_problem(res, 404, "object_not_found").await;
 }
 
@@ -111,14 +96,7 @@ async fn browser_forms_upload_files() {
             .mime_str("image/png")
             .unwrap(),
     );
-    let res = app
-        .client
-        .post(app.url("/api/v1/blobs/web"))
-        .bearer_auth(&app.admin_key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin(Method::POST, "/api/v1/blobs/web").multipart(form).go().await;
     assert_eq!(res.status(), 201);
     let stored: Value = res.json().await.unwrap();
     assert_eq!(
@@ -129,13 +107,7 @@ async fn browser_forms_upload_files() {
         ),
         (Some("forms/사진.png"), Some("image/png"), Some(4))
     );
-    let res = app
-        .client
-        .get(app.url("/api/v1/blobs/web/forms/%EC%82%AC%EC%A7%84.png"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, "/api/v1/blobs/web/forms/%EC%82%AC%EC%A7%84.png").await;
     assert_eq!(
         res.headers()["content-disposition"].to_str().unwrap().split(';').next(),
         Some("inline"),
@@ -150,44 +122,20 @@ async fn browser_forms_upload_files() {
             .mime_str("text/csv")
             .unwrap(),
     );
-    let res = app
-        .client
-        .post(app.url("/api/v1/blobs/web"))
-        .bearer_auth(&app.admin_key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin(Method::POST, "/api/v1/blobs/web").multipart(form).go().await;
     assert_eq!(res.json::<Value>().await.unwrap()["key"], "report.csv");
     let form =
         reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"x".to_vec()).file_name(".."));
-    let res = app
-        .client
-        .post(app.url("/api/v1/blobs/web"))
-        .bearer_auth(&app.admin_key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin(Method::POST, "/api/v1/blobs/web").multipart(form).go().await;
     assert_problem(res, 400, "invalid_key").await;
     let form = reqwest::multipart::Form::new().text("note", "hi");
-    let res = app
-        .client
-        .post(app.url("/api/v1/blobs/web"))
-        .bearer_auth(&app.admin_key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin(Method::POST, "/api/v1/blobs/web").multipart(form).go().await;
     assert_problem(res, 400, "invalid_form").await;
     let res = app
-        .client
-        .post(app.url("/api/v1/blobs/web"))
-        .bearer_auth(&app.admin_key)
+        .admin(Method::POST, "/api/v1/blobs/web")
         .body("not a form")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert!(res.status().is_client_error());
     assert_eq!(res.headers()["content-type"], "application/problem+json");
 }
@@ -222,7 +170,7 @@ async fn concurrent_uploads_to_one_key_leave_one_whole_object() {
         .collect();
     let path = "/api/v1/blobs/client/race/object.bin";
     assert_eq!(put(&app, path, uploads[0].clone(), &[]).await.status(), 201);
-    let get = || app.client.get(app.url(path)).bearer_auth(&app.admin_key).send();
+    let get = || app.admin(Method::GET, path).go();
     for round in 0..8 {
         let puts = futures_util::future::join_all(uploads.iter().map(|u| put(&app, path, u.clone(), &[])));
         let gets = futures_util::future::join_all((0..8).map(|_| get()));
@@ -231,9 +179,9 @@ async fn concurrent_uploads_to_one_key_leave_one_whole_object() {
             assert_eq!(res.status(), 201);
         }
         for res in gets {
-            assert_whole_upload(res.unwrap(), &uploads, &format!("a download racing round {round}")).await;
+            assert_whole_upload(res, &uploads, &format!("a download racing round {round}")).await;
         }
-        assert_whole_upload(get().await.unwrap(), &uploads, &format!("after round {round}")).await;
+        assert_whole_upload(get().await, &uploads, &format!("after round {round}")).await;
     }
 }
 

@@ -6,7 +6,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::blob_signed::problem_shape;
 use crate::blobs::put;
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem, get, send_json};
+use reqwest::Method;
 
 /// Sends a request line as written, without any client normalising the path.
 async fn raw_put(app: &TestApp, raw_path: &str) -> String {
@@ -86,47 +87,34 @@ async fn keys_that_are_not_utf8_are_refused_not_collided() {
             );
         }
     }
-    let res = app
-        .client
-        .get(app.url("/api/v1/blobs/web/%EF%BF%BD%EF%BF%BD"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, "/api/v1/blobs/web/%EF%BF%BD%EF%BF%BD").await;
     assert_problem(res, 404, "object_not_found").await;
 
     // Query parameters: a listing prefix, and the parameters of a signed URL.
-    let res = app
-        .client
-        .get(app.url("/api/v1/blobs/web?prefix=%ff"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, "/api/v1/blobs/web?prefix=%ff").await;
     let problem = assert_problem(res, 400, "invalid_query").await;
     assert!(
         problem["detail"].as_str().unwrap().contains("rule: not_utf8"),
         "{problem}"
     );
     put(&app, "/api/v1/blobs/web/a.txt", b"1".to_vec(), &[]).await;
-    let p: Value = app
-        .client
-        .post(app.url("/api/v1/blobs/web/presign"))
-        .bearer_auth(&app.admin_key)
-        .json(&json!({"key": "a.txt", "method": "GET"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p: Value = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/blobs/web/presign",
+        &json!({"key": "a.txt", "method": "GET"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let url = p["url"].as_str().unwrap();
     let plain = reqwest::Client::new();
     for altered in [
         url.replace("/a.txt?", "/%ff%fe?"),
         format!("{url}&X-EB-Content-Type=%ff"),
     ] {
-        let res = plain.get(&altered).send().await.unwrap();
+        let res = plain.get(&altered).go().await;
         let problem = assert_problem(
             res,
             400,
@@ -147,14 +135,7 @@ async fn keys_that_are_not_utf8_are_refused_not_collided() {
     let form = reqwest::multipart::Form::new()
         .part("key", reqwest::multipart::Part::bytes(vec![0xff, 0xfe]))
         .part("file", reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("f"));
-    let res = app
-        .client
-        .post(app.url("/api/v1/blobs/web"))
-        .bearer_auth(&app.admin_key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin(Method::POST, "/api/v1/blobs/web").multipart(form).go().await;
     let problem = assert_problem(res, 400, "invalid_key").await;
     assert!(
         problem["detail"].as_str().unwrap().contains("rule: not_utf8"),
@@ -164,14 +145,11 @@ async fn keys_that_are_not_utf8_are_refused_not_collided() {
     raw_form.extend_from_slice(&[0xff, 0xfe]);
     raw_form.extend_from_slice(b"\"\r\n\r\nx\r\n--b--\r\n");
     let res = app
-        .client
-        .post(app.url("/api/v1/blobs/web"))
-        .bearer_auth(&app.admin_key)
+        .admin(Method::POST, "/api/v1/blobs/web")
         .header("content-type", "multipart/form-data; boundary=b")
         .body(raw_form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 400);
 
     // Presign requests: JSON is UTF-8, and lone surrogates are no characters.
@@ -180,14 +158,11 @@ async fn keys_that_are_not_utf8_are_refused_not_collided() {
         br#"{"key":"\udcff\udcfe","method":"GET"}"#.to_vec(),
     ] {
         let res = app
-            .client
-            .post(app.url("/api/v1/blobs/web/presign"))
-            .bearer_auth(&app.admin_key)
+            .admin(Method::POST, "/api/v1/blobs/web/presign")
             .header("content-type", "application/json")
             .body(body)
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_eq!(res.status(), 400);
     }
 
@@ -243,7 +218,7 @@ async fn key_holders_cannot_tell_missing_namespaces_from_others() {
                 };
                 // The 403 names the scope asked for, which holds the name the caller
                 // sent: compare with that name as a placeholder.
-                let (status, body) = problem_shape(req.send().await.unwrap()).await;
+                let (status, body) = problem_shape(req.go().await).await;
                 let body: Value = serde_json::from_str(&body.to_string().replace(ns, "{ns}")).unwrap();
                 answers.push((status, body));
             }

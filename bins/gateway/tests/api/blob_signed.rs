@@ -4,22 +4,16 @@
 use serde_json::{Value, json};
 
 use crate::blobs::{put, s3_app};
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem, get};
+use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn presigned_urls_work_without_a_key_and_refuse_tampering() {
     let app = TestApp::spawn().await;
-    let presign = |body: Value| {
-        app.client
-            .post(app.url("/api/v1/blobs/ai/presign"))
-            .bearer_auth(&app.admin_key)
-            .json(&body)
-            .send()
-    };
+    let presign = |body: Value| app.admin(Method::POST, "/api/v1/blobs/ai/presign").json(&body).go();
     let p: Value =
         presign(json!({"key": "uploads/데이터.csv", "method": "PUT", "expires_in": 120, "content_type": "text/csv", "content_length": 8}))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -30,30 +24,27 @@ async fn presigned_urls_work_without_a_key_and_refuse_tampering() {
         .put(&put_url)
         .header("content-type", "text/csv")
         .body("a,b\n1,2\n")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 201);
     let res = plain
         .put(&put_url)
         .header("content-type", "text/html")
         .body("<x>")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_problem(res, 403, "signature_invalid").await;
 
     let p: Value = presign(json!({"key": "uploads/데이터.csv", "method": "get"}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let get_url = p["url"].as_str().unwrap().to_owned();
-    let res = plain.get(&get_url).send().await.unwrap();
+    let res = plain.get(&get_url).go().await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "a,b\n1,2\n");
-    let res = plain.put(&get_url).body("x").send().await.unwrap();
+    let res = plain.put(&get_url).body("x").go().await;
     assert_problem(res, 403, "signature_invalid").await;
 
     for altered in [
@@ -66,7 +57,7 @@ async fn presigned_urls_work_without_a_key_and_refuse_tampering() {
             if get_url.ends_with('0') { '1' } else { '0' }
         ),
     ] {
-        let res = plain.get(&altered).send().await.unwrap();
+        let res = plain.get(&altered).go().await;
         assert!(
             matches!(res.status().as_u16(), 403 | 404),
             "{altered}: {}",
@@ -78,20 +69,17 @@ async fn presigned_urls_work_without_a_key_and_refuse_tampering() {
     }
     let p: Value = presign(json!({"key": "uploads/데이터.csv", "method": "GET", "expires_in": 1}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let res = plain.get(p["url"].as_str().unwrap()).send().await.unwrap();
+    let res = plain.get(p["url"].as_str().unwrap()).go().await;
     let problem = assert_problem(res, 403, "signature_invalid").await;
     assert!(problem["detail"].as_str().unwrap().contains("expired"));
 
-    let res = presign(json!({"key": "x", "method": "DELETE"})).await.unwrap();
+    let res = presign(json!({"key": "x", "method": "DELETE"})).await;
     assert_problem(res, 422, "invalid_field").await;
-    let res = presign(json!({"key": "x", "method": "GET", "expires_in": 999999999}))
-        .await
-        .unwrap();
+    let res = presign(json!({"key": "x", "method": "GET", "expires_in": 999999999})).await;
     assert_problem(res, 422, "invalid_field").await;
 }
 
@@ -139,7 +127,7 @@ async fn signed_url_probes_do_not_reveal_namespaces() {
             for ns in ["client", "nope"] {
                 let url = app.url(&format!("/api/v1/blobs/{}?{query}", path.replace("{ns}", ns)));
                 let req = plain.request(method.parse().unwrap(), url);
-                let res = req.body("x").send().await.unwrap();
+                let res = req.body("x").go().await;
                 answers.push(problem_shape(res).await);
             }
             assert_eq!(answers[0], answers[1], "{method} {path}?{query}");
@@ -158,36 +146,22 @@ const LIMITED: &str = r#"[{"name":"img","max_size":1000,"allowed_types":["image/
 /// namespace and bound into the URL. Returns the refusals' checks done and the URL of
 /// a 4-byte `image/png` upload to `key`, with the headers it must send.
 async fn presign_limited_put(app: &TestApp, key: &str) -> (String, Vec<(String, String)>) {
-    let presign = |body: Value| {
-        app.client
-            .post(app.url("/api/v1/blobs/img/presign"))
-            .bearer_auth(&app.admin_key)
-            .json(&body)
-            .send()
-    };
-    let res = presign(json!({"key": key, "method": "PUT", "content_type": "image/png"}))
-        .await
-        .unwrap();
+    let presign = |body: Value| app.admin(Method::POST, "/api/v1/blobs/img/presign").json(&body).go();
+    let res = presign(json!({"key": key, "method": "PUT", "content_type": "image/png"})).await;
     let problem = assert_problem(res, 422, "invalid_field").await;
     assert_eq!(problem["field"], "content_length", "{problem}");
     let res =
         presign(json!({"key": key, "method": "PUT", "content_type": "image/png", "content_length": 5_000_000_000u64}))
-            .await
-            .unwrap();
+            .await;
     assert_problem(res, 413, "payload_too_large").await;
-    let res = presign(json!({"key": key, "method": "PUT", "content_type": "text/html", "content_length": 4}))
-        .await
-        .unwrap();
+    let res = presign(json!({"key": key, "method": "PUT", "content_type": "text/html", "content_length": 4})).await;
     assert_problem(res, 415, "content_type_not_allowed").await;
     let res =
         presign(json!({"key": key, "method": "PUT", "content_type": "application/octet-stream", "content_length": 4}))
-            .await
-            .unwrap();
+            .await;
     assert_problem(res, 415, "content_type_not_allowed").await;
     // Without a type, the key's (image/png here) is declared.
-    let res = presign(json!({"key": key, "method": "PUT", "content_length": 4}))
-        .await
-        .unwrap();
+    let res = presign(json!({"key": key, "method": "PUT", "content_length": 4})).await;
     assert_eq!(res.status(), 200);
     let declared = res.json::<Value>().await.unwrap()["headers"]
         .as_object()
@@ -196,9 +170,7 @@ async fn presign_limited_put(app: &TestApp, key: &str) -> (String, Vec<(String, 
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| v.clone());
     assert_eq!(declared, Some(json!("image/png")));
-    let res = presign(json!({"key": key, "method": "PUT", "content_type": "image/png", "content_length": 4}))
-        .await
-        .unwrap();
+    let res = presign(json!({"key": key, "method": "PUT", "content_type": "image/png", "content_length": 4})).await;
     assert_eq!(res.status(), 200);
     let p: Value = res.json().await.unwrap();
     let headers: Vec<(String, String)> = p["headers"]
@@ -221,9 +193,8 @@ async fn put_signed(url: &str, content_type: &str, body: &'static [u8]) -> reqwe
         .put(url)
         .header("content-type", content_type)
         .body(body)
-        .send()
+        .go()
         .await
-        .unwrap()
 }
 
 /// The presign is in the audit trail, with what it allows.
@@ -270,19 +241,12 @@ async fn presigned_uploads_are_bound_to_the_declared_size_and_type() {
         >(
             vec![0u8; 4]
         )])))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_problem(res, 403, "signature_invalid").await;
     let res = put_signed(&url, "image/png", b"\x89PNG").await;
     assert_eq!(res.status(), 201);
-    let res = app
-        .client
-        .get(app.url("/api/v1/blobs/img/pic.png"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, "/api/v1/blobs/img/pic.png").await;
     assert_eq!(res.bytes().await.unwrap().as_ref(), b"\x89PNG");
     assert_presign_recorded(&app, "pic.png").await;
 }
@@ -377,10 +341,10 @@ async fn download_urls_signed_before_the_upgrade_still_work() {
     let plain = reqwest::Client::new();
     let expires = chrono::Utc::now().timestamp() + 6 * 24 * 3600;
     let get_url = pre_v2_url(&app, "GET", "ai", "uploads/데이터 1.csv", expires, "");
-    let res = plain.get(&get_url).send().await.unwrap();
+    let res = plain.get(&get_url).go().await;
     assert_eq!(res.status(), 200, "a GET URL signed before the upgrade downloads");
     assert_eq!(res.text().await.unwrap(), "a,b\n1,2\n");
-    let res = plain.head(&get_url).send().await.unwrap();
+    let res = plain.head(&get_url).go().await;
     assert_eq!(res.status(), 200, "and answers HEAD");
 
     for (content_type, body) in [("text/csv", "x,y\n"), ("", "x")] {
@@ -389,19 +353,13 @@ async fn download_urls_signed_before_the_upgrade_still_work() {
         if !content_type.is_empty() {
             req = req.header("content-type", content_type);
         }
-        let problem = assert_problem(req.send().await.unwrap(), 403, "signature_invalid").await;
+        let problem = assert_problem(req.go().await, 403, "signature_invalid").await;
         assert!(
             problem["detail"].as_str().unwrap().contains("sign it again"),
             "an upload URL signed before the upgrade is refused, saying why: {problem}"
         );
     }
-    let res = app
-        .client
-        .get(app.url("/api/v1/blobs/ai/uploads/%EB%8D%B0%EC%9D%B4%ED%84%B0%201.csv"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, "/api/v1/blobs/ai/uploads/%EB%8D%B0%EC%9D%B4%ED%84%B0%201.csv").await;
     assert_eq!(
         res.text().await.unwrap(),
         "a,b\n1,2\n",
@@ -423,10 +381,10 @@ async fn download_urls_signed_before_the_upgrade_still_work() {
         ),
         pre_v2_url(&app, "GET", "ai", "uploads/데이터 1.csv", 1, ""),
     ] {
-        let res = plain.get(&altered).send().await.unwrap();
+        let res = plain.get(&altered).go().await;
         assert_problem(res, 403, "signature_invalid").await;
     }
     // A GET URL used to upload is refused whichever format signed it.
-    let res = plain.put(&get_url).body("x").send().await.unwrap();
+    let res = plain.put(&get_url).body("x").go().await;
     assert_problem(res, 403, "signature_invalid").await;
 }

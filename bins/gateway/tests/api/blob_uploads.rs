@@ -9,16 +9,14 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use crate::blobs::{put, s3_app};
-use crate::helpers::{TestApp, assert_problem, get};
+use crate::helpers::{Go, TestApp, assert_problem, get};
+use reqwest::Method;
 
 async fn post_form(app: &TestApp, ns: &str, form: Form) -> reqwest::Response {
-    app.client
-        .post(app.url(&format!("/api/v1/blobs/{ns}")))
-        .bearer_auth(&app.admin_key)
+    app.admin(Method::POST, &format!("/api/v1/blobs/{ns}"))
         .multipart(form)
-        .send()
+        .go()
         .await
-        .unwrap()
 }
 
 fn file(body: &[u8], name: &str) -> Part {
@@ -338,15 +336,12 @@ async fn generic_types_are_inferred_from_the_key_and_text_is_served_as_utf8() {
 
     // A signed upload that names no type is bound to the key's; the final type is checked.
     let presign = |body: Value, ns: &str| {
-        app.client
-            .post(app.url(&format!("/api/v1/blobs/{ns}/presign")))
-            .bearer_auth(&app.admin_key)
+        app.admin(Method::POST, &format!("/api/v1/blobs/{ns}/presign"))
             .json(&body)
-            .send()
+            .go()
     };
     let p: Value = presign(json!({"key": "up/a.png", "method": "PUT", "content_length": 3}), "img")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -355,8 +350,7 @@ async fn generic_types_are_inferred_from_the_key_and_text_is_served_as_utf8() {
         json!({"key": "up/a.html", "method": "PUT", "content_length": 3, "content_type": "application/octet-stream"}),
         "bin",
     )
-    .await
-    .unwrap();
+    .await;
     assert_problem(res, 415, "content_type_not_allowed").await;
 }
 

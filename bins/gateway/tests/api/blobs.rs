@@ -2,7 +2,8 @@ use futures_util::StreamExt;
 use ring::digest;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem, delete, get};
+use reqwest::Method;
 
 pub(crate) fn md5_b64(data: &[u8]) -> String {
     use md5::Digest;
@@ -18,7 +19,7 @@ pub async fn put(app: &TestApp, path: &str, body: Vec<u8>, headers: &[(&str, &st
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    req.send().await.unwrap()
+    req.go().await
 }
 
 /// The app on the in-process S3 server, with `extra` settings.
@@ -50,27 +51,14 @@ async fn location_headers_are_percent_encoded() {
         .expect("an ASCII Location")
         .to_owned();
     assert_eq!(location, "/api/v1/blobs/web/%EB%B3%B4%EA%B3%A0%EC%84%9C%202026.txt");
-    let got = app
-        .client
-        .get(app.url(&location))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let got = get(&app, &location).await;
     assert_eq!(got.text().await.unwrap(), "본문");
     // The form upload says the same.
     let form = reqwest::multipart::Form::new().text("key", "폴더/a b?.txt").part(
         "file",
         reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("x.txt"),
     );
-    let res = app
-        .client
-        .post(app.url("/api/v1/blobs/web"))
-        .bearer_auth(&app.admin_key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin(Method::POST, "/api/v1/blobs/web").multipart(form).go().await;
     assert_eq!(res.status(), 201);
     assert_eq!(
         res.headers()["location"].to_str().unwrap(),
@@ -100,16 +88,17 @@ async fn round_trips_with_checksums_ranges_and_conditions() {
     assert_eq!(stored["sha256"], sha256_hex(&data));
     let etag = stored["etag"].as_str().unwrap().to_owned();
 
-    let get = |h: Option<(&'static str, String)>| {
+    let get_with = |h: Option<(&'static str, String)>| {
         let mut req = app.client.get(app.url(path)).bearer_auth(&app.admin_key);
         if let Some((k, v)) = h {
             req = req.header(k, v);
         }
         req.send()
     };
-    let res = get(None).await.unwrap();
+    let res = get_with(None).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["etag"], etag.as_str());
+    assert_eq!(res.headers()["x-checksum-sha256"], sha256_hex(&data).as_str());
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert!(
         res.headers()["content-disposition"]
@@ -119,22 +108,18 @@ async fn round_trips_with_checksums_ranges_and_conditions() {
     );
     assert_eq!(res.bytes().await.unwrap().as_ref(), data.as_slice());
 
-    let res = get(Some(("range", "bytes=100-199".into()))).await.unwrap();
+    let res = get_with(Some(("range", "bytes=100-199".into()))).await.unwrap();
+    // A part still names the whole object's checksum.
+    assert_eq!(res.headers()["x-checksum-sha256"], sha256_hex(&data).as_str());
     assert_eq!(res.status(), 206);
     assert_eq!(res.headers()["content-range"], "bytes 100-199/200000");
     assert_eq!(res.bytes().await.unwrap().as_ref(), &data[100..200]);
-    let res = get(Some(("range", "bytes=999999-".into()))).await.unwrap();
+    let res = get_with(Some(("range", "bytes=999999-".into()))).await.unwrap();
     assert_eq!(res.headers()["content-range"], "bytes */200000");
     assert_problem(res, 416, "range_not_satisfiable").await;
-    let res = get(Some(("if-none-match", etag.clone()))).await.unwrap();
+    let res = get_with(Some(("if-none-match", etag.clone()))).await.unwrap();
     assert_eq!(res.status(), 304);
-    let head = app
-        .client
-        .head(app.url(path))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let head = app.admin(Method::HEAD, path).go().await;
     assert_eq!(
         (
             head.status().as_u16(),
@@ -153,30 +138,12 @@ async fn round_trips_with_checksums_ranges_and_conditions() {
     )
     .await;
     assert_problem(res, 400, "checksum_mismatch").await;
-    let res = app
-        .client
-        .get(app.url("/api/v1/blobs/client/bad-md5"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, "/api/v1/blobs/client/bad-md5").await;
     assert_problem(res, 404, "object_not_found").await;
 
-    let res = app
-        .client
-        .delete(app.url(path))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = delete(&app, path).await;
     assert_eq!(res.status(), 204);
-    let res = app
-        .client
-        .delete(app.url(path))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = delete(&app, path).await;
     assert_problem(res, 404, "object_not_found").await;
 }
 
@@ -200,22 +167,13 @@ async fn large_bodies_stream_through_and_limits_hold() {
     let c = chunk.clone();
     let stream = futures_util::stream::iter((0..384).map(move |_| Ok::<_, std::io::Error>(c.clone())));
     let res = app
-        .client
-        .put(app.url("/api/v1/blobs/big/artefacts/model.bin"))
-        .bearer_auth(&app.admin_key)
+        .admin(Method::PUT, "/api/v1/blobs/big/artefacts/model.bin")
         .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 201);
     assert_eq!(res.json::<Value>().await.unwrap()["sha256"], expected);
-    let res = app
-        .client
-        .get(app.url("/api/v1/blobs/big/artefacts/model.bin"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, "/api/v1/blobs/big/artefacts/model.bin").await;
     let mut body = res.bytes_stream();
     let mut got = digest::Context::new(&digest::SHA256);
     let mut size = 0usize;
@@ -238,22 +196,13 @@ async fn large_bodies_stream_through_and_limits_hold() {
     assert_problem(res, 413, "payload_too_large").await;
     let stream = futures_util::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(vec![1u8; 400])));
     let res = app
-        .client
-        .put(app.url("/api/v1/blobs/img/b.png"))
-        .bearer_auth(&app.admin_key)
+        .admin(Method::PUT, "/api/v1/blobs/img/b.png")
         .header("content-type", "image/png")
         .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_problem(res, 413, "payload_too_large").await;
-    let res = app
-        .client
-        .get(app.url("/api/v1/blobs/img/b.png"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, "/api/v1/blobs/img/b.png").await;
     assert_problem(res, 404, "object_not_found").await;
     let res = put(
         &app,
@@ -275,45 +224,29 @@ async fn scopes_are_per_namespace() {
     let (_, ai_writer) = app.create_key(&["blobs:write:ai"]).await;
     let (_, all_reader) = app.create_key(&["blobs:read"]).await;
     let get = |ns: &str, key: &str| {
-        app.client
-            .get(app.url(&format!("/api/v1/blobs/{ns}/doc.txt")))
-            .bearer_auth(key.to_owned())
-            .send()
+        app.as_key(key, Method::GET, &format!("/api/v1/blobs/{ns}/doc.txt"))
+            .go()
     };
-    assert_eq!(get("client", &client_reader).await.unwrap().status(), 200);
-    assert_problem(get("ai", &client_reader).await.unwrap(), 403, "insufficient_scope").await;
-    assert_eq!(get("client", &all_reader).await.unwrap().status(), 200);
-    assert_problem(get("client", &ai_writer).await.unwrap(), 403, "insufficient_scope").await;
+    assert_eq!(get("client", &client_reader).await.status(), 200);
+    assert_problem(get("ai", &client_reader).await, 403, "insufficient_scope").await;
+    assert_eq!(get("client", &all_reader).await.status(), 200);
+    assert_problem(get("client", &ai_writer).await, 403, "insufficient_scope").await;
     let write = |ns: &str, key: &str| {
-        app.client
-            .put(app.url(&format!("/api/v1/blobs/{ns}/new.txt")))
-            .bearer_auth(key.to_owned())
+        app.as_key(key, Method::PUT, &format!("/api/v1/blobs/{ns}/new.txt"))
             .body("x")
-            .send()
+            .go()
     };
-    assert_eq!(write("ai", &ai_writer).await.unwrap().status(), 201);
-    assert_problem(write("web", &ai_writer).await.unwrap(), 403, "insufficient_scope").await;
-    assert_problem(
-        write("client", &client_reader).await.unwrap(),
-        403,
-        "insufficient_scope",
-    )
-    .await;
+    assert_eq!(write("ai", &ai_writer).await.status(), 201);
+    assert_problem(write("web", &ai_writer).await, 403, "insufficient_scope").await;
+    assert_problem(write("client", &client_reader).await, 403, "insufficient_scope").await;
     let res = app
         .client
         .put(app.url("/api/v1/blobs/ai/anon.txt"))
         .body("x")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_problem(res, 401, "missing_credentials").await;
-    let res = app
-        .client
-        .get(app.url("/api/v1/blobs/client"))
-        .bearer_auth(&ai_writer)
-        .send()
-        .await
-        .unwrap();
+    let res = app.as_key(&ai_writer, Method::GET, "/api/v1/blobs/client").go().await;
     assert_problem(res, 403, "insufficient_scope").await;
 }
 
@@ -328,13 +261,8 @@ async fn listing_pages_through_folders() {
             201
         );
     }
-    let get = |q: &str| {
-        app.client
-            .get(app.url(&format!("/api/v1/blobs/web{q}")))
-            .bearer_auth(&app.admin_key)
-            .send()
-    };
-    let top: Value = get("?delimiter=/").await.unwrap().json().await.unwrap();
+    let get = |q: &str| app.admin(Method::GET, &format!("/api/v1/blobs/web{q}")).go();
+    let top: Value = get("?delimiter=/").await.json().await.unwrap();
     let keys: Vec<&str> = top["objects"]
         .as_array()
         .unwrap()
@@ -343,13 +271,13 @@ async fn listing_pages_through_folders() {
         .collect();
     assert_eq!(keys, ["a.txt", "z.txt"]);
     assert_eq!(top["common_prefixes"], json!(["photos/"]));
-    let photos: Value = get("?prefix=photos/&delimiter=/").await.unwrap().json().await.unwrap();
+    let photos: Value = get("?prefix=photos/&delimiter=/").await.json().await.unwrap();
     assert_eq!(photos["objects"].as_array().unwrap().len(), 2);
     assert_eq!(photos["common_prefixes"], json!(["photos/2026/"]));
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
-        let page: Value = get(&format!("?limit=2{cursor}")).await.unwrap().json().await.unwrap();
+        let page: Value = get(&format!("?limit=2{cursor}")).await.json().await.unwrap();
         seen.extend(
             page["objects"]
                 .as_array()
@@ -367,12 +295,12 @@ async fn listing_pages_through_folders() {
         ["a.txt", "photos/1.jpg", "photos/2.jpg", "photos/2026/3.jpg", "z.txt"]
     );
     // The paging rule: limit 1 to 500 (default 100), a bad limit or cursor names itself.
-    assert_eq!(get("?limit=500").await.unwrap().status(), 200);
+    assert_eq!(get("?limit=500").await.status(), 200);
     for bad in ["?limit=0", "?limit=501", "?limit=1000"] {
-        let problem = assert_problem(get(bad).await.unwrap(), 400, "invalid_query").await;
+        let problem = assert_problem(get(bad).await, 400, "invalid_query").await;
         assert_eq!(problem["field"], "limit", "{bad}: {problem}");
     }
-    let problem = assert_problem(get("?cursor=!!").await.unwrap(), 400, "invalid_query").await;
+    let problem = assert_problem(get("?cursor=!!").await, 400, "invalid_query").await;
     assert_eq!(problem["field"], "cursor", "{problem}");
-    assert_problem(get("?delimiter=,").await.unwrap(), 400, "invalid_query").await;
+    assert_problem(get("?delimiter=,").await, 400, "invalid_query").await;
 }

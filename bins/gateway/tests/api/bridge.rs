@@ -6,14 +6,15 @@ use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem};
+use reqwest::Method;
 
 async fn send(app: &TestApp, m: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
     let mut req = app.client.request(m, app.url(path)).bearer_auth(&app.admin_key);
     if let Some(b) = body {
         req = req.json(&b);
     }
-    req.send().await.unwrap()
+    req.go().await
 }
 
 async fn eventually<F: AsyncFnMut() -> bool>(mut check: F, what: &str) {
@@ -233,20 +234,8 @@ async fn webhooks_refuse_internal_targets_and_need_their_scope() {
         assert_eq!(p["field"], "url");
     }
     let (_, key) = app.create_key(&["rules:admin"]).await;
-    let res = app
-        .client
-        .get(app.url("/api/v1/webhooks"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let res = app.as_key(&key, Method::GET, "/api/v1/webhooks").go().await;
     assert_problem(res, 403, "insufficient_scope").await;
-    let res = app
-        .client
-        .get(app.url("/api/v1/rules"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let res = app.as_key(&key, Method::GET, "/api/v1/rules").go().await;
     assert_eq!(res.status(), 200);
 }

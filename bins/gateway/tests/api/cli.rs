@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::helpers::Go;
+use serde_json::{Value, json};
 use shared_db::testing::TestDb;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gateway");
@@ -19,6 +21,18 @@ pub fn run(dir: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> Outpu
     gateway(dir, vars).args(args).output().unwrap()
 }
 
+/// `gateway api-keys create --name {name} --scopes {scopes}`.
+fn create_key_output(dir: &std::path::Path, vars: &[(&str, &str)], name: &str, scopes: &str) -> Output {
+    run(dir, vars, &["api-keys", "create", "--name", name, "--scopes", scopes])
+}
+
+/// Creates an API key with the CLI, asserting it succeeds, and returns the key.
+pub fn create_key(dir: &std::path::Path, vars: &[(&str, &str)], name: &str, scopes: &str) -> String {
+    let created = create_key_output(dir, vars, name, scopes);
+    assert!(created.status.success(), "{}", stderr(&created));
+    stdout(&created).trim().to_owned()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -30,18 +44,7 @@ fn stderr(o: &Output) -> String {
 #[test]
 fn api_keys_create_prints_only_the_key_and_list_and_revoke_work() {
     let dir = tempfile::tempdir().unwrap();
-    let created = run(
-        dir.path(),
-        &[],
-        &[
-            "api-keys",
-            "create",
-            "--name",
-            "ops",
-            "--scopes",
-            "emails:send,slack:post",
-        ],
-    );
+    let created = create_key_output(dir.path(), &[], "ops", "emails:send,slack:post");
     assert!(created.status.success(), "{}", stderr(&created));
     let out = stdout(&created);
     let key = out.trim_end_matches('\n');
@@ -57,7 +60,7 @@ fn api_keys_create_prints_only_the_key_and_list_and_revoke_work() {
     assert!(listed.status.success());
     let keys: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
     assert_eq!(keys[0]["name"], "ops");
-    assert_eq!(keys[0]["scopes"], serde_json::json!(["emails:send", "slack:post"]));
+    assert_eq!(keys[0]["scopes"], json!(["emails:send", "slack:post"]));
     assert!(!stdout(&listed).contains(key));
     let id = keys[0]["id"].as_str().unwrap();
 
@@ -78,11 +81,7 @@ fn api_keys_create_prints_only_the_key_and_list_and_revoke_work() {
 #[test]
 fn api_keys_create_refuses_unknown_scopes() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        dir.path(),
-        &[],
-        &["api-keys", "create", "--name", "x", "--scopes", "emails:sned"],
-    );
+    let out = create_key_output(dir.path(), &[], "x", "emails:sned");
     assert!(!out.status.success());
     assert!(stdout(&out).is_empty());
     assert!(stderr(&out).contains("unknown scope `emails:sned`"), "{}", stderr(&out));
@@ -91,18 +90,7 @@ fn api_keys_create_refuses_unknown_scopes() {
 #[test]
 fn api_keys_create_refuses_scopes_for_namespaces_that_do_not_exist() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        dir.path(),
-        &[],
-        &[
-            "api-keys",
-            "create",
-            "--name",
-            "x",
-            "--scopes",
-            "emails:send,blobs:read:nosuch",
-        ],
-    );
+    let out = create_key_output(dir.path(), &[], "x", "emails:send,blobs:read:nosuch");
     assert!(!out.status.success());
     assert!(stdout(&out).is_empty());
     assert!(
@@ -114,18 +102,7 @@ fn api_keys_create_refuses_scopes_for_namespaces_that_do_not_exist() {
     );
     let listed = run(dir.path(), &[], &["api-keys", "list", "--json"]);
     assert_eq!(stdout(&listed).trim(), "[]", "nothing was created");
-    let ok = run(
-        dir.path(),
-        &[],
-        &[
-            "api-keys",
-            "create",
-            "--name",
-            "x",
-            "--scopes",
-            "blobs:read:web,blobs:write:*",
-        ],
-    );
+    let ok = create_key_output(dir.path(), &[], "x", "blobs:read:web,blobs:write:*");
     assert!(ok.status.success(), "{}", stderr(&ok));
 }
 
@@ -264,12 +241,9 @@ async fn zero_configuration_serves_docs_and_health_and_stops_cleanly_on_sigterm(
     let (mut child, port, logs) = serve(dir.path(), &[]);
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    assert_eq!(
-        client.get(format!("{base}/healthz")).send().await.unwrap().status(),
-        200
-    );
-    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
-    let docs = client.get(format!("{base}/docs/")).send().await.unwrap();
+    assert_eq!(client.get(format!("{base}/healthz")).go().await.status(), 200);
+    assert_eq!(client.get(format!("{base}/readyz")).go().await.status(), 200);
+    let docs = client.get(format!("{base}/docs/")).go().await;
     assert_eq!(docs.status(), 200);
     let status = terminate(&mut child);
     assert!(status.success(), "exit status {status:?}");
@@ -294,9 +268,8 @@ async fn json_logs_carry_request_ids_and_never_the_secret() {
         .get(format!("http://127.0.0.1:{port}/api/v1/api-keys"))
         .header("x-request-id", "trace-me-42")
         .bearer_auth("eb_wrong")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 401);
     assert!(terminate(&mut child).success());
     let logs = logs.join().unwrap();
@@ -370,79 +343,49 @@ async fn no_secret_used_reaches_the_debug_logs() {
         ("AWS_SECRET_ACCESS_KEY", aws_secret),
         ("AWS_ENDPOINT_URL_SES", "http://127.0.0.1:9"),
     ];
-    let created = run(
-        dir.path(),
-        &vars,
-        &["api-keys", "create", "--name", "admin", "--scopes", "*"],
-    );
-    assert!(created.status.success());
-    let admin = stdout(&created).trim().to_owned();
+    let admin = create_key(dir.path(), &vars, "admin", "*");
     let (mut child, port, logs) = serve(dir.path(), &vars);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let post = |path: &str, key: &str, body: serde_json::Value| {
-        client.post(format!("{base}{path}")).bearer_auth(key).json(&body).send()
-    };
-    let key: serde_json::Value = post(
-        "/api/v1/api-keys",
-        &admin,
-        serde_json::json!({"name": "k", "scopes": ["events:read"]}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let post = |path: &str, body: Value| client.post(format!("{base}{path}")).bearer_auth(&admin).json(&body);
+    let key = post("/api/v1/api-keys", json!({"name": "k", "scopes": ["events:read"]}))
+        .go_json()
+        .await;
     let api_key = key["key"].as_str().unwrap().to_owned();
-    let lic: serde_json::Value = post(
+    let lic = post(
         "/api/v1/licenses",
-        &admin,
-        serde_json::json!({"product": "client", "name": "Acme", "owner_email": "it@acme.example", "duration": "30d"}),
+        json!({"product": "client", "name": "Acme", "owner_email": "it@acme.example", "duration": "30d"}),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .go_json()
+    .await;
     let licence_key = lic["key"].as_str().unwrap().to_owned();
     let res = client
         .post(format!("{base}/api/v1/licenses/validate"))
-        .json(&serde_json::json!({"key": licence_key}))
-        .send()
-        .await
-        .unwrap();
+        .json(&json!({"key": licence_key}))
+        .go()
+        .await;
     assert_eq!(res.status(), 200);
-    let hook: serde_json::Value = post(
+    let hook = post(
         "/api/v1/webhooks",
-        &admin,
-        serde_json::json!({"url": "https://hooks.example.com/x", "event_types": ["*"]}),
+        json!({"url": "https://hooks.example.com/x", "event_types": ["*"]}),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .go_json()
+    .await;
     let hook_secret = hook["secret"].as_str().unwrap().to_owned();
     post(
         "/api/v1/emails",
-        &admin,
-        serde_json::json!({"to": "a@example.org", "subject": "s", "text": "t"}),
+        json!({"to": "a@example.org", "subject": "s", "text": "t"}),
     )
-    .await
-    .unwrap();
-    post(
-        "/api/v1/slack/messages",
-        &admin,
-        serde_json::json!({"level": "info", "title": "t"}),
-    )
-    .await
-    .unwrap();
+    .go()
+    .await;
+    post("/api/v1/slack/messages", json!({"level": "info", "title": "t"}))
+        .go()
+        .await;
     let res = client
         .get(format!("{base}/api/v1/events"))
         .bearer_auth(&api_key)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 200);
     // Let the worker try SES and Slack (both unreachable) and the bridge run.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;

@@ -13,17 +13,17 @@ use gateway::config::*;
 #[test]
 fn every_variable_read_is_documented_in_the_readme() {
     let code = [
-        include_str!("../../src/config/mod.rs"),
-        include_str!("../../src/config/server.rs"),
-        include_str!("../../src/config/database.rs"),
-        include_str!("../../src/config/secrets.rs"),
-        include_str!("../../src/config/aws.rs"),
-        include_str!("../../src/config/storage.rs"),
-        include_str!("../../src/config/mail.rs"),
-        include_str!("../../src/config/slack.rs"),
-        include_str!("../../src/config/licenses.rs"),
-        include_str!("../../src/config/bridge.rs"),
-        include_str!("../../src/config/retention.rs"),
+        include_str!("../../../../crates/gateway-config/src/lib.rs"),
+        include_str!("../../../../crates/gateway-config/src/server.rs"),
+        include_str!("../../../../crates/gateway-config/src/database.rs"),
+        include_str!("../../../../crates/gateway-config/src/secrets.rs"),
+        include_str!("../../../../crates/gateway-config/src/aws.rs"),
+        include_str!("../../../../crates/gateway-config/src/storage.rs"),
+        include_str!("../../../../crates/gateway-config/src/mail.rs"),
+        include_str!("../../../../crates/gateway-config/src/slack.rs"),
+        include_str!("../../../../crates/gateway-config/src/licenses.rs"),
+        include_str!("../../../../crates/gateway-config/src/bridge.rs"),
+        include_str!("../../../../crates/gateway-config/src/retention.rs"),
     ]
     .concat();
     let readme = include_str!("../../../../README.md");
@@ -358,7 +358,7 @@ fn transports_default_to_dev_on_sqlite_and_to_not_configured_on_mysql() {
 
 /// Every variable the module's table documents (the first cell's backticked names).
 fn documented_variables() -> Vec<&'static str> {
-    include_str!("../../src/config/mod.rs")
+    include_str!("../../../../crates/gateway-config/src/lib.rs")
         .lines()
         .filter_map(|l| l.strip_prefix("//! | "))
         .filter_map(|row| row.split(" | ").next())

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem, send_json};
 
 const APP_ORIGIN: &str = "https://app.example.com";
 const OTHER_ORIGIN: &str = "https://elsewhere.example";
@@ -31,7 +31,7 @@ async fn preflight(app: &TestApp, url: &str, origin: &str, method: &str, headers
     if !headers.is_empty() {
         req = req.header("access-control-request-headers", headers);
     }
-    req.send().await.unwrap()
+    req.go().await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,9 +77,8 @@ async fn listed_origins_may_call_the_api_and_others_may_not() {
         .bearer_auth(&app.admin_key)
         .header("origin", APP_ORIGIN)
         .body("hi")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 201);
     assert_eq!(header(&res, "access-control-allow-origin").as_deref(), Some(APP_ORIGIN));
     let exposed = header(&res, "access-control-expose-headers")
@@ -91,13 +90,10 @@ async fn listed_origins_may_call_the_api_and_others_may_not() {
     assert!(header(&res, "vary").unwrap().to_ascii_lowercase().contains("origin"));
     // Problems too: a page can read why it failed.
     let res = app
-        .client
-        .get(app.url("/api/v1/blobs/web/missing.txt"))
-        .bearer_auth(&app.admin_key)
+        .admin(Method::GET, "/api/v1/blobs/web/missing.txt")
         .header("origin", APP_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(header(&res, "access-control-allow-origin").as_deref(), Some(APP_ORIGIN));
     assert_problem(res, 404, "object_not_found").await;
 
@@ -117,9 +113,8 @@ async fn listed_origins_may_call_the_api_and_others_may_not() {
             .get(&url)
             .bearer_auth(&app.admin_key)
             .header("origin", origin)
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_eq!(res.status(), 200, "served: the browser withholds it from the page");
         assert!(cors_headers(&res).is_empty(), "{origin}: {:?}", cors_headers(&res));
     }
@@ -128,7 +123,7 @@ async fn listed_origins_may_call_the_api_and_others_may_not() {
     assert!(cors_headers(&res).is_empty());
     assert_problem(res, 403, "cors_not_allowed").await;
     // A request without Origin (not a browser) carries no CORS headers.
-    let res = app.client.get(&url).bearer_auth(&app.admin_key).send().await.unwrap();
+    let res = app.client.get(&url).bearer_auth(&app.admin_key).go().await;
     assert!(cors_headers(&res).is_empty(), "{:?}", cors_headers(&res));
 }
 
@@ -144,25 +139,17 @@ async fn by_default_no_origin_may_call_the_api() {
         .get(&url)
         .bearer_auth(&app.admin_key)
         .header("origin", APP_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 200);
     assert!(cors_headers(&res).is_empty(), "{:?}", cors_headers(&res));
     // An OPTIONS that is not a preflight is a method the route does not take, as before.
-    let res = app.client.request(Method::OPTIONS, &url).send().await.unwrap();
+    let res = app.client.request(Method::OPTIONS, &url).go().await;
     assert_problem(res, 405, "method_not_allowed").await;
 }
 
 async fn presign(app: &TestApp, body: Value) -> Value {
-    let res = app
-        .client
-        .post(app.url("/api/v1/blobs/web/presign"))
-        .bearer_auth(&app.admin_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = send_json(app, Method::POST, "/api/v1/blobs/web/presign", &body).await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
@@ -192,9 +179,8 @@ async fn signed_local_urls_are_open_to_any_origin_and_api_keys_are_not() {
         .header("origin", OTHER_ORIGIN)
         .header("content-type", "image/png")
         .body(vec![0x89, b'P', b'N', b'G'])
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 201);
     assert_eq!(
         header(&res, "access-control-allow-origin").as_deref(),
@@ -215,18 +201,13 @@ async fn signed_local_urls_are_open_to_any_origin_and_api_keys_are_not() {
 
     let signed = presign(&app, json!({"key": "uploads/사진.png", "method": "GET"})).await;
     let get_url = signed["url"].as_str().unwrap().to_owned();
-    let res = plain.get(&get_url).header("origin", OTHER_ORIGIN).send().await.unwrap();
+    let res = plain.get(&get_url).header("origin", OTHER_ORIGIN).go().await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         header(&res, "access-control-allow-origin").as_deref(),
         Some(OTHER_ORIGIN)
     );
-    let res = plain
-        .head(&get_url)
-        .header("origin", OTHER_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let res = plain.head(&get_url).header("origin", OTHER_ORIGIN).go().await;
     assert_eq!(
         header(&res, "access-control-allow-origin").as_deref(),
         Some(OTHER_ORIGIN)
@@ -242,9 +223,8 @@ async fn signed_local_urls_are_open_to_any_origin_and_api_keys_are_not() {
             .get(&url)
             .bearer_auth(&app.admin_key)
             .header("origin", OTHER_ORIGIN)
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_eq!(res.status(), 200, "{url}");
         assert!(cors_headers(&res).is_empty(), "{url}: {:?}", cors_headers(&res));
         let res = preflight(&app, &url, OTHER_ORIGIN, "GET", "authorization").await;
@@ -258,9 +238,8 @@ async fn signed_local_urls_are_open_to_any_origin_and_api_keys_are_not() {
         .bearer_auth(&app.admin_key)
         .header("origin", OTHER_ORIGIN)
         .body("x")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 201);
     assert!(cors_headers(&res).is_empty(), "{:?}", cors_headers(&res));
 }

@@ -1,26 +1,29 @@
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem, get, item_strs};
 
-async fn put(app: &TestApp, path: &str, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut req = app.client.put(app.url(path)).bearer_auth(&app.admin_key).json(&body);
+/// Sends `req` with `headers` added.
+async fn with_headers(mut req: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> reqwest::Response {
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    req.send().await.unwrap()
+    req.go().await
+}
+
+async fn put(app: &TestApp, path: &str, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    with_headers(app.admin(Method::PUT, path).json(&body), headers).await
+}
+
+/// A merge patch (`application/merge-patch+json`).
+fn merge_patch(app: &TestApp, path: &str, body: Value) -> reqwest::RequestBuilder {
+    let req = app.admin(Method::PATCH, path);
+    req.header("content-type", "application/merge-patch+json")
+        .body(body.to_string())
 }
 
 async fn patch(app: &TestApp, path: &str, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut req = app
-        .client
-        .patch(app.url(path))
-        .bearer_auth(&app.admin_key)
-        .header("content-type", "application/merge-patch+json")
-        .body(body.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    req.send().await.unwrap()
+    with_headers(merge_patch(app, path, body), headers).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -58,49 +61,16 @@ async fn documents_with_versions_conditions_and_merge_patch() {
         assert_eq!(res.headers()["etag"], "\"2\"");
         assert_problem(res, 412, "precondition_failed").await;
 
-        let get = app
-            .client
-            .get(app.url(doc))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(get.headers()["etag"], "\"2\"");
-        let again = app
-            .client
-            .get(app.url(doc))
-            .bearer_auth(&app.admin_key)
-            .header("if-none-match", "\"2\"")
-            .send()
-            .await
-            .unwrap();
+        let current = get(&app, doc).await;
+        assert_eq!(current.headers()["etag"], "\"2\"");
+        let again = with_headers(app.admin(Method::GET, doc), &[("if-none-match", "\"2\"")]).await;
         assert_eq!(again.status(), 304);
 
-        let res = app
-            .client
-            .delete(app.url(doc))
-            .bearer_auth(&app.admin_key)
-            .header("if-match", "\"1\"")
-            .send()
-            .await
-            .unwrap();
+        let res = with_headers(app.admin(Method::DELETE, doc), &[("if-match", "\"1\"")]).await;
         assert_problem(res, 412, "precondition_failed").await;
-        let res = app
-            .client
-            .delete(app.url(doc))
-            .bearer_auth(&app.admin_key)
-            .header("if-match", "\"2\"")
-            .send()
-            .await
-            .unwrap();
+        let res = with_headers(app.admin(Method::DELETE, doc), &[("if-match", "\"2\"")]).await;
         assert_eq!(res.status(), 204);
-        let res = app
-            .client
-            .get(app.url(doc))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap();
+        let res = get(&app, doc).await;
         assert_problem(res, 404, "document_not_found").await;
         let res = patch(&app, doc, json!({"a": 1}), &[]).await;
         assert_problem(res, 404, "document_not_found").await;
@@ -108,13 +78,10 @@ async fn documents_with_versions_conditions_and_merge_patch() {
         let trail: Value = app
             .get_json("/api/v1/events?subject=document:orders/o-1&order=asc")
             .await;
-        let types: Vec<&str> = trail["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["type"].as_str().unwrap())
-            .collect();
-        assert_eq!(types, ["document.written", "document.written", "document.deleted"]);
+        assert_eq!(
+            item_strs(&trail, "type"),
+            ["document.written", "document.written", "document.deleted"]
+        );
     }
 }
 
@@ -126,22 +93,10 @@ async fn concurrent_writers_never_lose_an_update() {
         // 16 concurrent patches, each adding its own field: all survive.
         let mut tasks = Vec::new();
         for i in 0..16 {
-            let client = app.client.clone();
-            let (url, key) = (app.url(doc), app.admin_key.clone());
-            tasks.push(tokio::spawn(async move {
-                client
-                    .patch(url)
-                    .bearer_auth(key)
-                    .header("content-type", "application/merge-patch+json")
-                    .body(json!({ format!("f{i}"): i }).to_string())
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-            }));
+            tasks.push(tokio::spawn(merge_patch(&app, doc, json!({ format!("f{i}"): i })).go()));
         }
         for t in tasks {
-            assert_eq!(t.await.unwrap(), 200);
+            assert_eq!(t.await.unwrap().status(), 200);
         }
         let body: Value = app.get_json(doc).await;
         assert_eq!(body["data"].as_object().unwrap().len(), 16, "{}: {body}", app.backend());
@@ -149,23 +104,12 @@ async fn concurrent_writers_never_lose_an_update() {
         // 8 concurrent replaces with the same If-Match: exactly one wins.
         let mut tasks = Vec::new();
         for i in 0..8 {
-            let client = app.client.clone();
-            let (url, key) = (app.url(doc), app.admin_key.clone());
-            tasks.push(tokio::spawn(async move {
-                client
-                    .put(url)
-                    .bearer_auth(key)
-                    .header("if-match", "\"17\"")
-                    .json(&json!({ "winner": i }))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-            }));
+            let req = app.admin(Method::PUT, doc).header("if-match", "\"17\"");
+            tasks.push(tokio::spawn(req.json(&json!({ "winner": i })).go()));
         }
         let mut won = 0;
         for t in tasks {
-            match t.await.unwrap().as_u16() {
+            match t.await.unwrap().status().as_u16() {
                 200 => won += 1,
                 412 => {}
                 other => panic!("{other}"),
@@ -187,69 +131,29 @@ async fn schemas_scopes_listing_and_limits() {
     let problem = assert_problem(res, 422, "schema_violation").await;
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.contains("/age") && detail.contains("name"), "{detail}");
-    assert_eq!(
-        put(
+    for (id, name, team) in [("p1", "Kim", "web"), ("p2", "Lee", "ai"), ("q1", "Park", "web")] {
+        let res = put(
             &app,
-            "/api/v1/data/people/p1",
-            json!({"name": "Kim", "team": "web"}),
-            &[]
+            &format!("/api/v1/data/people/{id}"),
+            json!({"name": name, "team": team}),
+            &[],
         )
-        .await
-        .status(),
-        201
-    );
-    assert_eq!(
-        put(
-            &app,
-            "/api/v1/data/people/p2",
-            json!({"name": "Lee", "team": "ai"}),
-            &[]
-        )
-        .await
-        .status(),
-        201
-    );
-    assert_eq!(
-        put(
-            &app,
-            "/api/v1/data/people/q1",
-            json!({"name": "Park", "team": "web"}),
-            &[]
-        )
-        .await
-        .status(),
-        201
-    );
+        .await;
+        assert_eq!(res.status(), 201, "{id}");
+    }
     let res = patch(&app, "/api/v1/data/people/p1", json!({"name": 7}), &[]).await;
     assert_problem(res, 422, "schema_violation").await;
     let res = put(&app, "/api/v1/data/people/_schema", json!({"type": "nonsense"}), &[]).await;
     assert_problem(res, 422, "invalid_schema").await;
 
-    let list = |q: &str| {
-        app.client
-            .get(app.url(&format!("/api/v1/data/people{q}")))
-            .bearer_auth(&app.admin_key)
-            .send()
-    };
-    let web: Value = list("?team=web").await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = web["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["p1", "q1"]);
-    let p: Value = list("?prefix=p&limit=1").await.unwrap().json().await.unwrap();
+    let web = app.get_json("/api/v1/data/people?team=web").await;
+    assert_eq!(item_strs(&web, "id"), ["p1", "q1"]);
+    let p = app.get_json("/api/v1/data/people?prefix=p&limit=1").await;
     assert_eq!(p["items"][0]["id"], "p1");
-    let next: Value = list(&format!(
-        "?prefix=p&limit=1&cursor={}",
-        p["next_cursor"].as_str().unwrap()
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let cursor = p["next_cursor"].as_str().unwrap();
+    let next = app
+        .get_json(&format!("/api/v1/data/people?prefix=p&limit=1&cursor={cursor}"))
+        .await;
     assert_eq!(next["items"][0]["id"], "p2");
 
     let res = put(&app, "/api/v1/data/people/big", json!({"name": "x".repeat(300)}), &[]).await;
@@ -273,56 +177,25 @@ async fn schemas_scopes_listing_and_limits() {
     assert_problem(res, 400, "invalid_collection").await;
     let res = put(&app, "/api/v1/data/people/_private", json!({}), &[]).await;
     assert!(res.status().is_client_error());
-    let res = app
-        .client
-        .put(app.url("/api/v1/data/people/p9"))
-        .bearer_auth(&app.admin_key)
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_problem(res, 415, "unsupported_media_type").await;
-    let res = app
-        .client
-        .put(app.url("/api/v1/data/people/p9"))
-        .bearer_auth(&app.admin_key)
-        .header("content-type", "application/json")
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
+    let p9 = || app.admin(Method::PUT, "/api/v1/data/people/p9");
+    assert_problem(p9().body("{}").go().await, 415, "unsupported_media_type").await;
+    let res = p9().header("content-type", "application/json").body("{oops").go().await;
     assert_problem(res, 400, "malformed_json").await;
 
     let (_, reader) = app.create_key(&["data:read:people"]).await;
     let (_, writer) = app.create_key(&["data:write:people"]).await;
     let (_, other) = app.create_key(&["data:read:orders"]).await;
-    let get = |k: &str| {
-        app.client
-            .get(app.url("/api/v1/data/people/p1"))
-            .bearer_auth(k.to_owned())
-            .send()
+    let get = |k: &str| app.as_key(k, Method::GET, "/api/v1/data/people/p1").go();
+    assert_eq!(get(&reader).await.status(), 200);
+    assert_problem(get(&other).await, 403, "insufficient_scope").await;
+    assert_problem(get(&writer).await, 403, "insufficient_scope").await;
+    let put_p3 = |k: &str| {
+        app.as_key(k, Method::PUT, "/api/v1/data/people/p3")
+            .json(&json!({"name": "n"}))
+            .go()
     };
-    assert_eq!(get(&reader).await.unwrap().status(), 200);
-    assert_problem(get(&other).await.unwrap(), 403, "insufficient_scope").await;
-    assert_problem(get(&writer).await.unwrap(), 403, "insufficient_scope").await;
-    let res = app
-        .client
-        .put(app.url("/api/v1/data/people/p3"))
-        .bearer_auth(&reader)
-        .json(&json!({"name": "n"}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(res, 403, "insufficient_scope").await;
-    let res = app
-        .client
-        .put(app.url("/api/v1/data/people/p3"))
-        .bearer_auth(&writer)
-        .json(&json!({"name": "n"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    assert_problem(put_p3(&reader).await, 403, "insufficient_scope").await;
+    assert_eq!(put_p3(&writer).await.status(), 201);
 }
 
 /// A schema pattern that needs a backtracking engine (look-behind, backreferences) is
@@ -338,56 +211,35 @@ async fn schema_patterns_that_need_backtracking_are_refused() {
             json!({"type": "object", "patternProperties": {attack: true}, "unevaluatedProperties": false}),
             json!({"type": "array", "items": {"anyOf": [{"pattern": attack}]}}),
         ];
+        let set_schema = |schema: Value| put(&app, "/api/v1/data/slow/_schema", schema, &[]);
         for schema in schemas {
-            let res = put(&app, "/api/v1/data/slow/_schema", schema.clone(), &[]).await;
+            let res = set_schema(schema.clone()).await;
             let problem = assert_problem(res, 422, "invalid_schema").await;
             let detail = problem["detail"].as_str().unwrap();
             assert!(detail.contains(r#""^(\\w+\\s?)+(?<=z)$""#), "{schema}: {detail}");
         }
-        let res = put(
-            &app,
-            "/api/v1/data/slow/_schema",
-            json!({"properties": {"a": {"pattern": r"(x)\1"}}}),
-            &[],
-        )
-        .await;
+        let res = set_schema(json!({"properties": {"a": {"pattern": r"(x)\1"}}})).await;
         let problem = assert_problem(res, 422, "invalid_schema").await;
         assert!(problem["detail"].as_str().unwrap().contains(r#""(x)\\1""#), "{problem}");
         // A pattern too large to compile within the limits is refused too.
-        let res = put(
-            &app,
-            "/api/v1/data/slow/_schema",
-            json!({"properties": {"a": {"pattern": r"\w{1000}\w{1000}"}}}),
-            &[],
-        )
-        .await;
+        let res = set_schema(json!({"properties": {"a": {"pattern": r"\w{1000}\w{1000}"}}})).await;
         assert_problem(res, 422, "invalid_schema").await;
         // So is a schema with more patterns than the limit.
         let many: serde_json::Map<String, Value> = (0..300)
             .map(|i| (format!("f{i}"), json!({"pattern": format!("^a{i}$")})))
             .collect();
-        let res = put(&app, "/api/v1/data/slow/_schema", json!({"properties": many}), &[]).await;
+        let res = set_schema(json!({ "properties": many })).await;
         let problem = assert_problem(res, 422, "invalid_schema").await;
         assert!(
             problem["detail"].as_str().unwrap().contains("256 patterns"),
             "{problem}"
         );
         // Nothing was stored; instances (`const`, `enum`) may hold such strings.
-        let res = app
-            .client
-            .get(app.url("/api/v1/data/slow/_schema"))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap();
+        let res = get(&app, "/api/v1/data/slow/_schema").await;
         assert_problem(res, 404, "schema_not_found").await;
-        let res = put(
-            &app,
-            "/api/v1/data/slow/_schema",
-            json!({"properties": {"a": {"const": {"pattern": attack}}, "pattern": {"type": "string"}}}),
-            &[],
-        )
-        .await;
+        let res =
+            set_schema(json!({"properties": {"a": {"const": {"pattern": attack}}, "pattern": {"type": "string"}}}))
+                .await;
         assert_eq!(res.status(), 200);
     }
 }
@@ -427,12 +279,8 @@ async fn schema_patterns_run_in_linear_time() {
 async fn documents_are_listed_a_page_at_a_time() {
     let app = TestApp::spawn().await;
     for id in ["a", "b"] {
-        assert_eq!(
-            put(&app, &format!("/api/v1/data/notes/{id}"), json!({}), &[])
-                .await
-                .status(),
-            201
-        );
+        let res = put(&app, &format!("/api/v1/data/notes/{id}"), json!({}), &[]).await;
+        assert_eq!(res.status(), 201, "{id}");
     }
     let page: Value = app.get_json("/api/v1/data/notes?limit=1").await;
     assert_eq!(page["items"][0]["id"], "a");
@@ -449,7 +297,7 @@ async fn documents_are_listed_a_page_at_a_time() {
         ("limit=ten", "limit"),
         ("cursor=%25%25", "cursor"),
     ] {
-        let res = crate::helpers::get(&app, &format!("/api/v1/data/notes?{query}")).await;
+        let res = get(&app, &format!("/api/v1/data/notes?{query}")).await;
         let problem = assert_problem(res, 400, "invalid_query").await;
         assert_eq!(problem["field"], field, "{query}");
     }

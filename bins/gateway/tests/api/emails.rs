@@ -10,7 +10,8 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::cli::{run, serve};
-use crate::helpers::{TestApp, assert_problem, get};
+use crate::helpers::{Go, TestApp, assert_problem, delete, get, id_of, send_json};
+use reqwest::Method;
 
 fn ses_vars<'a>(ses: &'a SesTestServer, sender: &'a str) -> Vec<(&'static str, &'a str)> {
     vec![
@@ -35,13 +36,7 @@ pub async fn app_with(vars: &[(&str, &str)], mysql: bool) -> Option<TestApp> {
 }
 
 async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(&app.admin_key)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    send_json(app, Method::POST, path, body).await
 }
 
 async fn wait_for(app: &TestApp, id: &str, status: &str) -> Value {
@@ -73,14 +68,12 @@ async fn sends_through_ses_with_idempotency_on_both_backends() {
             "html": "<p>Hello Ann</p>", "tags": {"kind": "welcome"},
         });
         let send = |body: &Value, key: &str| {
-            app.client
-                .post(app.url("/api/v1/emails"))
-                .bearer_auth(&app.admin_key)
+            app.admin(Method::POST, "/api/v1/emails")
                 .header("Idempotency-Key", key)
                 .json(body)
-                .send()
+                .go()
         };
-        let res = send(&body, "welcome-ann").await.unwrap();
+        let res = send(&body, "welcome-ann").await;
         assert_eq!(res.status(), 202);
         let location = res.headers()["location"].to_str().unwrap().to_owned();
         let accepted: Value = res.json().await.unwrap();
@@ -88,13 +81,13 @@ async fn sends_through_ses_with_idempotency_on_both_backends() {
         let id = accepted["id"].as_str().unwrap().to_owned();
         assert_eq!(location, format!("/api/v1/emails/{id}"));
 
-        let again = send(&body, "welcome-ann").await.unwrap();
+        let again = send(&body, "welcome-ann").await;
         assert_eq!(again.status(), 202);
         assert_eq!(again.headers()["idempotent-replayed"], "true");
         assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
         let mut other = body.clone();
         other["subject"] = json!("Another");
-        assert_problem(send(&other, "welcome-ann").await.unwrap(), 409, "idempotency_conflict").await;
+        assert_problem(send(&other, "welcome-ann").await, 409, "idempotency_conflict").await;
 
         let email = wait_for(&app, &id, "sent").await;
         let sent = ses.sent_from(&sender).await;
@@ -235,14 +228,11 @@ async fn every_bad_request_is_a_clear_problem() {
     )
     .await;
     let res = app
-        .client
-        .post(app.url("/api/v1/emails"))
-        .bearer_auth(&app.admin_key)
+        .admin(Method::POST, "/api/v1/emails")
         .header("content-type", "text/plain")
         .body("hello")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_problem(res, 415, "unsupported_media_type").await;
     // Batches: size and the index of the bad message.
     let p = assert_problem(
@@ -291,30 +281,26 @@ async fn every_bad_request_is_a_clear_problem() {
 async fn templates_batches_and_the_dev_mailbox() {
     let app = TestApp::with_vars(&[("SES_SENDER_EMAIL", "Shop <shop@example.com>")], None).await;
     let put = |name: &str, body: Value| {
-        app.client
-            .put(app.url(&format!("/api/v1/email-templates/{name}")))
-            .bearer_auth(&app.admin_key)
+        app.admin(Method::PUT, &format!("/api/v1/email-templates/{name}"))
             .json(&body)
-            .send()
+            .go()
     };
     let body =
         json!({"subject": "Order {{ order.id }} shipped", "html": "<p>Hi {{ name }}</p>", "text": "Hi {{ name }}"});
-    let res = put("shipped", body.clone()).await.unwrap();
+    let res = put("shipped", body.clone()).await;
     assert_eq!(res.status(), 201);
     let t: Value = res.json().await.unwrap();
     assert_eq!(t["variables"], json!(["name", "order"]));
-    assert_eq!(put("shipped", body).await.unwrap().status(), 200);
+    assert_eq!(put("shipped", body).await.status(), 200);
     let p = assert_problem(
-        put("broken", json!({"subject": "x", "html": "{% if %}"}))
-            .await
-            .unwrap(),
+        put("broken", json!({"subject": "x", "html": "{% if %}"})).await,
         422,
         "template_invalid",
     )
     .await;
     assert_eq!(p["field"], "html");
     assert_problem(
-        put("bad name!", json!({"subject": "x", "text": "y"})).await.unwrap(),
+        put("bad name!", json!({"subject": "x", "text": "y"})).await,
         422,
         "invalid_field",
     )
@@ -380,13 +366,7 @@ async fn templates_batches_and_the_dev_mailbox() {
     .unwrap();
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
 
-    let del = app
-        .client
-        .delete(app.url("/api/v1/email-templates/shipped"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let del = delete(&app, "/api/v1/email-templates/shipped").await;
     assert_eq!(del.status(), 204);
     assert_problem(
         get(&app, "/api/v1/email-templates/shipped").await,
@@ -434,48 +414,38 @@ async fn suppressions_and_scopes() {
         &json!({"to": "no@example.org", "subject": "s", "text": "t"}),
     )
     .await;
-    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = id_of(res).await;
     let email = wait_for(&app, &id, "suppressed").await;
     assert_eq!(email["suppressed"], json!(["no@example.org"]));
     let delete = |addr: &str| {
-        app.client
-            .delete(app.url(&format!("/api/v1/email-suppressions/{addr}")))
-            .bearer_auth(&app.admin_key)
-            .send()
+        app.admin(Method::DELETE, &format!("/api/v1/email-suppressions/{addr}"))
+            .go()
     };
-    assert_eq!(delete("no@example.org").await.unwrap().status(), 204);
-    assert_problem(delete("no@example.org").await.unwrap(), 404, "suppression_not_found").await;
+    assert_eq!(delete("no@example.org").await.status(), 204);
+    assert_problem(delete("no@example.org").await, 404, "suppression_not_found").await;
 
     // Scopes.
     let (_, reader) = app.create_key(&["emails:read"]).await;
     let (_, sender) = app.create_key(&["emails:send"]).await;
     let send = |key: &str| {
-        app.client
-            .post(app.url("/api/v1/emails"))
-            .bearer_auth(key)
+        app.as_key(key, Method::POST, "/api/v1/emails")
             .json(&json!({"to": "a@example.org", "subject": "s", "text": "t"}))
-            .send()
+            .go()
     };
-    assert_problem(send(&reader).await.unwrap(), 403, "insufficient_scope").await;
-    assert_eq!(send(&sender).await.unwrap().status(), 202);
+    assert_problem(send(&reader).await, 403, "insufficient_scope").await;
+    assert_eq!(send(&sender).await.status(), 202);
     let res = app
-        .client
-        .put(app.url("/api/v1/email-templates/x"))
-        .bearer_auth(&sender)
+        .as_key(&sender, Method::PUT, "/api/v1/email-templates/x")
         .json(&json!({"subject": "x", "text": "y"}))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_problem(res, 403, "insufficient_scope").await;
     let res = app
-        .client
-        .get(app.url("/api/v1/email-suppressions"))
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .unwrap();
+        .as_key(&reader, Method::GET, "/api/v1/email-suppressions")
+        .go()
+        .await;
     assert_eq!(res.status(), 200);
-    let res = app.client.get(app.url("/api/v1/emails")).send().await.unwrap();
+    let res = app.client.get(app.url("/api/v1/emails")).go().await;
     assert_problem(res, 401, "missing_credentials").await;
 }
 
@@ -502,7 +472,7 @@ async fn sns_notifications_need_a_valid_signature() {
         &json!({"to": "gone@example.org", "subject": "s", "text": "t"}),
     )
     .await;
-    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = id_of(res).await;
     let email = wait_for(&app, &id, "captured").await;
     let provider = email["provider_ids"][0].as_str().unwrap();
     let bounce = json!({"notificationType": "Bounce", "mail": {"messageId": provider},

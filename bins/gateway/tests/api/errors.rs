@@ -1,25 +1,21 @@
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem, send_json};
+use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     let app = TestApp::spawn().await;
-    let res = app.client.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
+    let res = app.client.get(app.url("/api/v1/nothing-here")).go().await;
     assert_problem(res, 404, "route_not_found").await;
 
-    let res = app.client.put(app.url("/api/v1/api-keys")).send().await.unwrap();
+    let res = app.client.put(app.url("/api/v1/api-keys")).go().await;
     assert_eq!(res.headers()["allow"], "GET, POST");
     assert_problem(res, 405, "method_not_allowed").await;
 
-    let res = app
-        .client
-        .post(app.url("/api/v1/api-keys/some-id"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.post(app.url("/api/v1/api-keys/some-id")).go().await;
     assert_eq!(res.headers()["allow"], "DELETE, GET");
     assert_problem(res, 405, "method_not_allowed").await;
 
-    let res = app.client.delete(app.url("/healthz")).send().await.unwrap();
+    let res = app.client.delete(app.url("/healthz")).go().await;
     assert_problem(res, 405, "method_not_allowed").await;
 }
 
@@ -33,25 +29,20 @@ async fn bad_bodies_get_clear_4xx_problems() {
             .header("content-type", content_type)
             .body(body)
     };
-    let res = post(b"{\"name\": ".to_vec(), "application/json").send().await.unwrap();
+    let res = post(b"{\"name\": ".to_vec(), "application/json").go().await;
     assert_problem(res, 400, "malformed_json").await;
 
-    let res = post(b"not json at all".to_vec(), "application/json")
-        .send()
-        .await
-        .unwrap();
+    let res = post(b"not json at all".to_vec(), "application/json").go().await;
     assert_problem(res, 400, "malformed_json").await;
 
     let res = post(br#"{"name":"x","scopes":["*"]}"#.to_vec(), "text/plain")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_problem(res, 415, "unsupported_media_type").await;
 
     let res = post(br#"{"name":7,"scopes":["*"]}"#.to_vec(), "application/json")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let body = assert_problem(res, 422, "invalid_body").await;
     assert_eq!(body["detail"], "name: expected text, not the number 7");
     assert_eq!(body["field"], "name");
@@ -60,9 +51,8 @@ async fn bad_bodies_get_clear_4xx_problems() {
         br#"{"name":"x","scopes":["*"],"admin":true}"#.to_vec(),
         "application/json",
     )
-    .send()
-    .await
-    .unwrap();
+    .go()
+    .await;
     let body = assert_problem(res, 422, "invalid_body").await;
     assert_eq!(
         body["detail"],
@@ -72,10 +62,10 @@ async fn bad_bodies_get_clear_4xx_problems() {
     let mut huge = br#"{"name":""#.to_vec();
     huge.extend(std::iter::repeat_n(b'a', 2 * 1024 * 1024));
     huge.extend(br#"","scopes":["*"]}"#);
-    let res = post(huge, "application/json").send().await.unwrap();
+    let res = post(huge, "application/json").go().await;
     assert_problem(res, 413, "payload_too_large").await;
 
-    let res = post(vec![0xff, 0xfe, 0x00], "application/json").send().await.unwrap();
+    let res = post(vec![0xff, 0xfe, 0x00], "application/json").go().await;
     assert_problem(res, 400, "malformed_json").await;
 }
 
@@ -159,14 +149,11 @@ async fn type_errors_name_the_field_in_plain_words() {
     ];
     for (method, path, body, field, detail) in cases {
         let res = app
-            .client
-            .request(method.parse().unwrap(), app.url(path))
-            .bearer_auth(&app.admin_key)
+            .admin(method.parse().unwrap(), path)
             .header("content-type", "application/json")
             .body(body)
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         let problem = assert_problem(res, 422, "invalid_body").await;
         assert_eq!(problem["field"], field, "{path} {body}: {problem}");
         assert_eq!(problem["detail"], detail, "{path} {body}: {problem}");
@@ -174,14 +161,11 @@ async fn type_errors_name_the_field_in_plain_words() {
 
     // Not JSON at all: still 400 `malformed_json` with the line and column.
     let res = app
-        .client
-        .post(app.url("/api/v1/slack/messages"))
-        .bearer_auth(&app.admin_key)
+        .admin(Method::POST, "/api/v1/slack/messages")
         .header("content-type", "application/json")
         .body("{\"level\": \"info\",\n \"title\": }")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let problem = assert_problem(res, 400, "malformed_json").await;
     assert!(
         problem["detail"].as_str().unwrap().contains("line 2 column"),
@@ -192,14 +176,13 @@ async fn type_errors_name_the_field_in_plain_words() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_json_limit_is_configurable() {
     let app = TestApp::with_vars(&[("MAX_JSON_BODY_BYTES", "64")], None).await;
-    let res = app
-        .client
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&app.admin_key)
-        .json(&serde_json::json!({ "name": "x".repeat(100), "scopes": ["*"] }))
-        .send()
-        .await
-        .unwrap();
+    let res = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/api-keys",
+        &serde_json::json!({ "name": "x".repeat(100), "scopes": ["*"] }),
+    )
+    .await;
     let body = assert_problem(res, 413, "payload_too_large").await;
     assert!(body["detail"].as_str().unwrap().contains("64"));
 }
@@ -227,7 +210,7 @@ async fn slow_clients_are_cut_off_and_others_are_still_served() {
     stalled.write_all(head.as_bytes()).await.unwrap();
     // Meanwhile an ordinary client is served at once.
     let started = std::time::Instant::now();
-    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let res = app.client.get(app.url("/healthz")).go().await;
     assert_eq!(res.status(), 200);
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     // The slow ones are answered (408) or dropped within the server's timeouts.
@@ -298,14 +281,11 @@ async fn deeply_nested_bodies_are_refused_not_recursed() {
     ];
     for (method, path, body, (status, code, detail)) in bodies {
         let res = app
-            .client
-            .request(method.parse().unwrap(), app.url(path))
-            .bearer_auth(&app.admin_key)
+            .admin(method.parse().unwrap(), path)
             .header("content-type", "application/json")
             .body(body)
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         let problem = assert_problem(res, status, code).await;
         assert!(
             problem["detail"].as_str().unwrap_or_default().contains(detail),
@@ -314,14 +294,7 @@ async fn deeply_nested_bodies_are_refused_not_recursed() {
     }
     // 100 levels is well within the limit: stored and read back exactly.
     let doc: serde_json::Value = serde_json::from_str(&nested_object(100)).unwrap();
-    let res = app
-        .client
-        .put(app.url("/api/v1/data/notes/deep"))
-        .bearer_auth(&app.admin_key)
-        .json(&doc)
-        .send()
-        .await
-        .unwrap();
+    let res = send_json(&app, Method::PUT, "/api/v1/data/notes/deep", &doc).await;
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
     let back: serde_json::Value = app.get_json("/api/v1/data/notes/deep").await;
     assert_eq!(back["data"], doc, "{back}");
@@ -339,9 +312,8 @@ async fn unauthenticated_routes_take_only_small_bodies() {
             .post(app.url(&format!("/api/v1/licenses/{path}")))
             .header("content-type", "application/json")
             .body(padded(70 * 1024))
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         let problem = assert_problem(res, 413, "payload_too_large").await;
         assert!(problem["detail"].as_str().unwrap().contains("65536"), "{problem}");
     }
@@ -350,9 +322,8 @@ async fn unauthenticated_routes_take_only_small_bodies() {
         .post(app.url("/api/v1/emails/events/sns"))
         .header("content-type", "text/plain")
         .body(padded(300 * 1024))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_problem(res, 413, "payload_too_large").await;
     // Under the limit, the body is read and judged on its content.
     let res = app
@@ -360,9 +331,8 @@ async fn unauthenticated_routes_take_only_small_bodies() {
         .post(app.url("/api/v1/licenses/validate"))
         .header("content-type", "application/json")
         .body(padded(60 * 1024))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_problem(res, 422, "invalid_body").await;
 }
 
@@ -428,16 +398,13 @@ async fn a_connection_flood_is_shed_with_bounded_memory() {
         .build()
         .unwrap();
     for _ in 0..200 {
-        assert_eq!(
-            client.get(format!("{base_url}/readyz")).send().await.unwrap().status(),
-            200
-        );
+        assert_eq!(client.get(format!("{base_url}/readyz")).go().await.status(), 200);
     }
     let before = rss_kib(pid);
     let mut peaks = Vec::new();
     for round in 1..=2 {
         let open = flood(port, FLOOD).await;
-        let served = client.get(format!("{base_url}/healthz")).send().await.unwrap();
+        let served = client.get(format!("{base_url}/healthz")).go().await;
         assert_eq!(served.status(), 200, "an ordinary client is served during the flood");
         let mut peak = 0;
         for _ in 0..10 {
@@ -467,10 +434,7 @@ async fn a_connection_flood_is_shed_with_bounded_memory() {
         "a second flood took {} MiB more",
         (peaks[1] - peaks[0]) / 1024
     );
-    assert_eq!(
-        client.get(format!("{base_url}/healthz")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(client.get(format!("{base_url}/healthz")).go().await.status(), 200);
 }
 
 /// The review's attack: connections trickling a byte now and then into a route read

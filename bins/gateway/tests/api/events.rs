@@ -3,19 +3,19 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem, delete, get, id_of, send_json};
+use reqwest::Method;
 
 async fn issue(app: &TestApp, name: &str) -> String {
-    let res = app
-        .client
-        .post(app.url("/api/v1/licenses"))
-        .bearer_auth(&app.admin_key)
-        .json(&json!({"product": "client", "name": name, "owner_email": "o@example.com"}))
-        .send()
-        .await
-        .unwrap();
+    let res = send_json(
+        app,
+        Method::POST,
+        "/api/v1/licenses",
+        &json!({"product": "client", "name": name, "owner_email": "o@example.com"}),
+    )
+    .await;
     assert_eq!(res.status(), 201);
-    res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    id_of(res).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -24,30 +24,19 @@ async fn the_audit_trail_is_listed_with_filters_and_pages() {
         let first = issue(&app, "one").await;
         let second = issue(&app, "two").await;
         let res = app
-            .client
-            .post(app.url(&format!("/api/v1/licenses/{first}/suspend")))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap();
+            .admin(Method::POST, &format!("/api/v1/licenses/{first}/suspend"))
+            .go()
+            .await;
         assert_eq!(res.status(), 200);
         let res = app
-            .client
-            .put(app.url("/api/v1/blobs/web/note.txt"))
-            .bearer_auth(&app.admin_key)
+            .admin(Method::PUT, "/api/v1/blobs/web/note.txt")
             .body("hi")
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_eq!(res.status(), 201);
 
-        let get = |q: String| {
-            app.client
-                .get(app.url(&format!("/api/v1/events{q}")))
-                .bearer_auth(&app.admin_key)
-                .send()
-        };
-        let licences: Value = get("?type=license.*".into()).await.unwrap().json().await.unwrap();
+        let get = |q: String| app.admin(Method::GET, &format!("/api/v1/events{q}")).go();
+        let licences: Value = get("?type=license.*".into()).await.json().await.unwrap();
         let types: Vec<&str> = licences["items"]
             .as_array()
             .unwrap()
@@ -62,14 +51,13 @@ async fn the_audit_trail_is_listed_with_filters_and_pages() {
         );
         let about: Value = get(format!("?subject=license:{first}&order=asc"))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
         assert_eq!(about["items"].as_array().unwrap().len(), 2);
         assert!(about["items"][0]["actor"].as_str().unwrap().starts_with("api_key:"));
         assert_eq!(about["items"][0]["data"]["name"], "one");
-        let blob: Value = get("?type=blob.written".into()).await.unwrap().json().await.unwrap();
+        let blob: Value = get("?type=blob.written".into()).await.json().await.unwrap();
         assert_eq!(blob["items"][0]["subject"], "blob:web/note.txt");
         assert_eq!(blob["items"][0]["data"]["size"], 2);
 
@@ -78,7 +66,6 @@ async fn the_audit_trail_is_listed_with_filters_and_pages() {
         loop {
             let page: Value = get(format!("?type=license.*&limit=2&order=asc{cursor}"))
                 .await
-                .unwrap()
                 .json()
                 .await
                 .unwrap();
@@ -104,34 +91,26 @@ async fn the_audit_trail_is_listed_with_filters_and_pages() {
         );
         // Newest first, page by page; the cursor keeps its order, and contradicting it is
         // refused rather than skipping records.
-        let first_page: Value = get("?type=license.*&limit=2".into())
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let first_page: Value = get("?type=license.*&limit=2".into()).await.json().await.unwrap();
         let next = first_page["next_cursor"].as_str().unwrap().to_owned();
         let rest: Value = get(format!("?type=license.*&limit=2&cursor={next}"))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
         assert_eq!(rest["items"][0]["subject"], format!("license:{first}"));
         assert_eq!(rest["items"][0]["type"], "license.issued");
         let p = assert_problem(
-            get(format!("?type=license.*&limit=2&order=asc&cursor={next}"))
-                .await
-                .unwrap(),
+            get(format!("?type=license.*&limit=2&order=asc&cursor={next}")).await,
             400,
             "invalid_query",
         )
         .await;
         assert!(p["detail"].as_str().unwrap().contains("`desc` order"), "{p}");
-        assert_problem(get("?cursor=not-a-cursor".into()).await.unwrap(), 400, "invalid_query").await;
-        assert_problem(get("?order=sideways".into()).await.unwrap(), 400, "invalid_query").await;
-        assert_problem(get("?limit=0".into()).await.unwrap(), 400, "invalid_query").await;
-        assert_problem(get("?type=DROP TABLE".into()).await.unwrap(), 400, "invalid_query").await;
+        assert_problem(get("?cursor=not-a-cursor".into()).await, 400, "invalid_query").await;
+        assert_problem(get("?order=sideways".into()).await, 400, "invalid_query").await;
+        assert_problem(get("?limit=0".into()).await, 400, "invalid_query").await;
+        assert_problem(get("?type=DROP TABLE".into()).await, 400, "invalid_query").await;
     }
 }
 
@@ -175,24 +154,12 @@ async fn events_need_their_scope() {
     let (_, reader) = app.create_key(&["events:read"]).await;
     let (_, other) = app.create_key(&["licenses:admin"]).await;
     assert_eq!(
-        app.client
-            .get(app.url("/api/v1/events"))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.as_key(&reader, Method::GET, "/api/v1/events").go().await.status(),
         200
     );
-    let res = app
-        .client
-        .get(app.url("/api/v1/events"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+    let res = app.as_key(&other, Method::GET, "/api/v1/events").go().await;
     assert_problem(res, 403, "insufficient_scope").await;
-    let res = app.client.get(app.url("/api/v1/events/stream")).send().await.unwrap();
+    let res = app.client.get(app.url("/api/v1/events/stream")).go().await;
     assert_problem(res, 401, "missing_credentials").await;
 }
 
@@ -227,13 +194,7 @@ async fn next_frame(
 async fn the_live_tail_streams_new_events_and_resumes_from_last_event_id() {
     let app = TestApp::spawn().await;
     issue(&app, "before the tail").await;
-    let res = app
-        .client
-        .get(app.url("/api/v1/events/stream?type=license.*"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, "/api/v1/events/stream?type=license.*").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     let mut body = res.bytes_stream();
@@ -249,13 +210,10 @@ async fn the_live_tail_streams_new_events_and_resumes_from_last_event_id() {
     // Reconnect with Last-Event-ID: only what came after it.
     let later = issue(&app, "while disconnected").await;
     let res = app
-        .client
-        .get(app.url("/api/v1/events/stream?type=license.*"))
-        .bearer_auth(&app.admin_key)
+        .admin(Method::GET, "/api/v1/events/stream?type=license.*")
         .header("last-event-id", event_id)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let mut body = res.bytes_stream();
     let (_, data) = next_frame(&mut body, "license.issued").await;
     assert_eq!(data["subject"], format!("license:{later}"));
@@ -287,23 +245,14 @@ async fn the_live_tail_ends_when_its_key_is_revoked_or_expires() {
     let app = TestApp::spawn().await;
     let (id, key) = app.create_key(&["events:read"]).await;
     let res = app
-        .client
-        .get(app.url("/api/v1/events/stream?type=license.*"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+        .as_key(&key, Method::GET, "/api/v1/events/stream?type=license.*")
+        .go()
+        .await;
     assert_eq!(res.status(), 200);
     let mut body = res.bytes_stream();
     issue(&app, "seen while the key is valid").await;
     next_frame(&mut body, "license.issued").await;
-    let revoked = app
-        .client
-        .delete(app.url(&format!("/api/v1/api-keys/{id}")))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let revoked = delete(&app, &format!("/api/v1/api-keys/{id}")).await;
     assert_eq!(revoked.status(), 200);
     // Events keep happening; the stream still ends.
     let issuer = tokio::spawn({
@@ -328,24 +277,20 @@ async fn the_live_tail_ends_when_its_key_is_revoked_or_expires() {
 
     // A key that expires: its stream ends too.
     let expires = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
-    let created: serde_json::Value = app
-        .client
-        .post(app.url("/api/v1/api-keys"))
-        .bearer_auth(&app.admin_key)
-        .json(&serde_json::json!({ "name": "short", "scopes": ["events:read"], "expires_at": expires }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created: serde_json::Value = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/api-keys",
+        &serde_json::json!({ "name": "short", "scopes": ["events:read"], "expires_at": expires }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let res = app
-        .client
-        .get(app.url("/api/v1/events/stream"))
-        .bearer_auth(created["key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+        .as_key(created["key"].as_str().unwrap(), Method::GET, "/api/v1/events/stream")
+        .go()
+        .await;
     assert_eq!(res.status(), 200);
     let rest = read_to_end(&mut res.bytes_stream()).await;
     assert!(rest.ends_with(": closed: the API key expired\n\n"), "{rest}");

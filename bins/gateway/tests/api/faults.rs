@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::cli::{free_port, run, serve};
+use crate::cli::{create_key, free_port, serve};
+use crate::helpers::{Go, id_of};
 
 struct Mariadb {
     dir: tempfile::TempDir,
@@ -118,20 +119,7 @@ async fn the_database_going_away_and_back_needs_no_restart() {
         ("JOB_LEASE_SECS", "3"),
         ("LOG_LEVEL", "warn"),
     ];
-    let created = run(
-        dir.path(),
-        &vars,
-        &[
-            "api-keys",
-            "create",
-            "--name",
-            "t",
-            "--scopes",
-            "emails:send,emails:read",
-        ],
-    );
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
-    let key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let key = create_key(dir.path(), &vars, "t", "emails:send,emails:read");
     let (mut gateway, port, _logs) = serve(dir.path(), &vars);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
@@ -149,7 +137,7 @@ async fn the_database_going_away_and_back_needs_no_restart() {
     for i in 0..5 {
         let res = send(i).await.unwrap();
         assert_eq!(res.status(), 202);
-        accepted.push(res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+        accepted.push(id_of(res).await);
     }
 
     db.kill();
@@ -158,7 +146,7 @@ async fn the_database_going_away_and_back_needs_no_restart() {
     let took = started.elapsed();
     assert_eq!(res.status(), 503, "{:?}", res.text().await);
     assert!(took < Duration::from_secs(5), "503 after {took:?}");
-    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    let ready = client.get(format!("{base}/readyz")).go().await;
     assert_eq!(ready.status(), 503);
 
     db.start();
@@ -166,7 +154,7 @@ async fn the_database_going_away_and_back_needs_no_restart() {
     loop {
         let res = send(200 + accepted.len()).await.unwrap();
         if res.status() == 202 {
-            accepted.push(res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+            accepted.push(id_of(res).await);
             break;
         }
         assert!(
@@ -177,7 +165,7 @@ async fn the_database_going_away_and_back_needs_no_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovered = back.elapsed();
-    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(client.get(format!("{base}/readyz")).go().await.status(), 200);
 
     let deadline = Instant::now() + Duration::from_secs(30);
     for id in &accepted {
@@ -185,12 +173,8 @@ async fn the_database_going_away_and_back_needs_no_restart() {
             let email: Value = client
                 .get(format!("{base}/api/v1/emails/{id}"))
                 .bearer_auth(&key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                .go_json()
+                .await;
             if email["status"] == "captured" {
                 break;
             }

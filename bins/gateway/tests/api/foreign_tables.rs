@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use shared_db::testing::TestDb;
 use shared_db::{Backend, DbConn, migrations, with_conn};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, send_json};
+use reqwest::Method;
 
 /// The original service's kind of tables, under the names ours had before the prefix
 /// and a few more, each with a row.
@@ -106,14 +107,7 @@ async fn the_gateway_lives_beside_foreign_tables_on_both_backends() {
         .await;
         // Every domain writes: a licence and a machine, an email, a document, a webhook, a key.
         let send = async |path: &str, body: Value| {
-            let res = app
-                .client
-                .post(app.url(path))
-                .bearer_auth(&app.admin_key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let res = send_json(&app, Method::POST, path, &body).await;
             assert!(res.status().is_success(), "{path}: {} {backend}", res.status());
             res.json::<Value>().await.unwrap()
         };
@@ -129,14 +123,7 @@ async fn the_gateway_lives_beside_foreign_tables_on_both_backends() {
             json!({"to": "a@example.org", "subject": "s", "text": "t"}),
         )
         .await;
-        let res = app
-            .client
-            .put(app.url("/api/v1/data/notes/n1"))
-            .bearer_auth(&app.admin_key)
-            .json(&json!({"a": 1}))
-            .send()
-            .await
-            .unwrap();
+        let res = send_json(&app, Method::PUT, "/api/v1/data/notes/n1", &json!({"a": 1})).await;
         assert_eq!(res.status(), 201);
         send(
             "/api/v1/webhooks",

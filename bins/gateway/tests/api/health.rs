@@ -1,14 +1,15 @@
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem, get, send_json};
+use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthz_and_readyz_answer_on_both_backends() {
     for app in TestApp::each().await {
-        let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+        let res = app.client.get(app.url("/healthz")).go().await;
         assert_eq!(res.status(), 200);
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["status"], "ok");
 
-        let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+        let res = app.client.get(app.url("/readyz")).go().await;
         assert_eq!(res.status(), 200);
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["status"], "ready");
@@ -23,12 +24,11 @@ async fn request_ids_are_kept_or_made() {
         .client
         .get(app.url("/healthz"))
         .header("x-request-id", "client-abc.123")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.headers()["x-request-id"], "client-abc.123");
 
-    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let res = app.client.get(app.url("/healthz")).go().await;
     let made = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(uuid::Uuid::parse_str(&made).unwrap().get_version_num(), 7);
 
@@ -36,9 +36,8 @@ async fn request_ids_are_kept_or_made() {
         .client
         .get(app.url("/healthz"))
         .header("x-request-id", "bad id with spaces")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_ne!(res.headers()["x-request-id"], "bad id with spaces");
 }
 
@@ -46,25 +45,11 @@ async fn request_ids_are_kept_or_made() {
 async fn metrics_count_requests_by_route_pattern_and_report_the_pool() {
     let app = TestApp::spawn().await;
     let (id, _) = app.create_key(&["emails:send"]).await;
-    let res = app
-        .client
-        .get(app.url(&format!("/api/v1/api-keys/{id}")))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, &format!("/api/v1/api-keys/{id}")).await;
     assert_eq!(res.status(), 200);
-    app.client.get(app.url("/no/such/route")).send().await.unwrap();
+    app.client.get(app.url("/no/such/route")).go().await;
 
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.client.get(app.url("/metrics")).go().await.text().await.unwrap();
     assert!(
         text.contains(
             r#"event_bridge_http_requests_total{endpoint="/api/v1/api-keys/{id}",method="GET",status="200"} 1"#
@@ -96,20 +81,14 @@ async fn an_unreachable_database_gives_503_problems_not_500() {
     )
     .await;
     assert_eq!(
-        app.client.get(app.url("/healthz")).send().await.unwrap().status(),
+        app.client.get(app.url("/healthz")).go().await.status(),
         200,
         "alive even so"
     );
-    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let res = app.client.get(app.url("/readyz")).go().await;
     assert!(res.headers().contains_key("retry-after"));
     assert_problem(res, 503, "service_unavailable").await;
-    let res = app
-        .client
-        .get(app.url("/api/v1/api-keys"))
-        .bearer_auth("eb_anything")
-        .send()
-        .await
-        .unwrap();
+    let res = app.as_key("eb_anything", Method::GET, "/api/v1/api-keys").go().await;
     assert_problem(res, 503, "service_unavailable").await;
 }
 
@@ -123,16 +102,7 @@ async fn metrics_show_the_job_queues_on_both_backends() {
             shared_db::jobs::enqueue(&mut conn, job).await.unwrap();
         }
         drop(conn);
-        let scrape = || async {
-            app.client
-                .get(app.url("/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        };
+        let scrape = || async { app.client.get(app.url("/metrics")).go().await.text().await.unwrap() };
         let text = scrape().await;
         assert!(
             text.contains(r#"event_bridge_jobs{queue="metrics.test",state="queued"} 3"#),
@@ -162,16 +132,13 @@ async fn metrics_show_the_job_queues_on_both_backends() {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_job_attempts_failures_and_delivery_latency() {
     let app = TestApp::spawn().await;
-    let res = app
-        .client
-        .post(app.url("/api/v1/emails"))
-        .bearer_auth(&app.admin_key)
-        .json(
-            &serde_json::json!({"from": "ops@example.com", "to": "ann@example.org", "subject": "Hi", "text": "Hello"}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let res = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/emails",
+        &serde_json::json!({"from": "ops@example.com", "to": "ann@example.org", "subject": "Hi", "text": "Hello"}),
+    )
+    .await;
     assert_eq!(res.status(), 202);
     // A job its handler refuses for good: counted as a failure.
     let mut conn = app.state.pool.get().await.unwrap();
@@ -187,15 +154,7 @@ async fn metrics_count_job_attempts_failures_and_delivery_latency() {
     ];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.client.get(app.url("/metrics")).go().await.text().await.unwrap();
         if wanted.iter().all(|w| text.contains(w)) {
             assert!(
                 text.contains("# TYPE event_bridge_job_delivery_seconds histogram"),

@@ -110,33 +110,29 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// `method` on `path` with the admin key, for a test to add headers or a body to.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.as_key(&self.admin_key, method, path)
+    }
+
+    /// `method` on `path` with `key` as the bearer token.
+    pub fn as_key(&self, key: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(key)
+    }
+
     pub fn backend(&self) -> Backend {
         self.state.pool.backend()
     }
 
     /// GETs `path` with the admin key and returns the JSON body.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(&self.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        json_of(get(self, path).await).await
     }
 
     /// Creates a key with `scopes` through the API and returns (id, key).
     pub async fn create_key(&self, scopes: &[&str]) -> (String, String) {
-        let res = self
-            .client
-            .post(self.url("/api/v1/api-keys"))
-            .bearer_auth(&self.admin_key)
-            .json(&serde_json::json!({ "name": "made by a test", "scopes": scopes }))
-            .send()
-            .await
-            .unwrap();
+        let body = serde_json::json!({ "name": "made by a test", "scopes": scopes });
+        let res = post_json(self, "/api/v1/api-keys", &body).await;
         assert_eq!(res.status(), 201);
         let body: serde_json::Value = res.json().await.unwrap();
         (
@@ -146,14 +142,96 @@ impl TestApp {
     }
 }
 
+/// Sends a request built in a test, unwrapping the transport result: `app.admin(..).go().await`.
+pub trait Go {
+    fn go(self) -> impl std::future::Future<Output = reqwest::Response> + Send;
+
+    /// Sends the request and returns the JSON body of the answer.
+    fn go_json(self) -> impl std::future::Future<Output = serde_json::Value> + Send;
+}
+
+impl Go for reqwest::RequestBuilder {
+    async fn go(self) -> reqwest::Response {
+        self.send().await.unwrap()
+    }
+
+    async fn go_json(self) -> serde_json::Value {
+        json_of(self.go().await).await
+    }
+}
+
+/// The JSON body of a response.
+pub async fn json_of(res: reqwest::Response) -> serde_json::Value {
+    res.json().await.unwrap()
+}
+
+/// The `id` in the JSON body of a response.
+pub async fn id_of(res: reqwest::Response) -> String {
+    json_of(res).await["id"].as_str().unwrap().to_owned()
+}
+
+/// The string `field` of every item in a page (`{"items": [...]}`).
+pub fn item_strs(page: &serde_json::Value, field: &str) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// GET `path` with the admin key.
 pub async fn get(app: &TestApp, path: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
+    send(app, reqwest::Method::GET, path).await
+}
+
+/// DELETE `path` with the admin key.
+pub async fn delete(app: &TestApp, path: &str) -> reqwest::Response {
+    send(app, reqwest::Method::DELETE, path).await
+}
+
+/// `method` on `path` with the admin key and no body.
+pub async fn send(app: &TestApp, method: reqwest::Method, path: &str) -> reqwest::Response {
+    app.admin(method, path).go().await
+}
+
+/// POST `path` with the admin key and `body` as JSON.
+pub async fn post_json(app: &TestApp, path: &str, body: &impl serde::Serialize) -> reqwest::Response {
+    send_json(app, reqwest::Method::POST, path, body).await
+}
+
+/// POST `path` with no key and `body` as JSON (the calls a licence holder or a webhook makes).
+pub async fn post_anon(app: &TestApp, path: &str, body: &impl serde::Serialize) -> reqwest::Response {
+    app.client.post(app.url(path)).json(body).send().await.unwrap()
+}
+
+/// `method` on `path` with the admin key and `body` as JSON.
+pub async fn send_json(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: &impl serde::Serialize,
+) -> reqwest::Response {
+    app.admin(method, path).json(body).go().await
+}
+
+/// `method` on `path` with `key` as the bearer token and `body` as JSON, each when given:
+/// what the route-by-route credential checks send.
+pub fn request_with(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> reqwest::RequestBuilder {
+    let mut req = app.client.request(method, app.url(path));
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    req
 }
 
 /// Asserts a problem response with `status` and `code`, returning the document.

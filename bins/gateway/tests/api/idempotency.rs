@@ -4,7 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem};
+use reqwest::Method;
 
 async fn apps() -> Vec<TestApp> {
     let vars = [
@@ -25,14 +26,11 @@ async fn apps() -> Vec<TestApp> {
 }
 
 async fn send(app: &TestApp, token: &str, path: &str, key: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(token)
+    app.as_key(token, Method::POST, path)
         .header("Idempotency-Key", key)
         .json(body)
-        .send()
+        .go()
         .await
-        .unwrap()
 }
 
 /// (status, the resource's id, replayed?)

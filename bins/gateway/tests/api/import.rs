@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use shared_db::testing::TestDb;
 
 use crate::cli::run;
-use crate::helpers::{SECRET, TestApp};
+use crate::helpers::{Go, SECRET, TestApp};
 
 const OLD_KEY: &str = "OLD-7f3a9c2e-41b8-4d5e";
 
@@ -81,8 +81,7 @@ async fn an_imported_old_key_validates_over_http() {
         .client
         .post(app.url("/api/v1/licenses/activate"))
         .json(&json!({"key": OLD_KEY, "fingerprint": "old-client"}))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
 }

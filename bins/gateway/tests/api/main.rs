@@ -11,6 +11,7 @@ mod blob_uploads;
 mod blobs;
 mod bridge;
 mod cli;
+mod clients;
 mod config;
 mod cors;
 mod data;

@@ -1,15 +1,58 @@
-use crate::helpers::TestApp;
+use crate::helpers::{Go, TestApp};
+use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_is_served_and_matches_its_snapshot() {
     let app = TestApp::spawn().await;
-    let res = app.client.get(app.url("/openapi.json")).send().await.unwrap();
+    let res = app.client.get(app.url("/openapi.json")).go().await;
     assert_eq!(res.status(), 200);
     let served: serde_json::Value = res.json().await.unwrap();
     assert_eq!(served["openapi"], "3.1.0");
     let built = serde_json::to_value(gateway::app::openapi()).unwrap();
     assert_eq!(served, built, "the served document is the one the routes build");
     insta::assert_json_snapshot!("openapi", served);
+}
+
+/// Client generators name methods after `operationId`s: each is present, unique, and
+/// `<tag>_<action>` in snake case (`licenses_validate`, `api_keys_list`).
+#[test]
+fn every_operation_has_a_unique_descriptive_operation_id() {
+    let doc = serde_json::to_value(gateway::app::openapi()).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            let tag = op["tags"][0].as_str().unwrap().replace('-', "_");
+            assert!(
+                id.starts_with(&format!("{tag}_")) && id.len() > tag.len() + 1,
+                "{method} {path}: {id} does not start with its tag {tag}_"
+            );
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{method} {path}: {id} is not snake case"
+            );
+            if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("{id} names both {other} and {method} {path}");
+            }
+        }
+    }
+    assert!(seen.len() > 50, "only {} operations", seen.len());
+    // Every schema a `$ref` names is in the document (a generator stops at the first that is not).
+    let text = doc.to_string();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(
+            schemas.contains_key(name),
+            "#/components/schemas/{name} is referenced but not defined"
+        );
+    }
+    for expected in ["licenses_validate", "blobs_download", "emails_send"] {
+        assert!(seen.contains_key(expected), "no {expected} among {:?}", seen.keys());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -32,18 +75,13 @@ async fn every_documented_operation_declares_its_problem_responses() {
 #[tokio::test(flavor = "multi_thread")]
 async fn swagger_ui_is_served_at_docs() {
     let app = TestApp::spawn().await;
-    let res = app.client.get(app.url("/docs")).send().await.unwrap();
+    let res = app.client.get(app.url("/docs")).go().await;
     assert_eq!(res.status(), 308);
     assert_eq!(res.headers()["location"], "/docs/");
-    let res = app.client.get(app.url("/docs/")).send().await.unwrap();
+    let res = app.client.get(app.url("/docs/")).go().await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("Swagger UI"));
-    let res = app
-        .client
-        .get(app.url("/docs/swagger-initializer.js"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.get(app.url("/docs/swagger-initializer.js")).go().await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("/openapi.json"));
 }
@@ -78,9 +116,8 @@ async fn every_timestamp_in_a_response_has_one_format() {
         "/api/v1/licenses",
         json!({"product": "client", "name": "Seat", "owner_email": "it@example.com", "duration": "30d"}),
     )
-    .send()
-    .await
-    .unwrap();
+    .go()
+    .await;
     assert_eq!(res.status(), 201);
     let issued: Value = res.json().await.unwrap();
     let license_key = issued["key"].as_str().unwrap().to_owned();
@@ -91,15 +128,13 @@ async fn every_timestamp_in_a_response_has_one_format() {
         "/api/v1/licenses/activate",
         json!({"key": license_key, "fingerprint": "m-1"}),
     )
-    .send()
-    .await
-    .unwrap();
+    .go()
+    .await;
     assert_eq!(res.status(), 201, "activation");
     keep("machine", res.json().await.unwrap());
     let res = send("POST", "/api/v1/licenses/validate", json!({"key": license_key}))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     keep("validation", res.json().await.unwrap());
     keep("licence", app.get_json(&format!("/api/v1/licenses/{license_id}")).await);
     keep("licences", app.get_json("/api/v1/licenses").await);
@@ -109,9 +144,8 @@ async fn every_timestamp_in_a_response_has_one_format() {
         "/api/v1/emails",
         json!({"to": "ann@example.org", "subject": "Hi", "text": "Hello"}),
     )
-    .send()
-    .await
-    .unwrap();
+    .go()
+    .await;
     assert_eq!(res.status(), 202, "email");
     let email: Value = res.json().await.unwrap();
     keep(
@@ -124,28 +158,21 @@ async fn every_timestamp_in_a_response_has_one_format() {
         "/api/v1/slack/messages",
         json!({"level": "info", "title": "Deploy"}),
     )
-    .send()
-    .await
-    .unwrap();
+    .go()
+    .await;
     assert_eq!(res.status(), 202, "slack");
     keep("slack messages", app.get_json("/api/v1/slack/messages").await);
 
-    let res = send("PUT", "/api/v1/data/notes/one", json!({"text": "hi"}))
-        .send()
-        .await
-        .unwrap();
+    let res = send("PUT", "/api/v1/data/notes/one", json!({"text": "hi"})).go().await;
     assert!(res.status().is_success(), "document");
     keep("document", app.get_json("/api/v1/data/notes/one").await);
     keep("documents", app.get_json("/api/v1/data/notes").await);
 
     let res = app
-        .client
-        .put(app.url("/api/v1/blobs/web/a.txt"))
-        .bearer_auth(&app.admin_key)
+        .admin(Method::PUT, "/api/v1/blobs/web/a.txt")
         .body("hello")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert!(res.status().is_success(), "blob");
     keep("blob listing", app.get_json("/api/v1/blobs/web").await);
     let res = send(
@@ -153,9 +180,8 @@ async fn every_timestamp_in_a_response_has_one_format() {
         "/api/v1/blobs/web/presign",
         json!({"key": "a.txt", "method": "GET"}),
     )
-    .send()
-    .await
-    .unwrap();
+    .go()
+    .await;
     assert_eq!(res.status(), 200, "presign");
     keep("signed URL", res.json().await.unwrap());
 

@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::cli::{free_port, run, serve};
+use crate::cli::{create_key, free_port, run, serve};
+use crate::helpers::Go;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gateway");
 
@@ -199,13 +200,7 @@ async fn s3_uses_the_container_role_and_refreshes_it_before_it_expires() {
         ("AWS_CONTAINER_AUTHORIZATION_TOKEN", CONTAINER_TOKEN),
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ];
-    let created = run(
-        dir.path(),
-        &vars,
-        &["api-keys", "create", "--name", "t", "--scopes", "*"],
-    );
-    let key = text(&created).0.trim().to_owned();
-    assert!(created.status.success(), "{}", text(&created).1);
+    let key = create_key(dir.path(), &vars, "t", "*");
 
     // The original .env's unused variables are named once at start.
     let mut with_seed = vars.to_vec();
@@ -217,16 +212,9 @@ async fn s3_uses_the_container_role_and_refreshes_it_before_it_expires() {
     let res = put("first").await.unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     assert_eq!(creds.hits(), 1, "fetched once, then cached");
-    let ready: serde_json::Value = client
-        .get(format!("http://127.0.0.1:{port}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value = client.get(format!("http://127.0.0.1:{port}/readyz")).go_json().await;
     assert_eq!(ready["transports"]["storage"], "s3", "{ready}");
-    let got = client.get(&base).bearer_auth(&key).send().await.unwrap();
+    let got = client.get(&base).bearer_auth(&key).go().await;
     assert_eq!(got.text().await.unwrap(), "first");
     assert_eq!(creds.hits(), 1);
     // Past the renewal point: the next call fetches fresh credentials first.

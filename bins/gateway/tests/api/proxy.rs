@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::TestApp;
+use crate::helpers::{Go, TestApp};
 
 /// nginx serving `deploy/nginx.conf` in front of one gateway; killed on drop.
 struct Nginx {
@@ -156,13 +156,12 @@ async fn clients_behind_nginx_cannot_choose_their_address() {
     let ok = victim
         .get(url("/api/v1/api-keys"))
         .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(ok.status(), 200);
 
     // Metrics are not served to the outside.
-    let metrics = victim.get(url("/metrics")).send().await.unwrap();
+    let metrics = victim.get(url("/metrics")).go().await;
     assert_eq!(metrics.status(), 403);
 
     // Wrong keys with a new claimed address each time, half of them naming the victim:
@@ -177,9 +176,8 @@ async fn clients_behind_nginx_cannot_choose_their_address() {
         };
         let res = spoofing(attacker.get(url("/api/v1/api-keys")), &claimed)
             .bearer_auth(format!("eb_wrong{i}"))
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         statuses.push(res.status().as_u16());
     }
     let unauthorized = statuses.iter().filter(|s| **s == 401).count();
@@ -190,9 +188,8 @@ async fn clients_behind_nginx_cannot_choose_their_address() {
     let victim_after = victim
         .get(url("/api/v1/api-keys"))
         .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(
         victim_after.status(),
         200,
@@ -208,9 +205,8 @@ async fn clients_behind_nginx_cannot_choose_their_address() {
             &format!("203.0.113.{i}"),
         )
         .json(&serde_json::json!({ "key": key.as_str() }))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
         statuses.push(res.status().as_u16());
     }
     let served = statuses.iter().filter(|s| **s == 200).count();
@@ -223,8 +219,7 @@ async fn clients_behind_nginx_cannot_choose_their_address() {
     let res = victim
         .post(url("/api/v1/licenses/validate"))
         .json(&serde_json::json!({ "key": key.as_str() }))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 200);
 }

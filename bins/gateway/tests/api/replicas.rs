@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::cli::{run, serve};
+use crate::cli::{create_key, serve};
 
 const EMAILS: usize = 1000;
 const SLACK: usize = 200;
@@ -152,20 +152,7 @@ async fn two_replicas_deliver_everything_through_a_kill_and_restart() {
 
     let dir = tempfile::tempdir().unwrap();
     let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let created = run(
-        dir.path(),
-        &vars,
-        &[
-            "api-keys",
-            "create",
-            "--name",
-            "e2e",
-            "--scopes",
-            "emails:send,slack:post",
-        ],
-    );
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
-    let key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let key = create_key(dir.path(), &vars, "e2e", "emails:send,slack:post");
 
     let a = start(&env);
     let mut b = start(&env);

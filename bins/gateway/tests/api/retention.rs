@@ -10,30 +10,22 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::cli::run;
 use crate::emails::app_with;
-use crate::helpers::{SECRET, TestApp};
+use crate::helpers::{SECRET, TestApp, get, post_json};
 
-async fn send(app: &TestApp, m: reqwest::Method, path: &str, body: Value) -> Value {
-    let res = app
-        .client
-        .request(m, app.url(path))
-        .bearer_auth(&app.admin_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+/// POSTs `body` to `path` with the admin key, asserting success, and returns the answer.
+async fn create(app: &TestApp, path: &str, body: Value) -> Value {
+    let res = post_json(app, path, &body).await;
     assert!(res.status().is_success(), "{path}: {}", res.status());
     res.json().await.unwrap()
 }
 
+/// The `id` of what `create` made.
+fn id(created: &Value) -> String {
+    created["id"].as_str().unwrap().to_owned()
+}
+
 async fn status(app: &TestApp, path: &str) -> u16 {
-    app.client
-        .get(app.url(path))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    get(app, path).await.status().as_u16()
 }
 
 async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
@@ -66,38 +58,15 @@ async fn old_records_go_and_queued_messages_licences_and_keys_stay_on_both_backe
         let Some(app) = app_with(&vars, mysql).await else {
             continue;
         };
-        let hook = send(
-            &app,
-            reqwest::Method::POST,
-            "/api/v1/webhooks",
-            json!({"url": format!("{}/in", receiver.uri()), "event_types": ["license.*"]}),
-        )
-        .await;
-        let hook = hook["id"].as_str().unwrap().to_owned();
-        let licence = send(
-            &app,
-            reqwest::Method::POST,
-            "/api/v1/licenses",
-            json!({"product": "client", "name": "kept", "owner_email": "ops@example.com"}),
-        )
-        .await;
+        let hook_body = json!({"url": format!("{}/in", receiver.uri()), "event_types": ["license.*"]});
+        let hook = id(&create(&app, "/api/v1/webhooks", hook_body).await);
+        let licence_body = json!({"product": "client", "name": "kept", "owner_email": "ops@example.com"});
+        let licence = create(&app, "/api/v1/licenses", licence_body).await;
         let key = licence["key"].as_str().unwrap().to_owned();
-        let email = send(
-            &app,
-            reqwest::Method::POST,
-            "/api/v1/emails",
-            json!({"to": "ann@example.org", "subject": "old", "text": "bye"}),
-        )
-        .await;
-        let email = email["id"].as_str().unwrap().to_owned();
-        let slack = send(
-            &app,
-            reqwest::Method::POST,
-            "/api/v1/slack/messages",
-            json!({"channel": "#ops", "level": "info", "title": "still queued"}),
-        )
-        .await;
-        let slack = slack["id"].as_str().unwrap().to_owned();
+        let email_body = json!({"to": "ann@example.org", "subject": "old", "text": "bye"});
+        let email = id(&create(&app, "/api/v1/emails", email_body).await);
+        let slack_body = json!({"channel": "#ops", "level": "info", "title": "still queued"});
+        let slack = id(&create(&app, "/api/v1/slack/messages", slack_body).await);
 
         // Everything is there first: the email captured, the delivery logged, the events.
         let deliveries = format!("/api/v1/webhooks/{hook}/deliveries");
@@ -126,13 +95,7 @@ async fn old_records_go_and_queued_messages_licences_and_keys_stay_on_both_backe
         let queued = app.get_json(&format!("/api/v1/slack/messages/{slack}")).await;
         assert_eq!(queued["status"], "queued", "{queued}");
         assert_eq!(status(&app, &format!("/api/v1/webhooks/{hook}")).await, 200);
-        let v = send(
-            &app,
-            reqwest::Method::POST,
-            "/api/v1/licenses/validate",
-            json!({"key": key}),
-        )
-        .await;
+        let v = create(&app, "/api/v1/licenses/validate", json!({"key": key})).await;
         assert_eq!(v["valid"], true, "{v}");
         assert_eq!(status(&app, "/api/v1/api-keys").await, 200);
     }
@@ -145,22 +108,15 @@ async fn gateway_prune_prints_what_it_removed_and_off_keeps_for_ever() {
     let url = format!("sqlite://{}", db.display());
     let app = TestApp::with_vars(&[("DATABASE_URL", &url), ("MAIL_TRANSPORT", "dev")], None).await;
     for n in 0..3 {
-        send(
+        create(
             &app,
-            reqwest::Method::POST,
             "/api/v1/licenses",
             json!({"product": "client", "name": format!("n{n}"), "owner_email": "ops@example.com"}),
         )
         .await;
     }
-    let email = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/emails",
-        json!({"to": "ann@example.org", "subject": "kept", "text": "hi"}),
-    )
-    .await;
-    let email = email["id"].as_str().unwrap().to_owned();
+    let email_body = json!({"to": "ann@example.org", "subject": "kept", "text": "hi"});
+    let email = id(&create(&app, "/api/v1/emails", email_body).await);
     until("the email captured", async || {
         app.get_json(&format!("/api/v1/emails/{email}")).await["status"] == "captured"
     })

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use gateway::auth::{SCOPES, grants};
 use reqwest::Method;
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{Go, TestApp, assert_problem, delete};
 
 /// Every operation with the scopes its `api_key` security names.
 fn operations(app_doc: &utoipa::openapi::OpenApi) -> Vec<(Method, String, Vec<String>)> {
@@ -64,7 +64,7 @@ async fn call(app: &TestApp, method: &Method, path: &str, key: Option<&str>) -> 
     if matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
         req = req.header("content-type", "application/json").body("{}");
     }
-    req.send().await.unwrap()
+    req.go().await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,13 +75,7 @@ async fn every_operation_checks_its_key_and_scope() {
     assert!(ops.len() >= 50, "only {} operations found", ops.len());
 
     let (revoked_id, revoked) = app.create_key(&["*"]).await;
-    let res = app
-        .client
-        .delete(app.url(&format!("/api/v1/api-keys/{revoked_id}")))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = delete(&app, &format!("/api/v1/api-keys/{revoked_id}")).await;
     assert_eq!(res.status(), 200);
     let mut keys = BTreeMap::new();
     for scope in SCOPES {
@@ -116,15 +110,15 @@ async fn every_operation_checks_its_key_and_scope() {
 async fn repeated_key_failures_from_one_address_are_rate_limited() {
     let app = TestApp::with_vars(&[("AUTH_FAILURES_PER_MINUTE", "5")], None).await;
     let (_, good) = app.create_key(&["events:read"]).await;
-    let get = |key: String| app.client.get(app.url("/api/v1/events")).bearer_auth(key).send();
+    let get = |key: String| app.as_key(&key, Method::GET, "/api/v1/events").go();
     for i in 0..5 {
-        let res = get(format!("eb_wrong{i}")).await.unwrap();
+        let res = get(format!("eb_wrong{i}")).await;
         assert_problem(res, 401, "invalid_api_key").await;
     }
-    let res = get("eb_wrong-again".into()).await.unwrap();
+    let res = get("eb_wrong-again".into()).await;
     assert_problem(res, 401, "invalid_api_key").await;
     // The bucket is empty now: everything from this address waits, even the right key.
-    let res = get(good.clone()).await.unwrap();
+    let res = get(good.clone()).await;
     assert!(res.headers().contains_key("retry-after"));
     assert_problem(res, 429, "rate_limited").await;
 }
@@ -177,14 +171,7 @@ async fn scope_problems_name_the_narrowest_scope_and_what_would_do() {
         ),
     ];
     for (method, path, key, detail) in cases {
-        let res = app
-            .client
-            .request(method.clone(), app.url(path))
-            .bearer_auth(key)
-            .body("x")
-            .send()
-            .await
-            .unwrap();
+        let res = app.as_key(key, method.clone(), path).body("x").go().await;
         let problem = assert_problem(res, 403, "insufficient_scope").await;
         assert_eq!(problem["detail"], detail, "{method} {path}");
     }

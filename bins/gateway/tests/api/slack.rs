@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{TestApp, assert_problem, get};
+use crate::helpers::{Go, TestApp, assert_problem, get, id_of, request_with, send_json};
 
 fn slack_ok() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
@@ -67,14 +67,11 @@ async fn a_message_is_accepted_delivered_and_updated_on_both_backends() {
             "source": "worker",
         });
         let res = app
-            .client
-            .post(app.url("/api/v1/slack/messages"))
-            .bearer_auth(&app.admin_key)
+            .admin(Method::POST, "/api/v1/slack/messages")
             .header("idempotency-key", "backlog-1")
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_eq!(res.status(), 202);
         let location = res.headers()["location"].to_str().unwrap().to_owned();
         let accepted: Value = res.json().await.unwrap();
@@ -93,38 +90,31 @@ async fn a_message_is_accepted_delivered_and_updated_on_both_backends() {
 
         // The same key and body: the same message, nothing sent twice. Another body: 409.
         let again = app
-            .client
-            .post(app.url("/api/v1/slack/messages"))
-            .bearer_auth(&app.admin_key)
+            .admin(Method::POST, "/api/v1/slack/messages")
             .header("idempotency-key", "backlog-1")
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_eq!(again.headers()["idempotent-replayed"], "true");
         assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
         let mut other = body.clone();
         other["title"] = json!("different");
         let res = app
-            .client
-            .post(app.url("/api/v1/slack/messages"))
-            .bearer_auth(&app.admin_key)
+            .admin(Method::POST, "/api/v1/slack/messages")
             .header("idempotency-key", "backlog-1")
             .json(&other)
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_problem(res, 409, "idempotency_conflict").await;
 
         // Resolved: the posted message is updated in place.
-        let res = app
-            .client
-            .patch(app.url(&location))
-            .bearer_auth(&app.admin_key)
-            .json(&json!({"level": "success", "title": "Queue backlog cleared"}))
-            .send()
-            .await
-            .unwrap();
+        let res = send_json(
+            &app,
+            Method::PATCH,
+            &location,
+            &json!({"level": "success", "title": "Queue backlog cleared"}),
+        )
+        .await;
         assert_eq!(res.status(), 202);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while server.received_requests().await.unwrap().len() < 2 && tokio::time::Instant::now() < deadline {
@@ -143,16 +133,15 @@ async fn a_message_is_accepted_delivered_and_updated_on_both_backends() {
 #[tokio::test(flavor = "multi_thread")]
 async fn on_sqlite_without_a_token_messages_are_captured_by_the_dev_sink() {
     let app = TestApp::spawn().await;
-    let res = app
-        .client
-        .post(app.url("/api/v1/slack/messages"))
-        .bearer_auth(&app.admin_key)
-        .json(&json!({"channel": "#dev", "level": "info", "title": "hello"}))
-        .send()
-        .await
-        .unwrap();
+    let res = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/slack/messages",
+        &json!({"channel": "#dev", "level": "info", "title": "hello"}),
+    )
+    .await;
     assert_eq!(res.status(), 202);
-    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = id_of(res).await;
     let msg = wait_for_status(&app, &id, "captured").await;
     assert_eq!(msg["status"], "captured", "never claimed as posted: {msg}");
     assert!(msg["ts"].as_str().unwrap().starts_with("dev."), "{msg}");
@@ -162,14 +151,13 @@ async fn on_sqlite_without_a_token_messages_are_captured_by_the_dev_sink() {
 #[tokio::test(flavor = "multi_thread")]
 async fn preview_and_bad_input() {
     let app = TestApp::spawn().await;
-    let res = app
-        .client
-        .post(app.url("/api/v1/slack/preview"))
-        .bearer_auth(&app.admin_key)
-        .json(&json!({"level": "critical", "title": "Site down", "mention": "here"}))
-        .send()
-        .await
-        .unwrap();
+    let res = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/slack/preview",
+        &json!({"level": "critical", "title": "Site down", "mention": "here"}),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let preview: Value = res.json().await.unwrap();
     assert!(
@@ -180,41 +168,22 @@ async fn preview_and_bad_input() {
     );
     assert_eq!(preview["attachments"][0]["color"], "#8B0000");
 
-    let post = |body: Value| {
-        app.client
-            .post(app.url("/api/v1/slack/messages"))
-            .bearer_auth(&app.admin_key)
-            .json(&body)
-            .send()
-    };
-    let res = post(json!({"level": "info", "title": "x"})).await.unwrap();
+    let post = |body: Value| app.admin(Method::POST, "/api/v1/slack/messages").json(&body).go();
+    let res = post(json!({"level": "info", "title": "x"})).await;
     let problem = assert_problem(res, 422, "invalid_field").await;
     assert_eq!(problem["field"], "channel", "no channel and no default");
-    let res = post(json!({"channel": "#a", "level": "info", "title": "x", "mention": "here"}))
-        .await
-        .unwrap();
+    let res = post(json!({"channel": "#a", "level": "info", "title": "x", "mention": "here"})).await;
     assert_eq!(assert_problem(res, 422, "invalid_field").await["field"], "mention");
-    let res = post(json!({"channel": "#a", "level": "loud", "title": "x"}))
-        .await
-        .unwrap();
+    let res = post(json!({"channel": "#a", "level": "loud", "title": "x"})).await;
     assert_problem(res, 422, "invalid_body").await;
     let res = app
-        .client
-        .post(app.url("/api/v1/slack/messages"))
-        .bearer_auth(&app.admin_key)
+        .admin(Method::POST, "/api/v1/slack/messages")
         .header("idempotency-key", "has space")
         .json(&json!({"channel": "#a", "level": "info", "title": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_problem(res, 400, "invalid_idempotency_key").await;
-    let res = app
-        .client
-        .get(app.url("/api/v1/slack/messages/nope"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&app, "/api/v1/slack/messages/nope").await;
     assert_problem(res, 404, "slack_message_not_found").await;
     // Issue 18's paging rule: limit 1 to 500 (default 100), a foreign cursor refused, both
     // as 400 invalid_query naming the parameter (was 422 invalid_field, limit 1 to 200).
@@ -237,14 +206,11 @@ async fn every_slack_route_checks_credentials_and_scope() {
     let (_, reader) = app.create_key(&["slack:read"]).await;
     let (_, other) = app.create_key(&["licenses:admin"]).await;
     let res = app
-        .client
-        .post(app.url("/api/v1/slack/messages"))
-        .bearer_auth(&poster)
+        .as_key(&poster, Method::POST, "/api/v1/slack/messages")
         .json(&json!({"channel": "#a", "level": "info", "title": "x"}))
-        .send()
-        .await
-        .unwrap();
-    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        .go()
+        .await;
+    let id = id_of(res).await;
     let msg = json!({"channel": "#a", "level": "info", "title": "x"});
     // (method, path, body, needs slack:post, status for the right key)
     let routes: Vec<(Method, String, Option<Value>, bool, u16)> = vec![
@@ -267,31 +233,18 @@ async fn every_slack_route_checks_credentials_and_scope() {
         (Method::GET, format!("/api/v1/slack/messages/{id}"), None, false, 200),
     ];
     for (method, path, body, needs_post, ok) in routes {
-        let send = |key: Option<&str>| {
-            let mut req = app.client.request(method.clone(), app.url(&path));
-            if let Some(k) = key {
-                req = req.bearer_auth(k);
-            }
-            if let Some(b) = &body {
-                req = req.json(b);
-            }
-            req.send()
-        };
-        assert_problem(send(None).await.unwrap(), 401, "missing_credentials").await;
-        assert_problem(send(Some(&other)).await.unwrap(), 403, "insufficient_scope").await;
+        let send = |key: Option<&str>| request_with(&app, method.clone(), &path, key, body.as_ref()).go();
+        assert_problem(send(None).await, 401, "missing_credentials").await;
+        assert_problem(send(Some(&other)).await, 403, "insufficient_scope").await;
         if needs_post {
-            assert_problem(send(Some(&reader)).await.unwrap(), 403, "insufficient_scope").await;
+            assert_problem(send(Some(&reader)).await, 403, "insufficient_scope").await;
         } else {
             assert_eq!(
-                send(Some(&reader)).await.unwrap().status().as_u16(),
+                send(Some(&reader)).await.status().as_u16(),
                 ok,
                 "{method} {path} with slack:read"
             );
         }
-        assert_eq!(
-            send(Some(&poster)).await.unwrap().status().as_u16(),
-            ok,
-            "{method} {path}"
-        );
+        assert_eq!(send(Some(&poster)).await.status().as_u16(), ok, "{method} {path}");
     }
 }

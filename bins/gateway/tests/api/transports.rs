@@ -12,7 +12,7 @@ use shared_db::testing::TestDb;
 use shared_db::{events, with_conn};
 
 use crate::cli::{run, serve};
-use crate::helpers::{SECRET, TestApp, assert_problem};
+use crate::helpers::{Go, SECRET, TestApp, assert_problem, id_of, send_json};
 
 /// The app on a fresh MariaDB database with `vars`, or `None` outside CI when none answers.
 async fn mysql_app(vars: &[(&str, &str)]) -> Option<TestApp> {
@@ -24,18 +24,15 @@ async fn mysql_app(vars: &[(&str, &str)]) -> Option<TestApp> {
 }
 
 async fn call(app: &TestApp, m: Method, path: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .request(m, app.url(path))
-        .bearer_auth(&app.admin_key)
+    app.admin(m, path)
         .header("Idempotency-Key", "first-try")
         .json(body)
-        .send()
+        .go()
         .await
-        .unwrap()
 }
 
 async fn readyz(app: &TestApp) -> Value {
-    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let res = app.client.get(app.url("/readyz")).go().await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
@@ -157,7 +154,7 @@ async fn the_dev_transports_capture_on_sqlite_and_on_mysql_when_asked() {
         )
         .await;
         assert_eq!(res.status(), 202, "{backend}");
-        let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let id = id_of(res).await;
         let email = wait_status(&app, &format!("/api/v1/emails/{id}"), "captured").await;
         assert!(email.get("sent_at").is_none(), "{email}");
 
@@ -169,21 +166,20 @@ async fn the_dev_transports_capture_on_sqlite_and_on_mysql_when_asked() {
         )
         .await;
         assert_eq!(res.status(), 202, "{backend}");
-        let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let id = id_of(res).await;
         let path = format!("/api/v1/slack/messages/{id}");
         let msg = wait_status(&app, &path, "captured").await;
         assert!(msg["ts"].as_str().unwrap().starts_with("dev."), "{msg}");
 
-        let reply = app
-            .client
-            .post(app.url("/api/v1/slack/messages"))
-            .bearer_auth(&app.admin_key)
-            .json(&json!({"level": "info", "title": "Still full", "thread_of": id}))
-            .send()
-            .await
-            .unwrap();
+        let reply = send_json(
+            &app,
+            Method::POST,
+            "/api/v1/slack/messages",
+            &json!({"level": "info", "title": "Still full", "thread_of": id}),
+        )
+        .await;
         assert_eq!(reply.status(), 202);
-        let reply = reply.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let reply = id_of(reply).await;
         let reply = wait_status(&app, &format!("/api/v1/slack/messages/{reply}"), "captured").await;
         assert_eq!(reply["thread_ts"], msg["ts"]);
 
@@ -233,15 +229,7 @@ async fn readyz_names_the_real_transports() {
         json!({"mail": "ses", "slack": "slack", "storage": "local", "database_tls": "none"})
     );
     assert_eq!(body["status"], "ready");
-    let health: Value = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = app.client.get(app.url("/healthz")).go_json().await;
     assert!(health.get("transports").is_none(), "{health}");
 }
 
@@ -278,18 +266,17 @@ async fn a_rule_on_an_unconfigured_channel_is_skipped_with_one_line_at_start() {
     )
     .await;
     assert_eq!(res.status(), 201);
-    let rule = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let rule = id_of(res).await;
     // Let the dispatcher set its starting point before the events happen.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for name in ["Acme", "Globex"] {
-        let res = app
-            .client
-            .post(app.url("/api/v1/licenses"))
-            .bearer_auth(&app.admin_key)
-            .json(&json!({"product": "client", "name": name, "owner_email": "it@acme.example", "duration": "30d"}))
-            .send()
-            .await
-            .unwrap();
+        let res = send_json(
+            &app,
+            Method::POST,
+            "/api/v1/licenses",
+            &json!({"product": "client", "name": name, "owner_email": "it@acme.example", "duration": "30d"}),
+        )
+        .await;
         assert_eq!(res.status(), 201);
     }
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -29,4 +29,20 @@ impl Object<'_> {
     pub async fn get(&self, range: Option<ByteRange>) -> Result<ObjectBody, BlobError> {
         self.store.get(&self.storage_key, range).await
     }
+
+    /// Its body, `range` of it only while it is still the version `validated` (an
+    /// `If-Range` ETag found current before): a version written since is not the one the
+    /// caller holds part of, so it gets that version whole. Each backend reads a body and
+    /// its metadata from one version.
+    pub async fn get_range_of(
+        &self,
+        range: Option<ByteRange>,
+        validated: Option<&str>,
+    ) -> Result<ObjectBody, BlobError> {
+        let object = self.get(range).await?;
+        match validated {
+            Some(etag) if object.range.is_some() && object.meta.etag != etag => self.get(None).await,
+            _ => Ok(object),
+        }
+    }
 }

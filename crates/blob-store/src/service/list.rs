@@ -3,7 +3,7 @@
 
 use shared_db::paging;
 
-use crate::model::{BlobError, ListOptions, ListRequest, ListedObject, Listing};
+use crate::model::{BlobEntry, BlobError, ListOptions, ListRequest, Listing};
 use crate::service::BlobService;
 
 impl BlobService {
@@ -36,9 +36,11 @@ impl BlobService {
             objects: page
                 .objects
                 .into_iter()
-                .map(|o| ListedObject {
+                .map(|o| BlobEntry {
                     key: self.public_key(ns, &o.key).to_owned(),
-                    ..o
+                    size: o.size,
+                    etag: o.etag,
+                    last_modified: o.last_modified,
                 })
                 .collect(),
             common_prefixes: page

@@ -1,4 +1,4 @@
-//! The storage use cases, one file each: [`put`] (namespace rules: size, types, keys),
+//! The storage use cases, one file each: [`access`] (the namespaces' scopes), [`put`] (namespace rules: size, types, keys),
 //! [`get`] (reads and metadata), [`list`] (prefix, delimiter and the paging rule),
 //! [`presign`] (signed URLs, minted and checked through the key ring, see [`signed`]) and
 //! [`delete`]. Writes and deletes record `blob.written` / `blob.deleted`, presigns
@@ -12,6 +12,7 @@ use crate::model::{BlobError, BlobInfo, ObjectMeta};
 use crate::namespace::Namespace;
 use crate::{BlobStore, ObjectKey};
 
+pub mod access;
 pub mod delete;
 pub mod get;
 pub mod list;

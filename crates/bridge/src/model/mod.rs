@@ -219,16 +219,7 @@ pub struct Items<T> {
 }
 
 /// A page request for rules, webhooks or deliveries (newest first).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Page size (1 to 500, default 100).
-    pub limit: Option<u32>,
-    /// From a previous page's `next_cursor`.
-    pub cursor: Option<String>,
-}
+pub use shared_db::paging::PageQuery;
 
 mod check;
 mod error;

@@ -304,15 +304,14 @@ pub(crate) async fn has_mark(conn: &mut DbConn, mark: &str) -> Result<bool, DbEr
     Ok(seen.is_some())
 }
 
-/// Removes at most `batch` webhook delivery records made before `before`; returns how many.
-pub(crate) async fn prune_deliveries(conn: &mut DbConn, before: NaiveDateTime, batch: i64) -> Result<u64, DbError> {
-    let ids: Vec<String> = with_conn!(&mut *conn, |c| webhook_deliveries::table
-        .filter(webhook_deliveries::delivered_at.lt(before))
-        .order(webhook_deliveries::delivered_at.asc())
-        .select(webhook_deliveries::id)
-        .limit(batch)
-        .load(c)
-        .await)?;
+/// Retention: removes at most `batch` webhook delivery records made before `before`.
+/// Returns how many; call again until it returns less than `batch`.
+pub async fn prune_deliveries(
+    conn: &mut DbConn,
+    before: chrono::DateTime<chrono::Utc>,
+    batch: i64,
+) -> Result<u64, DbError> {
+    let ids = shared_db::prunable_ids!(conn, webhook_deliveries, id, delivered_at, before.naive_utc(), batch)?;
     if ids.is_empty() {
         return Ok(0);
     }

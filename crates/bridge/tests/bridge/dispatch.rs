@@ -97,21 +97,7 @@ async fn replicas_never_dispatch_one_event_twice() {
     for db in TestDb::each().await {
         let r = rig(db, internal_ok()).await;
         announce_issued(&r).await;
-        let replicas: Vec<Arc<BridgeService>> = (0..4)
-            .map(|_| {
-                Arc::new(
-                    BridgeService::new(
-                        r.db.pool.clone(),
-                        r.mail.clone(),
-                        r.slack.clone(),
-                        r.licenses.clone(),
-                        shared_db::KeyRing::new(SECRET, &[]),
-                        internal_ok(),
-                    )
-                    .unwrap(),
-                )
-            })
-            .collect();
+        let replicas: Vec<Arc<BridgeService>> = (0..4).map(|_| r.another_bridge(internal_ok())).collect();
         replicas[0].dispatch().await.unwrap();
         for i in 0..300 {
             record(&r, "license.issued", "api_key:k", json!({ "n": i })).await;

@@ -42,6 +42,32 @@ struct Rig {
     worker: Worker,
 }
 
+impl Rig {
+    /// Another bridge on the same database and services (a replica, or other settings).
+    fn another_bridge(&self, settings: BridgeSettings) -> Arc<BridgeService> {
+        bridge_service(&self.db, &self.mail, &self.slack, &self.licenses, settings)
+    }
+}
+
+fn bridge_service(
+    db: &TestDb,
+    mail: &Arc<MailService>,
+    slack: &Arc<SlackService>,
+    licenses: &LicenseService,
+    settings: BridgeSettings,
+) -> Arc<BridgeService> {
+    let keys = shared_db::KeyRing::new(SECRET, &[]);
+    let service = BridgeService::new(
+        db.pool.clone(),
+        mail.clone(),
+        slack.clone(),
+        licenses.clone(),
+        keys,
+        settings,
+    );
+    Arc::new(service.unwrap())
+}
+
 async fn rig(db: TestDb, settings: BridgeSettings) -> Rig {
     rig_with(db, settings, true, true).await
 }
@@ -74,17 +100,7 @@ async fn rig_with(db: TestDb, settings: BridgeSettings, mail: bool, slack: bool)
         wake.clone(),
     ));
     let licenses = LicenseService::new(db.pool.clone(), shared_db::KeyRing::new(SECRET, &[]), None).unwrap();
-    let bridge = Arc::new(
-        BridgeService::new(
-            db.pool.clone(),
-            mail.clone(),
-            slack.clone(),
-            licenses.clone(),
-            shared_db::KeyRing::new(SECRET, &[]),
-            settings,
-        )
-        .unwrap(),
-    );
+    let bridge = bridge_service(&db, &mail, &slack, &licenses, settings);
     let worker = Worker::new(
         db.pool.clone(),
         WorkerOptions {
@@ -135,24 +151,12 @@ async fn record(r: &Rig, event_type: &str, actor: &str, data: Value) {
         .unwrap();
 }
 
+/// The request as the API reads it: the fields not named here take their defaults.
 fn issue(name: &str, days: i64) -> IssueLicense {
+    let owner_email = format!("{}@example.org", name.to_lowercase());
     IssueLicense {
-        product: Product::Client,
-        name: name.into(),
-        owner_email: format!("{}@example.org", name.to_lowercase()),
         expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(days * 24 - 1)),
-        duration: None,
-        max_machines: None,
-        entitlements: vec![],
-        metadata: serde_json::Map::new(),
-        require_machine: false,
-        heartbeat_interval_secs: None,
-        heartbeat_cull: None,
-        heartbeat_resurrection_secs: None,
-        grace_period: None,
-        expiry_strategy: None,
-        expiry_basis: None,
-        policy_id: None,
+        ..serde_json::from_value(json!({"product": Product::Client, "name": name, "owner_email": owner_email})).unwrap()
     }
 }
 async fn latest_issued(r: &Rig) -> String {
@@ -172,29 +176,45 @@ async fn latest_issued(r: &Rig) -> String {
     .unwrap()
     .id
 }
+/// A Slack post at `level` to the default channel.
+fn to_slack(level: Level, title: &str, text: Option<&str>) -> SlackAction {
+    SlackAction {
+        channel: None,
+        level,
+        title: title.into(),
+        text: text.map(Into::into),
+    }
+}
+
+/// An enabled rule on `event_type`, with no filter, posting `slack` and sending no email.
+fn slack_rule(name: &str, event_type: &str, slack: SlackAction) -> NewRule {
+    NewRule {
+        name: name.into(),
+        event_type: event_type.into(),
+        filter: BTreeMap::new(),
+        actions: Actions {
+            slack: Some(slack),
+            email: None,
+        },
+        enabled: true,
+    }
+}
+
+/// Stores the `licence-issued` email template with this `text`.
+async fn licence_issued_template(r: &Rig, text: &str) {
+    let body = TemplateBody {
+        subject: "Licence for {{ data.product }}".into(),
+        html: None,
+        text: Some(text.into()),
+        description: None,
+    };
+    r.mail.put_template("licence-issued", body, "t").await.unwrap();
+}
+
 /// A rule posting to Slack on every `license.issued`.
 async fn announce_issued(r: &Rig) -> Rule {
-    r.bridge
-        .create_rule(
-            NewRule {
-                name: "announce".into(),
-                event_type: "license.issued".into(),
-                filter: BTreeMap::new(),
-                actions: Actions {
-                    slack: Some(SlackAction {
-                        channel: None,
-                        level: Level::Info,
-                        title: "issued".into(),
-                        text: None,
-                    }),
-                    email: None,
-                },
-                enabled: true,
-            },
-            "t",
-        )
-        .await
-        .unwrap()
+    let rule = slack_rule("announce", "license.issued", to_slack(Level::Info, "issued", None));
+    r.bridge.create_rule(rule, "t").await.unwrap()
 }
 
 /// Jobs queued for `event_id`.

@@ -6,72 +6,48 @@ use super::*;
 async fn rules_turn_events_into_slack_and_email_once() {
     for db in TestDb::each().await {
         let r = rig(db, internal_ok()).await;
-        r.mail
-            .put_template(
-                "licence-issued",
-                TemplateBody {
-                    subject: "Licence for {{ data.product }}".into(),
-                    html: None,
-                    text: Some("Issued by {{ event.actor }}".into()),
-                    description: None,
-                },
-                "t",
+        licence_issued_template(&r, "Issued by {{ event.actor }}").await;
+        let slack = SlackAction {
+            channel: Some("#sales".into()),
+            ..to_slack(
+                Level::Success,
+                "New {{ data.product }} licence",
+                Some("for {{ data.owner }}"),
             )
-            .await
-            .unwrap();
-        let rule = r
-            .bridge
-            .create_rule(
-                NewRule {
-                    name: "new client licences".into(),
-                    event_type: "license.*".into(),
-                    filter: BTreeMap::from([("product".into(), json!("client"))]),
-                    actions: Actions {
-                        slack: Some(SlackAction {
-                            channel: Some("#sales".into()),
-                            level: Level::Success,
-                            title: "New {{ data.product }} licence".into(),
-                            text: Some("for {{ data.owner }}".into()),
-                        }),
-                        email: Some(EmailAction {
-                            to: "{{ data.owner }}".into(),
-                            template: "licence-issued".into(),
-                        }),
-                    },
-                    enabled: true,
-                },
-                "t",
-            )
-            .await
-            .unwrap();
+        };
+        let mut rule = slack_rule("new client licences", "license.*", slack);
+        rule.filter = BTreeMap::from([("product".into(), json!("client"))]);
+        rule.actions.email = Some(EmailAction {
+            to: "{{ data.owner }}".into(),
+            template: "licence-issued".into(),
+        });
+        let rule = r.bridge.create_rule(rule, "t").await.unwrap();
         assert_eq!(
             r.bridge.dispatch().await.unwrap(),
             0,
             "no rule listens to what happened so far"
         );
-        record(
-            &r,
-            "license.issued",
-            "api_key:k",
-            json!({"product": "client", "owner": "ann@example.org"}),
-        )
-        .await;
-        record(
-            &r,
-            "license.issued",
-            "api_key:k",
-            json!({"product": "platform", "owner": "bob@example.org"}),
-        )
-        .await;
-        record(&r, "api_key.created", "api_key:k", json!({"product": "client"})).await;
-        // What the bridge itself does never triggers rules.
-        record(
-            &r,
-            "license.issued",
-            "bridge:rule:x",
-            json!({"product": "client", "owner": "loop@example.org"}),
-        )
-        .await;
+        for (event_type, actor, data) in [
+            (
+                "license.issued",
+                "api_key:k",
+                json!({"product": "client", "owner": "ann@example.org"}),
+            ),
+            (
+                "license.issued",
+                "api_key:k",
+                json!({"product": "platform", "owner": "bob@example.org"}),
+            ),
+            ("api_key.created", "api_key:k", json!({"product": "client"})),
+            // What the bridge itself does never triggers rules.
+            (
+                "license.issued",
+                "bridge:rule:x",
+                json!({"product": "client", "owner": "loop@example.org"}),
+            ),
+        ] {
+            record(&r, event_type, actor, data).await;
+        }
 
         assert_eq!(r.bridge.dispatch().await.unwrap(), 1);
         assert_eq!(r.bridge.dispatch().await.unwrap(), 0, "a rerun queues nothing again");
@@ -102,40 +78,18 @@ async fn rules_turn_events_into_slack_and_email_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rules_are_checked() {
     let r = rig(TestDb::sqlite().await, internal_ok()).await;
-    let base = NewRule {
-        name: "x".into(),
-        event_type: "license.issued".into(),
-        filter: BTreeMap::new(),
-        actions: Actions {
-            slack: Some(SlackAction {
-                channel: None,
-                level: Level::Info,
-                title: "t".into(),
-                text: None,
-            }),
-            email: None,
-        },
-        enabled: true,
-    };
+    let base = slack_rule("x", "license.issued", to_slack(Level::Info, "t", None));
     let field = |e: BridgeError| match e {
         BridgeError::Invalid { field, .. } => field,
         other => panic!("{other:?}"),
     };
-    let mut looped = base.clone();
-    looped.event_type = "slack.*".into();
-    assert_eq!(
-        field(r.bridge.create_rule(looped, "t").await.unwrap_err()),
-        "event_type"
-    );
-    let mut all = base.clone();
-    all.event_type = "*".into();
-    assert_eq!(field(r.bridge.create_rule(all, "t").await.unwrap_err()), "event_type");
-    let mut bad_type = base.clone();
-    bad_type.event_type = "License Issued".into();
-    assert_eq!(
-        field(r.bridge.create_rule(bad_type, "t").await.unwrap_err()),
-        "event_type"
-    );
+    // Event types a rule may not listen to, or that are malformed.
+    for event_type in ["slack.*", "*", "License Issued"] {
+        let mut rule = base.clone();
+        rule.event_type = event_type.into();
+        let refused = r.bridge.create_rule(rule, "t").await.unwrap_err();
+        assert_eq!(field(refused), "event_type", "{event_type}");
+    }
     let mut nothing = base.clone();
     nothing.actions = Actions::default();
     assert_eq!(field(r.bridge.create_rule(nothing, "t").await.unwrap_err()), "actions");
@@ -166,28 +120,9 @@ async fn rules_are_checked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rule_that_cannot_render_is_recorded_as_failed() {
     let r = rig(TestDb::sqlite().await, internal_ok()).await;
-    let rule = r
-        .bridge
-        .create_rule(
-            NewRule {
-                name: "needs a field the event lacks".into(),
-                event_type: "license.suspended".into(),
-                filter: BTreeMap::new(),
-                actions: Actions {
-                    slack: Some(SlackAction {
-                        channel: None,
-                        level: Level::Warning,
-                        title: "Suspended: {{ data.missing }}".into(),
-                        text: None,
-                    }),
-                    email: None,
-                },
-                enabled: true,
-            },
-            "t",
-        )
-        .await
-        .unwrap();
+    let slack = to_slack(Level::Warning, "Suspended: {{ data.missing }}", None);
+    let rule = slack_rule("needs a field the event lacks", "license.suspended", slack);
+    let rule = r.bridge.create_rule(rule, "t").await.unwrap();
     r.bridge.dispatch().await.unwrap();
     record(&r, "license.suspended", "api_key:k", json!({})).await;
     assert_eq!(r.bridge.dispatch().await.unwrap(), 1);
@@ -216,29 +151,8 @@ async fn a_runaway_rule_template_is_recorded_as_failed() {
         ),
         ("bomb", "Suspended", Some(r#"{{ "x" * 20000000 }}"#)),
     ] {
-        let rule = r
-            .bridge
-            .create_rule(
-                NewRule {
-                    name: name.into(),
-                    event_type: "license.suspended".into(),
-                    filter: BTreeMap::new(),
-                    actions: Actions {
-                        slack: Some(SlackAction {
-                            channel: None,
-                            level: Level::Warning,
-                            title: title.into(),
-                            text: text.map(Into::into),
-                        }),
-                        email: None,
-                    },
-                    enabled: true,
-                },
-                "t",
-            )
-            .await
-            .unwrap();
-        rules.push(rule);
+        let rule = slack_rule(name, "license.suspended", to_slack(Level::Warning, title, text));
+        rules.push(r.bridge.create_rule(rule, "t").await.unwrap());
     }
     r.bridge.dispatch().await.unwrap();
     record(&r, "license.suspended", "api_key:k", json!({})).await;
@@ -270,44 +184,17 @@ async fn a_rule_on_an_unconfigured_channel_is_skipped_and_reported() {
             report.starts_with("licence reminder warnings skip Slack"),
             "no rule yet: {report}"
         );
-        r.mail
-            .put_template(
-                "licence-issued",
-                TemplateBody {
-                    subject: "Licence for {{ data.product }}".into(),
-                    html: None,
-                    text: Some("Issued".into()),
-                    description: None,
-                },
-                "t",
-            )
-            .await
-            .unwrap();
-        let rule = r
-            .bridge
-            .create_rule(
-                NewRule {
-                    name: "tell sales".into(),
-                    event_type: "license.issued".into(),
-                    filter: BTreeMap::new(),
-                    actions: Actions {
-                        slack: Some(SlackAction {
-                            channel: Some("#sales".into()),
-                            level: Level::Info,
-                            title: "New licence".into(),
-                            text: None,
-                        }),
-                        email: Some(EmailAction {
-                            to: "sales@example.org".into(),
-                            template: "licence-issued".into(),
-                        }),
-                    },
-                    enabled: true,
-                },
-                "t",
-            )
-            .await
-            .unwrap();
+        licence_issued_template(&r, "Issued").await;
+        let slack = SlackAction {
+            channel: Some("#sales".into()),
+            ..to_slack(Level::Info, "New licence", None)
+        };
+        let mut rule = slack_rule("tell sales", "license.issued", slack);
+        rule.actions.email = Some(EmailAction {
+            to: "sales@example.org".into(),
+            template: "licence-issued".into(),
+        });
+        let rule = r.bridge.create_rule(rule, "t").await.unwrap();
         let report = r.bridge.skipped_channels().await.unwrap().unwrap();
         assert!(
             report.contains("rule \"tell sales\"")
@@ -351,21 +238,7 @@ async fn lists_come_in_pages_newest_first() {
         let r = rig(db, internal_ok()).await;
         let mut made = Vec::new();
         for i in 0..3 {
-            let rule = NewRule {
-                name: format!("rule {i}"),
-                event_type: "license.issued".into(),
-                filter: BTreeMap::new(),
-                actions: Actions {
-                    slack: Some(SlackAction {
-                        channel: None,
-                        level: Level::Info,
-                        title: "t".into(),
-                        text: None,
-                    }),
-                    email: None,
-                },
-                enabled: true,
-            };
+            let rule = slack_rule(&format!("rule {i}"), "license.issued", to_slack(Level::Info, "t", None));
             made.push(r.bridge.create_rule(rule, "t").await.unwrap().id);
         }
         made.reverse();

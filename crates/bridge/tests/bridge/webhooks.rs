@@ -247,17 +247,7 @@ async fn a_refused_target_is_refused_again_at_delivery() {
         drop(conn);
 
         // The same database, now served with WEBHOOK_ALLOW_PRIVATE off.
-        let strict = Arc::new(
-            BridgeService::new(
-                r.db.pool.clone(),
-                r.mail.clone(),
-                r.slack.clone(),
-                r.licenses.clone(),
-                shared_db::KeyRing::new(SECRET, &[]),
-                BridgeSettings::default(),
-            )
-            .unwrap(),
-        );
+        let strict = r.another_bridge(BridgeSettings::default());
         let worker = Worker::new(
             r.db.pool.clone(),
             WorkerOptions {

@@ -10,6 +10,8 @@ mod write;
 
 pub use validate::MAX_SCHEMA_PATTERNS;
 
+use crate::model::DocumentError;
+
 /// Shared documents; cheap to copy.
 #[derive(Debug, Clone, Copy)]
 pub struct DocumentService {
@@ -26,5 +28,14 @@ impl DocumentService {
     /// The largest document stored, in bytes.
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
+    }
+
+    /// A body sent to be stored, read as JSON: refused when over the size limit or not
+    /// JSON.
+    pub fn parse(&self, body: &[u8]) -> Result<serde_json::Value, DocumentError> {
+        if body.len() > self.max_bytes {
+            return Err(DocumentError::BodyTooLarge { limit: self.max_bytes });
+        }
+        serde_json::from_slice(body).map_err(|e| DocumentError::MalformedJson(e.to_string()))
     }
 }

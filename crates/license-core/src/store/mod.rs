@@ -325,21 +325,10 @@ pub(crate) async fn find_by_digest(conn: &mut DbConn, digest: &str) -> Result<Op
 /// The licence row, locked until the transaction ends (MySQL `FOR UPDATE`; SQLite's
 /// `BEGIN IMMEDIATE` already serialises writers).
 pub(crate) async fn lock(conn: &mut DbConn, id: &str) -> Result<Option<LicenseRow>, LicenseError> {
-    Ok(match conn {
-        DbConn::Mysql(c) => licenses::table
-            .find(id)
-            .select(LicenseRow::as_select())
-            .for_update()
-            .first(c)
-            .await
-            .optional()?,
-        DbConn::Sqlite(c) => licenses::table
-            .find(id)
-            .select(LicenseRow::as_select())
-            .first(c)
-            .await
-            .optional()?,
-    })
+    Ok(shared_db::lock_first!(
+        conn,
+        licenses::table.find(id).select(LicenseRow::as_select())
+    )?)
 }
 
 pub(crate) async fn count_machines(conn: &mut DbConn, license_id: &str) -> Result<i64, LicenseError> {

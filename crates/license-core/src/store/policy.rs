@@ -79,21 +79,10 @@ pub(crate) async fn find_policy(conn: &mut DbConn, id: &str) -> Result<Option<(P
 /// Policy `id`, locked until the transaction ends (MySQL `FOR UPDATE`; SQLite's
 /// `BEGIN IMMEDIATE` already serialises writers).
 pub(crate) async fn lock_policy(conn: &mut DbConn, id: &str) -> Result<Option<PolicyRow>, DbError> {
-    Ok(match conn {
-        DbConn::Mysql(c) => policies::table
-            .find(id)
-            .select(PolicyRow::as_select())
-            .for_update()
-            .first(c)
-            .await
-            .optional()?,
-        DbConn::Sqlite(c) => policies::table
-            .find(id)
-            .select(PolicyRow::as_select())
-            .first(c)
-            .await
-            .optional()?,
-    })
+    Ok(shared_db::lock_first!(
+        conn,
+        policies::table.find(id).select(PolicyRow::as_select())
+    )?)
 }
 
 /// Stores a new policy.

@@ -232,16 +232,11 @@ async fn a_dead_machine_frees_its_seat_and_may_come_back() {
 async fn a_dead_machine_without_culling_is_reported_once_per_silence() {
     for (db, svc) in services().await {
         let b = db.backend();
-        let (_, key) = svc
-            .issue(
-                IssueLicense {
-                    heartbeat_interval_secs: Some(60),
-                    ..issue(Product::Client)
-                },
-                "t",
-            )
-            .await
-            .unwrap();
+        let req = IssueLicense {
+            heartbeat_interval_secs: Some(60),
+            ..issue(Product::Client)
+        };
+        let (_, key) = svc.issue(req, "t").await.unwrap();
         svc.activate(&activate(&key, "quiet")).await.unwrap();
         let old = shared_db::now() - chrono::Duration::seconds(120);
         exec_at(&db, "UPDATE eb_machines SET last_heartbeat_at = ?", old).await;
@@ -263,22 +258,12 @@ async fn grace_maintain_and_first_use_expiry() {
         let b = db.backend();
         let past = shared_db::now() - chrono::Duration::hours(1);
         // Grace: expired an hour ago with a day of grace: valid, `grace_period`, once an event.
-        let (g, gkey) = svc
-            .issue(
-                IssueLicense {
-                    grace_period: Some("1d".into()),
-                    ..issue(Product::Client)
-                },
-                "t",
-            )
-            .await
-            .unwrap();
-        exec_at(
-            &db,
-            &format!("UPDATE eb_licenses SET expires_at = ? WHERE id = '{}'", g.id),
-            past,
-        )
-        .await;
+        let req = IssueLicense {
+            grace_period: Some("1d".into()),
+            ..issue(Product::Client)
+        };
+        let (g, gkey) = svc.issue(req, "t").await.unwrap();
+        set_expiry(&db, &g.id, past).await;
         for _ in 0..3 {
             let v = svc.validate(&validate(&gkey)).await.unwrap();
             assert_eq!((v.valid, v.code), (true, ValidationCode::GracePeriod), "{b}");
@@ -290,51 +275,22 @@ async fn grace_maintain_and_first_use_expiry() {
         svc.activate(&activate(&gkey, "m")).await.unwrap();
         // Past the grace: expired.
         let long_ago = shared_db::now() - chrono::Duration::days(3);
-        exec_at(
-            &db,
-            &format!("UPDATE eb_licenses SET expires_at = ? WHERE id = '{}'", g.id),
-            long_ago,
-        )
-        .await;
+        set_expiry(&db, &g.id, long_ago).await;
         let v = svc.validate(&validate(&gkey)).await.unwrap();
         assert_eq!((v.valid, v.code), (false, ValidationCode::Expired), "{b}");
         // Renewing clears the mark: the next expiry's grace is recorded again.
-        svc.renew(
-            &g.id,
-            Renew {
-                duration: Some("1d".into()),
-                expires_at: None,
-            },
-            "t",
-        )
-        .await
-        .unwrap();
-        exec_at(
-            &db,
-            &format!("UPDATE eb_licenses SET expires_at = ? WHERE id = '{}'", g.id),
-            past,
-        )
-        .await;
+        svc.renew(&g.id, renew_by("1d"), "t").await.unwrap();
+        set_expiry(&db, &g.id, past).await;
         svc.validate(&validate(&gkey)).await.unwrap();
         assert_eq!(events_of(&db, "license.grace_started").await.len(), 2, "{b}");
 
         // Maintain: valid for ever after expiry, `expired_maintained`; other checks still apply.
-        let (m, mkey) = svc
-            .issue(
-                IssueLicense {
-                    expiry_strategy: Some(ExpiryStrategy::Maintain),
-                    ..issue(Product::Client)
-                },
-                "t",
-            )
-            .await
-            .unwrap();
-        exec_at(
-            &db,
-            &format!("UPDATE eb_licenses SET expires_at = ? WHERE id = '{}'", m.id),
-            long_ago,
-        )
-        .await;
+        let req = IssueLicense {
+            expiry_strategy: Some(ExpiryStrategy::Maintain),
+            ..issue(Product::Client)
+        };
+        let (m, mkey) = svc.issue(req, "t").await.unwrap();
+        set_expiry(&db, &m.id, long_ago).await;
         let v = svc.validate(&validate(&mkey)).await.unwrap();
         assert_eq!((v.valid, v.code), (true, ValidationCode::ExpiredMaintained), "{b}");
         let wrong = ValidateRequest {

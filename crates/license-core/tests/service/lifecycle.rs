@@ -22,17 +22,7 @@ async fn lifecycle_transitions_and_audit_events() {
 
         // Renew: extends from the current expiry; or sets a date.
         let before = svc.get(&lic.id).await.unwrap().expires_at.unwrap();
-        let renewed = svc
-            .renew(
-                &lic.id,
-                Renew {
-                    duration: Some("30d".into()),
-                    expires_at: None,
-                },
-                "a",
-            )
-            .await
-            .unwrap();
+        let renewed = svc.renew(&lic.id, renew_by("30d"), "a").await.unwrap();
         assert_eq!(renewed.expires_at.unwrap() - before, chrono::Duration::days(30));
         let date = Utc::now() + chrono::Duration::days(3);
         let set = svc
@@ -65,17 +55,7 @@ async fn lifecycle_transitions_and_audit_events() {
             ..Default::default()
         };
         svc.update(&lic.id, patch, "a").await.unwrap();
-        let revived = svc
-            .renew(
-                &lic.id,
-                Renew {
-                    duration: Some("1d".into()),
-                    expires_at: None,
-                },
-                "a",
-            )
-            .await
-            .unwrap();
+        let revived = svc.renew(&lic.id, renew_by("1d"), "a").await.unwrap();
         let from_now = revived.expires_at.unwrap() - Utc::now();
         assert!(from_now > chrono::Duration::hours(23) && from_now <= chrono::Duration::days(1));
 
@@ -83,17 +63,7 @@ async fn lifecycle_transitions_and_audit_events() {
         assert!(invalid(svc.revoke(&lic.id, "a").await));
         assert!(invalid(svc.reinstate(&lic.id, "a").await), "revoked is final");
         assert!(invalid(svc.suspend(&lic.id, "a").await));
-        assert!(invalid(
-            svc.renew(
-                &lic.id,
-                Renew {
-                    duration: Some("1d".into()),
-                    expires_at: None
-                },
-                "a"
-            )
-            .await
-        ));
+        assert!(invalid(svc.renew(&lic.id, renew_by("1d"), "a").await));
         assert!(matches!(
             svc.suspend("no-such-id", "a").await,
             Err(LicenseError::NotFound)

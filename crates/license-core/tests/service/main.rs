@@ -20,25 +20,17 @@ mod validation;
 
 const SECRET: &[u8] = b"license-test-secret-0123456789ab";
 
+/// The request as the API reads it: the fields not named here take their defaults.
 fn issue(product: Product) -> IssueLicense {
-    IssueLicense {
-        product,
-        name: "Acme Corp".into(),
-        owner_email: "it@acme.example".into(),
-        expires_at: None,
-        duration: Some("365d".into()),
-        max_machines: Some(2),
-        entitlements: vec!["sso".into(), "export".into()],
-        metadata: serde_json::Map::new(),
-        require_machine: false,
-        heartbeat_interval_secs: None,
-        heartbeat_cull: None,
-        heartbeat_resurrection_secs: None,
-        grace_period: None,
-        expiry_strategy: None,
-        expiry_basis: None,
-        policy_id: None,
-    }
+    serde_json::from_value(serde_json::json!({
+        "product": product,
+        "name": "Acme Corp",
+        "owner_email": "it@acme.example",
+        "duration": "365d",
+        "max_machines": 2,
+        "entitlements": ["sso", "export"],
+    }))
+    .unwrap()
 }
 
 fn validate(key: &LicenseKey) -> ValidateRequest {
@@ -83,6 +75,24 @@ async fn events_of(db: &TestDb, event_type: &str) -> Vec<shared_db::events::Even
     let mut all = events::list(&mut conn, &filter).await.unwrap();
     all.sort_by(|a, b| a.id.cmp(&b.id));
     all
+}
+
+/// Renewal by a duration such as `30d`.
+fn renew_by(duration: &str) -> Renew {
+    Renew {
+        duration: Some(duration.into()),
+        expires_at: None,
+    }
+}
+
+/// Moves licence `id`'s expiry to `at`, behind the service's back.
+async fn set_expiry(db: &TestDb, id: &str, at: chrono::NaiveDateTime) {
+    exec_at(
+        db,
+        &format!("UPDATE eb_licenses SET expires_at = ? WHERE id = '{id}'"),
+        at,
+    )
+    .await;
 }
 
 /// Runs `sql` with one timestamp bound (time travel for tests).

@@ -174,24 +174,26 @@ pub(crate) async fn note_error(conn: &mut DbConn, email_id: &str, error: &str) -
     Ok(())
 }
 
-/// Removes at most `batch` finished messages (neither queued nor sending) last changed
-/// before `before`, with their deliveries; returns how many messages. Each batch is one
-/// short transaction.
-pub(crate) async fn prune_finished(
+/// Retention: removes at most `batch` finished messages (neither queued nor sending)
+/// last changed before `before`, with their deliveries; a message still queued or sending
+/// is never removed. Returns how many messages; call again until it returns less than
+/// `batch`. Each batch is one short transaction.
+pub async fn prune_finished(
     conn: &mut DbConn,
-    before: NaiveDateTime,
+    before: chrono::DateTime<chrono::Utc>,
     batch: i64,
 ) -> Result<u64, shared_db::DbError> {
     use crate::schema::email_deliveries;
     let unfinished = [EmailStatus::Queued.as_str(), EmailStatus::Sending.as_str()];
-    let ids: Vec<String> = with_conn!(&mut *conn, |c| email_messages::table
-        .filter(email_messages::updated_at.lt(before))
-        .filter(email_messages::status.ne_all(unfinished))
-        .order(email_messages::updated_at.asc())
-        .select(email_messages::id)
-        .limit(batch)
-        .load(c)
-        .await)?;
+    let ids = shared_db::prunable_ids!(
+        conn,
+        email_messages,
+        id,
+        updated_at,
+        before.naive_utc(),
+        batch,
+        email_messages::status.ne_all(unfinished)
+    )?;
     if ids.is_empty() {
         return Ok(0);
     }

@@ -1,7 +1,7 @@
 //! The outbox's rows and every query on them: the only place that touches diesel.
 
 mod deliveries;
-mod messages;
+pub(crate) mod messages;
 mod suppressions;
 mod templates;
 

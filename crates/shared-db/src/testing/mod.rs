@@ -22,6 +22,21 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// True when `python3` can import `module`, for tests that check our output with an
+/// independent implementation. When it cannot, `test` is skipped with a message, except
+/// under `CI=true`, where it fails.
+pub fn python_with(module: &str, test: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(!in_ci(), "python3 able to import {module} is required under CI=true");
+        eprintln!("SKIPPED: {test}: python3 cannot import `{module}`");
+    }
+    ok
+}
+
 /// A database that exists for one test.
 pub struct TestDb {
     /// Its URL.

@@ -28,9 +28,8 @@ async fn sigterm_exits_at_the_shutdown_timeout_whatever_still_runs() {
         .post(format!("http://127.0.0.1:{port}/api/v1/slack/messages"))
         .bearer_auth(&key)
         .json(&serde_json::json!({ "level": "info", "title": "never answered" }))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 202);
     // The send is in flight once the silent "Slack" has its connection.
     silent.set_nonblocking(true).unwrap();
@@ -83,9 +82,8 @@ async fn a_shutdown_ends_live_streams_with_a_word() {
     let res = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/api/v1/events/stream"))
         .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 200);
     let reader = tokio::spawn(async move { res.text().await });
     tokio::time::sleep(Duration::from_millis(300)).await;

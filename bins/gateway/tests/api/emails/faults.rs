@@ -65,11 +65,10 @@ async fn a_kill_during_sending_loses_nothing() {
         .post(format!("http://127.0.0.1:{port}/api/v1/emails"))
         .bearer_auth(&key)
         .json(&json!({"to": ["a@example.org", "b@example.org"], "subject": "Survives", "text": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 202);
-    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = id_of(res).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while seen.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "the send never started");
@@ -87,12 +86,8 @@ async fn a_kill_during_sending_loses_nothing() {
         let email: Value = client
             .get(format!("http://127.0.0.1:{port}/api/v1/emails/{id}"))
             .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .go_json()
+            .await;
         if email["status"] == "sent" {
             break email;
         }
@@ -122,24 +117,20 @@ async fn runaway_templates_fail_fast_with_a_clear_problem() {
     )
     .await;
     let put = |name: &str, body: Value| {
-        app.client
-            .put(app.url(&format!("/api/v1/email-templates/{name}")))
-            .bearer_auth(&app.admin_key)
+        app.admin(Method::PUT, &format!("/api/v1/email-templates/{name}"))
             .json(&body)
-            .send()
+            .go()
     };
     let send = |name: &str, variables: Value| {
-        app.client
-            .post(app.url("/api/v1/emails"))
-            .bearer_auth(&app.admin_key)
+        app.admin(Method::POST, "/api/v1/emails")
             .json(&json!({"to": "a@example.org", "template": {"name": name, "variables": variables}}))
-            .send()
+            .go()
     };
     tokio::time::timeout(Duration::from_secs(300), async {
         let loops = "{% for i in range(100000) %}{% for j in range(2000) %}{% endfor %}{% endfor %}done";
-        let res = put("loops", json!({"subject": "Loops", "text": loops})).await.unwrap();
+        let res = put("loops", json!({"subject": "Loops", "text": loops})).await;
         assert_eq!(res.status(), 201);
-        let p = assert_problem(send("loops", json!({})).await.unwrap(), 422, "template_limit_exceeded").await;
+        let p = assert_problem(send("loops", json!({})).await, 422, "template_limit_exceeded").await;
         assert_eq!(p["field"], "text");
         assert!(p["detail"].as_str().unwrap().contains("steps"), "{p}");
 
@@ -155,25 +146,23 @@ async fn runaway_templates_fail_fast_with_a_clear_problem() {
             ("repeating", r#"{% for i in range(50000) %}{% if "x" * 1000000 %}{% endif %}{% endfor %}"#),
         ] {
             let res = put(name, json!({"subject": "Bomb", "html": "<p>hi</p>", "text": text}))
-                .await
-                .unwrap();
+                .await;
             assert_eq!(res.status(), 201);
-            let p = assert_problem(send(name, json!({})).await.unwrap(), 422, "template_limit_exceeded").await;
+            let p = assert_problem(send(name, json!({})).await, 422, "template_limit_exceeded").await;
             assert_eq!(p["field"], "text", "{name}");
         }
 
         // A large but ordinary template still renders and is queued.
         let table = "<table>{% for i in items %}<tr><td>{{ i.name }}</td><td>{{ i.qty }}</td></tr>{% endfor %}</table>";
         let res = put("table", json!({"subject": "{{ items | length }} items", "html": table}))
-            .await
-            .unwrap();
+            .await;
         assert_eq!(res.status(), 201);
         let items: Vec<Value> = (0..2000)
             .map(|i| json!({"name": format!("item {i}"), "qty": i}))
             .collect();
-        let res = send("table", json!({ "items": items })).await.unwrap();
+        let res = send("table", json!({ "items": items })).await;
         assert_eq!(res.status(), 202);
-        let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let id = id_of(res).await;
         let email = wait_for(&app, &id, "captured").await;
         assert_eq!(email["subject"], "2000 items");
     })
@@ -193,7 +182,7 @@ async fn one_answer_names_every_wrong_field_and_the_dev_mailbox_has_a_sender() {
     )
     .await;
     assert_eq!(res.status(), 202);
-    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = id_of(res).await;
     let email = wait_for(&app, &id, "captured").await;
     assert_eq!(
         email["from"],

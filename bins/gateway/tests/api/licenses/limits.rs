@@ -1,6 +1,17 @@
 //! Licence-holder rate limits: per address, per key, behind trusted and untrusted proxies.
 
 use super::*;
+use crate::helpers::request_with;
+
+/// A holder's `validate` of a fresh unknown key, with `X-Forwarded-For: {forwarded}`.
+async fn validate_from(app: &TestApp, forwarded: String) -> reqwest::Response {
+    let key = license_core::key::LicenseKey::generate().unwrap();
+    let req = app
+        .client
+        .post(app.url("/api/v1/licenses/validate"))
+        .header("x-forwarded-for", forwarded);
+    req.json(&json!({"key": key.as_str()})).go().await
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn holder_calls_are_rate_limited_per_address_and_per_key() {
@@ -14,41 +25,22 @@ async fn holder_calls_are_rate_limited_per_address_and_per_key() {
     .await;
     let (_, key) = issue(&app, client_licence()).await;
     for _ in 0..3 {
-        assert_eq!(
-            post(&app, "/api/v1/licenses/validate", json!({"key": key}))
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(holder(&app, "validate", json!({"key": key})).await.status(), 200);
     }
-    let res = post(&app, "/api/v1/licenses/validate", json!({"key": key.to_lowercase()})).await;
+    let res = holder(&app, "validate", json!({"key": key.to_lowercase()})).await;
     let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
     assert_problem(res, 429, "rate_limited").await;
     // Another key from the same address: one more, then the address is out too.
     let other = license_core::key::LicenseKey::generate().unwrap();
     assert_eq!(
-        post(&app, "/api/v1/licenses/validate", json!({"key": other.as_str()}))
-            .await
-            .status(),
+        holder(&app, "validate", json!({"key": other.as_str()})).await.status(),
         200
     );
-    let res = post(
-        &app,
-        "/api/v1/licenses/activate",
-        json!({"key": other.as_str(), "fingerprint": "f"}),
-    )
-    .await;
+    let res = holder(&app, "activate", json!({"key": other.as_str(), "fingerprint": "f"})).await;
     assert_problem(res, 429, "rate_limited").await;
     // Admin routes are not holder calls.
-    let res = app
-        .client
-        .get(app.url("/api/v1/licenses"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(get(&app, "/api/v1/licenses").await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -103,29 +95,16 @@ async fn every_admin_licence_route_checks_credentials_and_scope() {
         (Method::POST, format!("/api/v1/licenses/{id}/revoke"), None, true, 200),
     ];
     for (method, path, body, needs_admin, ok) in routes {
-        let send = |key: Option<&str>| {
-            let mut req = app.client.request(method.clone(), app.url(&path));
-            if let Some(k) = key {
-                req = req.bearer_auth(k);
-            }
-            if let Some(b) = &body {
-                req = req.json(b);
-            }
-            req.send()
-        };
-        assert_problem(send(None).await.unwrap(), 401, "missing_credentials").await;
-        assert_problem(send(Some(&other)).await.unwrap(), 403, "insufficient_scope").await;
+        let send = |key: Option<&str>| request_with(&app, method.clone(), &path, key, body.as_ref()).go();
+        assert_problem(send(None).await, 401, "missing_credentials").await;
+        assert_problem(send(Some(&other)).await, 403, "insufficient_scope").await;
         if needs_admin {
-            assert_problem(send(Some(&reader)).await.unwrap(), 403, "insufficient_scope").await;
+            assert_problem(send(Some(&reader)).await, 403, "insufficient_scope").await;
         }
-        let res = send(Some(&admin)).await.unwrap();
-        assert_eq!(res.status().as_u16(), ok, "{method} {path}");
+        assert_eq!(send(Some(&admin)).await.status().as_u16(), ok, "{method} {path}");
         if !needs_admin {
-            assert_eq!(
-                send(Some(&reader)).await.unwrap().status().as_u16(),
-                ok,
-                "{method} {path} with licenses:read"
-            );
+            let status = send(Some(&reader)).await.status().as_u16();
+            assert_eq!(status, ok, "{method} {path} with licenses:read");
         }
     }
 }
@@ -137,37 +116,19 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
         None,
     )
     .await;
-    let validate = |client: &'static str| {
-        let key = license_core::key::LicenseKey::generate().unwrap();
-        app.client
-            .post(app.url("/api/v1/licenses/validate"))
-            .header("x-forwarded-for", format!("203.0.113.50, {client}"))
-            .json(&json!({"key": key.as_str()}))
-            .send()
-    };
-    assert_eq!(validate("198.51.100.1").await.unwrap().status(), 200);
-    assert_eq!(validate("198.51.100.1").await.unwrap().status(), 200);
-    assert_problem(validate("198.51.100.1").await.unwrap(), 429, "rate_limited").await;
-    assert_eq!(
-        validate("198.51.100.2").await.unwrap().status(),
-        200,
-        "another client behind the same proxy"
-    );
+    let validate = |client: &'static str| validate_from(&app, format!("203.0.113.50, {client}"));
+    assert_eq!(validate("198.51.100.1").await.status(), 200);
+    assert_eq!(validate("198.51.100.1").await.status(), 200);
+    assert_problem(validate("198.51.100.1").await, 429, "rate_limited").await;
+    let status = validate("198.51.100.2").await.status();
+    assert_eq!(status, 200, "another client behind the same proxy");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_untrusted_peer_cannot_dodge_its_limit_with_forwarded_headers() {
     let app = TestApp::with_vars(&[("LICENSE_RATE_LIMIT_PER_MINUTE", "2")], None).await;
     for (i, expected) in [(1, 200), (2, 200), (3, 429)] {
-        let key = license_core::key::LicenseKey::generate().unwrap();
-        let res = app
-            .client
-            .post(app.url("/api/v1/licenses/validate"))
-            .header("x-forwarded-for", format!("198.51.100.{i}"))
-            .json(&json!({"key": key.as_str()}))
-            .send()
-            .await
-            .unwrap();
+        let res = validate_from(&app, format!("198.51.100.{i}")).await;
         assert_eq!(res.status().as_u16(), expected);
     }
 }

@@ -2,6 +2,7 @@
 //! once, and the refusals.
 
 use super::*;
+use crate::helpers::{delete, send_json};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn policies_over_http_on_both_backends() {
@@ -15,22 +16,12 @@ async fn policies_over_http_on_both_backends() {
         });
         // Only `licenses:admin` creates; `licenses:read` reads.
         let res = app
-            .client
-            .post(app.url("/api/v1/policies"))
-            .bearer_auth(&reader)
+            .as_key(&reader, Method::POST, "/api/v1/policies")
             .json(&pro)
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_problem(res, 403, "insufficient_scope").await;
-        let res = app
-            .client
-            .post(app.url("/api/v1/policies"))
-            .bearer_auth(&app.admin_key)
-            .json(&pro)
-            .send()
-            .await
-            .unwrap();
+        let res = post_json(&app, "/api/v1/policies", &pro).await;
         assert_eq!(res.status(), 201, "{b:?}");
         let location = res.headers()["location"].to_str().unwrap().to_owned();
         let policy: Value = res.json().await.unwrap();
@@ -39,14 +30,8 @@ async fn policies_over_http_on_both_backends() {
             (policy["grace_period"].as_str(), policy["duration"].as_str()),
             (Some("7d"), Some("365d"))
         );
-        let res = app
-            .client
-            .get(app.url(&location))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        let read = |path: &str| app.as_key(&reader, Method::GET, path).go();
+        assert_eq!(read(&location).await.status(), 200);
 
         // A licence naming it takes its terms (the policy's duration sets the expiry).
         let (lic, _) = issue(
@@ -61,14 +46,13 @@ async fn policies_over_http_on_both_backends() {
             lic["expires_at"].is_string() && lic["grace_ends_at"].is_string(),
             "{lic}"
         );
-        let res = app
-            .client
-            .patch(app.url(&location))
-            .bearer_auth(&app.admin_key)
-            .json(&json!({"max_machines": 5, "grace_period": null}))
-            .send()
-            .await
-            .unwrap();
+        let res = send_json(
+            &app,
+            Method::PATCH,
+            &location,
+            &json!({"max_machines": 5, "grace_period": null}),
+        )
+        .await;
         assert_eq!(res.status(), 200);
         let now = app
             .get_json(&format!("/api/v1/licenses/{}", lic["id"].as_str().unwrap()))
@@ -80,60 +64,18 @@ async fn policies_over_http_on_both_backends() {
         );
 
         // Refusals: unknown fields and values, another product's policy, deleting one in use.
-        let res = app
-            .client
-            .post(app.url("/api/v1/policies"))
-            .bearer_auth(&app.admin_key)
-            .json(&json!({"product": "client", "name": "x", "expiry_strategy": "forever"}))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(res, 422, "invalid_body").await;
-        let res = app
-            .client
-            .post(app.url("/api/v1/policies"))
-            .bearer_auth(&app.admin_key)
-            .json(&json!({"product": "client", "name": "x", "grace_period": "soon"}))
-            .send()
-            .await
-            .unwrap();
-        let p = assert_problem(res, 422, "invalid_field").await;
+        let body = json!({"product": "client", "name": "x", "expiry_strategy": "forever"});
+        assert_problem(post_json(&app, "/api/v1/policies", &body).await, 422, "invalid_body").await;
+        let body = json!({"product": "client", "name": "x", "grace_period": "soon"});
+        let p = assert_problem(post_json(&app, "/api/v1/policies", &body).await, 422, "invalid_field").await;
         assert_eq!(p["field"], "grace_period");
-        let res = app
-            .client
-            .post(app.url("/api/v1/licenses"))
-            .bearer_auth(&app.admin_key)
-            .json(&json!({"product": "platform", "name": "x", "owner_email": "a@b.example", "policy_id": policy["id"]}))
-            .send()
-            .await
-            .unwrap();
-        let p = assert_problem(res, 422, "invalid_field").await;
+        let body = json!({"product": "platform", "name": "x", "owner_email": "a@b.example", "policy_id": policy["id"]});
+        let p = assert_problem(post_json(&app, "/api/v1/licenses", &body).await, 422, "invalid_field").await;
         assert_eq!(p["field"], "policy_id");
-        let res = app
-            .client
-            .delete(app.url(&location))
-            .bearer_auth(&app.admin_key)
-            .send()
-            .await
-            .unwrap();
-        assert_problem(res, 409, "policy_in_use").await;
-        let res = app
-            .client
-            .get(app.url("/api/v1/policies/nope"))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .unwrap();
-        assert_problem(res, 404, "policy_not_found").await;
+        assert_problem(delete(&app, &location).await, 409, "policy_in_use").await;
+        assert_problem(read("/api/v1/policies/nope").await, 404, "policy_not_found").await;
         let list = app.get_json("/api/v1/policies?product=client&limit=1").await;
         assert_eq!(list["items"][0]["licenses_count"], 1, "{list}");
-        let res = app
-            .client
-            .get(app.url("/api/v1/policies?limit=0"))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .unwrap();
-        assert_problem(res, 400, "invalid_query").await;
+        assert_problem(read("/api/v1/policies?limit=0").await, 400, "invalid_query").await;
     }
 }

@@ -1,0 +1,596 @@
+/**
+ * The client: one `fetch`-based implementation for browsers and Node 20. Requests that
+ * are safe to repeat are retried on network failures and 429/502/503/504, after the
+ * gateway's `Retry-After` when it gives one.
+ */
+
+import { ProblemError, TransportError, type Problem } from "./errors.js";
+import type {
+  Accepted,
+  ApiKey,
+  AuditEvent,
+  Blob,
+  Checkout,
+  CreatedApiKey,
+  DataDocument,
+  Deactivated,
+  Email,
+  IssuedLicense,
+  License,
+  Machine,
+  Page,
+  PostMessage,
+  Presigned,
+  Product,
+  PublicKey,
+  Query,
+  SendEmail,
+  SlackMessage,
+  Validation,
+} from "./models.js";
+import type { Verifier } from "./verify.js";
+
+export interface ClientOptions {
+  /** The gateway, such as `https://bridge.example.com`. */
+  url: string;
+  /** An API key (`eb_...`); a program making only licence-holder calls needs none. */
+  key?: string;
+  /** Checks every licence-holder answer's `EB-Signature` and a fresh nonce. */
+  verifier?: Verifier;
+  /** Tries after the first, for requests that are safe to repeat (default 3). */
+  maxRetries?: number;
+  /** Per request, in milliseconds (default 30 s; transfers and the tail have none). */
+  timeoutMs?: number;
+  /** Another `fetch` (tests, proxies). */
+  fetch?: typeof fetch;
+}
+
+/** Bytes moved so far and the total when known. */
+export type Progress = (done: number, total: number | undefined) => void;
+
+interface Call {
+  method: string;
+  path: string;
+  query?: Query;
+  json?: unknown;
+  body?: BodyInit;
+  headers?: Record<string, string>;
+  /** A licence-holder call: no API key, the answer signed. */
+  holder?: boolean;
+  nonce?: string;
+  retry?: boolean;
+  timeout?: boolean;
+}
+
+const API = "/api/v1";
+const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+
+const seg = (s: string) => encodeURIComponent(s);
+const keyPath = (key: string) => key.split("/").map(encodeURIComponent).join("/");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function backoff(attempt: number, response?: Response): number {
+  const retryAfter = response?.headers.get("retry-after");
+  if (retryAfter && /^\d+$/.test(retryAfter)) return Math.min(Number(retryAfter), 30) * 1000;
+  return Math.min(500 * 2 ** attempt, 8000) * (0.5 + Math.random() / 2);
+}
+
+function randomId(): string {
+  return crypto.randomUUID();
+}
+
+/** A body without the members left `undefined`. */
+function clean<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+export class Client {
+  readonly url: string;
+  readonly verifier?: Verifier;
+  private readonly key?: string;
+  private readonly maxRetries: number;
+  private readonly timeoutMs: number;
+  private readonly fetch: typeof fetch;
+
+  readonly licenses = new Licenses(this);
+  readonly policies = new Crud<Record<string, unknown>>(this, "policies");
+  readonly emails = new Emails(this);
+  readonly slack = new Slack(this);
+  readonly blobs = new Blobs(this);
+  readonly data = new Data(this);
+  readonly events = new Events(this);
+  readonly apiKeys = new ApiKeys(this);
+
+  constructor(options: ClientOptions) {
+    this.url = options.url.replace(/\/+$/, "");
+    this.key = options.key;
+    this.verifier = options.verifier;
+    this.maxRetries = options.maxRetries ?? 3;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /** Sends a call; `response` is returned unread when it succeeded. */
+  async send(call: Call): Promise<Response> {
+    const url = new URL(this.url + call.path);
+    for (const [k, v] of Object.entries(call.query ?? {})) {
+      if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
+    }
+    const headers: Record<string, string> = { Accept: "application/json", ...call.headers };
+    if (this.key && !call.holder) headers.Authorization = `Bearer ${this.key}`;
+    let body = call.body;
+    if (call.json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(call.json);
+    }
+    for (let attempt = 0; ; attempt++) {
+      let response: Response | undefined;
+      try {
+        const init: RequestInit & { duplex?: string } = {
+          method: call.method,
+          headers,
+          body,
+          signal: call.timeout === false ? undefined : AbortSignal.timeout(this.timeoutMs),
+        };
+        if (body instanceof ReadableStream) init.duplex = "half";
+        response = await this.fetch(url, init);
+      } catch (e) {
+        if (!call.retry || attempt >= this.maxRetries) {
+          throw new TransportError(`${call.method} ${call.path}: ${(e as Error).message}`, { cause: e });
+        }
+      }
+      if (response && !(call.retry && RETRY_STATUSES.has(response.status) && attempt < this.maxRetries)) {
+        if (call.holder && this.verifier) {
+          const bytes = new Uint8Array(await response.arrayBuffer());
+          await this.verifier.verifyResponse(bytes, response.headers.get("eb-signature"), response.ok ? call.nonce : undefined);
+          response = new Response(bytes.length ? bytes : null, { status: response.status, headers: response.headers });
+        }
+        if (!response.ok) throw await problem(response);
+        return response;
+      }
+      await sleep(backoff(attempt, response));
+    }
+  }
+
+  /** Sends a call and reads its JSON answer. */
+  async json<T>(call: Call): Promise<T> {
+    const response = await this.send(call);
+    return (response.status === 204 ? undefined : await response.json()) as T;
+  }
+
+  /** Every item of a list, page after page. */
+  async *paginate<T>(call: Call): AsyncGenerator<T> {
+    const query = { ...call.query };
+    for (;;) {
+      const page = await this.json<Page<T> & { objects?: T[] }>({ ...call, query });
+      yield* page.items ?? page.objects ?? [];
+      if (!page.next_cursor) return;
+      query.cursor = page.next_cursor;
+    }
+  }
+
+  /** Sends a holder call with a fresh nonce when verifying. */
+  holder<T>(action: string, body: Record<string, unknown>): Promise<T> {
+    const nonce = this.verifier ? randomId() : undefined;
+    const retry = action === "validate" || action === "heartbeat" || action === "checkout";
+    return this.json<T>({
+      method: "POST",
+      path: `${API}/licenses/${action}`,
+      json: clean({ ...body, nonce }),
+      holder: true,
+      nonce,
+      retry,
+    });
+  }
+}
+
+async function problem(response: Response): Promise<ProblemError> {
+  const text = await response.text();
+  let parsed: Problem = {};
+  try {
+    const value = JSON.parse(text);
+    if (value && typeof value === "object") parsed = value as Problem;
+  } catch {
+    parsed = { detail: text.slice(0, 200) };
+  }
+  return new ProblemError(response.status, parsed, response.headers);
+}
+
+class Section {
+  constructor(protected readonly c: Client) {}
+}
+
+class Crud<T> extends Section {
+  constructor(c: Client, private readonly base: string) {
+    super(c);
+  }
+  create(body: Record<string, unknown>): Promise<T> {
+    return this.c.json({ method: "POST", path: `${API}/${this.base}`, json: body });
+  }
+  get(id: string): Promise<T> {
+    return this.c.json({ method: "GET", path: `${API}/${this.base}/${seg(id)}`, retry: true });
+  }
+  update(id: string, changes: Record<string, unknown>): Promise<T> {
+    return this.c.json({ method: "PATCH", path: `${API}/${this.base}/${seg(id)}`, json: changes });
+  }
+  delete(id: string): Promise<void> {
+    return this.c.json({ method: "DELETE", path: `${API}/${this.base}/${seg(id)}`, retry: true });
+  }
+  list(query: Query = {}): Promise<Page<T>> {
+    return this.c.json({ method: "GET", path: `${API}/${this.base}`, query, retry: true });
+  }
+  iter(query: Query = {}): AsyncGenerator<T> {
+    return this.c.paginate({ method: "GET", path: `${API}/${this.base}`, query, retry: true });
+  }
+}
+
+export interface IssueLicense {
+  product: Product;
+  name: string;
+  owner_email: string;
+  duration?: string;
+  expires_at?: string;
+  max_machines?: number;
+  entitlements?: string[];
+  metadata?: Record<string, unknown>;
+  policy_id?: string;
+  [term: string]: unknown;
+}
+
+/** Licences: administration, and the holder calls authenticated by the licence key. */
+export class Licenses extends Crud<License> {
+  constructor(c: Client) {
+    super(c, "licenses");
+  }
+  /** Issues a licence; its `key` is in this answer only. */
+  issue(body: IssueLicense): Promise<IssuedLicense> {
+    return this.c.json({ method: "POST", path: `${API}/licenses`, json: clean(body) });
+  }
+  private action(id: string, action: string, json?: unknown): Promise<License> {
+    return this.c.json({ method: "POST", path: `${API}/licenses/${seg(id)}/${action}`, json });
+  }
+  suspend(id: string): Promise<License> {
+    return this.action(id, "suspend");
+  }
+  reinstate(id: string): Promise<License> {
+    return this.action(id, "reinstate");
+  }
+  revoke(id: string): Promise<License> {
+    return this.action(id, "revoke");
+  }
+  renew(id: string, by: { duration?: string; expires_at?: string } = {}): Promise<License> {
+    return this.action(id, "renew", clean(by));
+  }
+  machines(id: string, query: Query = {}): Promise<Page<Machine>> {
+    return this.c.json({ method: "GET", path: `${API}/licenses/${seg(id)}/machines`, query, retry: true });
+  }
+  removeMachine(id: string, machineId: string): Promise<void> {
+    return this.c.json({ method: "DELETE", path: `${API}/licenses/${seg(id)}/machines/${seg(machineId)}`, retry: true });
+  }
+  /** The keys that verify certificates and signed answers (no API key needed). */
+  publicKey(): Promise<PublicKey> {
+    return this.c.json({ method: "GET", path: `${API}/licenses/public-key`, retry: true });
+  }
+  validate(key: string, opts: { fingerprint?: string; product?: Product; entitlements?: string[] } = {}): Promise<Validation> {
+    return this.c.holder("validate", { key, ...opts });
+  }
+  activate(key: string, fingerprint: string, opts: { name?: string; platform?: string; hostname?: string } = {}): Promise<Machine> {
+    return this.c.holder("activate", { key, fingerprint, ...opts });
+  }
+  heartbeat(key: string, fingerprint: string): Promise<Machine> {
+    return this.c.holder("heartbeat", { key, fingerprint });
+  }
+  async deactivate(key: string, fingerprint: string): Promise<Deactivated> {
+    const answer = await this.c.holder<Deactivated | undefined>("deactivate", { key, fingerprint });
+    return answer ?? { deactivated: true, fingerprint };
+  }
+  /** A signed certificate for offline use (`ttl` such as `7d`). */
+  checkout(key: string, opts: { fingerprint?: string; ttl?: string } = {}): Promise<Checkout> {
+    return this.c.holder("checkout", { key, ...opts });
+  }
+}
+
+async function accepted(c: Client, path: string, body: unknown, idempotencyKey?: string): Promise<Accepted> {
+  const response = await c.send({
+    method: "POST",
+    path,
+    json: body,
+    headers: { "Idempotency-Key": idempotencyKey ?? randomId() },
+    retry: true,
+  });
+  return { ...(await response.json()), replayed: response.headers.get("idempotent-replayed") === "true" };
+}
+
+/** Email through the outbox. A retry with the same idempotency key never sends twice. */
+export class Emails extends Section {
+  send(message: SendEmail, opts: { idempotencyKey?: string } = {}): Promise<Accepted> {
+    const to = typeof message.to === "string" ? [message.to] : message.to;
+    return accepted(this.c, `${API}/emails`, clean({ ...message, to }), opts.idempotencyKey);
+  }
+  get(id: string): Promise<Email> {
+    return this.c.json({ method: "GET", path: `${API}/emails/${seg(id)}`, retry: true });
+  }
+  async raw(id: string): Promise<string> {
+    return (await this.c.send({ method: "GET", path: `${API}/emails/${seg(id)}/raw`, retry: true })).text();
+  }
+  list(query: Query = {}): Promise<Page<Email>> {
+    return this.c.json({ method: "GET", path: `${API}/emails`, query, retry: true });
+  }
+  iter(query: Query = {}): AsyncGenerator<Email> {
+    return this.c.paginate({ method: "GET", path: `${API}/emails`, query, retry: true });
+  }
+}
+
+/** Slack alerts. */
+export class Slack extends Section {
+  post(message: PostMessage, opts: { idempotencyKey?: string } = {}): Promise<Accepted> {
+    return accepted(this.c, `${API}/slack/messages`, clean(message), opts.idempotencyKey);
+  }
+  get(id: string): Promise<SlackMessage> {
+    return this.c.json({ method: "GET", path: `${API}/slack/messages/${seg(id)}`, retry: true });
+  }
+  async update(id: string, changes: Partial<PostMessage>): Promise<Accepted> {
+    const answer = await this.c.json<Omit<Accepted, "replayed">>({ method: "PATCH", path: `${API}/slack/messages/${seg(id)}`, json: changes });
+    return { ...answer, replayed: false };
+  }
+  /** The Block Kit the message would be posted as. */
+  preview(message: PostMessage): Promise<Record<string, unknown>> {
+    return this.c.json({ method: "POST", path: `${API}/slack/preview`, json: clean(message), retry: true });
+  }
+  list(query: Query = {}): Promise<Page<SlackMessage>> {
+    return this.c.json({ method: "GET", path: `${API}/slack/messages`, query, retry: true });
+  }
+  iter(query: Query = {}): AsyncGenerator<SlackMessage> {
+    return this.c.paginate({ method: "GET", path: `${API}/slack/messages`, query, retry: true });
+  }
+}
+
+/** Counts bytes through a stream. */
+function counting(total: number | undefined, progress?: Progress): TransformStream<Uint8Array, Uint8Array> {
+  let done = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      done += chunk.byteLength;
+      progress?.(done, total);
+      controller.enqueue(chunk);
+    },
+  });
+}
+
+export type UploadSource = Blob_ | ArrayBuffer | Uint8Array | ReadableStream<Uint8Array> | string;
+type Blob_ = globalThis.Blob;
+
+/** Shared storage; transfers stream, with progress. */
+export class Blobs extends Section {
+  private path(ns: string, key: string): string {
+    return `${API}/blobs/${seg(ns)}/${keyPath(key)}`;
+  }
+
+  /**
+   * Stores `source` (a Blob or File, bytes, a string or a stream) at `key`.
+   * `ifNoneMatch: "*"` refuses to overwrite.
+   */
+  async upload(
+    ns: string,
+    key: string,
+    source: UploadSource,
+    opts: { contentType?: string; ifMatch?: string; ifNoneMatch?: string; progress?: Progress } = {},
+  ): Promise<Blob> {
+    const { body, size, type } = toStream(source);
+    const headers: Record<string, string> = { "Content-Type": opts.contentType ?? type ?? "application/octet-stream" };
+    if (opts.ifMatch) headers["If-Match"] = opts.ifMatch;
+    if (opts.ifNoneMatch) headers["If-None-Match"] = opts.ifNoneMatch;
+    if (size !== undefined) headers["Content-Length"] = String(size);
+    const stream = body.pipeThrough(counting(size, opts.progress));
+    return this.c.json({ method: "PUT", path: this.path(ns, key), body: stream, headers, timeout: false });
+  }
+
+  /**
+   * The object's body as a stream (with `progress`), and its headers. Read it with
+   * `new Response(stream).arrayBuffer()`, or pipe it to a file.
+   */
+  async download(ns: string, key: string, opts: { progress?: Progress } = {}): Promise<{ body: ReadableStream<Uint8Array>; headers: Headers }> {
+    const response = await this.c.send({ method: "GET", path: this.path(ns, key), retry: true, timeout: false });
+    const length = response.headers.get("content-length");
+    const body = (response.body ?? new Response(new Uint8Array()).body!).pipeThrough(
+      counting(length ? Number(length) : undefined, opts.progress),
+    );
+    return { body, headers: response.headers };
+  }
+
+  /** The object's bytes. */
+  async bytes(ns: string, key: string): Promise<Uint8Array> {
+    const { body } = await this.download(ns, key);
+    return new Uint8Array(await new Response(body).arrayBuffer());
+  }
+
+  async head(ns: string, key: string): Promise<Headers> {
+    return (await this.c.send({ method: "HEAD", path: this.path(ns, key), retry: true })).headers;
+  }
+
+  delete(ns: string, key: string, opts: { ifMatch?: string } = {}): Promise<void> {
+    const headers: Record<string, string> = opts.ifMatch ? { "If-Match": opts.ifMatch } : {};
+    return this.c.json({ method: "DELETE", path: this.path(ns, key), headers, retry: true });
+  }
+
+  async list(ns: string, query: Query = {}): Promise<Page<Blob>> {
+    const page = await this.c.json<{ objects: Blob[]; common_prefixes: string[]; next_cursor?: string }>({
+      method: "GET",
+      path: `${API}/blobs/${seg(ns)}`,
+      query,
+      retry: true,
+    });
+    return { items: page.objects, common_prefixes: page.common_prefixes, next_cursor: page.next_cursor };
+  }
+
+  iter(ns: string, query: Query = {}): AsyncGenerator<Blob> {
+    return this.c.paginate({ method: "GET", path: `${API}/blobs/${seg(ns)}`, query, retry: true });
+  }
+
+  /** A URL for one direct GET or PUT without an API key. */
+  presign(
+    ns: string,
+    key: string,
+    opts: { method?: "GET" | "PUT"; expires_in?: number; content_length?: number; content_type?: string } = {},
+  ): Promise<Presigned> {
+    return this.c.json({
+      method: "POST",
+      path: `${API}/blobs/${seg(ns)}/presign`,
+      json: clean({ key, method: opts.method ?? "GET", ...opts }),
+    });
+  }
+
+  /**
+   * A browser upload straight to storage: a presigned PUT, then the file sent there
+   * without passing the API key to the page's network requests for the bytes.
+   */
+  async uploadViaPresign(ns: string, key: string, file: Blob_, opts: { progress?: Progress } = {}): Promise<void> {
+    const contentType = file.type || "application/octet-stream";
+    const signed = await this.presign(ns, key, { method: "PUT", content_length: file.size, content_type: contentType });
+    const body = file.stream().pipeThrough(counting(file.size, opts.progress));
+    const init: RequestInit & { duplex?: string } = {
+      method: "PUT",
+      headers: { ...signed.headers, "Content-Type": contentType, "Content-Length": String(file.size) },
+      body,
+      duplex: "half",
+    };
+    const response = await fetch(signed.url, init);
+    if (!response.ok) throw await problem(response);
+  }
+}
+
+function toStream(source: UploadSource): { body: ReadableStream<Uint8Array>; size?: number; type?: string } {
+  if (source instanceof ReadableStream) return { body: source };
+  if (typeof source === "string" || source instanceof ArrayBuffer || source instanceof Uint8Array) {
+    const bytes =
+      typeof source === "string" ? new TextEncoder().encode(source) : source instanceof ArrayBuffer ? new Uint8Array(source) : source;
+    const chunk = 1 << 20;
+    let offset = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (offset >= bytes.length) return controller.close();
+        controller.enqueue(bytes.subarray(offset, offset + chunk));
+        offset += chunk;
+      },
+    });
+    return { body, size: bytes.length };
+  }
+  return { body: source.stream(), size: source.size, type: source.type || undefined };
+}
+
+/** Shared JSON documents; pass a document's `version` as `ifMatch`. */
+export class Data extends Section {
+  private path(collection: string, id: string): string {
+    return `${API}/data/${seg(collection)}/${seg(id)}`;
+  }
+  get<T = Record<string, unknown>>(collection: string, id: string): Promise<DataDocument<T>> {
+    return this.c.json({ method: "GET", path: this.path(collection, id), retry: true });
+  }
+  put<T = Record<string, unknown>>(collection: string, id: string, data: T, opts: { ifMatch?: number; ifNoneMatch?: "*" } = {}): Promise<DataDocument<T>> {
+    return this.c.json({ method: "PUT", path: this.path(collection, id), json: data, headers: conditions(opts) });
+  }
+  /** A JSON Merge Patch (RFC 7396): `null` removes a member. */
+  patch<T = Record<string, unknown>>(collection: string, id: string, patch: Record<string, unknown>, opts: { ifMatch?: number } = {}): Promise<DataDocument<T>> {
+    return this.c.json({
+      method: "PATCH",
+      path: this.path(collection, id),
+      body: JSON.stringify(patch),
+      headers: { "Content-Type": "application/merge-patch+json", ...conditions(opts) },
+    });
+  }
+  delete(collection: string, id: string, opts: { ifMatch?: number } = {}): Promise<void> {
+    return this.c.json({ method: "DELETE", path: this.path(collection, id), headers: conditions(opts), retry: true });
+  }
+  list<T = Record<string, unknown>>(collection: string, query: Query = {}): Promise<Page<DataDocument<T>>> {
+    return this.c.json({ method: "GET", path: `${API}/data/${seg(collection)}`, query, retry: true });
+  }
+}
+
+function conditions(opts: { ifMatch?: number; ifNoneMatch?: string }): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (opts.ifMatch !== undefined) headers["If-Match"] = `"${opts.ifMatch}"`;
+  if (opts.ifNoneMatch) headers["If-None-Match"] = opts.ifNoneMatch;
+  return headers;
+}
+
+/** The audit trail, and its live tail. */
+export class Events extends Section {
+  list(query: Query = {}): Promise<Page<AuditEvent>> {
+    return this.c.json({ method: "GET", path: `${API}/events`, query, retry: true });
+  }
+  iter(query: Query = {}): AsyncGenerator<AuditEvent> {
+    return this.c.paginate({ method: "GET", path: `${API}/events`, query, retry: true });
+  }
+  /**
+   * The live tail (Server-Sent Events). It reconnects after a drop and resumes after the
+   * last event seen; stop it with `signal` or by leaving the `for await`.
+   */
+  async *stream(query: Query = {}, opts: { lastEventId?: string; signal?: AbortSignal } = {}): AsyncGenerator<AuditEvent> {
+    let last = opts.lastEventId;
+    for (let attempt = 0; !opts.signal?.aborted; attempt++) {
+      try {
+        const headers: Record<string, string> = { Accept: "text/event-stream" };
+        if (last) headers["Last-Event-ID"] = last;
+        const response = await this.c.send({ method: "GET", path: `${API}/events/stream`, query, headers, timeout: false });
+        attempt = 0;
+        const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+        const onAbort = () => reader.cancel().catch(() => undefined);
+        opts.signal?.addEventListener("abort", onAbort, { once: true });
+        let buffer = "";
+        let data: string[] = [];
+        let id: string | undefined;
+        try {
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buffer += value;
+            let nl: number;
+            while ((nl = buffer.indexOf("\n")) >= 0) {
+              const line = buffer.slice(0, nl).replace(/\r$/, "");
+              buffer = buffer.slice(nl + 1);
+              if (line === "") {
+                if (data.length) {
+                  if (id) last = id;
+                  yield JSON.parse(data.join("\n")) as AuditEvent;
+                }
+                data = [];
+                id = undefined;
+              } else if (!line.startsWith(":")) {
+                const colon = line.indexOf(":");
+                const name = colon < 0 ? line : line.slice(0, colon);
+                const field = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+                if (name === "data") data.push(field);
+                else if (name === "id") id = field;
+              }
+            }
+          }
+        } finally {
+          opts.signal?.removeEventListener("abort", onAbort);
+          reader.cancel().catch(() => undefined);
+        }
+      } catch (e) {
+        if (e instanceof ProblemError || opts.signal?.aborted || attempt >= 3) {
+          if (opts.signal?.aborted) return;
+          throw e;
+        }
+      }
+      await sleep(backoff(attempt));
+    }
+  }
+}
+
+/** API keys. */
+export class ApiKeys extends Section {
+  create(body: { name: string; scopes: string[]; expires_at?: string }): Promise<CreatedApiKey> {
+    return this.c.json({ method: "POST", path: `${API}/api-keys`, json: clean(body) });
+  }
+  get(id: string): Promise<ApiKey> {
+    return this.c.json({ method: "GET", path: `${API}/api-keys/${seg(id)}`, retry: true });
+  }
+  revoke(id: string): Promise<ApiKey> {
+    return this.c.json({ method: "DELETE", path: `${API}/api-keys/${seg(id)}`, retry: true });
+  }
+  list(query: Query = {}): Promise<Page<ApiKey>> {
+    return this.c.json({ method: "GET", path: `${API}/api-keys`, query, retry: true });
+  }
+}
