@@ -21,5 +21,5 @@ pub mod view;
 
 pub use model::{AccessError, ApiKeyStatus, IssuedKey, KEY_PREFIX, KeyFilter, KeyPage, Principal, is_expired, status};
 pub use service::AccessService;
-pub use service::list::{find, list};
+pub use service::list::{ended, find, list};
 pub use store::ApiKeyRow;

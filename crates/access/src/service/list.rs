@@ -32,3 +32,20 @@ pub async fn list(conn: &mut DbConn, filter: &KeyFilter) -> Result<KeyPage, Acce
 pub async fn find(conn: &mut DbConn, id: &str) -> Result<Option<ApiKeyRow>, AccessError> {
     Ok(store::get(conn, id).await?)
 }
+
+/// Why key `id` no longer opens what it opened (a long-lived stream asks every few
+/// seconds): gone, revoked or expired; `None` while it is good, and when the database
+/// cannot be asked (the caller asks again).
+pub async fn ended(pool: &shared_db::DbPool, id: &str) -> Option<&'static str> {
+    let mut conn = pool.get().await.ok()?;
+    match store::get(&mut conn, id).await {
+        Ok(None) => Some("the API key no longer exists"),
+        Ok(Some(row)) if row.revoked_at.is_some() => Some("the API key was revoked"),
+        Ok(Some(row)) if crate::is_expired(&row, shared_db::now()) => Some("the API key expired"),
+        Ok(Some(_)) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check an API key; asking again later");
+            None
+        }
+    }
+}

@@ -16,6 +16,12 @@ use serde::Serialize;
 use crate::schema::events;
 use crate::{DbConn, DbError, with_conn};
 
+mod tail;
+mod view;
+
+pub use tail::{KeyCheck, Tail};
+pub use view::{AuditEvent, EventPage, EventQuery, QueryError};
+
 /// A stored audit event.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize)]
 #[diesel(table_name = events, check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
