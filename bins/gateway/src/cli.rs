@@ -4,17 +4,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use secrecy::ExposeSecret;
-use shared_db::migrations;
 
 use crate::app::Application;
 use crate::config::Config;
-use crate::config::services::{ensure_database_folder, key_ring, license_service, load_secret, open_database};
+use crate::config::commands::{self, ApiKeys, SigningKeys};
+use crate::config::services::ensure_database_folder;
 use crate::error::ApiError;
-use crate::http::api_keys::ApiKey;
 use crate::telemetry;
 
 /// Event Bridge gateway.
@@ -152,7 +149,7 @@ pub async fn run() -> ExitCode {
 async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::Healthcheck { url } = command {
         let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{}/healthz", config.server.port));
-        return healthcheck(&url);
+        return commands::healthcheck(&url);
     }
     ensure_database_folder(&config)?;
     match command {
@@ -165,211 +162,41 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Serve => Application::build(config).await?.run_until_stopped().await,
-        Command::Migrate { status: true } => {
-            for version in migrations::pending(&config.database.url).await? {
-                println!("{version}");
-            }
-            Ok(())
-        }
-        Command::Migrate { status: false } => {
-            let applied = migrations::run_pending(&config.database.url).await?;
-            eprintln!("applied {} migration(s) to {}", applied.len(), config.database.url);
-            for version in applied {
-                println!("{version}");
-            }
-            Ok(())
-        }
-        Command::Backup { file } => {
-            let report = shared_db::backup::sqlite(&config.database.url, &file).await?;
-            println!(
-                "backed up {} to {}: {} bytes, {} tables, in {} ms",
-                config.database.url.redacted(),
-                report.path.display(),
-                report.bytes,
-                report.tables,
-                report.took.as_millis()
-            );
-            Ok(())
-        }
-        Command::Prune => {
-            let pool = open_database(&config).await?;
-            let pruned = crate::config::retention::prune(&pool, &config.retention).await?;
-            println!("pruned {pruned}");
-            Ok(())
-        }
+        Command::Migrate { status } => commands::migrate(&config, status).await,
+        Command::Backup { file } => commands::backup(&config, &file).await,
+        Command::Prune => commands::prune(&config).await,
         Command::Import {
             what: ImportCommand::Licenses { file, dry_run },
-        } => import_licenses(&file, dry_run, config).await,
-        Command::ApiKeys(cmd) => api_keys_command(cmd, config).await,
-        Command::LicenseKeys(cmd) => license_keys_command(cmd, config).await,
-    }
-}
-
-/// A plain HTTP/1.0 GET (no TLS: the check runs beside the server).
-fn healthcheck(url: &str) -> anyhow::Result<()> {
-    use std::io::{Read, Write};
-    let url = url::Url::parse(url)?;
-    anyhow::ensure!(url.scheme() == "http", "the health check speaks plain http");
-    let host = url.host_str().unwrap_or("127.0.0.1");
-    let addr = (host, url.port_or_known_default().unwrap_or(80));
-    let timeout = std::time::Duration::from_secs(3);
-    let target = std::net::ToSocketAddrs::to_socket_addrs(&addr)?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("cannot resolve {host}"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    write!(stream, "GET {} HTTP/1.0\r\nHost: {host}\r\n\r\n", url.path())?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head)?;
-    let status_line = String::from_utf8_lossy(&head[..n]);
-    anyhow::ensure!(
-        status_line.starts_with("HTTP/1.0 200") || status_line.starts_with("HTTP/1.1 200"),
-        "unhealthy: {}",
-        status_line.lines().next().unwrap_or("")
-    );
-    Ok(())
-}
-
-/// Errors printed for a refused import file (the rest are counted).
-const IMPORT_ERRORS_SHOWN: usize = 50;
-
-async fn import_licenses(file: &std::path::Path, dry_run: bool, config: Config) -> anyhow::Result<()> {
-    use license_core::model::{ImportFile, ImportFormat};
-    let shown = file.display();
-    let bytes = std::fs::read(file).with_context(|| format!("reading {shown}"))?;
-    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{shown}: not UTF-8 text"))?;
-    let parsed = match ImportFile::parse(&text, ImportFormat::detect(file, &text)) {
-        Ok(parsed) => parsed,
-        Err(errors) => {
-            for e in errors.iter().take(IMPORT_ERRORS_SHOWN) {
-                eprintln!("{shown}: {e}");
-            }
-            if errors.len() > IMPORT_ERRORS_SHOWN {
-                eprintln!("{shown}: and {} more", errors.len() - IMPORT_ERRORS_SHOWN);
-            }
-            anyhow::bail!("{shown}: {} error(s); nothing imported", errors.len());
-        }
-    };
-    if dry_run {
-        let pending = migrations::pending(&config.database.url).await?;
-        anyhow::ensure!(
-            pending.is_empty(),
-            "the database has {} pending migration(s): run `gateway migrate` first (a dry run writes nothing)",
-            pending.len()
-        );
-    }
-    let secret = load_secret(&config.secrets.source)?;
-    let pool = if dry_run {
-        shared_db::DbPool::new(config.database.url.clone(), config.database.pool.clone())?
-    } else {
-        open_database(&config).await?
-    };
-    let licenses = license_service(&config, &pool, &secret)?;
-    let report = licenses.import(&parsed, dry_run).await?;
-    for (line, fields) in &report.differs {
-        println!("line {line}: skipped (exists, differs): {}", fields.join(", "));
-    }
-    println!("{}", report.summary());
-    Ok(())
-}
-
-async fn license_keys_command(cmd: LicenseKeysCommand, config: Config) -> anyhow::Result<()> {
-    let secret = load_secret(&config.secrets.source)?;
-    let pool = open_database(&config).await?;
-    let licenses = license_service(&config, &pool, &secret)?;
-    match cmd {
-        LicenseKeysCommand::List => {
-            for key in licenses.public_key().await?.keys {
-                println!("{}\t{}", key.kid, key.public_key);
-            }
-        }
-        LicenseKeysCommand::Rotate => {
-            anyhow::ensure!(
-                config.licenses.signing_key.is_none(),
-                "LICENSE_SIGNING_KEY is set: rotate by changing it"
-            );
-            println!("{}", licenses.rotate_signing_key().await?);
-        }
-        LicenseKeysCommand::Retire { kid } => {
-            licenses.retire_signing_key(&kid).await?;
-            eprintln!("retired {kid}");
-        }
-    }
-    Ok(())
-}
-
-async fn api_keys_command(cmd: ApiKeysCommand, config: Config) -> anyhow::Result<()> {
-    let secret = load_secret(&config.secrets.source)?;
-    let keys = access::AccessService::new(key_ring(&config, &secret))
-        .with_namespaces(config.storage.namespaces.iter().map(|n| n.name.clone()));
-    let pool = open_database(&config).await?;
-    let mut conn = pool.get().await?;
-    match cmd {
-        ApiKeysCommand::Create {
-            name,
-            scopes,
-            expires_at,
-        } => {
-            let scopes: Vec<String> = scopes
-                .iter()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
-            let issued = keys
-                .create(&mut conn, &name, &scopes, expires_at, None)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", ApiError::from(e)))?;
-            eprintln!(
-                "created API key {} ({}); it is printed once:",
-                issued.row.id, issued.row.scopes
-            );
-            println!("{}", issued.secret.expose_secret());
-        }
-        ApiKeysCommand::List { json } => {
-            // Every key, a page at a time.
-            let mut rows: Vec<ApiKey> = Vec::new();
-            let mut filter = access::KeyFilter {
-                limit: Some(shared_db::paging::MAX_LIMIT),
-                ..Default::default()
+        } => commands::import_licenses(&config, &file, dry_run).await,
+        Command::ApiKeys(cmd) => {
+            let what = match cmd {
+                ApiKeysCommand::Create {
+                    name,
+                    scopes,
+                    expires_at,
+                } => ApiKeys::Create {
+                    name,
+                    scopes,
+                    expires_at,
+                },
+                ApiKeysCommand::List { json } => ApiKeys::List { json },
+                ApiKeysCommand::Revoke { id } => ApiKeys::Revoke(id),
             };
-            loop {
-                let page = keys
-                    .list(&mut conn, &filter)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                rows.extend(page.items.into_iter().map(ApiKey::from));
-                match page.next_cursor {
-                    Some(next) => filter.cursor = Some(next),
-                    None => break,
-                }
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                println!(
-                    "{:<36}  {:<10}  {:<8}  {:<24}  SCOPES",
-                    "ID", "PREFIX", "STATUS", "NAME"
-                );
-                for k in rows {
-                    let status = serde_json::to_value(k.status)?.as_str().unwrap_or_default().to_owned();
-                    println!(
-                        "{:<36}  {:<10}  {:<8}  {:<24}  {}",
-                        k.id,
-                        k.prefix,
-                        status,
-                        k.name,
-                        k.scopes.join(",")
-                    );
-                }
-            }
-        }
-        ApiKeysCommand::Revoke { id } => {
-            let row = keys
-                .revoke(&mut conn, &id, None)
+            // A refusal is worded as the API words it (`422 invalid_scopes: ...`).
+            commands::api_keys(&config, what)
                 .await
-                .map_err(|e| anyhow::anyhow!("{}", ApiError::from(e)))?;
-            eprintln!("revoked API key {} ({})", row.id, row.name);
+                .map_err(|e| match e.downcast::<access::AccessError>() {
+                    Ok(refused) => anyhow::anyhow!("{}", ApiError::from(refused)),
+                    Err(e) => e,
+                })
+        }
+        Command::LicenseKeys(cmd) => {
+            let what = match cmd {
+                LicenseKeysCommand::List => SigningKeys::List,
+                LicenseKeysCommand::Rotate => SigningKeys::Rotate,
+                LicenseKeysCommand::Retire { kid } => SigningKeys::Retire(kid),
+            };
+            commands::signing_keys(&config, what).await
         }
     }
-    Ok(())
 }

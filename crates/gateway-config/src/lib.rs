@@ -82,6 +82,7 @@ pub mod aws;
 pub mod aws_client;
 pub mod bridge;
 pub mod check;
+pub mod commands;
 pub mod database;
 pub mod licenses;
 pub mod mail;
