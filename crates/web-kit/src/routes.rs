@@ -92,6 +92,34 @@ impl RouteTable {
         }
     }
 
+    /// Gives the path parameters named in `shapes` the pattern beside their name (such as
+    /// `("upload_id", "up_[0-9a-f]+")`), as the app's routes do: a path whose value has
+    /// another shape is then not that route's (it falls to a broader one, such as an
+    /// object key's), so it is not held to that route's scopes.
+    pub fn with_shapes(mut self, shapes: &[(&str, &str)]) -> Self {
+        let shaped = |def: &ResourceDef| -> ResourceDef {
+            let Some(pattern) = def.pattern() else {
+                return def.clone();
+            };
+            let mut out = pattern.to_owned();
+            for (name, regex) in shapes {
+                out = out.replace(&format!("{{{name}}}"), &format!("{{{name}:{regex}}}"));
+            }
+            if out == pattern {
+                def.clone()
+            } else {
+                ResourceDef::new(out)
+            }
+        };
+        for (def, _) in &mut self.routes {
+            *def = shaped(def);
+        }
+        for (def, _, _) in &mut self.secured {
+            *def = shaped(def);
+        }
+        self
+    }
+
     /// The scopes an API key needs for `method` on `path`, when the operation is behind
     /// one (a literal route wins over a pattern that also matches).
     pub fn scopes(&self, method: &Method, path: &str) -> Option<&[String]> {
