@@ -182,3 +182,43 @@ impl RouteTable {
         Some(methods)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use actix_web::http::Method;
+
+    use super::RouteTable;
+
+    #[test]
+    fn shaped_parameters_leave_other_values_to_broader_routes() {
+        let doc: utoipa::openapi::OpenApi = serde_json::from_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {
+                "/b/{namespace}/uploads/{upload_id}": {
+                    "get": {"responses": {}, "security": [{"api_key": ["w"]}]}
+                }
+            }
+        }))
+        .unwrap();
+        let plain = RouteTable::new(&doc, "api_key", &[], &["namespace"]);
+        assert_eq!(
+            plain.scopes(&Method::GET, "/b/web/uploads/notes.txt"),
+            Some(&["w".to_owned()][..])
+        );
+        let shaped =
+            RouteTable::new(&doc, "api_key", &[], &["namespace"]).with_shapes(&[("upload_id", "up_[0-9a-f]+")]);
+        assert_eq!(
+            shaped.scopes(&Method::GET, "/b/web/uploads/up_0a"),
+            Some(&["w".to_owned()][..])
+        );
+        assert_eq!(
+            shaped.qualifier(&Method::GET, "/b/web/uploads/up_0a").as_deref(),
+            Some("web")
+        );
+        assert_eq!(shaped.scopes(&Method::GET, "/b/web/uploads/notes.txt"), None);
+        assert_eq!(shaped.allowed("/b/web/uploads/notes.txt"), None);
+        assert_eq!(shaped.allowed("/b/web/uploads/up_0a"), Some(vec![Method::GET]));
+    }
+}
