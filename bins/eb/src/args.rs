@@ -38,13 +38,17 @@ pub(crate) enum Command {
 
 #[derive(Subcommand)]
 pub(crate) enum Blobs {
-    /// Uploads FILE to NAMESPACE/KEY.
+    /// Uploads FILE to NAMESPACE/KEY (in parts when larger than one, resuming an
+    /// interrupted upload recorded in FILE.eb-upload).
     Put {
         file: PathBuf,
         target: String,
         /// The content type (by the key's extension when absent).
         #[arg(long)]
         content_type: Option<String>,
+        /// Part size in MiB (5 to 5120): a larger file goes up in parts, resumable.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(5..=5120))]
+        part_size: u64,
     },
     /// Downloads NAMESPACE/KEY to FILE (resuming FILE.part if an earlier try left one).
     Get { source: String, file: PathBuf },

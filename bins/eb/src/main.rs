@@ -11,6 +11,7 @@
 
 mod api;
 mod args;
+mod multipart;
 mod transfer;
 
 use std::process::ExitCode;
@@ -60,7 +61,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             target,
             content_type,
-        }) => put(&api, &file, &target, content_type).await,
+            part_size,
+        }) => put(&api, &file, &target, content_type, part_size * 1024 * 1024).await,
         Command::Blobs(Blobs::Get { source, file }) => get(&api, &source, &file).await,
         Command::Blobs(Blobs::Ls { target, limit }) => ls(&api, &target, limit).await,
         Command::Blobs(Blobs::Rm { target }) => {

@@ -107,13 +107,47 @@ pub(crate) async fn file_sha256(path: &Path) -> anyhow::Result<String> {
     .await?
 }
 
-pub(crate) async fn put(api: &Api, file: &Path, target: &str, content_type: Option<String>) -> anyhow::Result<()> {
+/// Uploads `file` to `target`: in one `PUT` when it fits in one part of `part_size`
+/// bytes, else through a multipart upload (resumed when an earlier run left one); either
+/// way the stored object's SHA-256 must be the file's.
+pub(crate) async fn put(
+    api: &Api,
+    file: &Path,
+    target: &str,
+    content_type: Option<String>,
+    part_size: u64,
+) -> anyhow::Result<()> {
     let (ns, key) = object_path(target)?;
     let size = tokio::fs::metadata(file)
         .await
         .with_context(|| format!("reading {}", file.display()))?
         .len();
     let sha256 = file_sha256(file).await?;
+    if size > part_size {
+        let raw_key = target.split_once('/').map(|(_, k)| k).unwrap_or_default();
+        let stored = crate::multipart::put(api, file, target, &ns, raw_key, content_type, &sha256, part_size).await?;
+        // The object as the gateway serves it: its SHA-256 must be the file's.
+        let head = api
+            .send(api.request(Method::HEAD, &format!("/api/v1/blobs/{ns}/{key}")))
+            .await?;
+        let served = head
+            .headers()
+            .get("x-checksum-sha256")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if served != sha256 {
+            bail!("the stored object's SHA-256 `{served}` is not the file's {sha256}");
+        }
+        api.show(&stored, |v| {
+            format!(
+                "stored {target}: {} bytes in {} parts, sha256 {sha256} (verified)",
+                v["size"],
+                size.div_ceil(part_size)
+            )
+        });
+        return Ok(());
+    }
     let handle = tokio::fs::File::open(file).await?;
     let progress = std::sync::Arc::new(std::sync::Mutex::new(Progress::new(
         format!("put {target}"),

@@ -145,6 +145,119 @@ async fn transfers_stream_verify_their_checksum_and_resume() {
     assert!(!out.status.success() && text(&out).contains("404"), "{}", text(&out));
 }
 
+/// The file's modification time as `eb` records it in its state file.
+fn mtime_ns(path: &Path) -> u64 {
+    let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+    u64::try_from(modified.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_files_go_up_in_parts_and_an_interrupted_upload_resumes() {
+    let g = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mib = 1024 * 1024;
+    let content: Vec<u8> = (0..11 * mib + 5).map(|i| ((i * 13 + i / 4093) % 256) as u8).collect();
+    let sha = data_encoding::HEXLOWER.encode(ring::digest::digest(&ring::digest::SHA256, &content).as_ref());
+
+    // Larger than one part of 5 MiB: three parts, verified at the end.
+    let source = dir.path().join("weights.bin");
+    std::fs::write(&source, &content).unwrap();
+    let out = ok(&eb(
+        &g,
+        &[
+            "blobs",
+            "put",
+            source.to_str().unwrap(),
+            "ai/big/one.bin",
+            "--part-size",
+            "5",
+        ],
+    )
+    .await);
+    assert!(
+        out.contains("in 3 parts") && out.contains(&sha) && out.contains("(verified)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{} of {} bytes (100%)", content.len(), content.len())),
+        "{out}"
+    );
+    assert!(
+        !dir.path().join("weights.bin.eb-upload").exists(),
+        "the state file is gone"
+    );
+    let copy = dir.path().join("one.bin");
+    ok(&eb(&g, &["blobs", "get", "ai/big/one.bin", copy.to_str().unwrap()]).await);
+    assert!(std::fs::read(&copy).unwrap() == content);
+
+    // An earlier run started the upload, sent part 1 and was interrupted.
+    let second = dir.path().join("second.bin");
+    std::fs::write(&second, &content).unwrap();
+    let http = reqwest::Client::new();
+    let upload: serde_json::Value = http
+        .post(format!("{}/api/v1/blobs/ai/uploads", g.url))
+        .bearer_auth(&g.key)
+        .json(&serde_json::json!({"key": "big/two.bin", "size": content.len(), "sha256": sha, "part_size": 5 * mib}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = upload["id"].as_str().unwrap();
+    let res = http
+        .put(upload["parts"][0]["url"].as_str().unwrap())
+        .body(content[..5 * mib].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let state = serde_json::json!({
+        "upload_id": id, "target": "ai/big/two.bin", "size": content.len(), "mtime_ns": mtime_ns(&second),
+    });
+    std::fs::write(dir.path().join("second.bin.eb-upload"), state.to_string()).unwrap();
+    let out = ok(&eb(
+        &g,
+        &[
+            "blobs",
+            "put",
+            second.to_str().unwrap(),
+            "ai/big/two.bin",
+            "--part-size",
+            "5",
+        ],
+    )
+    .await);
+    assert!(
+        out.contains(&format!("resumed upload {id}: 1 parts were already there, 2 sent")),
+        "{out}"
+    );
+    assert!(out.contains("(verified)"), "{out}");
+    assert!(!dir.path().join("second.bin.eb-upload").exists());
+    let copy = dir.path().join("two.bin");
+    ok(&eb(&g, &["blobs", "get", "ai/big/two.bin", copy.to_str().unwrap()]).await);
+    assert!(std::fs::read(&copy).unwrap() == content);
+
+    // A state file naming an upload that is gone: a new upload.
+    let state = serde_json::json!({
+        "upload_id": id, "target": "ai/big/three.bin", "size": content.len(), "mtime_ns": mtime_ns(&second),
+    });
+    std::fs::write(dir.path().join("second.bin.eb-upload"), state.to_string()).unwrap();
+    let out = ok(&eb(
+        &g,
+        &[
+            "blobs",
+            "put",
+            second.to_str().unwrap(),
+            "ai/big/three.bin",
+            "--part-size",
+            "5",
+        ],
+    )
+    .await);
+    assert!(out.contains("is gone") && out.contains("(verified)"), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn licences_and_email_from_the_command_line() {
     let g = gateway().await;

@@ -171,25 +171,27 @@ impl Application {
         }
         let worker_stop = CancellationToken::new();
         let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
-        // The bridge's periodic work, the licence sweep (dead machines, failed validations
-        // held back), the hourly idempotency-key purge and retention, one task.
-        let bridge_task = tokio::spawn({
-            let (bridge, pool, wake, stop) = (bridge.clone(), pool.clone(), wake.clone(), worker_stop.clone());
-            let (retention, licenses) = (config.retention.clone(), licenses.clone());
-            async move {
-                tokio::join!(
-                    bridge::jobs::run(bridge, wake, stop.clone()),
-                    license_core::jobs::run(licenses, license_core::jobs::SWEEP_EVERY, stop.clone()),
-                    shared_db::idempotency::run_purge(pool.clone(), stop.clone()),
-                    gateway_config::retention::run(pool, retention, stop)
-                );
-            }
-        });
         let blobs = Arc::new(blob_store::BlobService::new(
             storage(&config)?,
             pool.clone(),
             key_ring(&config, &secret),
         ));
+        // The bridge's periodic work, the licence sweep (dead machines, failed validations
+        // held back), storage's sweep of abandoned uploads, the hourly idempotency-key
+        // purge and retention, one task.
+        let bridge_task = tokio::spawn({
+            let (bridge, pool, wake, stop) = (bridge.clone(), pool.clone(), wake.clone(), worker_stop.clone());
+            let (retention, licenses, blobs) = (config.retention.clone(), licenses.clone(), blobs.clone());
+            async move {
+                tokio::join!(
+                    bridge::jobs::run(bridge, wake, stop.clone()),
+                    license_core::jobs::run(licenses, license_core::jobs::SWEEP_EVERY, stop.clone()),
+                    blob_store::jobs::run(blobs, blob_store::jobs::SWEEP_EVERY, stop.clone()),
+                    shared_db::idempotency::run_purge(pool.clone(), stop.clone()),
+                    gateway_config::retention::run(pool, retention, stop)
+                );
+            }
+        });
         let listener = TcpListener::bind((config.server.host, config.server.port)).with_context(|| {
             format!(
                 "binding {}:{} (APP_HOST/APP_PORT)",

@@ -14,10 +14,14 @@ pub fn route_table(doc: &utoipa::openapi::OpenApi) -> RouteTable {
         &["/openapi.json", "/metrics", "/docs", "/docs/", "/docs/{_:.*}"],
         &["namespace", "collection"],
     )
+    // Only an upload id of this shape is an upload's route; other paths under
+    // `/{namespace}/uploads/` are objects' keys.
+    .with_shapes(&[("upload_id", crate::http::blobs::uploads::UPLOAD_ID_ROUTE)])
 }
 
 /// A storage URL the gateway signed: it needs no key (its handler checks the signature
-/// before reading any body). Only an object's GET, HEAD and PUT take them.
+/// before reading any body). Only an object's GET, HEAD and PUT, and an upload part's
+/// PUT, take them.
 pub fn is_signed_storage_url(req: &actix_web::HttpRequest) -> bool {
     matches!(
         *req.method(),

@@ -37,6 +37,9 @@ class Call:
     nonce: Optional[str] = None
     # Safe to send again after a failure (GET, PUT, DELETE; a POST with an idempotency key).
     retry: bool = False
+    # This call's own timeout (an ``httpx.Timeout``), when the client's would cut it short:
+    # completing a large multipart upload answers only once the object is assembled.
+    timeout: Any = None
 
     def clean_params(self) -> Optional[Dict[str, Any]]:
         if not self.params:

@@ -24,6 +24,7 @@ from ._core import (
     settings,
     settled,
 )
+from . import _multipart
 from .errors import TransportError
 from .models import Event
 from .resources import ApiKeys, Blobs, Data, Emails, Events, Licenses, Policies, Progress, Slack
@@ -160,6 +161,7 @@ class Client(_Sections):
             json=call.json,
             content=content if content is not None else call.content,
             headers=request_headers(call, self._key),
+            timeout=call.timeout if call.timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
         return self._http.send(request, stream=stream)
 
@@ -184,6 +186,41 @@ class Client(_Sections):
             if not page.next_cursor:
                 return
             filters["cursor"] = page.next_cursor
+
+    def _multipart(self, job: "_multipart.Job", parse: Callable[[httpx.Response], Any]) -> Any:
+        """Runs a multipart upload (see ``_multipart``); any failure carries the upload's
+        id as ``upload_id``, to resume with ``upload(..., upload_id=...)``."""
+        upload = self._run(job.start())
+        job.check_resumed(upload)
+        try:
+            done, parts = 0, []
+            for part in upload["parts"]:
+                data = job.read(part["offset"], part["size"])
+                etag = _multipart.held_etag(upload, part, data)
+                if etag is None:
+                    etag = self._put_part(part, data)
+                parts.append({"number": part["number"], "etag": etag})
+                done += part["size"]
+                if job.progress:
+                    job.progress(done, job.size)
+            return self._run(job.complete(upload["id"], parts, parse))
+        except BaseException as e:
+            e.upload_id = upload["id"]  # type: ignore[attr-defined]
+            raise
+
+    def _put_part(self, part: Dict[str, Any], data: bytes) -> str:
+        """PUTs one part to its URL (no API key), tried again on a broken connection."""
+        call = Call("PUT", part["url"], retry=True)
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self._http.put(part["url"], content=data, headers=dict(part.get("headers") or {}))
+            except httpx.TransportError as e:
+                retry_after_failure(call, e, attempt, self.max_retries)
+                time.sleep(backoff(attempt, None))
+                continue
+            check(call, response, response.content, None)
+            return _multipart.checked_etag(part["number"], data, response.headers.get("etag"))
+        raise TransportError(f"part {part['number']}: no answer")
 
     def _upload(self, call: Call, source: Any, size: Optional[int], progress: Optional[Progress]) -> Any:
         # A stream cannot be replayed: an upload is tried once (resume with the multipart API).
@@ -286,6 +323,7 @@ class AsyncClient(_Sections):
             json=call.json,
             content=content if content is not None else call.content,
             headers=request_headers(call, self._key),
+            timeout=call.timeout if call.timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
         return await self._http.send(request, stream=stream)
 
@@ -311,6 +349,41 @@ class AsyncClient(_Sections):
             if not page.next_cursor:
                 return
             filters["cursor"] = page.next_cursor
+
+    async def _multipart(self, job: "_multipart.Job", parse: Callable[[httpx.Response], Any]) -> Any:
+        """Runs a multipart upload (see ``_multipart``); any failure carries the upload's
+        id as ``upload_id``, to resume with ``upload(..., upload_id=...)``."""
+        upload = await self._run(job.start())
+        job.check_resumed(upload)
+        try:
+            done, parts = 0, []
+            for part in upload["parts"]:
+                data = job.read(part["offset"], part["size"])
+                etag = _multipart.held_etag(upload, part, data)
+                if etag is None:
+                    etag = await self._put_part(part, data)
+                parts.append({"number": part["number"], "etag": etag})
+                done += part["size"]
+                if job.progress:
+                    job.progress(done, job.size)
+            return await self._run(job.complete(upload["id"], parts, parse))
+        except BaseException as e:
+            e.upload_id = upload["id"]  # type: ignore[attr-defined]
+            raise
+
+    async def _put_part(self, part: Dict[str, Any], data: bytes) -> str:
+        """PUTs one part to its URL (no API key), tried again on a broken connection."""
+        call = Call("PUT", part["url"], retry=True)
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = await self._http.put(part["url"], content=data, headers=dict(part.get("headers") or {}))
+            except httpx.TransportError as e:
+                retry_after_failure(call, e, attempt, self.max_retries)
+                await asyncio.sleep(backoff(attempt, None))
+                continue
+            check(call, response, response.content, None)
+            return _multipart.checked_etag(part["number"], data, response.headers.get("etag"))
+        raise TransportError(f"part {part['number']}: no answer")
 
     async def _upload(self, call: Call, source: Any, size: Optional[int], progress: Optional[Progress]) -> Any:
         async def body() -> AsyncIterator[bytes]:

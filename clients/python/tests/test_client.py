@@ -217,6 +217,86 @@ def test_a_large_file_streams_up_and_down_with_progress(client, tmp_path):
     assert not (tmp_path / "gone.bin").exists()
 
 
+def test_a_large_upload_goes_in_parts_and_resumes_after_a_failure(client, tmp_path):
+    mib = 1024 * 1024
+    source = tmp_path / "weights.bin"
+    data = os.urandom(11 * mib + 77)
+    source.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    key = unique("models") + "/weights.bin"
+    seen = []
+    blob = client.blobs.upload(
+        "ai", key, source, part_size=5 * mib, multipart_threshold=8 * mib,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert blob.size == len(data) and blob.sha256 == sha
+    assert seen == [(5 * mib, len(data)), (10 * mib, len(data)), (len(data), len(data))]
+    assert client.blobs.head("ai", key)["x-checksum-sha256"] == sha
+    dest = tmp_path / "copy.bin"
+    client.blobs.download("ai", key, dest)
+    assert dest.read_bytes() == data
+
+    # A part that fails (here: the second PUT breaks) leaves the upload to resume.
+    key2 = unique("models") + "/resumed.bin"
+    calls = {"n": 0}
+    real_put = client._put_part
+
+    def flaky(part, body):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("the network dropped")
+        return real_put(part, body)
+
+    client._put_part = flaky
+    try:
+        with pytest.raises(ConnectionError) as failed:
+            client.blobs.upload("ai", key2, source, part_size=5 * mib, multipart_threshold=8 * mib)
+    finally:
+        client._put_part = real_put
+    upload_id = failed.value.upload_id
+    held = client.blobs.get_upload("ai", upload_id)
+    assert [p["number"] for p in held["received"]] == [1]
+    sent = []
+    client._put_part = lambda part, body: sent.append(part["number"]) or real_put(part, body)
+    try:
+        blob = client.blobs.upload("ai", key2, source, upload_id=upload_id)
+    finally:
+        client._put_part = real_put
+    assert sent == [2, 3], "only the parts the storage lacked"
+    assert blob.sha256 == sha and blob.key == key2
+    with pytest.raises(NotFound):
+        client.blobs.get_upload("ai", upload_id)
+    # Another object's upload id is refused before anything is sent.
+    from event_bridge._core import Call
+
+    other = client._run(Call("POST", "/api/v1/blobs/ai/uploads", json={"key": unique("x") + ".bin", "size": len(data)}))
+    with pytest.raises(ValueError):
+        client.blobs.upload("ai", key2, source, upload_id=other["id"])
+    client.blobs.abort_upload("ai", other["id"])
+    with pytest.raises(NotFound):
+        client.blobs.abort_upload("ai", other["id"])
+
+
+def test_the_async_client_uploads_in_parts_too(gateway):
+    mib = 1024 * 1024
+    data = os.urandom(10 * mib + 1)
+
+    async def main():
+        async with AsyncClient(*gateway) as eb:
+            seen = []
+            key = unique("models") + "/async.bin"
+            blob = await eb.blobs.upload(
+                "ai", key, data, part_size=5 * mib, multipart_threshold=mib,
+                progress=lambda done, total: seen.append(done),
+            )
+            assert blob.sha256 == hashlib.sha256(data).hexdigest() and blob.size == len(data)
+            assert seen[-1] == len(data) and len(seen) == 3
+            got = await eb.blobs.download("ai", key)
+            assert got == data
+
+    asyncio.run(main())
+
+
 def test_a_corrupted_upload_is_refused_by_its_checksum(client):
     from event_bridge._core import Call
 

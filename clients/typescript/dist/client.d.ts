@@ -3,7 +3,7 @@
  * are safe to repeat are retried on network failures and 429/502/503/504, after the
  * gateway's `Retry-After` when it gives one.
  */
-import type { Accepted, ApiKey, AuditEvent, Blob, Checkout, CreatedApiKey, DataDocument, Deactivated, Email, IssuedLicense, License, Machine, Page, PostMessage, Presigned, Product, PublicKey, Query, SendEmail, SlackMessage, Validation } from "./models.js";
+import type { Accepted, ApiKey, AuditEvent, Blob, Checkout, CreatedApiKey, DataDocument, Deactivated, Email, IssuedLicense, License, Machine, MultipartUpload, Page, PostMessage, Presigned, Product, PublicKey, Query, SendEmail, SlackMessage, Validation } from "./models.js";
 import type { Verifier } from "./verify.js";
 export interface ClientOptions {
     /** The gateway, such as `https://bridge.example.com`. */
@@ -189,6 +189,32 @@ export declare class Blobs extends Section {
     uploadViaPresign(ns: string, key: string, file: Blob_, opts?: {
         progress?: Progress;
     }): Promise<void>;
+    /** A multipart upload in progress: `received` lists the parts the storage holds. */
+    getUpload(ns: string, uploadId: string): Promise<MultipartUpload>;
+    /** Aborts a multipart upload; its parts are dropped. */
+    abortUpload(ns: string, uploadId: string): Promise<void>;
+    /**
+     * A large upload in parts, browser-friendly: each part (a slice of `file`, never the
+     * whole file in memory) is `PUT` straight to its own URL (S3's presigned one, or the
+     * gateway's signed one: no API key), then the upload is completed. `progress` is
+     * called as parts finish. A failure carries `uploadId` on the error: call again with
+     * the same file and `uploadId` to send only the parts the storage lacks.
+     *
+     * In Node each part's `ETag` is checked against its MD5; browsers have no MD5 in
+     * WebCrypto, so there the part URLs' bound sizes and the declared `sha256` (which the
+     * local store verifies on completion) protect the transfer. `concurrency` parts are
+     * sent at once (default 4).
+     */
+    uploadMultipart(ns: string, key: string, file: Blob_ | Uint8Array | ArrayBuffer, opts?: {
+        contentType?: string;
+        partSize?: number;
+        sha256?: string;
+        uploadId?: string;
+        concurrency?: number;
+        progress?: Progress;
+    }): Promise<Blob>;
+    /** One part to its URL (tried again on a network failure); its ETag. */
+    private putPart;
 }
 /** Shared JSON documents; pass a document's `version` as `ifMatch`. */
 export declare class Data extends Section {

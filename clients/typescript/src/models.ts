@@ -150,6 +150,32 @@ export interface Blob {
   last_modified: string;
 }
 
+/** Where to send one part of a multipart upload. */
+export interface UploadPartUrl {
+  number: number;
+  offset: number;
+  size: number;
+  url: string;
+  method: string;
+  headers?: Record<string, string>;
+}
+
+/** A multipart upload in progress. */
+export interface MultipartUpload {
+  id: string;
+  namespace: string;
+  key: string;
+  size: number;
+  part_size: number;
+  content_type: string;
+  sha256?: string;
+  created_at: string;
+  expires_at: string;
+  parts: UploadPartUrl[];
+  /** The parts the storage holds (with their ETags). */
+  received: { number: number; etag: string; size: number }[];
+}
+
 export interface Presigned {
   url: string;
   method: string;

@@ -183,6 +183,55 @@ test("AI: a large body streams up and down with progress", async () => {
   await assert.rejects(eb.blobs.bytes("ai", key), (e) => e.status === 404);
 });
 
+test("AI: a large file goes up in parts straight to their URLs, and resumes", async () => {
+  const eb = admin();
+  const mib = 1024 * 1024;
+  const data = randomBytes(11 * mib + 9);
+  const sha = createHash("sha256").update(data).digest("hex");
+  const key = `${unique("models")}/weights.bin`;
+  const seen = [];
+  const blob = await eb.blobs.uploadMultipart("ai", key, new Blob([data]), {
+    partSize: 5 * mib,
+    sha256: sha,
+    concurrency: 2,
+    progress: (d, t) => seen.push([d, t]),
+  });
+  assert.equal(blob.size, data.length);
+  assert.equal(blob.sha256, sha);
+  assert.deepEqual(seen.at(-1), [data.length, data.length]);
+  assert.equal(seen.length, 3);
+  assert.ok(Buffer.from(await eb.blobs.bytes("ai", key)).equals(data));
+  assert.equal((await eb.blobs.head("ai", key)).get("x-checksum-sha256"), sha);
+
+  // An interrupted upload: part 1 sent, then the page went away.
+  const key2 = `${unique("models")}/resumed.bin`;
+  const started = await eb.blobs.uploadMultipart("ai", key2, new Blob([data]), {
+    partSize: 5 * mib,
+    concurrency: 1,
+    progress: (d) => {
+      if (d === 5 * mib) throw new Error("the tab closed");
+    },
+  }).catch((e) => e);
+  assert.equal(started.message, "the tab closed");
+  assert.match(started.uploadId, /^up_[0-9a-f]{32}$/);
+  const held = await eb.blobs.getUpload("ai", started.uploadId);
+  assert.deepEqual(held.received.map((p) => p.number), [1]);
+  const resumed = await eb.blobs.uploadMultipart("ai", key2, data, { uploadId: started.uploadId });
+  assert.equal(resumed.sha256, sha);
+  assert.ok(Buffer.from(await eb.blobs.bytes("ai", key2)).equals(data));
+  await assert.rejects(eb.blobs.getUpload("ai", started.uploadId), (e) => e.status === 404);
+  // Another object's upload is not resumed.
+  const other = await eb.blobs.uploadMultipart("ai", key2, data.subarray(0, 6 * mib), {
+    partSize: 5 * mib,
+    progress: () => {
+      throw new Error("stop");
+    },
+  }).catch((e) => e);
+  await assert.rejects(eb.blobs.uploadMultipart("ai", key2, data, { uploadId: other.uploadId }), /not/);
+  await eb.blobs.abortUpload("ai", other.uploadId);
+  await assert.rejects(eb.blobs.abortUpload("ai", other.uploadId), (e) => e.status === 404);
+});
+
 test("the live tail sees a new event", async () => {
   const eb = admin();
   const stop = new AbortController();

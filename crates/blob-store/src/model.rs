@@ -14,6 +14,9 @@ use shared_db::paging::PagingError;
 
 use crate::KeyError;
 
+mod uploads;
+pub use uploads::{Assembly, CompleteUpload, CreateUpload, PartRef, PartUrl, ReceivedPart, UploadInfo};
+
 /// A body, streamed.
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
@@ -256,6 +259,19 @@ pub enum BlobError {
         field: &'static str,
         /// Why it was refused.
         source: Box<BlobError>,
+    },
+    /// No multipart upload has that id in the namespace (or it was completed, aborted or
+    /// expired).
+    #[error("no upload has that id in this namespace (it may have been completed, aborted or expired)")]
+    UploadNotFound,
+    /// A multipart upload cannot be completed as asked (`code`: `invalid_parts`,
+    /// `size_mismatch` or `checksum_mismatch`); nothing was stored and the upload stays.
+    #[error("{message}")]
+    UploadRefused {
+        /// The problem's code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
     },
     /// The database (the audit trail) failed.
     #[error(transparent)]

@@ -1,13 +1,16 @@
 //! The stores: the `BlobStore` trait its backends implement ([`crate::LocalStore`],
 //! [`crate::S3Store`]), and the audit trail of storage events (the one place blob-store
-//! writes to the database).
+//! writes to the database), and the rows of multipart uploads in progress ([`uploads`]).
+
+pub(crate) mod uploads;
 
 use futures_util::future::BoxFuture;
 use shared_db::{DbError, DbPool};
 
 use crate::ObjectKey;
 use crate::model::{
-    BlobError, ByteRange, ByteStream, IfMatch, ListOptions, ListPage, ObjectBody, ObjectMeta, PresignedUrl, PutOptions,
+    Assembly, BlobError, ByteRange, ByteStream, IfMatch, ListOptions, ListPage, ObjectBody, ObjectMeta, PresignedUrl,
+    PutOptions, ReceivedPart,
 };
 
 /// Object storage.
@@ -59,6 +62,59 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Copies an object.
     fn copy<'a>(&'a self, from: &'a ObjectKey, to: &'a ObjectKey) -> BoxFuture<'a, Result<ObjectMeta, BlobError>>;
+
+    /// Starts a multipart upload of `key` (stored, once complete, as `content_type` with
+    /// `sha256` as its checksum when declared); the backend's id of it.
+    fn multipart_create<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        content_type: &'a str,
+        sha256: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, BlobError>>;
+
+    /// A URL to `PUT` part `number` (exactly `length` bytes) of the upload `upload`
+    /// straight to the storage until `expires_in` from now; `None` when the part goes
+    /// through the gateway ([`Self::multipart_put_part`], the local backend).
+    fn multipart_part_url<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        upload: &'a str,
+        number: u32,
+        length: u64,
+        expires_in: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Option<PresignedUrl>, BlobError>>;
+
+    /// Stores part `number` of the upload from `body`, which must hold exactly `length`
+    /// bytes, replacing an earlier copy of it; its ETag is the quoted hex MD5 of its bytes.
+    fn multipart_put_part<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        upload: &'a str,
+        number: u32,
+        length: u64,
+        body: ByteStream,
+    ) -> BoxFuture<'a, Result<ReceivedPart, BlobError>>;
+
+    /// The parts the storage holds of the upload, in order;
+    /// [`BlobError::UploadNotFound`] when it has no such upload.
+    fn multipart_parts<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        upload: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ReceivedPart>, BlobError>>;
+
+    /// Makes the object from `assembly`'s parts (already checked against what the storage
+    /// holds) and ends the upload; the object's size must be `assembly.size`, or nothing
+    /// stays and the upload is kept.
+    fn multipart_complete<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        upload: &'a str,
+        assembly: Assembly,
+    ) -> BoxFuture<'a, Result<ObjectMeta, BlobError>>;
+
+    /// Ends the upload and drops its parts (done when there was none).
+    fn multipart_abort<'a>(&'a self, key: &'a ObjectKey, upload: &'a str) -> BoxFuture<'a, Result<(), BlobError>>;
 }
 
 /// Appends a storage event (`blob.written`, `blob.deleted`, `blob.presigned`) about

@@ -85,3 +85,22 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// Multipart uploads in progress (blob-store).
+    #[sql_name = "eb_blob_uploads"]
+    blob_uploads (id) {
+        id -> Text,
+        namespace -> Text,
+        object_key -> Text,
+        size -> BigInt,
+        part_size -> BigInt,
+        content_type -> Text,
+        sha256 -> Nullable<Text>,
+        /// The backend's upload: S3's UploadId, or the local store's parts folder.
+        backend_id -> Text,
+        actor -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}

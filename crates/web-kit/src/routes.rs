@@ -92,6 +92,34 @@ impl RouteTable {
         }
     }
 
+    /// Gives the path parameters named in `shapes` the pattern beside their name (such as
+    /// `("upload_id", "up_[0-9a-f]+")`), as the app's routes do: a path whose value has
+    /// another shape is then not that route's (it falls to a broader one, such as an
+    /// object key's), so it is not held to that route's scopes.
+    pub fn with_shapes(mut self, shapes: &[(&str, &str)]) -> Self {
+        let shaped = |def: &ResourceDef| -> ResourceDef {
+            let Some(pattern) = def.pattern() else {
+                return def.clone();
+            };
+            let mut out = pattern.to_owned();
+            for (name, regex) in shapes {
+                out = out.replace(&format!("{{{name}}}"), &format!("{{{name}:{regex}}}"));
+            }
+            if out == pattern {
+                def.clone()
+            } else {
+                ResourceDef::new(out)
+            }
+        };
+        for (def, _) in &mut self.routes {
+            *def = shaped(def);
+        }
+        for (def, _, _) in &mut self.secured {
+            *def = shaped(def);
+        }
+        self
+    }
+
     /// The scopes an API key needs for `method` on `path`, when the operation is behind
     /// one (a literal route wins over a pattern that also matches).
     pub fn scopes(&self, method: &Method, path: &str) -> Option<&[String]> {
@@ -152,5 +180,45 @@ impl RouteTable {
         methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         methods.dedup();
         Some(methods)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use actix_web::http::Method;
+
+    use super::RouteTable;
+
+    #[test]
+    fn shaped_parameters_leave_other_values_to_broader_routes() {
+        let doc: utoipa::openapi::OpenApi = serde_json::from_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {
+                "/b/{namespace}/uploads/{upload_id}": {
+                    "get": {"responses": {}, "security": [{"api_key": ["w"]}]}
+                }
+            }
+        }))
+        .unwrap();
+        let plain = RouteTable::new(&doc, "api_key", &[], &["namespace"]);
+        assert_eq!(
+            plain.scopes(&Method::GET, "/b/web/uploads/notes.txt"),
+            Some(&["w".to_owned()][..])
+        );
+        let shaped =
+            RouteTable::new(&doc, "api_key", &[], &["namespace"]).with_shapes(&[("upload_id", "up_[0-9a-f]+")]);
+        assert_eq!(
+            shaped.scopes(&Method::GET, "/b/web/uploads/up_0a"),
+            Some(&["w".to_owned()][..])
+        );
+        assert_eq!(
+            shaped.qualifier(&Method::GET, "/b/web/uploads/up_0a").as_deref(),
+            Some("web")
+        );
+        assert_eq!(shaped.scopes(&Method::GET, "/b/web/uploads/notes.txt"), None);
+        assert_eq!(shaped.allowed("/b/web/uploads/notes.txt"), None);
+        assert_eq!(shaped.allowed("/b/web/uploads/up_0a"), Some(vec![Method::GET]));
     }
 }

@@ -272,6 +272,8 @@ impl From<blob_store::BlobError> for ApiError {
             B::Paging(p) => p.into(),
             B::SignatureInvalid(m) => ApiError::new(StatusCode::FORBIDDEN, "signature_invalid", m),
             B::OnField { field, source } => ApiError::from(*source).for_field(field),
+            B::UploadNotFound => ApiError::not_found("upload_not_found", e.to_string()),
+            B::UploadRefused { code, message } => ApiError::unprocessable(code, message).for_field("parts"),
             B::Database(db) => db.into(),
             B::Internal(m) => ApiError::internal(m),
         }

@@ -21,6 +21,7 @@ use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 
 mod form;
+pub mod uploads;
 
 /// 404: the namespace does not exist.
 #[derive(Debug, utoipa::IntoResponses)]
@@ -236,8 +237,6 @@ async fn download(
     };
     res.insert_header((header::CONTENT_TYPE, media::served_type(&meta.content_type)))
         .insert_header((header::ETAG, meta.etag.clone()))
-        // The whole object's SHA-256 (also on a part), so a client can check what it assembled.
-        .insert_header((CHECKSUM_SHA256, meta.sha256.clone()))
         .insert_header((
             header::LAST_MODIFIED,
             meta.last_modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
@@ -249,6 +248,11 @@ async fn download(
             media::disposition(&meta.content_type, &key),
         ))
         .no_chunking(length);
+    // The whole object's SHA-256 (also on a part), so a client can check what it
+    // assembled; unknown only for an S3 multipart upload that declared none.
+    if !meta.sha256.is_empty() {
+        res.insert_header((CHECKSUM_SHA256, meta.sha256.clone()));
+    }
     Ok(res.streaming(object.body))
 }
 
@@ -363,8 +367,8 @@ async fn presign(
 
 /// Registers the storage routes.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(presign)
-        .service(list)
+    cfg.service(presign).configure(uploads::configure);
+    cfg.service(list)
         .service(form::upload_form)
         .service(upload)
         .service(download)

@@ -243,3 +243,44 @@ async fn signed_local_urls_are_open_to_any_origin_and_api_keys_are_not() {
     assert_eq!(res.status(), 201);
     assert!(cors_headers(&res).is_empty(), "{:?}", cors_headers(&res));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_part_urls_are_open_to_any_origin_for_their_put() {
+    // A page sends a multipart upload's parts itself: the part URLs answer its preflight,
+    // and the ETag each part answers is readable.
+    let app = TestApp::spawn().await;
+    let upload: Value = app
+        .admin(Method::POST, "/api/v1/blobs/web/uploads")
+        .json(&json!({"key": "uploads/big.bin", "size": 6}))
+        .go()
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = upload["parts"][0]["url"].as_str().unwrap().to_owned();
+    let res = preflight(&app, &url, OTHER_ORIGIN, "PUT", "").await;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        header(&res, "access-control-allow-origin").as_deref(),
+        Some(OTHER_ORIGIN)
+    );
+    let res = reqwest::Client::new()
+        .put(&url)
+        .header("origin", OTHER_ORIGIN)
+        .body(b"123456".to_vec())
+        .go()
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        header(&res, "access-control-allow-origin").as_deref(),
+        Some(OTHER_ORIGIN)
+    );
+    assert!(
+        header(&res, "access-control-expose-headers")
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("etag")
+    );
+    let res = preflight(&app, &url, OTHER_ORIGIN, "DELETE", "").await;
+    assert_problem(res, 403, "cors_not_allowed").await;
+}

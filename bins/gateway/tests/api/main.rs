@@ -25,6 +25,7 @@ mod helpers;
 mod idempotency;
 mod import;
 mod licenses;
+mod multipart;
 mod openapi;
 mod production;
 mod proxy;

@@ -46,6 +46,8 @@ fn concrete(path: &str) -> String {
         ("namespace", "client"),
         ("collection", "notes"),
         ("address", "someone@example.org"),
+        // Only an id of this shape reaches an upload's routes (others are object keys).
+        ("upload_id", "up_0123456789abcdef0123456789abcdef"),
     ]);
     path.split('/')
         .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {

@@ -25,6 +25,7 @@
 //! is explained at [`LocalStore::open_once`].
 
 mod file;
+pub(crate) mod multipart;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use self::file::Opened;
 use crate::ObjectKey;
+use crate::model::{Assembly, PresignedUrl, ReceivedPart};
 use crate::{
     BlobError, BlobStore, ByteRange, ByteStream, IfMatch, ListOptions, ListPage, ListedObject, ObjectBody, ObjectMeta,
     PutOptions,
@@ -478,5 +480,57 @@ impl BlobStore for LocalStore {
             }
             installed.map(|()| meta)
         })
+    }
+
+    fn multipart_create<'a>(
+        &'a self,
+        _key: &'a ObjectKey,
+        _content_type: &'a str,
+        _sha256: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, BlobError>> {
+        Box::pin(self.create_upload())
+    }
+
+    fn multipart_part_url<'a>(
+        &'a self,
+        _key: &'a ObjectKey,
+        _upload: &'a str,
+        _number: u32,
+        _length: u64,
+        _expires_in: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Option<PresignedUrl>, BlobError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn multipart_put_part<'a>(
+        &'a self,
+        _key: &'a ObjectKey,
+        upload: &'a str,
+        number: u32,
+        length: u64,
+        body: ByteStream,
+    ) -> BoxFuture<'a, Result<ReceivedPart, BlobError>> {
+        Box::pin(self.put_part(upload, number, length, body))
+    }
+
+    fn multipart_parts<'a>(
+        &'a self,
+        _key: &'a ObjectKey,
+        upload: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ReceivedPart>, BlobError>> {
+        Box::pin(self.list_parts(upload))
+    }
+
+    fn multipart_complete<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        upload: &'a str,
+        assembly: Assembly,
+    ) -> BoxFuture<'a, Result<ObjectMeta, BlobError>> {
+        Box::pin(self.complete_upload(key, upload, assembly))
+    }
+
+    fn multipart_abort<'a>(&'a self, _key: &'a ObjectKey, upload: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
+        Box::pin(self.abort_upload(upload))
     }
 }

@@ -1,7 +1,7 @@
 //! The storage use cases, one file each: [`access`] (the namespaces' scopes), [`put`] (namespace rules: size, types, keys),
 //! [`get`] (reads and metadata), [`list`] (prefix, delimiter and the paging rule),
 //! [`presign`] (signed URLs, minted and checked through the key ring, see [`signed`]) and
-//! [`delete`]. Writes and deletes record `blob.written` / `blob.deleted`, presigns
+//! [`delete`], and [`uploads`] (multipart, resumable). Writes and deletes record `blob.written` / `blob.deleted`, presigns
 //! `blob.presigned`, in the audit trail.
 
 use std::sync::Arc;
@@ -19,6 +19,7 @@ pub mod list;
 pub mod presign;
 pub mod put;
 pub mod signed;
+pub mod uploads;
 
 /// Namespaces and the stores behind them, the audit trail, and the key ring that signs
 /// the gateway's URLs.

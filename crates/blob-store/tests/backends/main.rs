@@ -490,3 +490,119 @@ async fn s3_connections_dropped_mid_upload_leave_nothing_half_written() {
     proxy.set(Fault::Pass);
     assert_eq!(read(&impatient, &key, None).await, b"old");
 }
+
+/// The local store's multipart uploads at the store's level: parts replace themselves,
+/// bodies of another length are refused, a wrong SHA-256 stores nothing and keeps the
+/// parts, a good assembly installs the object and removes the parts.
+#[tokio::test(flavor = "multi_thread")]
+async fn local_multipart_parts_assemble_into_one_object() {
+    use blob_store::Assembly;
+    let (dir, store) = local().await;
+    let key = k("models/m.bin");
+    let id = store
+        .multipart_create(&key, "application/octet-stream", None)
+        .await
+        .unwrap();
+    assert!(store.multipart_parts(&key, &id).await.unwrap().is_empty());
+    assert!(
+        store
+            .multipart_part_url(&key, &id, 1, 5, std::time::Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "the gateway signs the local store's part URLs"
+    );
+    let first = store
+        .multipart_put_part(&key, &id, 1, 5, body(vec![b"xxxxx"]))
+        .await
+        .unwrap();
+    let again = store
+        .multipart_put_part(&key, &id, 1, 5, body(vec![b"he", b"llo"]))
+        .await
+        .unwrap();
+    assert_ne!(first.etag, again.etag);
+    let md5: [u8; 16] = Md5::digest(b"hello").into();
+    assert_eq!(again.etag, format!("\"{}\"", hex(&md5)));
+    let second = store
+        .multipart_put_part(&key, &id, 2, 6, body(vec![b" world"]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.multipart_put_part(&key, &id, 3, 2, body(vec![b"abc"])).await,
+        Err(BlobError::TooLarge { limit: 2 })
+    ));
+    assert!(matches!(
+        store.multipart_put_part(&key, &id, 3, 4, body(vec![b"abc"])).await,
+        Err(BlobError::Interrupted(_))
+    ));
+    let parts = store.multipart_parts(&key, &id).await.unwrap();
+    assert_eq!(parts, [again.clone(), second.clone()], "one copy of part 1, no part 3");
+    let assembly = |sha256: [u8; 32]| Assembly {
+        parts: vec![again.clone(), second.clone()],
+        content_type: "application/octet-stream".into(),
+        size: 11,
+        sha256: Some(sha256),
+    };
+    let right: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, b"hello world")
+        .as_ref()
+        .try_into()
+        .unwrap();
+    assert!(matches!(
+        store.multipart_complete(&key, &id, assembly([0; 32])).await,
+        Err(BlobError::UploadRefused {
+            code: "checksum_mismatch",
+            ..
+        })
+    ));
+    assert!(matches!(store.head(&key).await, Err(BlobError::NotFound)));
+    let short = Assembly {
+        size: 12,
+        ..assembly(right)
+    };
+    assert!(matches!(
+        store.multipart_complete(&key, &id, short).await,
+        Err(BlobError::UploadRefused {
+            code: "size_mismatch",
+            ..
+        })
+    ));
+    let stale = Assembly {
+        parts: vec![first.clone(), second.clone()],
+        ..assembly(right)
+    };
+    assert!(matches!(
+        store.multipart_complete(&key, &id, stale).await,
+        Err(BlobError::UploadRefused {
+            code: "invalid_parts",
+            ..
+        })
+    ));
+    let meta = store.multipart_complete(&key, &id, assembly(right)).await.unwrap();
+    assert_eq!((meta.size, meta.sha256.as_str()), (11, hex(&right).as_str()));
+    assert_eq!(read(store.as_ref(), &key, None).await, b"hello world");
+    assert!(matches!(
+        store.multipart_parts(&key, &id).await,
+        Err(BlobError::UploadNotFound)
+    ));
+    store.multipart_abort(&key, &id).await.unwrap();
+    let other = store.multipart_create(&key, "text/plain", None).await.unwrap();
+    store
+        .multipart_put_part(&key, &other, 1, 1, body(vec![b"x"]))
+        .await
+        .unwrap();
+    store.multipart_abort(&key, &other).await.unwrap();
+    assert!(matches!(
+        store.multipart_parts(&key, &other).await,
+        Err(BlobError::UploadNotFound)
+    ));
+    assert_eq!(leftovers(dir.path()), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".uploads")).unwrap().count(),
+        0,
+        "no upload left"
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

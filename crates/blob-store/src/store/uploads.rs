@@ -1,0 +1,72 @@
+//! The rows of multipart uploads in progress (`eb_blob_uploads`).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use shared_db::schema::blob_uploads;
+use shared_db::{DbConn, DbError, with_conn};
+
+/// An upload in progress, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = blob_uploads, check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
+pub struct UploadRow {
+    /// The public id.
+    pub id: String,
+    /// The namespace's name.
+    pub namespace: String,
+    /// The key in the namespace.
+    pub object_key: String,
+    /// Declared size.
+    pub size: i64,
+    /// Bytes per part.
+    pub part_size: i64,
+    /// The type to store.
+    pub content_type: String,
+    /// Declared hex SHA-256.
+    pub sha256: Option<String>,
+    /// The backend's id of the upload.
+    pub backend_id: String,
+    /// Who started it.
+    pub actor: String,
+    /// Started.
+    pub created_at: NaiveDateTime,
+    /// Aborted by the sweep from then on.
+    pub expires_at: NaiveDateTime,
+}
+
+/// Stores a new upload.
+pub async fn insert(conn: &mut DbConn, row: &UploadRow) -> Result<(), DbError> {
+    with_conn!(conn, |c| diesel::insert_into(blob_uploads::table)
+        .values(row)
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
+/// The upload `id`.
+pub async fn get(conn: &mut DbConn, id: &str) -> Result<Option<UploadRow>, DbError> {
+    Ok(with_conn!(conn, |c| blob_uploads::table
+        .find(id)
+        .select(UploadRow::as_select())
+        .first(c)
+        .await
+        .optional())?)
+}
+
+/// Removes the upload `id`; false when it was already gone (another request or replica
+/// removed it first).
+pub async fn delete(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
+    let n = with_conn!(conn, |c| diesel::delete(blob_uploads::table.find(id)).execute(c).await)?;
+    Ok(n > 0)
+}
+
+/// Up to `limit` uploads that expired at or before `now`, oldest first.
+pub async fn expired(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<Vec<UploadRow>, DbError> {
+    Ok(with_conn!(conn, |c| blob_uploads::table
+        .filter(blob_uploads::expires_at.le(now))
+        .order(blob_uploads::expires_at.asc())
+        .limit(limit)
+        .select(UploadRow::as_select())
+        .load(c)
+        .await)?)
+}

@@ -1,0 +1,1 @@
+DROP TABLE eb_blob_uploads;
