@@ -4,10 +4,10 @@ methods, one over ``httpx.Client``, the other over ``httpx.AsyncClient``."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import time
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional
 
@@ -68,21 +68,55 @@ def _chunks(source: Any, size: int, progress: Optional[Progress], total: Optiona
 
 
 class _Sink:
-    """Where a download goes: memory, a file object, or a path (through a temporary
-    file renamed into place once complete)."""
+    """Where a download goes: memory, a file object, or a path (through ``PATH.part``,
+    renamed into place once complete and checked). A path's partial file is kept when the
+    connection drops, with the object's ETag beside it (``PATH.part.etag``), so the next
+    download of the same object to the same path asks only for the rest."""
 
     def __init__(self, dest: Any):
         self.dest = dest
         self.tmp: Optional[str] = None
         self.sha256 = hashlib.sha256()
+        self.have = 0
+        self.etag: Optional[str] = None
         if dest is None:
             self.f: Any = bytearray()
         elif isinstance(dest, (str, os.PathLike)):
-            folder = os.path.dirname(os.path.abspath(dest))
-            fd, self.tmp = tempfile.mkstemp(prefix=".eb-download-", dir=folder)
-            self.f = os.fdopen(fd, "wb")
+            self.tmp = os.fspath(dest) + ".part"
+            self.f = None
+            try:
+                with open(self.tmp + ".etag", encoding="utf-8") as f:
+                    self.etag = f.read().strip() or None
+                self.have = os.path.getsize(self.tmp) if self.etag else 0
+            except OSError:
+                self.etag, self.have = None, 0
         else:
             self.f = dest
+
+    def resume_headers(self) -> Dict[str, str]:
+        """``Range`` and ``If-Range`` asking for what the partial file lacks, if any."""
+        if self.have > 0 and self.etag:
+            return {"Range": f"bytes={self.have}-", "If-Range": self.etag}
+        return {}
+
+    def start(self, response: httpx.Response) -> int:
+        """Opens the file for ``response``: appends to the partial one when the answer is
+        its rest (206), else starts again. Returns the bytes already held."""
+        if self.tmp is None:
+            return 0
+        if response.status_code == 206 and self.have > 0:
+            with open(self.tmp, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    self.sha256.update(block)
+            self.f = open(self.tmp, "ab")
+        else:
+            self.have = 0
+            self.f = open(self.tmp, "wb")
+        etag = response.headers.get("etag")
+        if etag:
+            with open(self.tmp + ".etag", "w", encoding="utf-8") as f:
+                f.write(etag)
+        return self.have
 
     def write(self, data: bytes) -> None:
         self.sha256.update(data)
@@ -93,22 +127,48 @@ class _Sink:
 
     def finish(self, response: httpx.Response) -> Any:
         expected = response.headers.get("x-checksum-sha256")
-        if expected and response.status_code == 200 and expected != self.sha256.hexdigest():
-            self.abandon()
+        whole = response.status_code == 200 or (response.status_code == 206 and self.have > 0)
+        if expected and whole and expected != self.sha256.hexdigest():
+            self.abandon(keep=False)
             raise TransportError(f"the download's SHA-256 {self.sha256.hexdigest()} is not the object's {expected}")
         if self.dest is None:
             return bytes(self.f)
         if self.tmp is not None:
             self.f.close()
             os.replace(self.tmp, self.dest)
+            _forget(self.tmp + ".etag")
             self.tmp = None
         return dict(response.headers)
 
-    def abandon(self) -> None:
+    def abandon(self, keep: bool) -> None:
+        """Closes the partial file; keeps it (to resume) or removes it."""
         if self.tmp is not None:
-            self.f.close()
-            os.unlink(self.tmp)
+            if self.f is not None:
+                self.f.close()
+            if not keep:
+                _forget(self.tmp)
+                _forget(self.tmp + ".etag")
             self.tmp = None
+
+
+def _forget(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _resuming(call: Call, sink: _Sink) -> Call:
+    """``call`` asking only for what ``sink``'s partial file lacks."""
+    extra = sink.resume_headers()
+    if not extra:
+        return call
+    return dataclasses.replace(call, headers={**call.headers, **extra})
+
+
+def _total(response: httpx.Response, held: int) -> Optional[int]:
+    size = _size(response)
+    return None if size is None else size + held
 
 
 def _size(response: httpx.Response) -> Optional[int]:
@@ -232,14 +292,20 @@ class Client(_Sections):
         return call.parse(response)
 
     def _download(self, call: Call, dest: Any, progress: Optional[Progress]) -> Any:
+        sink = _Sink(dest)
         try:
-            response = self._send(call, stream=True)
+            response = self._send(_resuming(call, sink), stream=True)
         except httpx.TransportError as e:
             raise TransportError(f"GET {call.path}: {e}") from e
         try:
+            if response.status_code == 416 and sink.have:
+                # The partial file is not a start of this object: fetch it whole.
+                sink.abandon(keep=False)
+                return self._download(call, dest, progress)
             if response.status_code >= 400:
                 check(call, response, response.read(), None)
-            sink, done, total = _Sink(dest), 0, _size(response)
+            done = sink.start(response)
+            total = _total(response, done)
             try:
                 for data in response.iter_bytes(Blobs.CHUNK):
                     sink.write(data)
@@ -247,9 +313,9 @@ class Client(_Sections):
                     if progress:
                         progress(done, total)
             except BaseException as e:
-                sink.abandon()
+                sink.abandon(keep=isinstance(e, httpx.TransportError))
                 if isinstance(e, httpx.TransportError):
-                    raise TransportError(f"GET {call.path}: {e}") from e
+                    raise TransportError(f"GET {call.path}: {e}; download again to the same path to resume") from e
                 raise
             return sink.finish(response)
         finally:
@@ -398,14 +464,20 @@ class AsyncClient(_Sections):
         return call.parse(response)
 
     async def _download(self, call: Call, dest: Any, progress: Optional[Progress]) -> Any:
+        sink = _Sink(dest)
         try:
-            response = await self._send(call, stream=True)
+            response = await self._send(_resuming(call, sink), stream=True)
         except httpx.TransportError as e:
             raise TransportError(f"GET {call.path}: {e}") from e
         try:
+            if response.status_code == 416 and sink.have:
+                # The partial file is not a start of this object: fetch it whole.
+                sink.abandon(keep=False)
+                return await self._download(call, dest, progress)
             if response.status_code >= 400:
                 check(call, response, await response.aread(), None)
-            sink, done, total = _Sink(dest), 0, _size(response)
+            done = sink.start(response)
+            total = _total(response, done)
             try:
                 async for data in response.aiter_bytes(Blobs.CHUNK):
                     sink.write(data)
@@ -413,9 +485,9 @@ class AsyncClient(_Sections):
                     if progress:
                         progress(done, total)
             except BaseException as e:
-                sink.abandon()
+                sink.abandon(keep=isinstance(e, httpx.TransportError))
                 if isinstance(e, httpx.TransportError):
-                    raise TransportError(f"GET {call.path}: {e}") from e
+                    raise TransportError(f"GET {call.path}: {e}; download again to the same path to resume") from e
                 raise
             return sink.finish(response)
         finally:

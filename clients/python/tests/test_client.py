@@ -22,6 +22,7 @@ from event_bridge import (
     NotFound,
     PreconditionFailed,
     SignatureError,
+    TransportError,
     Unauthorized,
     Unprocessable,
     Verifier,
@@ -275,6 +276,48 @@ def test_a_large_upload_goes_in_parts_and_resumes_after_a_failure(client, tmp_pa
     client.blobs.abort_upload("ai", other["id"])
     with pytest.raises(NotFound):
         client.blobs.abort_upload("ai", other["id"])
+
+
+def test_a_dropped_download_resumes_from_its_partial_file(client, tmp_path):
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    key = unique("models") + "/resume.bin"
+    blob = client.blobs.upload("ai", key, data)
+    dest = tmp_path / "resume.bin"
+    part, tag = tmp_path / "resume.bin.part", tmp_path / "resume.bin.part.etag"
+
+    # What a dropped connection leaves: the first bytes and the object's ETag.
+    held = 1024 * 1024
+    part.write_bytes(data[:held])
+    tag.write_text(blob.etag)
+    seen = []
+    headers = client.blobs.download("ai", key, dest, progress=lambda done, total: seen.append((done, total)))
+    assert dest.read_bytes() == data
+    assert headers["content-range"] == f"bytes {held}-{len(data) - 1}/{len(data)}"
+    assert seen[0][0] > held and seen[-1] == (len(data), len(data))
+    assert not part.exists() and not tag.exists()
+
+    # A partial file of another version (its ETag no longer current): fetched whole.
+    part.write_bytes(b"stale" * 100)
+    tag.write_text('"an-older-version"')
+    client.blobs.download("ai", key, dest)
+    assert dest.read_bytes() == data and not part.exists()
+
+    # Partial bytes that are not the object's start, under the right ETag: the whole
+    # file's SHA-256 refuses them, the partial file goes, and the next try is whole.
+    part.write_bytes(b"x" * held)
+    tag.write_text(blob.etag)
+    dest.unlink()
+    with pytest.raises(TransportError):
+        client.blobs.download("ai", key, dest)
+    assert not dest.exists() and not part.exists()
+    client.blobs.download("ai", key, dest)
+    assert dest.read_bytes() == data
+
+    # A partial file longer than the object: its range cannot be served (416); whole.
+    part.write_bytes(data + b"more")
+    tag.write_text(blob.etag)
+    client.blobs.download("ai", key, dest)
+    assert dest.read_bytes() == data
 
 
 def test_the_async_client_uploads_in_parts_too(gateway):

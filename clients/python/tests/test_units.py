@@ -14,14 +14,17 @@ from event_bridge.client import _Sink
 def test_a_download_that_is_not_the_object_is_refused_and_leaves_no_file(tmp_path):
     dest = tmp_path / "f.bin"
     sink = _Sink(dest)
-    sink.write(b"abc")
     wrong = httpx.Response(200, headers={"x-checksum-sha256": hashlib.sha256(b"xyz").hexdigest()})
+    assert sink.start(wrong) == 0
+    sink.write(b"abc")
     with pytest.raises(TransportError):
         sink.finish(wrong)
     assert os.listdir(tmp_path) == []
     sink = _Sink(dest)
+    right = httpx.Response(200, headers={"x-checksum-sha256": hashlib.sha256(b"abc").hexdigest()})
+    sink.start(right)
     sink.write(b"abc")
-    sink.finish(httpx.Response(200, headers={"x-checksum-sha256": hashlib.sha256(b"abc").hexdigest()}))
+    sink.finish(right)
     assert dest.read_bytes() == b"abc"
 
 
