@@ -23,9 +23,14 @@ function append(el, children) {
 }
 
 // Times in the viewer's own time zone, named.
+// (`dateStyle` cannot be combined with `timeZoneName`, hence the parts.)
 const timeFormat = new Intl.DateTimeFormat(undefined, {
-  dateStyle: 'medium',
-  timeStyle: 'medium',
+  year: 'numeric',
+  month: 'short',
+  day: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
   timeZoneName: 'short',
 });
 

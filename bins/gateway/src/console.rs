@@ -9,8 +9,8 @@
 
 use std::sync::LazyLock;
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
@@ -78,7 +78,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/console/{file:.*}", web::head().to(serve));
 }
 
-
 /// `/console` without the slash: the page's relative module paths need it.
 async fn redirect() -> HttpResponse {
     let mut res = HttpResponse::PermanentRedirect()
@@ -123,7 +122,8 @@ fn answer(req: &HttpRequest, i: usize) -> HttpResponse {
         return res.finish();
     }
     // actix-http answers HEAD with this length and no body.
-    res.insert_header((header::CONTENT_TYPE, asset.content_type)).body(asset.body)
+    res.insert_header((header::CONTENT_TYPE, asset.content_type))
+        .body(asset.body)
 }
 
 /// The headers every console answer carries.

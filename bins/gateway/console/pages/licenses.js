@@ -28,14 +28,18 @@ async function load(product, status) {
   return { items, more };
 }
 
+// A key prefix is the key's first group: a typed key (or its start) matches it.
 function matches(l, q) {
   if (!q) return true;
-  const needle = q.toLowerCase().replace(/-/g, '');
+  const text = q.toLowerCase();
+  const needle = text.replace(/[-\s]/g, '');
+  const prefix = l.key_prefix.toLowerCase().replace(/-/g, '');
+  const keyMatch = needle.length >= prefix.length ? needle.startsWith(prefix) : prefix.startsWith(needle);
   return (
-    l.owner_email.toLowerCase().includes(q.toLowerCase()) ||
-    l.name.toLowerCase().includes(q.toLowerCase()) ||
-    l.id.toLowerCase() === q.toLowerCase() ||
-    l.key_prefix.toLowerCase().replace(/-/g, '').startsWith(needle)
+    l.owner_email.toLowerCase().includes(text) ||
+    l.name.toLowerCase().includes(text) ||
+    l.id.toLowerCase() === text ||
+    (/^[0-9a-z]+$/.test(needle) && keyMatch)
   );
 }
 

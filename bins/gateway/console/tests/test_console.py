@@ -10,6 +10,10 @@ from playwright.sync_api import expect
 
 from conftest import sign_in
 
+
+def section(page, name):
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name=name, exact=True).click()
+
 SECTIONS = ["Overview", "Licences", "Emails", "Slack", "Storage", "Events", "API keys", "Rules/Webhooks"]
 
 
@@ -66,7 +70,7 @@ def test_signing_in_by_keyboard_shows_every_section(page, gateway, seeded):
 
 def test_licences_search_shows_korean_names_and_local_times(page, gateway, seeded):
     sign_in(page, gateway[1])
-    page.get_by_role("link", name="Licences").click()
+    section(page, "Licences")
     name = seeded["licence"]["name"]
     page.get_by_role("searchbox").fill(name.split()[0])
     page.get_by_role("button", name="Search", exact=True).click()
@@ -116,7 +120,7 @@ def test_suspend_goes_through_a_confirmation_and_the_api_reports_it(page, gatewa
 
 def test_issuing_a_licence_shows_its_key_once_with_a_copy_button(page, gateway):
     sign_in(page, gateway[1])
-    page.get_by_role("link", name="Licences").click()
+    section(page, "Licences")
     page.get_by_text("Issue a licence").click()
     page.get_by_label("Licence name").fill("이서연 팀 라이선스")
     page.get_by_label("Owner email").fill("seoyeon@example.com")
@@ -130,7 +134,7 @@ def test_issuing_a_licence_shows_its_key_once_with_a_copy_button(page, gateway):
 
 def test_emails_show_a_timeline_and_the_html_in_a_sandboxed_frame(page, gateway, seeded):
     sign_in(page, gateway[1])
-    page.get_by_role("link", name="Emails").click()
+    section(page, "Emails")
     subject = f"환영합니다 {seeded['tag']}"
     page.get_by_role("link", name=subject).click()
     expect(page.get_by_role("list", name="Timeline")).to_contain_text("email.queued")
@@ -142,7 +146,7 @@ def test_emails_show_a_timeline_and_the_html_in_a_sandboxed_frame(page, gateway,
 
 def test_slack_lists_messages_and_previews_them(page, gateway, seeded):
     sign_in(page, gateway[1])
-    page.get_by_role("link", name="Slack").click()
+    section(page, "Slack")
     title = f"Disk almost full {seeded['tag']}"
     page.get_by_role("link", name=title).click()
     preview = page.get_by_role("figure", name="Slack preview")
@@ -152,11 +156,11 @@ def test_slack_lists_messages_and_previews_them(page, gateway, seeded):
 
 def test_storage_browses_uploads_downloads_and_deletes(page, gateway, seeded, tmp_path):
     sign_in(page, gateway[1])
-    page.get_by_role("link", name="Storage").click()
+    section(page, "Storage")
     page.get_by_role("navigation", name="Namespaces").get_by_role("link", name="web").click()
     folder = f"console-{seeded['tag']}/"
-    page.get_by_role("link", name=re.compile(re.escape(folder))).click()
-    expect(page.get_by_role("cell", name="hello.txt")).to_be_visible()
+    page.get_by_role("link", name=folder.rstrip("/")).click()
+    expect(page.get_by_role("cell", name="hello.txt", exact=True)).to_be_visible()
     # Upload with progress.
     upload = tmp_path / "보고서.txt"
     upload.write_bytes("월간 보고서".encode() * 1000)
@@ -164,7 +168,7 @@ def test_storage_browses_uploads_downloads_and_deletes(page, gateway, seeded, tm
     page.get_by_role("button", name="Upload").click()
     expect(page.get_by_role("status").filter(has_text="Uploaded")).to_be_visible()
     expect(page.get_by_role("progressbar", name="Upload progress")).to_have_attribute("value", "100")
-    expect(page.get_by_role("cell", name="보고서.txt")).to_be_visible()
+    expect(page.get_by_role("cell", name="보고서.txt", exact=True)).to_be_visible()
     # Download.
     with page.expect_download() as info:
         page.get_by_role("button", name=f"Download {folder}hello.txt").click()
@@ -172,17 +176,17 @@ def test_storage_browses_uploads_downloads_and_deletes(page, gateway, seeded, tm
     # Delete, confirmed.
     page.get_by_role("button", name=f"Delete {folder}보고서.txt").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
-    expect(page.get_by_role("cell", name="보고서.txt")).to_have_count(0)
+    expect(page.get_by_role("cell", name="보고서.txt", exact=True)).to_have_count(0)
 
 
 def test_the_live_tail_shows_an_event_made_after_it_opened(page, gateway, api):
     sign_in(page, gateway[1])
-    page.get_by_role("link", name="Events").click()
+    section(page, "Events")
     page.get_by_label("Event type").fill("license.*")
     page.get_by_role("button", name="Apply filter").click()
     expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()
     tag = uuid.uuid4().hex[:6]
-    api.post("/api/v1/slack/messages", json={"level": "info", "title": f"not a licence {tag}"})
+    api.post("/api/v1/slack/messages", json={"level": "info", "title": f"not a licence {tag}", "channel": "#ops"})
     issued = api.post("/api/v1/licenses", json={"product": "client", "name": f"tail {tag}",
                                                 "owner_email": f"t-{tag}@example.com"}).json()
     table = page.get_by_role("table", name="Live events")
@@ -193,7 +197,7 @@ def test_the_live_tail_shows_an_event_made_after_it_opened(page, gateway, api):
 
 def test_api_keys_are_created_once_and_revoked_after_a_confirmation(page, gateway, api):
     sign_in(page, gateway[1])
-    page.get_by_role("link", name="API keys").click()
+    section(page, "API keys")
     tag = uuid.uuid4().hex[:6]
     page.get_by_label("Key name").fill(f"console {tag}")
     page.get_by_label("Scopes").fill("licenses:read")
@@ -210,7 +214,7 @@ def test_api_keys_are_created_once_and_revoked_after_a_confirmation(page, gatewa
 
 def test_rules_and_webhooks_list_with_delivery_logs(page, gateway, seeded):
     sign_in(page, gateway[1])
-    page.get_by_role("link", name="Rules/Webhooks").click()
+    section(page, "Rules/Webhooks")
     hook = seeded["webhook"]
     page.get_by_role("link", name=hook["url"]).click()
     expect(page.get_by_role("heading", name="Delivery log")).to_be_visible()
@@ -220,17 +224,17 @@ def test_a_narrow_key_sees_which_scope_a_section_needs(page, api, seeded):
     narrow = api.post("/api/v1/api-keys", json={"name": "narrow", "scopes": ["licenses:read"]}).json()["key"]
     sign_in(page, narrow)
     expect(page.get_by_role("region", name="Emails (24 h)")).to_contain_text("needs the emails:read scope")
-    page.get_by_role("link", name="Licences").click()
+    section(page, "Licences")
     expect(page.get_by_role("link", name=seeded["licence"]["name"])).to_be_visible()
-    page.get_by_role("link", name="Emails").click()
+    section(page, "Emails")
     expect(page.get_by_text("This section needs the emails:read scope.")).to_be_visible()
-    page.get_by_role("link", name="API keys").click()
+    section(page, "API keys")
     expect(page.get_by_text("This section needs the api-keys:admin scope.")).to_be_visible()
 
 
 def test_signing_out_forgets_the_key(page, gateway):
     sign_in(page, gateway[1])
-    assert page.evaluate("sessionStorage.length") == 1
+    page.wait_for_function("sessionStorage.length === 1")
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_label("API key")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0

@@ -215,10 +215,7 @@ async fn overview(state: web::Data<AppState>, principal: Principal) -> Reply {
             max_size: n.max_size,
         })
         .collect();
-    let reads_blobs = principal
-        .scopes
-        .iter()
-        .any(|s| s == "*" || s.starts_with("blobs:read"));
+    let reads_blobs = principal.scopes.iter().any(|s| s == "*" || s.starts_with("blobs:read"));
     let storage = if !reads_blobs {
         need("storage", &["blobs:read"]);
         None

@@ -2,7 +2,6 @@
 //! reads, and its browser tests (bins/gateway/console/tests, Playwright driving Debian's
 //! chromium) run against this gateway.
 
-use std::io::{Read, Write};
 use std::path::Path;
 
 use reqwest::Method;
@@ -36,17 +35,20 @@ fn assert_secured(res: &reqwest::Response, what: &str) {
 }
 
 /// A request line sent as written (no client normalises its path).
-fn raw_get(app: &TestApp, target: &str) -> (u16, String) {
+async fn raw_get(app: &TestApp, target: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = app.address.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
     let status = out.split(' ').nth(1).unwrap().parse().unwrap();
     (status, out)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_console_is_served_with_its_types_validators_and_security_headers() {
     let app = TestApp::spawn().await;
     let res = app.client.get(app.url("/console/")).send().await.unwrap();
@@ -98,7 +100,7 @@ async fn the_console_is_served_with_its_types_validators_and_security_headers() 
     assert_eq!(res.status(), 405);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_console_serves_only_its_own_files() {
     let app = TestApp::spawn().await;
     for path in [
@@ -128,12 +130,12 @@ async fn the_console_serves_only_its_own_files() {
         "/console/app.js%00.html",
         "/console//etc/passwd",
     ] {
-        let (status, out) = raw_get(&app, target);
+        let (status, out) = raw_get(&app, target).await;
+        assert!(status == 404 || status == 400, "{target}: {status}\n{out}");
         assert!(
-            status == 404 || status == 400,
-            "{target}: {status}\n{out}"
+            !out.contains("[package]") && !out.contains("root:"),
+            "{target} leaked:\n{out}"
         );
-        assert!(!out.contains("[package]") && !out.contains("root:"), "{target} leaked:\n{out}");
     }
 }
 
@@ -158,14 +160,24 @@ fn the_console_has_no_inline_script_or_handler_and_writes_no_html() {
             let open = &text[tag.0..text[tag.0..].find('>').map_or(text.len(), |e| tag.0 + e)];
             assert!(open.contains(" src="), "{name}: an inline script: {open}");
         }
-        for banned in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"] {
+        for banned in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+        ] {
             assert!(!text.contains(banned), "{name} uses {banned}");
         }
-        assert!(!text.contains("localStorage"), "{name}: the key belongs in sessionStorage only");
+        assert!(
+            !text.contains("localStorage"),
+            "{name}: the key belongs in sessionStorage only"
+        );
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_overview_counts_each_part_under_its_scope() {
     let app = TestApp::with_vars(&[("MAIL_TRANSPORT", "dev"), ("SLACK_TRANSPORT", "dev")], None).await;
     let issue = |name: &str| json!({"product": "client", "name": name, "owner_email": "o@example.com"});
@@ -173,7 +185,10 @@ async fn the_overview_counts_each_part_under_its_scope() {
         assert_eq!(post_json(&app, "/api/v1/licenses", &issue(name)).await.status(), 201);
     }
     let id = crate::helpers::id_of(post_json(&app, "/api/v1/licenses", &issue("d")).await).await;
-    let res = app.admin(Method::POST, &format!("/api/v1/licenses/{id}/suspend")).go().await;
+    let res = app
+        .admin(Method::POST, &format!("/api/v1/licenses/{id}/suspend"))
+        .go()
+        .await;
     assert_eq!(res.status(), 200);
     let res = post_json(
         &app,
@@ -181,8 +196,13 @@ async fn the_overview_counts_each_part_under_its_scope() {
         &json!({"to": "x@example.com", "subject": "s", "text": "t"}),
     )
     .await;
-    assert_eq!(res.status(), 202);
-    let res = post_json(&app, "/api/v1/slack/messages", &json!({"level": "info", "title": "t"})).await;
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    let res = post_json(
+        &app,
+        "/api/v1/slack/messages",
+        &json!({"level": "info", "title": "t", "channel": "#ops"}),
+    )
+    .await;
     assert_eq!(res.status(), 202);
 
     let all = app.admin(Method::GET, "/api/v1/overview").go().await;
@@ -236,7 +256,10 @@ async fn the_overview_counts_each_part_under_its_scope() {
     // A namespace-qualified key sees only its namespace; the Slack scope shows Slack's jobs only.
     let (_, web) = app.create_key(&["blobs:read:web", "slack:read"]).await;
     let some = app.as_key(&web, Method::GET, "/api/v1/overview").go_json().await;
-    assert_eq!(some["storage"]["namespaces"], json!([{"name": "web", "max_size": 1_073_741_824u64}]));
+    assert_eq!(
+        some["storage"]["namespaces"],
+        json!([{"name": "web", "max_size": 1_073_741_824u64}])
+    );
     for job in some["jobs"].as_array().unwrap() {
         assert!(job["queue"].as_str().unwrap().starts_with("slack."), "{job}");
     }
@@ -285,7 +308,10 @@ async fn the_console_passes_its_browser_tests() {
         .expect("running pytest");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the console's browser tests failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "the console's browser tests failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains(" passed"), "pytest ran nothing:\n{stdout}");
     assert!(!stdout.contains("skipped"), "a browser test was skipped:\n{stdout}");
     let passed = regex::Regex::new(r"(\d+) passed")

@@ -476,7 +476,10 @@ pub(crate) async fn list_licenses(
 
 /// How many licences hold each stored status, and how many active ones are past their
 /// expiry at `now` (shown as `expired`).
-pub(crate) async fn count_by_status(conn: &mut DbConn, now: NaiveDateTime) -> Result<(Vec<(String, i64)>, i64), DbError> {
+pub(crate) async fn count_by_status(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+) -> Result<(Vec<(String, i64)>, i64), DbError> {
     use diesel::dsl::count_star;
     let stored = with_conn!(conn, |c| licenses::table
         .group_by(licenses::status)
