@@ -15,10 +15,22 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Hangul (jamo, compatibility jamo, syllables): such text is marked `lang="ko"`, so
+// screen readers and font selection treat it as Korean inside the English page.
+const HANGUL = /[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]/;
+
+function text(s) {
+  if (!HANGUL.test(s)) return document.createTextNode(s);
+  const span = document.createElement('span');
+  span.lang = 'ko';
+  span.textContent = s;
+  return span;
+}
+
 function append(el, children) {
   for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.append(c instanceof Node ? c : text(String(c)));
   }
 }
 
@@ -151,6 +163,15 @@ export function select(name, options, value = '') {
     { name },
     options.map(([v, label]) => h('option', { value: v, selected: v === value }, label)),
   );
+}
+
+// Moves focus (and the view) to a detail's heading once it is shown.
+export function focusHeading(container) {
+  const h2 = container.querySelector('h2[tabindex]');
+  if (h2) {
+    h2.focus({ preventScroll: true });
+    h2.scrollIntoView({ block: 'start' });
+  }
 }
 
 export function heading(text) {

@@ -3,7 +3,7 @@
 
 import { get, request, seg } from '../api.js';
 import { readMessage } from '../mime.js';
-import { badge, failure, field, h, heading, select, show, table, time } from '../ui.js';
+import { badge, failure, field, focusHeading, h, heading, select, show, table, time } from '../ui.js';
 
 const STATUSES = ['queued', 'sending', 'sent', 'captured', 'delivered', 'failed', 'bounced', 'complained', 'suppressed'];
 
@@ -50,7 +50,7 @@ async function showMessage(container, id) {
   const preview = h('div');
   show(
     container,
-    h('h2', {}, m.subject || '(no subject)', ' ', badge(m.status)),
+    h('h2', { tabindex: '-1' }, m.subject || '(no subject)', ' ', badge(m.status)),
     h(
       'dl',
       {},
@@ -65,6 +65,7 @@ async function showMessage(container, id) {
       h('div', {}, h('h3', {}, 'Timeline'), timeline(m.history || [])),
       h('div', {}, h('h3', {}, 'HTML'), preview)),
   );
+  focusHeading(container);
   try {
     const res = await request('GET', `/api/v1/emails/${seg(m.id)}/raw`, { headers: { Accept: 'message/rfc822' } });
     const { html, text } = readMessage(new Uint8Array(await res.arrayBuffer()));

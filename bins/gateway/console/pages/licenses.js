@@ -2,7 +2,7 @@
 // its actions behind a confirmation, and issuing (the key shown once).
 
 import { get, post, seg } from '../api.js';
-import { badge, confirmAction, failure, field, h, heading, select, show, shownOnce, table, time } from '../ui.js';
+import { badge, confirmAction, failure, field, focusHeading, h, heading, select, show, shownOnce, table, time } from '../ui.js';
 
 const SCAN_PAGES = 4; // up to 2000 licences searched in the browser
 const PRODUCTS = [['', 'Any product'], ['client', 'client'], ['platform', 'platform']];
@@ -63,7 +63,7 @@ export async function render(view, params) {
     field('Status', status),
     h('button', { type: 'submit' }, 'Search'),
   );
-  view.append(heading('Licences'), form, results, detail, issueForm(issued), issued);
+  view.append(heading('Licences'), form, issueForm(issued), issued, results, detail);
 
   let rows = [];
   const refresh = async () => {
@@ -164,7 +164,7 @@ async function showLicence(container, id, refreshList) {
   const events = h('div');
   show(
     container,
-    h('h2', {}, l.name, ' ', badge(l.status)),
+    h('h2', { tabindex: '-1' }, l.name, ' ', badge(l.status)),
     h(
       'dl',
       {},
@@ -184,6 +184,7 @@ async function showLicence(container, id, refreshList) {
     h('h3', {}, 'Events'),
     events,
   );
+  focusHeading(container);
   get(`/api/v1/licenses/${seg(l.id)}/machines`, { limit: 100 })
     .then((page) =>
       show(

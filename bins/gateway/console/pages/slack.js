@@ -2,7 +2,7 @@
 // the Block Kit JSON it would post; this page draws it roughly and shows the JSON).
 
 import { get, post, seg } from '../api.js';
-import { badge, failure, field, h, heading, select, show, table, time } from '../ui.js';
+import { badge, failure, field, focusHeading, h, heading, select, show, table, time } from '../ui.js';
 
 const LEVELS = ['debug', 'info', 'success', 'warning', 'error', 'critical'];
 const STATUSES = ['queued', 'posted', 'captured', 'failed'];
@@ -58,7 +58,7 @@ async function showMessage(container, id) {
   const look = h('div');
   show(
     container,
-    h('h2', {}, m.title, ' ', badge(m.status)),
+    h('h2', { tabindex: '-1' }, m.title, ' ', badge(m.status)),
     h(
       'dl',
       {},
@@ -70,6 +70,7 @@ async function showMessage(container, id) {
     h('h3', {}, 'How it looks'),
     look,
   );
+  focusHeading(container);
   await preview(look, m.request);
 }
 
@@ -92,8 +93,22 @@ async function preview(container, message) {
   }
 }
 
+// Slack's mrkdwn as plain text: dates and links show their fallback or label, and the
+// bold/italic/strike markers go.
+function plain(s) {
+  return String(s)
+    .replace(/<!date\^\d+\^[^|>]*\|([^>]*)>/g, '$1')
+    .replace(/<(?:https?|mailto):[^|>]*\|([^>]*)>/g, '$1')
+    .replace(/<!(here|channel|everyone)>/g, '@$1')
+    .replace(/<([^>|]+)>/g, '$1')
+    .replace(/(^|\s)[*_~]([^*_~\n]+)[*_~](?=\s|$|[.,:;!?])/g, '$1$2')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+}
+
 function textOf(t) {
-  return t ? String(t.text || '') : '';
+  return t ? plain(t.text || '') : '';
 }
 
 function drawBlock(block) {

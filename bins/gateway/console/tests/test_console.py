@@ -76,6 +76,8 @@ def test_licences_search_shows_korean_names_and_local_times(page, gateway, seede
     page.get_by_role("button", name="Search", exact=True).click()
     link = page.get_by_role("link", name=name)
     expect(link).to_be_visible()
+    # Korean text is marked as such inside the English page.
+    expect(link.locator("[lang=ko]")).to_have_text(name)
     # Search by key prefix.
     page.get_by_role("searchbox").fill(seeded["licence"]["key"][:8])
     page.get_by_role("button", name="Search", exact=True).click()
@@ -234,7 +236,12 @@ def test_a_narrow_key_sees_which_scope_a_section_needs(page, api, seeded):
 
 def test_signing_out_forgets_the_key(page, gateway):
     sign_in(page, gateway[1])
-    page.wait_for_function("sessionStorage.length === 1")
+    # (wait_for_function would eval a string, which the console's CSP refuses.)
+    for _ in range(50):
+        if page.evaluate("sessionStorage.length") == 1:
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate("sessionStorage.length") == 1
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_label("API key")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0

@@ -149,7 +149,7 @@ fn queue_scopes(queue: &str) -> &'static [&'static str] {
     )
 )]
 #[get("")]
-async fn overview(state: web::Data<AppState>, principal: Principal) -> Reply {
+async fn show(state: web::Data<AppState>, principal: Principal) -> Reply {
     let may = |scopes: &[&str]| principal.require_any(scopes).is_ok();
     let now = shared_db::now();
     let mut needs = BTreeMap::new();
@@ -258,5 +258,5 @@ async fn overview(state: web::Data<AppState>, principal: Principal) -> Reply {
 
 /// Registers the overview route.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(overview);
+    cfg.service(show);
 }
