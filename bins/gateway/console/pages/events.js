@@ -2,7 +2,7 @@
 // Authorization header, so this reads the Server-Sent Events through fetch and a
 // ReadableStream (the key stays out of the URL), and resumes with Last-Event-ID.
 
-import { ApiError, authHeader, url } from '../api.js';
+import { ApiError, authHeader, get, url } from '../api.js';
 import { failure, field, h, heading, show, time } from '../ui.js';
 
 const KEEP = 500;
@@ -89,6 +89,33 @@ export async function render(view) {
     }
   };
 
+  const row = (e) =>
+    h('tr', {},
+      h('td', {}, time(e.occurred_at)),
+      h('td', { class: 'mono' }, e.type),
+      h('td', { class: 'mono' }, e.subject || '—'),
+      h('td', {}, e.actor || '—'),
+      h('td', { class: 'mono' }, JSON.stringify(e.data)));
+
+  // The latest events first; the tail then resumes after the newest of them, so
+  // nothing made in between is missed.
+  const start = async () => {
+    controller?.abort();
+    controller = null;
+    lastId = null;
+    rows.replaceChildren();
+    try {
+      const page = await get('/api/v1/events', { type: type.value.trim(), limit: 50 });
+      rows.append(...page.items.map(row));
+      if (page.items.length) lastId = page.items[0].id;
+    } catch (err) {
+      show(problem, failure(err));
+      state.textContent = 'Not connected.';
+      return;
+    }
+    connect();
+  };
+
   const dispatch = (frame) => {
     let id = null;
     const data = [];
@@ -108,24 +135,15 @@ export async function render(view) {
     } catch {
       return;
     }
-    rows.prepend(
-      h('tr', {},
-        h('td', {}, time(e.occurred_at)),
-        h('td', { class: 'mono' }, e.type),
-        h('td', { class: 'mono' }, e.subject || '—'),
-        h('td', {}, e.actor || '—'),
-        h('td', { class: 'mono' }, JSON.stringify(e.data))),
-    );
+    rows.prepend(row(e));
     while (rows.children.length > KEEP) rows.lastChild.remove();
   };
 
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    lastId = null;
-    rows.replaceChildren();
-    connect();
+    start();
   });
-  connect();
+  start();
   return () => {
     stopped = true;
     controller?.abort();

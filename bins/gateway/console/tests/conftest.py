@@ -58,8 +58,14 @@ def seeded(api):
         "url": f"https://hooks.example.com/{tag}", "event_types": ["license.*"], "description": f"crm {tag}",
     })
     assert hook.status_code == 201, hook.text
+    rule = api.post("/api/v1/rules", json={
+        "name": f"알림 {tag}", "event_type": "license.revoked",
+        "actions": {"slack": {"level": "warning", "title": "{{ event.type }}", "channel": "#ops"}},
+    })
+    assert rule.status_code == 201, rule.text
     return {
         "tag": tag,
+        "rule": rule.json(),
         "licence": licence.json(),
         "email": email.json(),
         "slack": slack.json(),

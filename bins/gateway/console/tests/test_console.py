@@ -30,6 +30,20 @@ def test_console_answers_carry_a_strict_policy(gateway):
     assert httpx.get(url + "/console/no-such-file.js").status_code == 404
 
 
+def test_the_console_refuses_to_be_framed(browser, gateway):
+    url, _ = gateway
+    context = browser.new_context()
+    tab = context.new_page()
+    messages: list[str] = []
+    tab.on("console", lambda m: messages.append(m.text))
+    tab.set_content(f'<iframe src="{url}/console/" title="framed"></iframe>')
+    tab.wait_for_timeout(1500)
+    framed = [f for f in tab.frames if f != tab.main_frame]
+    assert all(f.locator("#api-key").count() == 0 for f in framed)
+    assert any("frame-ancestors" in m for m in messages), messages
+    context.close()
+
+
 def test_a_wrong_key_is_refused_and_the_form_stays(page):
     page.goto("/console/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
@@ -217,6 +231,8 @@ def test_api_keys_are_created_once_and_revoked_after_a_confirmation(page, gatewa
 def test_rules_and_webhooks_list_with_delivery_logs(page, gateway, seeded):
     sign_in(page, gateway[1])
     section(page, "Rules/Webhooks")
+    expect(page.get_by_role("table", name="Rules").get_by_role("cell", name=seeded["rule"]["name"])).to_be_visible()
+    expect(page.get_by_role("table", name="Rules").get_by_role("cell", name="Slack #ops").first).to_be_visible()
     hook = seeded["webhook"]
     page.get_by_role("link", name=hook["url"]).click()
     expect(page.get_by_role("heading", name="Delivery log")).to_be_visible()
