@@ -15,7 +15,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
 
-/// The policy on every console answer. Scripts, styles sheets and connections only from
+/// The policy on every console answer. Scripts, style sheets and connections only from
 /// this origin; the email preview is an `<iframe sandbox srcdoc>` (no scripts in it, and
 /// it inherits this policy, so remote images and trackers do not load), whose mail HTML
 /// needs its inline `style` attributes, hence `'unsafe-inline'` for styles only.

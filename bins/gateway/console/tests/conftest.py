@@ -10,9 +10,11 @@ import uuid
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 CHROMIUM = os.environ.get("EB_CHROMIUM", "/usr/bin/chromium")
+# CI runs these beside the whole workspace's tests on two cores: be patient.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="session")

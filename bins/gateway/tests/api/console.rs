@@ -89,6 +89,28 @@ async fn the_console_is_served_with_its_types_validators_and_security_headers() 
         assert_eq!(head.headers()["content-type"], ty, "HEAD {path}");
     }
 
+    // Every file of the console (its tests aside) is served: none was left out of the table.
+    let mut served = 0;
+    for dir in ["", "pages"] {
+        for entry in std::fs::read_dir(Path::new(CONSOLE_DIR).join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.is_file() {
+                continue;
+            }
+            let name = path.strip_prefix(CONSOLE_DIR).unwrap().to_string_lossy().into_owned();
+            let res = app
+                .client
+                .get(app.url(&format!("/console/{name}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{name} is not served");
+            assert_eq!(res.bytes().await.unwrap(), std::fs::read(&path).unwrap(), "{name}");
+            served += 1;
+        }
+    }
+    assert!(served >= 15, "{served}");
+
     // Without the slash: a redirect, so relative module paths resolve.
     let res = app.client.get(app.url("/console")).send().await.unwrap();
     assert_eq!(res.status(), 308);
