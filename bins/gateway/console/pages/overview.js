@@ -35,7 +35,10 @@ export async function render(view) {
   try {
     o = await get('/api/v1/overview');
   } catch (err) {
-    view.append(failure(err));
+    view.append(err.status === 403
+      ? h('div', { class: 'needs-scope', role: 'status' }, h('p', {}, h('strong', {},
+        'The overview needs the scope of one of its sections: licenses:read, emails:read, slack:read, blobs:read, rules:admin or webhooks:admin.')))
+      : failure(err));
     return;
   }
   const need = o.needs || {};

@@ -26,11 +26,14 @@ export async function render(view, params) {
         h('p', {}, h('strong', {}, `This section needs the ${overview.needs.storage} scope.`))));
     }
   } catch (err) {
-    show(picker, failure(err));
+    // The overview refuses a key with no section's scope at all: it reads no namespace.
+    show(picker, err.status === 403
+      ? h('div', { class: 'needs-scope', role: 'status' }, h('p', {}, h('strong', {}, 'This section needs the blobs:read scope.')))
+      : failure(err));
   }
   if (!namespace) return;
   const listing = h('div', { 'aria-live': 'polite' });
-  view.append(h('h2', {}, namespace, prefix ? ` / ${prefix}` : ''), breadcrumbs(namespace, prefix), listing,
+  view.append(h('h2', {}, `Namespace ${namespace}`), ...(prefix ? [breadcrumbs(namespace, prefix)] : []), listing,
     uploader(namespace, prefix, () => list(listing, namespace, prefix)));
   await list(listing, namespace, prefix);
 }
@@ -54,7 +57,7 @@ async function list(container, namespace, prefix) {
       container,
       folders.length
         ? h('ul', { 'aria-label': 'Folders' }, folders.map((f) =>
-          h('li', {}, h('a', { href: `#/storage/${encodeURIComponent(namespace)}/${seg(f)}` }, `📁 ${f.slice(prefix.length)}`))))
+          h('li', {}, h('a', { href: `#/storage/${encodeURIComponent(namespace)}/${seg(f)}` }, h('span', { class: 'badge' }, 'folder'), ' ', f.slice(prefix.length)))))
         : null,
       table(
         'Objects',
