@@ -14,12 +14,16 @@ const STATUSES = [
   ['expired', 'expired'],
 ];
 
-async function load(product, status) {
+// A whole address is asked of the API (its `owner_email` filter is exact, so every
+// licence of that owner is found however many there are); other searches look through
+// the newest licences here.
+async function load(product, status, q) {
+  const owner = /^[^\s@]+@[^\s@]+$/.test(q) ? q : undefined;
   const items = [];
   let cursor;
   let more = false;
   for (let i = 0; i < SCAN_PAGES; i += 1) {
-    const page = await get('/api/v1/licenses', { product, status, cursor, limit: 500 });
+    const page = await get('/api/v1/licenses', { product, status, owner_email: owner, cursor, limit: 500 });
     items.push(...page.items);
     cursor = page.next_cursor;
     if (!cursor) break;
@@ -65,13 +69,12 @@ export async function render(view, params) {
   );
   view.append(heading('Licences'), form, issueForm(issued), issued, results, detail);
 
-  let rows = [];
   const refresh = async () => {
     show(results, h('p', { class: 'muted' }, 'Loading…'));
     try {
-      const { items, more } = await load(product.value, status.value);
-      rows = items;
-      const found = rows.filter((l) => matches(l, search.value.trim()));
+      const q = search.value.trim();
+      const { items, more } = await load(product.value, status.value, q);
+      const found = items.filter((l) => matches(l, q));
       show(
         results,
         more ? h('p', { class: 'muted' }, `Searched the newest ${items.length} licences.`) : null,

@@ -92,6 +92,11 @@ def test_licences_search_shows_korean_names_and_local_times(page, gateway, seede
     expect(link).to_be_visible()
     # Korean text is marked as such inside the English page.
     expect(link.locator("[lang=ko]")).to_have_text(name)
+    # Search by owner: a whole address is asked of the API.
+    page.get_by_role("searchbox").fill(seeded["licence"]["owner_email"])
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.get_by_role("table").get_by_role("link")).to_have_count(1)
+    expect(page.get_by_role("link", name=name)).to_be_visible()
     # Search by key prefix.
     page.get_by_role("searchbox").fill(seeded["licence"]["key"][:8])
     page.get_by_role("button", name="Search", exact=True).click()
