@@ -151,6 +151,28 @@ def test_issuing_a_licence_shows_its_key_once_with_a_copy_button(page, gateway):
     expect(shown.get_by_role("button", name="Copy")).to_be_visible()
     key = shown.locator("code").inner_text()
     assert re.fullmatch(r"[A-Z0-9]{5}(-[A-Z0-9]{5}){6}", key), key
+    # Copy puts it on the clipboard.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    shown.get_by_role("button", name="Copy").click()
+    expect(shown.get_by_role("status")).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == key
+    # Leaving the page and coming back: the key is not shown again.
+    section(page, "Overview")
+    section(page, "Licences")
+    expect(page.get_by_role("region", name="Licence key")).to_have_count(0)
+
+
+def test_a_refused_action_shows_the_problem_not_a_broken_page(page, gateway, api):
+    issued = api.post("/api/v1/licenses", json={"product": "client", "name": "갱신 실패",
+                                                "owner_email": "renew@example.com"}).json()
+    sign_in(page, gateway[1])
+    page.goto(f"/console/#/licenses/{issued['id']}")
+    detail = page.get_by_role("region", name="Licence")
+    detail.get_by_label("Renew by").fill("forever")
+    detail.get_by_role("button", name="Renew").click()
+    page.get_by_role("dialog").get_by_role("button", name="Renew").click()
+    expect(detail.get_by_role("alert")).to_contain_text("duration")
+    assert api.get(f"/api/v1/licenses/{issued['id']}").json()["expires_at"] is None
 
 
 def test_emails_show_a_timeline_and_the_html_in_a_sandboxed_frame(page, gateway, seeded):

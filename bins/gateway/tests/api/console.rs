@@ -367,5 +367,5 @@ async fn the_console_passes_its_browser_tests() {
         .unwrap()
         .captures(&stdout)
         .and_then(|c| c[1].parse::<u32>().ok());
-    assert!(passed.is_some_and(|n| n >= 15), "too few browser tests ran:\n{stdout}");
+    assert!(passed.is_some_and(|n| n >= 16), "too few browser tests ran:\n{stdout}");
 }
