@@ -50,11 +50,14 @@ async function render() {
     else a.removeAttribute('aria-current');
   }
   const mine = ++generation;
-  view.replaceChildren();
+  // Each render gets its own container: a page still loading when the person moves on
+  // writes into a detached one, never into the next page.
+  const container = document.createElement('div');
+  view.replaceChildren(container);
   try {
     const page = await pages[name]();
     if (mine !== generation) return;
-    const done = await page.render(view, params);
+    const done = await page.render(container, params);
     if (mine !== generation) {
       if (typeof done === 'function') done();
       return;
@@ -70,7 +73,7 @@ async function render() {
     p.className = 'error';
     p.setAttribute('role', 'alert');
     p.textContent = err?.message || String(err);
-    view.replaceChildren(p);
+    if (mine === generation) view.replaceChildren(p);
   }
 }
 

@@ -12,9 +12,12 @@ export async function render(view, params) {
   const list = h('div', { 'aria-live': 'polite' });
   const detail = h('section', { 'aria-label': 'Message' });
   view.append(heading('Emails'), h('div', { class: 'toolbar' }, field('Status', status)), list, detail);
+  let latest = 0;
   const refresh = async () => {
+    const mine = ++latest;
     try {
       const page = await get('/api/v1/emails', { status: status.value, limit: 100 });
+      if (mine !== latest) return;
       show(
         list,
         table(

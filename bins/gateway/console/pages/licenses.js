@@ -69,11 +69,14 @@ export async function render(view, params) {
   );
   view.append(heading('Licences'), form, issueForm(issued), issued, results, detail);
 
+  let latest = 0;
   const refresh = async () => {
+    const mine = ++latest;
     show(results, h('p', { class: 'muted' }, 'Loading…'));
     try {
       const q = search.value.trim();
       const { items, more } = await load(product.value, status.value, q);
+      if (mine !== latest) return; // a newer search is on its way
       const found = items.filter((l) => matches(l, q));
       show(
         results,
@@ -94,7 +97,7 @@ export async function render(view, params) {
         ),
       );
     } catch (err) {
-      show(results, failure(err));
+      if (mine === latest) show(results, failure(err));
     }
   };
   form.addEventListener('submit', (e) => {

@@ -19,9 +19,12 @@ export async function render(view, params) {
     detail,
     composer(),
   );
+  let latest = 0;
   const refresh = async () => {
+    const mine = ++latest;
     try {
       const page = await get('/api/v1/slack/messages', { status: status.value, level: level.value, limit: 100 });
+      if (mine !== latest) return;
       show(
         list,
         table(
