@@ -57,7 +57,7 @@ export async function render(view) {
         ['State', (j) => j.state],
         ['Jobs', (j) => j.count],
         ['Oldest', (j) => time(j.oldest)],
-      ], o.jobs, { empty: 'No jobs waiting.' }) : needs(need.jobs)),
+      ], o.jobs, { empty: 'No jobs waiting.' }) : needs(`${need.jobs}, slack:read, rules:admin or webhooks:admin`)),
     ),
   );
   if (o.storage) {
