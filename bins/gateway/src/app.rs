@@ -271,6 +271,7 @@ impl Application {
                 .configure(routes_for.clone())
                 .split_for_parts();
             app.route("/docs", web::get().to(http::docs_redirect))
+                .configure(crate::console::configure)
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
                 .default_service(web::to(http::fallback))
                 .wrap(from_fn(crate::auth::gate))

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod console;
 pub mod error;
 pub mod http;
 pub mod metrics;

@@ -6,12 +6,21 @@ pub use web_kit::routes::RouteTable;
 
 /// The gateway's route table: the OpenAPI document's operations (scopes under the
 /// `api_key` scheme, narrowed by a `namespace` or `collection`), plus the documents and
-/// metrics served outside it.
+/// metrics served outside it, and
+/// the console's files.
 pub fn route_table(doc: &utoipa::openapi::OpenApi) -> RouteTable {
     RouteTable::new(
         doc,
         "api_key",
-        &["/openapi.json", "/metrics", "/docs", "/docs/", "/docs/{_:.*}"],
+        &[
+            "/openapi.json",
+            "/metrics",
+            "/docs",
+            "/docs/",
+            "/docs/{_:.*}",
+            "/console",
+            "/console/{_:.*}",
+        ],
         &["namespace", "collection"],
     )
     // Only an upload id of this shape is an upload's route; other paths under

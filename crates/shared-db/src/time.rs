@@ -17,6 +17,27 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+#[cfg(test)]
+mod id_tests {
+    #[test]
+    fn an_id_made_at_or_after_a_time_sorts_at_or_after_its_floor() {
+        let before = super::now() - chrono::Duration::milliseconds(2);
+        let id = super::new_id();
+        let after = super::now() + chrono::Duration::milliseconds(2);
+        assert!(super::id_floor(before) <= id, "{id}");
+        assert!(super::id_floor(after) > id, "{id}");
+        assert_eq!(super::id_floor(before).len(), id.len());
+    }
+}
+
+/// The smallest [`new_id`] that can be made at or after `at`: ids compare (as text) in
+/// time order, so `id >= id_floor(t)` finds the rows made since `t` through the primary
+/// key, without an index on their time.
+pub fn id_floor(at: NaiveDateTime) -> String {
+    let ms = u64::try_from(at.and_utc().timestamp_millis()).unwrap_or(0);
+    format!("{:08x}-{:04x}-7000-8000-000000000000", ms >> 16, ms & 0xffff)
+}
+
 /// One format for every timestamp a response shows: RFC 3339 in UTC with a `Z` and
 /// exactly six fractional digits (the microseconds `DATETIME(6)` keeps), such as
 /// `2026-12-02T15:53:36.123456Z`. chrono alone writes 0, 3, 6 or 9 digits depending on

@@ -60,6 +60,16 @@ impl Row {
     }
 }
 
+/// How many messages are in each status.
+pub(crate) async fn count_by_status(conn: &mut DbConn) -> Result<Vec<(String, i64)>, NotifyError> {
+    use diesel::dsl::count_star;
+    Ok(with_conn!(conn, |c| slack_messages::table
+        .group_by(slack_messages::status)
+        .select((slack_messages::status, count_star()))
+        .load::<(String, i64)>(c)
+        .await)?)
+}
+
 pub(crate) async fn find(conn: &mut DbConn, id: &str) -> Result<Option<Row>, NotifyError> {
     Ok(with_conn!(conn, |c| slack_messages::table
         .find(id)

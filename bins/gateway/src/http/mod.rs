@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub use web_kit::json;
 pub mod licenses;
+pub mod overview;
 pub mod policies;
 pub mod slack;
 
@@ -42,6 +43,7 @@ pub use crate::routes::{RouteTable, is_signed_storage_url};
         (name = "slack", description = "Slack alerts: one layout per level, delivered in per-channel order at Slack's pace (scopes `slack:post`, `slack:read`)"),
         (name = "bridge", description = "Rules that turn events into Slack messages and emails (scope `rules:admin`), and signed outgoing webhooks (scope `webhooks:admin`)"),
         (name = "licenses", description = "Licences for `client` and `platform`: administration (scopes `licenses:admin`, `licenses:read`) and the licence-holder calls, authenticated by the licence key, whose answers are signed (`EB-Signature`)"),
+        (name = "overview", description = "Counts for the web console's first page: licences, emails and Slack messages by status, storage namespaces, jobs waiting (each part under its section's scope)"),
         (name = "policies", description = "Reusable licence terms: machine limits, heartbeats and culling, grace periods, expiry strategy and basis (scopes `licenses:admin`, `licenses:read`)"),
     )
 )]
@@ -203,6 +205,7 @@ fn routes(cfg: &mut ServiceConfig, email_json_limit: usize, max_json: usize) {
     cfg.service(utoipa_actix_web::scope("/api/v1/blobs").configure(blobs::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/events").configure(events::configure));
     cfg.service(utoipa_actix_web::scope("/api/v1/data").configure(data::configure));
+    cfg.service(utoipa_actix_web::scope("/api/v1/overview").configure(overview::configure));
 }
 
 /// The `Idempotency-Key` header, checked, with the hash of the request it guards and the

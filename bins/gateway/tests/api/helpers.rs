@@ -29,7 +29,8 @@ impl Drop for TestApp {
     }
 }
 
-fn url_of(db: &DatabaseUrl) -> String {
+/// A database URL as `DATABASE_URL` takes it.
+pub fn url_of(db: &DatabaseUrl) -> String {
     match db.backend() {
         Backend::Sqlite => format!("sqlite://{}", db.expose_target()),
         Backend::Mysql => db.expose_target().to_owned(),

@@ -13,6 +13,7 @@ mod bridge;
 mod cli;
 mod clients;
 mod config;
+mod console;
 mod cors;
 mod data;
 mod emails;

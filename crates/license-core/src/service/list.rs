@@ -3,7 +3,9 @@
 use shared_db::paging::{self, Order, PagingError};
 
 use super::LicenseService;
-use crate::model::{License, LicenseError, LicenseFilter, LicensePage, Machine, MachinePage, MachineQuery};
+use crate::model::{
+    License, LicenseError, LicenseFilter, LicensePage, LicenseStatus, Machine, MachinePage, MachineQuery,
+};
 use crate::store;
 
 impl LicenseService {
@@ -27,6 +29,26 @@ impl LicenseService {
             items.push(row.into_license(count, policy.as_ref())?);
         }
         Ok(LicensePage { items, next_cursor })
+    }
+
+    /// How many licences are in each status (`active`, `suspended`, `revoked`,
+    /// `expired`), every status named, for overviews.
+    pub async fn count_by_status(&self) -> Result<Vec<(LicenseStatus, i64)>, LicenseError> {
+        let mut conn = self.pool.get().await?;
+        let (stored, expired) = store::count_by_status(&mut conn, shared_db::now()).await?;
+        let stored_count = |s: LicenseStatus| {
+            stored
+                .iter()
+                .filter(|(name, _)| LicenseStatus::parse(name) == Some(s))
+                .map(|(_, n)| n)
+                .sum::<i64>()
+        };
+        Ok(vec![
+            (LicenseStatus::Active, stored_count(LicenseStatus::Active) - expired),
+            (LicenseStatus::Suspended, stored_count(LicenseStatus::Suspended)),
+            (LicenseStatus::Revoked, stored_count(LicenseStatus::Revoked)),
+            (LicenseStatus::Expired, expired),
+        ])
     }
 
     /// A page of the machines activated on licence `id`, newest first.

@@ -474,6 +474,30 @@ pub(crate) async fn list_licenses(
     })?)
 }
 
+/// How many licences hold each stored status, and how many active ones are past their
+/// expiry at `now` (shown as `expired`).
+pub(crate) async fn count_by_status(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+) -> Result<(Vec<(String, i64)>, i64), DbError> {
+    use diesel::dsl::count_star;
+    let stored = with_conn!(conn, |c| licenses::table
+        .group_by(licenses::status)
+        .select((licenses::status, count_star()))
+        .load::<(String, i64)>(c)
+        .await)?;
+    let expired = with_conn!(conn, |c| licenses::table
+        .filter(
+            licenses::status
+                .eq(LicenseStatus::Active.as_str())
+                .and(licenses::expires_at.le(now))
+        )
+        .select(count_star())
+        .first::<i64>(c)
+        .await)?;
+    Ok((stored, expired))
+}
+
 /// Stores a new machine.
 pub(crate) async fn insert_machine(conn: &mut DbConn, machine: &MachineRow) -> Result<(), DbError> {
     with_conn!(conn, |c| diesel::insert_into(machines::table)

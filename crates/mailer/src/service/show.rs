@@ -32,6 +32,26 @@ impl MailService {
         Ok(email)
     }
 
+    /// The messages accepted in each of the `hours` whole hours up to `now` (the current
+    /// hour last), by status: an hour's start and its counts, for overviews.
+    pub async fn activity(
+        &self,
+        now: chrono::NaiveDateTime,
+        hours: u32,
+    ) -> Result<Vec<(chrono::NaiveDateTime, Vec<(String, i64)>)>, MailError> {
+        use chrono::{Duration, DurationRound};
+        let current = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
+        let mut conn = self.pool.get().await?;
+        let mut out = Vec::with_capacity(hours as usize);
+        for back in (0..i64::from(hours)).rev() {
+            let start = current - Duration::hours(back);
+            let end = start + Duration::hours(1);
+            let (from, to) = (shared_db::time::id_floor(start), shared_db::time::id_floor(end));
+            out.push((start, store::count_by_status_between(&mut conn, &from, &to).await?));
+        }
+        Ok(out)
+    }
+
     /// The exact MIME of a message (dev mailbox only).
     pub async fn raw(&self, id: &str) -> Result<Vec<u8>, MailError> {
         let mode = self.mode();

@@ -40,6 +40,22 @@ pub(crate) async fn batch_items(conn: &mut DbConn, batch: &str) -> Result<Vec<(S
         .await)?)
 }
 
+/// How many messages with ids from `from_id` (inclusive) to `to_id` (exclusive) are in
+/// each status: a range of the primary key (ids sort by time).
+pub(crate) async fn count_by_status_between(
+    conn: &mut DbConn,
+    from_id: &str,
+    to_id: &str,
+) -> Result<Vec<(String, i64)>, MailError> {
+    use diesel::dsl::count_star;
+    Ok(with_conn!(conn, |c| email_messages::table
+        .filter(email_messages::id.ge(from_id).and(email_messages::id.lt(to_id)))
+        .group_by(email_messages::status)
+        .select((email_messages::status, count_star()))
+        .load::<(String, i64)>(c)
+        .await)?)
+}
+
 /// A message's MIME.
 pub(crate) async fn raw_mime(conn: &mut DbConn, id: &str) -> Result<Option<Vec<u8>>, MailError> {
     Ok(with_conn!(conn, |c| email_messages::table

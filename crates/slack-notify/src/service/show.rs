@@ -15,6 +15,12 @@ impl SlackService {
             .into_message()
     }
 
+    /// How many messages are in each status, for overviews.
+    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, NotifyError> {
+        let mut conn = self.pool.get().await?;
+        store::count_by_status(&mut conn).await
+    }
+
     /// One message.
     pub async fn get(&self, id: &str) -> Result<SlackMessage, NotifyError> {
         let mut conn = self.pool.get().await?;
