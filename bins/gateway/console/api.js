@@ -49,9 +49,36 @@ export function url(path, query) {
   return q ? `${path}?${q}` : path;
 }
 
-// Encodes each segment of a blob key or other path part.
+// Encodes each segment of a blob key (or a folder, with its trailing `/`). A `.` or `..`
+// segment is refused: the browser would resolve it, and a request built from a crafted
+// key (from the address bar or from an answer) would reach another route with this key.
 export function seg(value) {
-  return String(value).split('/').map(encodeURIComponent).join('/');
+  return String(value)
+    .split('/')
+    .map((part) => {
+      if (part === '.' || part === '..') throw new Error(`refused the path segment "${part}" in "${value}"`);
+      return encodeURIComponent(part);
+    })
+    .join('/');
+}
+
+// Encodes one path segment (a namespace, an id): a `/` in it stays inside it (`%2F`).
+export function one(value) {
+  const text = String(value);
+  if (text === '' || text === '.' || text === '..') throw new Error(`refused the path segment "${text}"`);
+  return encodeURIComponent(text);
+}
+
+// The request path as sent: refused when the browser would resolve it to another one
+// (dot segments, a scheme, another origin), so no request leaves for a route other
+// than the one the page built.
+export function guard(target) {
+  const raw = target.split('?')[0];
+  const resolved = new URL(target, location.origin);
+  if (resolved.origin !== location.origin || resolved.pathname !== raw || !raw.startsWith('/api/v1/')) {
+    throw new Error(`refused a request to ${raw}`);
+  }
+  return target;
 }
 
 export async function request(method, path, { query, body, headers = {}, signal } = {}) {
@@ -67,7 +94,7 @@ export async function request(method, path, { query, body, headers = {}, signal 
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  const res = await fetch(url(path, query), init);
+  const res = await fetch(guard(url(path, query)), init);
   if (!res.ok) {
     let problem = null;
     try {

@@ -25,7 +25,13 @@ let generation = 0;
 function route() {
   const hash = location.hash.startsWith('#/') ? location.hash.slice(2) : '';
   const [name, ...rest] = hash.split('/');
-  return { name: pages[name] ? name : 'overview', params: rest.map(decodeURIComponent) };
+  let params;
+  try {
+    params = rest.map(decodeURIComponent);
+  } catch {
+    params = []; // a malformed %-escape: the section's start
+  }
+  return { name: pages[name] ? name : 'overview', params };
 }
 
 async function render() {

@@ -1,6 +1,6 @@
 // Rules and webhooks: both lists, and a webhook's delivery log.
 
-import { get, seg } from '../api.js';
+import { get, one } from '../api.js';
 import { badge, failure, h, heading, show, table, time } from '../ui.js';
 
 export async function render(view, params) {
@@ -33,7 +33,7 @@ export async function render(view, params) {
   await Promise.all(loads);
   if (params[0]) {
     try {
-      const page = await get(`/api/v1/webhooks/${seg(params[0])}/deliveries`, { limit: 100 });
+      const page = await get(`/api/v1/webhooks/${one(params[0])}/deliveries`, { limit: 100 });
       show(deliveries, h('h2', {}, 'Delivery log'), table('Deliveries', [
         ['When', (d) => time(d.delivered_at)],
         ['Event', (d) => h('span', { class: 'mono' }, d.event_id)],

@@ -1,7 +1,7 @@
 // Emails: the list with status, and a message's history as a timeline with its HTML
 // in a sandboxed frame (no scripts, no same-origin, the console's policy inherited).
 
-import { get, request, seg } from '../api.js';
+import { get, one, request } from '../api.js';
 import { readMessage } from '../mime.js';
 import { badge, failure, field, focusHeading, h, heading, select, show, table, time } from '../ui.js';
 
@@ -45,7 +45,7 @@ export async function render(view, params) {
 async function showMessage(container, id) {
   let m;
   try {
-    m = await get(`/api/v1/emails/${seg(id)}`);
+    m = await get(`/api/v1/emails/${one(id)}`);
   } catch (err) {
     show(container, failure(err));
     return;
@@ -70,7 +70,7 @@ async function showMessage(container, id) {
   );
   focusHeading(container);
   try {
-    const res = await request('GET', `/api/v1/emails/${seg(m.id)}/raw`, { headers: { Accept: 'message/rfc822' } });
+    const res = await request('GET', `/api/v1/emails/${one(m.id)}/raw`, { headers: { Accept: 'message/rfc822' } });
     const { html, text } = readMessage(new Uint8Array(await res.arrayBuffer()));
     if (html !== null) {
       // `sandbox` with no allowances: no scripts, no forms, an opaque origin.

@@ -1,7 +1,7 @@
 // API keys: the list (never secrets), create (the key shown once, with a Copy button)
 // and revoke behind a confirmation.
 
-import { del, get, post, seg } from '../api.js';
+import { del, get, one, post } from '../api.js';
 import { badge, confirmAction, failure, field, h, heading, show, shownOnce, table, time } from '../ui.js';
 
 export async function render(view) {
@@ -41,7 +41,7 @@ export async function render(view) {
                   onclick: async () => {
                     if (!(await confirmAction(`Revoke the key “${k.name}”? Anything using it stops working at once.`, 'Revoke'))) return;
                     try {
-                      await del(`/api/v1/api-keys/${seg(k.id)}`);
+                      await del(`/api/v1/api-keys/${one(k.id)}`);
                       await refresh();
                     } catch (err) {
                       list.prepend(failure(err));

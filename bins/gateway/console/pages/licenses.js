@@ -1,7 +1,7 @@
 // Licences: search (owner, name, key prefix), filters, a licence's machines and events,
 // its actions behind a confirmation, and issuing (the key shown once).
 
-import { get, post, seg } from '../api.js';
+import { get, one, post } from '../api.js';
 import { badge, confirmAction, failure, field, focusHeading, h, heading, select, show, shownOnce, table, time } from '../ui.js';
 
 const SCAN_PAGES = 4; // up to 2000 licences searched in the browser
@@ -114,7 +114,7 @@ async function showLicence(container, id, refreshList) {
   show(container, h('p', { class: 'muted' }, 'Loading…'));
   let l;
   try {
-    l = await get(`/api/v1/licenses/${seg(id)}`);
+    l = await get(`/api/v1/licenses/${one(id)}`);
   } catch (err) {
     show(container, failure(err));
     return;
@@ -123,7 +123,7 @@ async function showLicence(container, id, refreshList) {
   const act = async (verb, label, explain, body) => {
     if (!(await confirmAction(explain, label))) return;
     try {
-      await post(`/api/v1/licenses/${seg(l.id)}/${verb}`, body);
+      await post(`/api/v1/licenses/${one(l.id)}/${verb}`, body);
       await showLicence(container, l.id, refreshList);
       container.querySelector('[role=status]').textContent = `${label}: done.`;
       refreshList();
@@ -191,7 +191,7 @@ async function showLicence(container, id, refreshList) {
     events,
   );
   focusHeading(container);
-  get(`/api/v1/licenses/${seg(l.id)}/machines`, { limit: 100 })
+  get(`/api/v1/licenses/${one(l.id)}/machines`, { limit: 100 })
     .then((page) =>
       show(
         machines,

@@ -2,7 +2,7 @@
 // chart), Slack messages by status, storage per namespace and the jobs waiting; each
 // part the key's scopes allow, the others naming the scope they need.
 
-import { get, seg } from '../api.js';
+import { get, one } from '../api.js';
 import { bytes, failure, h, heading, show, table, time } from '../ui.js';
 
 function needs(scope) {
@@ -68,7 +68,7 @@ export async function render(view) {
         let cursor;
         let more = false;
         for (let i = 0; i < 2; i += 1) {
-          const page = await get(`/api/v1/blobs/${seg(n.name)}`, { cursor, limit: 500 });
+          const page = await get(`/api/v1/blobs/${one(n.name)}`, { cursor, limit: 500 });
           count += page.objects.length;
           size += page.objects.reduce((s, x) => s + x.size, 0);
           cursor = page.next_cursor;

@@ -1,7 +1,7 @@
 // Slack: messages with their status, and how a message looks (the preview route renders
 // the Block Kit JSON it would post; this page draws it roughly and shows the JSON).
 
-import { get, post, seg } from '../api.js';
+import { get, one, post } from '../api.js';
 import { badge, failure, field, focusHeading, h, heading, select, show, table, time } from '../ui.js';
 
 const LEVELS = ['debug', 'info', 'success', 'warning', 'error', 'critical'];
@@ -53,7 +53,7 @@ export async function render(view, params) {
 async function showMessage(container, id) {
   let m;
   try {
-    m = await get(`/api/v1/slack/messages/${seg(id)}`);
+    m = await get(`/api/v1/slack/messages/${one(id)}`);
   } catch (err) {
     show(container, failure(err));
     return;

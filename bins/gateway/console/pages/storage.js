@@ -1,8 +1,9 @@
-// Storage: namespaces and folders, upload with progress (a plain PUT through
-// XMLHttpRequest, whose upload events report progress), download, delete with a
+// Storage: namespaces and folders, upload with progress (XMLHttpRequest, whose upload
+// events report progress: a plain PUT, or for files from MULTIPART_FROM up a multipart
+// upload whose parts are sent one by one and each retried), download, delete with a
 // confirmation. The namespaces come from the overview (those this key can read).
 
-import { authHeader, del, get, request, seg } from '../api.js';
+import { authHeader, del, get, guard, one, post, request, seg } from '../api.js';
 import { bytes, confirmAction, failure, field, h, heading, show, table, time } from '../ui.js';
 
 export async function render(view, params) {
@@ -51,7 +52,7 @@ function breadcrumbs(namespace, prefix) {
 
 async function list(container, namespace, prefix) {
   try {
-    const page = await get(`/api/v1/blobs/${seg(namespace)}`, { prefix, delimiter: '/', limit: 500 });
+    const page = await get(`/api/v1/blobs/${one(namespace)}`, { prefix, delimiter: '/', limit: 500 });
     const folders = (page.common_prefixes || []).map((p) => (typeof p === 'string' ? p : p.prefix));
     show(
       container,
@@ -75,7 +76,7 @@ async function list(container, namespace, prefix) {
               onclick: async () => {
                 if (!(await confirmAction(`Delete ${namespace}/${o.key}? This cannot be undone.`, 'Delete'))) return;
                 try {
-                  await del(`/api/v1/blobs/${seg(namespace)}/${seg(o.key)}`);
+                  await del(`/api/v1/blobs/${one(namespace)}/${seg(o.key)}`);
                   await list(container, namespace, prefix);
                 } catch (err) {
                   container.prepend(failure(err));
@@ -96,7 +97,7 @@ async function list(container, namespace, prefix) {
 
 // Downloads with the key in the header, then hands the bytes to the browser.
 async function download(namespace, key) {
-  const res = await request('GET', `/api/v1/blobs/${seg(namespace)}/${seg(key)}`, { headers: { Accept: '*/*' } });
+  const res = await request('GET', `/api/v1/blobs/${one(namespace)}/${seg(key)}`, { headers: { Accept: '*/*' } });
   const blob = await res.blob();
   const href = URL.createObjectURL(blob);
   const a = h('a', { href, download: key.split('/').pop() || 'download' });
@@ -119,40 +120,106 @@ function uploader(namespace, prefix, done) {
     h('button', { type: 'submit' }, 'Upload'),
     progress,
   );
-  form.addEventListener('submit', (e) => {
+  form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const chosen = file.files[0];
     if (!chosen) return;
     const key = `${prefix}${name.value.trim() || chosen.name}`;
-    const xhr = new XMLHttpRequest();
-    xhr.open('PUT', `/api/v1/blobs/${seg(namespace)}/${seg(key)}`);
-    xhr.setRequestHeader('Authorization', authHeader());
-    xhr.setRequestHeader('Content-Type', chosen.type || 'application/octet-stream');
-    xhr.upload.addEventListener('progress', (p) => {
-      if (p.lengthComputable) progress.value = Math.round((p.loaded / p.total) * 100);
-    });
-    xhr.addEventListener('load', () => {
-      if (xhr.status >= 200 && xhr.status < 300) {
-        progress.value = 100;
-        status.textContent = `Uploaded ${key}.`;
-        form.reset();
-        done();
-      } else {
-        let detail = `HTTP ${xhr.status}`;
-        try {
-          detail = JSON.parse(xhr.responseText).detail || detail;
-        } catch {
-          /* not a problem document */
-        }
-        status.textContent = `Upload failed: ${detail}`;
-      }
-    });
-    xhr.addEventListener('error', () => {
-      status.textContent = 'Upload failed: the connection broke.';
-    });
+    const type = chosen.type || 'application/octet-stream';
+    const shown = (sent) => {
+      progress.value = chosen.size ? Math.round((sent / chosen.size) * 100) : 100;
+    };
     status.textContent = `Uploading ${key}…`;
     progress.value = 0;
-    xhr.send(chosen);
+    try {
+      if (chosen.size >= MULTIPART_FROM) {
+        await multipart(namespace, key, chosen, type, shown);
+      } else {
+        await send('PUT', `/api/v1/blobs/${one(namespace)}/${seg(key)}`, chosen,
+          { Authorization: authHeader(), 'Content-Type': type }, (loaded) => shown(loaded));
+      }
+      progress.value = 100;
+      status.textContent = `Uploaded ${key}.`;
+      form.reset();
+      done();
+    } catch (err) {
+      status.textContent = `Upload failed: ${err.message}`;
+    }
   });
   return h('section', { 'aria-label': 'Upload' }, h('h3', {}, 'Upload'), form, status);
+}
+
+// Files this large go up as a multipart upload.
+const MULTIPART_FROM = 16 * 1024 * 1024;
+// Each part is tried this many times before the upload is given up (and aborted).
+const PART_TRIES = 3;
+
+// One request through XMLHttpRequest (for its upload progress): resolves with the
+// request once it answered 2xx, else rejects with the problem's detail.
+function send(method, target, body, headers, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    // The gateway's own paths are checked; a part URL on S3 is the upload's answer.
+    xhr.open(method, target.startsWith('/') ? guard(target) : target);
+    for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+    xhr.upload.addEventListener('progress', (p) => onProgress(p.loaded));
+    xhr.addEventListener('load', () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        resolve(xhr);
+        return;
+      }
+      let detail = `HTTP ${xhr.status}`;
+      try {
+        detail = JSON.parse(xhr.responseText).detail || detail;
+      } catch {
+        /* not a problem document */
+      }
+      reject(new Error(detail));
+    });
+    xhr.addEventListener('error', () => reject(new Error('the connection broke')));
+    xhr.send(body);
+  });
+}
+
+// A multipart upload: start it, PUT each part (a slice of the file) to its URL, retrying
+// a part that fails, then complete it with the parts' ETags; aborted if a part cannot be
+// sent. Part URLs on another origin (S3's own) are outside this page's
+// Content-Security-Policy: such an upload is aborted and the file goes in one PUT, which
+// the gateway streams to S3 itself.
+async function multipart(namespace, key, file, type, shown) {
+  const base = `/api/v1/blobs/${one(namespace)}/uploads`;
+  const upload = await post(base, { key, size: file.size, content_type: type });
+  const here = `${base}/${one(upload.id)}`;
+  if (upload.parts.some((p) => new URL(p.url, location.href).origin !== location.origin)) {
+    await del(here);
+    await send('PUT', `/api/v1/blobs/${one(namespace)}/${seg(key)}`, file,
+      { Authorization: authHeader(), 'Content-Type': type }, shown);
+    return;
+  }
+  const etags = [];
+  let sent = 0;
+  try {
+    for (const part of upload.parts) {
+      const start = (part.number - 1) * upload.part_size;
+      const slice = file.slice(start, Math.min(start + upload.part_size, file.size));
+      let xhr = null;
+      for (let attempt = 1; !xhr; attempt += 1) {
+        try {
+          // The browser sets Content-Length itself (a page may not).
+          const headers = Object.fromEntries(Object.entries(part.headers || {})
+            .filter(([k]) => k.toLowerCase() !== 'content-length'));
+          xhr = await send(part.method || 'PUT', part.url, slice, headers, (loaded) => shown(sent + loaded));
+        } catch (err) {
+          if (attempt >= PART_TRIES) throw new Error(`part ${part.number}: ${err.message}`);
+        }
+      }
+      etags.push({ number: part.number, etag: xhr.getResponseHeader('ETag') });
+      sent += slice.size;
+      shown(sent);
+    }
+    await post(`${here}/complete`, { parts: etags });
+  } catch (err) {
+    await del(here).catch(() => {});
+    throw err;
+  }
 }

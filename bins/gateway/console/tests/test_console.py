@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import uuid
 
@@ -220,6 +222,54 @@ def test_storage_browses_uploads_downloads_and_deletes(page, gateway, seeded, tm
     page.get_by_role("button", name=f"Delete {folder}보고서.txt").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     expect(page.get_by_role("cell", name="보고서.txt", exact=True)).to_have_count(0)
+
+
+def test_a_large_file_goes_up_in_parts(page, gateway, seeded, api, tmp_path):
+    sign_in(page, gateway[1])
+    section(page, "Storage")
+    page.get_by_role("navigation", name="Namespaces").get_by_role("link", name="web").click()
+    big = tmp_path / f"model-{seeded['tag']}.bin"
+    data = os.urandom(17 * 1024 * 1024)
+    big.write_bytes(data)
+    page.get_by_label("File").set_input_files(str(big))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_role("status").filter(has_text="Uploaded")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("progressbar", name="Upload progress")).to_have_attribute("value", "100")
+    head = api.head(f"/api/v1/blobs/web/{big.name}")
+    assert head.status_code == 200
+    assert head.headers["x-checksum-sha256"] == hashlib.sha256(data).hexdigest()
+    # A multipart object's ETag names its parts: 17 MiB in 8 MiB parts is three.
+    assert head.headers["etag"].endswith('-3"'), head.headers["etag"]
+
+
+def test_crafted_keys_and_ids_never_reach_another_route(page, gateway, api):
+    # A key to be attacked, and a file shaped like a listing whose object key climbs to it.
+    victim = api.post("/api/v1/api-keys", json={"name": "victim", "scopes": ["events:read"]}).json()
+    evil = {"objects": [{"key": f"../../../api-keys/{victim['id']}", "size": 1,
+                         "last_modified": "2026-12-01T00:00:00Z"}]}
+    put = api.put("/api/v1/blobs/web/evil.json", json=evil)
+    assert put.status_code in (200, 201), put.text
+    sent = []
+    page.on("request", lambda r: sent.append((r.method, r.url)))
+    sign_in(page, gateway[1])
+    # The namespace from the address is one segment: `web/evil.json` is no namespace.
+    page.goto("/console/#/storage/web%2Fevil.json")
+    expect(page.get_by_role("heading", name="Namespace web/evil.json")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("^Delete"))).to_have_count(0)
+    # A licence id from the address is one segment too.
+    page.goto("/console/#/licenses/..%2Fapi-keys%2F" + victim["id"])
+    page.wait_for_timeout(500)
+    assert not any("/api/v1/api-keys/" in u for m, u in sent if m != "GET"), sent
+    assert not any(u.endswith("/api/v1/blobs/web/evil.json") for m, u in sent), sent
+    # The path builders refuse dot segments outright.
+    verdicts = page.evaluate("""async () => {
+        const api = await import('/console/api.js');
+        const tryIt = (f) => { try { f(); return 'built'; } catch { return 'refused'; } };
+        return [tryIt(() => api.seg('a/../b')), tryIt(() => api.one('..')),
+                tryIt(() => api.guard('/api/v1/blobs/a/../../api-keys/x')), tryIt(() => api.seg('a/b.txt'))];
+    }""")
+    assert verdicts == ["refused", "refused", "refused", "built"]
+    assert api.get(f"/api/v1/api-keys/{victim['id']}").json()["status"] == "active"
 
 
 def test_the_live_tail_shows_an_event_made_after_it_opened(page, gateway, api):

@@ -143,6 +143,8 @@ async fn show_upload(
     responses(
         (status = 200, description = "Stored", headers(("ETag" = String, description = "Quoted hex MD5 of the part's bytes"))),
         (status = 400, description = "Interrupted upload", body = Problem, content_type = "application/problem+json"),
+        // Without its signature the path is an object's (`uploads/...`), which needs a key.
+        Unauthorized,
         (status = 403, description = "No signature, a bad or expired one, or another `Content-Length` than the part's", body = Problem, content_type = "application/problem+json"),
         NoUpload,
     )
