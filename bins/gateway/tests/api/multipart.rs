@@ -672,3 +672,54 @@ async fn the_sweep_aborts_uploads_left_a_day() {
         assert_eq!(again, 0, "{backend}");
     }
 }
+
+/// The upload folders of a local store rooted at `blob_dir`.
+fn upload_folders(blob_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(blob_dir.join(".uploads"))
+        .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_the_sweep_cannot_abort_does_not_stop_it() {
+    let blobs = tempfile::tempdir().unwrap();
+    let app = TestApp::with_vars(&[("BLOB_DIR", &blobs.path().to_string_lossy())], None).await;
+    // The oldest upload, whose parts folder is replaced by a plain file: its abort fails.
+    let stuck: Value = create(&app, "web", json!({"key": "stuck.bin", "size": 10}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let folders = upload_folders(blobs.path());
+    assert_eq!(folders.len(), 1);
+    std::fs::remove_dir_all(&folders[0]).unwrap();
+    std::fs::write(&folders[0], b"not a folder").unwrap();
+    let mut others = Vec::new();
+    for i in 0..3 {
+        let up: Value = create(&app, "web", json!({"key": format!("other-{i}.bin"), "size": 10}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        others.push(up);
+    }
+    assert_eq!(upload_folders(blobs.path()).len(), 4);
+    let later = chrono::Utc::now() + chrono::Duration::hours(24) + chrono::Duration::seconds(5);
+    let swept = app.state.blobs.sweep_uploads(later).await.unwrap();
+    assert_eq!(swept, 3, "the others are aborted despite the stuck one");
+    for up in &others {
+        assert_problem(
+            app.admin(Method::GET, &upload_path(up)).go().await,
+            404,
+            "upload_not_found",
+        )
+        .await;
+    }
+    assert_eq!(upload_folders(blobs.path()), folders, "only the stuck one is left");
+    // The stuck one is tried again (and skipped again) by the next sweep.
+    assert_eq!(app.state.blobs.sweep_uploads(later).await.unwrap(), 0);
+    // Once it can be aborted, it is.
+    std::fs::remove_file(&folders[0]).unwrap();
+    assert_eq!(app.state.blobs.sweep_uploads(later).await.unwrap(), 1);
+    let _ = stuck;
+}

@@ -337,31 +337,56 @@ impl BlobService {
     }
 
     /// Aborts every upload that expired at or before `now` (a day after it started);
-    /// answers how many. Uploads of a namespace no longer configured lose their row only.
+    /// answers how many. An upload whose abort fails is logged and skipped (the next sweep
+    /// tries it again) so it cannot stop the others; rows are paged by (expiry, id) after
+    /// the last one seen, so skipped rows are not fetched again in this sweep. Uploads of a
+    /// namespace no longer configured lose their row, and their parts on every store that
+    /// can drop them by id alone (the local store's `.uploads/<id>` folder).
     pub async fn sweep_uploads(&self, now: DateTime<Utc>) -> Result<usize, BlobError> {
         const BATCH: i64 = 100;
         let mut swept = 0;
+        let mut after = None;
         loop {
             let expired = {
                 let mut conn = self.pool.get().await?;
-                rows::expired(&mut conn, now.naive_utc(), BATCH).await?
+                rows::expired(&mut conn, now.naive_utc(), after.as_ref(), BATCH).await?
             };
             let fetched = expired.len();
             for row in expired {
-                match self.entry(&row.namespace) {
-                    Ok((ns, store)) => self.end_upload(ns, store, &row).await?,
-                    Err(_) => {
-                        tracing::warn!(upload = %row.id, namespace = %row.namespace, "forgetting an upload of a namespace no longer configured");
-                        let mut conn = self.pool.get().await?;
-                        rows::delete(&mut conn, &row.id).await?;
+                after = Some((row.expires_at, row.id.clone()));
+                let ended = match self.entry(&row.namespace) {
+                    Ok((ns, store)) => self.end_upload(ns, store, &row).await,
+                    Err(_) => self.forget_upload(&row).await,
+                };
+                match ended {
+                    Ok(()) => swept += 1,
+                    Err(e) => {
+                        tracing::warn!(upload = %row.id, namespace = %row.namespace, error = %e, "could not abort an expired upload; skipped until the next sweep");
                     }
                 }
-                swept += 1;
             }
             if i64::try_from(fetched).unwrap_or(0) < BATCH {
                 return Ok(swept);
             }
         }
+    }
+
+    /// Forgets an upload of a namespace no longer configured: its parts on every store
+    /// that can drop them by id alone, then its row.
+    async fn forget_upload(&self, row: &UploadRow) -> Result<(), BlobError> {
+        tracing::warn!(upload = %row.id, namespace = %row.namespace, "forgetting an upload of a namespace no longer configured");
+        let mut seen: Vec<usize> = Vec::new();
+        for (_, store) in &self.namespaces {
+            let id = std::sync::Arc::as_ptr(store).cast::<()>().addr();
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            store.multipart_forget(&row.backend_id).await?;
+        }
+        let mut conn = self.pool.get().await?;
+        rows::delete(&mut conn, &row.id).await?;
+        Ok(())
     }
 
     /// Aborts the backend's upload, then forgets the row.

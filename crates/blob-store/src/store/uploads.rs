@@ -60,11 +60,25 @@ pub async fn delete(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
     Ok(n > 0)
 }
 
-/// Up to `limit` uploads that expired at or before `now`, oldest first.
-pub async fn expired(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<Vec<UploadRow>, DbError> {
+/// Up to `limit` uploads that expired at or before `now`, in order of (expiry, id), after
+/// `after` (the last one seen, so a page never repeats rows a caller skipped).
+pub async fn expired(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    after: Option<&(NaiveDateTime, String)>,
+    limit: i64,
+) -> Result<Vec<UploadRow>, DbError> {
+    let (at, id) = after
+        .cloned()
+        .unwrap_or((chrono::DateTime::UNIX_EPOCH.naive_utc(), String::new()));
     Ok(with_conn!(conn, |c| blob_uploads::table
         .filter(blob_uploads::expires_at.le(now))
-        .order(blob_uploads::expires_at.asc())
+        .filter(
+            blob_uploads::expires_at
+                .gt(at)
+                .or(blob_uploads::expires_at.eq(at).and(blob_uploads::id.gt(&id))),
+        )
+        .order((blob_uploads::expires_at.asc(), blob_uploads::id.asc()))
         .limit(limit)
         .select(UploadRow::as_select())
         .load(c)
