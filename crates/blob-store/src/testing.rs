@@ -141,3 +141,18 @@ peer! {
     complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
     abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
 }
+
+/// Moves the open upload `id` to `state` (`completing`, `aborting`) as a request
+/// claiming it does; false when it was not open.
+pub async fn claim_upload(conn: &mut shared_db::DbConn, id: &str, state: &str) -> bool {
+    crate::store::uploads::claim(conn, id, state)
+        .await
+        .unwrap_or_else(|e| panic!("claiming an upload: {e}"))
+}
+
+/// Returns the upload `id` to `open`, as a failed completion does.
+pub async fn reopen_upload(conn: &mut shared_db::DbConn, id: &str) {
+    crate::store::uploads::reopen(conn, id)
+        .await
+        .unwrap_or_else(|e| panic!("reopening an upload: {e}"));
+}

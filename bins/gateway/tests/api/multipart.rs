@@ -723,3 +723,102 @@ async fn an_upload_the_sweep_cannot_abort_does_not_stop_it() {
     assert_eq!(app.state.blobs.sweep_uploads(later).await.unwrap(), 1);
     let _ = stuck;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_completions_make_one_object() {
+    let data = object();
+    for (backend, app, _s3) in backends().await {
+        let upload: Value = create(
+            &app,
+            "web",
+            json!({"key": "race.bin", "size": data.len(), "part_size": 5 * MIB}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        let mut parts = Vec::new();
+        for n in 1..=3 {
+            parts.push(json!({"number": n, "etag": send_part(&upload, n, &data).await}));
+        }
+        let parts = Value::Array(parts);
+        let answers = futures_util::future::join_all((0..4).map(|_| complete(&app, &upload, parts.clone()))).await;
+        let mut statuses: Vec<u16> = Vec::new();
+        for res in answers {
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap();
+            if status != 201 {
+                let code = body["code"].as_str().unwrap_or_default().to_owned();
+                assert!(
+                    (status == 409 && code == "upload_completing") || (status == 404 && code == "upload_not_found"),
+                    "{backend}: {status} {body}"
+                );
+            }
+            statuses.push(status);
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            1,
+            "{backend}: exactly one completion wins: {statuses:?}"
+        );
+        let events: Value = app.get_json("/api/v1/events?type=blob.written").await;
+        let written = events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["subject"] == "blob:web/race.bin")
+            .count();
+        assert_eq!(written, 1, "{backend}: one blob.written");
+        let res = app.admin(Method::GET, "/api/v1/blobs/web/race.bin").go().await;
+        assert_eq!(res.status(), 200, "{backend}");
+        assert_eq!(res.bytes().await.unwrap().as_ref(), data.as_slice(), "{backend}");
+        // Once completed, the upload takes neither parts nor an abort.
+        assert_problem(
+            app.admin(Method::DELETE, &upload_path(&upload)).go().await,
+            404,
+            "upload_not_found",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_being_completed_takes_no_part_or_abort() {
+    let app = TestApp::spawn().await;
+    let upload: Value = create(&app, "web", json!({"key": "busy.bin", "size": 10}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // As a completion in progress leaves it.
+    let mut conn = app.state.pool.get().await.unwrap();
+    let id = upload["id"].as_str().unwrap();
+    assert!(blob_store::testing::claim_upload(&mut conn, id, "completing").await);
+    drop(conn);
+    assert_problem(put_part(&upload, 1, b"0123456789").await, 409, "upload_completing").await;
+    assert_problem(
+        app.admin(Method::DELETE, &upload_path(&upload)).go().await,
+        409,
+        "upload_completing",
+    )
+    .await;
+    assert_problem(
+        complete(&app, &upload, json!([{"number": 1, "etag": "\"x\""}])).await,
+        409,
+        "upload_completing",
+    )
+    .await;
+    // A refused completion leaves the upload open.
+    let mut conn = app.state.pool.get().await.unwrap();
+    blob_store::testing::reopen_upload(&mut conn, id).await;
+    drop(conn);
+    let res = complete(
+        &app,
+        &upload,
+        json!([{"number": 1, "etag": "\"0123456789abcdef0123456789abcdef\""}]),
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    let res = put_part(&upload, 1, b"0123456789").await;
+    assert_eq!(res.status(), 200, "open again after the refusal");
+}

@@ -195,6 +195,7 @@ impl BlobService {
             actor: actor.to_owned(),
             created_at,
             expires_at: created_at + lifetime,
+            state: rows::OPEN.to_owned(),
         };
         let inserted = async {
             let mut conn = self.pool.get().await?;
@@ -241,6 +242,9 @@ impl BlobService {
             )));
         }
         let (ns, store, row) = self.upload_row(ns_name, id).await?;
+        if row.state != rows::OPEN {
+            return Err(busy());
+        }
         Ok(PartUpload {
             store,
             storage_key: self.row_storage_key(ns, &row)?,
@@ -254,6 +258,11 @@ impl BlobService {
     /// received with the ETag given, in ascending order, adding up to the declared size,
     /// within the namespace's limit), makes the object and records `blob.written` for
     /// `actor`. A refusal stores nothing and keeps the upload.
+    ///
+    /// One request completes an upload: it claims it first (`open` to `completing`, a
+    /// conditional update), so a concurrent completion, abort or part gets
+    /// `upload_completing` (or [`BlobError::UploadNotFound`] once it is gone); a refused
+    /// or failed completion returns it to `open`.
     pub async fn complete_upload(
         &self,
         actor: &str,
@@ -262,6 +271,58 @@ impl BlobService {
         request: CompleteUpload,
     ) -> Result<BlobInfo, BlobError> {
         let (ns, store, row) = self.upload_row(ns_name, id).await?;
+        self.claim(&row, rows::COMPLETING).await?;
+        let meta = match self.assemble(ns, store, &row, request).await {
+            Ok(meta) => meta,
+            Err(e) => {
+                self.reopen(&row).await;
+                return Err(e);
+            }
+        };
+        let mut conn = self.pool.get().await?;
+        rows::delete(&mut conn, &row.id).await?;
+        drop(conn);
+        let key = ObjectKey::parse(&row.object_key)?;
+        let data = serde_json::json!({
+            "size": meta.size, "etag": meta.etag, "content_type": meta.content_type, "sha256": meta.sha256,
+        });
+        self.record_change("blob.written", actor, ns, &key, data).await;
+        Ok(self.info(ns, meta))
+    }
+
+    /// Claims the upload of `row` for one request (`state`: completing or aborting).
+    async fn claim(&self, row: &UploadRow, state: &str) -> Result<(), BlobError> {
+        let mut conn = self.pool.get().await?;
+        if rows::claim(&mut conn, &row.id, state).await? {
+            return Ok(());
+        }
+        match rows::get(&mut conn, &row.id).await? {
+            Some(_) => Err(busy()),
+            None => Err(BlobError::UploadNotFound),
+        }
+    }
+
+    /// Returns a claimed upload to `open` (logged when that fails: the sweep still ends it).
+    async fn reopen(&self, row: &UploadRow) {
+        let reopened = async {
+            let mut conn = self.pool.get().await?;
+            rows::reopen(&mut conn, &row.id).await
+        }
+        .await;
+        if let Err(e) = reopened {
+            tracing::warn!(upload = %row.id, error = %e, "could not reopen an upload after a failed completion or abort");
+        }
+    }
+
+    /// Checks `request`'s parts against the upload and what the store holds, and makes
+    /// the object.
+    async fn assemble(
+        &self,
+        ns: &Namespace,
+        store: &dyn BlobStore,
+        row: &UploadRow,
+        request: CompleteUpload,
+    ) -> Result<crate::model::ObjectMeta, BlobError> {
         let storage_key = self.row_storage_key(ns, &row)?;
         let size = u64::try_from(row.size).unwrap_or_default();
         let part_size = u64::try_from(row.part_size).unwrap_or(1);
@@ -316,24 +377,18 @@ impl BlobService {
             size,
             sha256: row.sha256.as_deref().map(parse_sha256).transpose()?.map(|(b, _)| b),
         };
-        let meta = store
-            .multipart_complete(&storage_key, &row.backend_id, assembly)
-            .await?;
-        let mut conn = self.pool.get().await?;
-        rows::delete(&mut conn, &row.id).await?;
-        drop(conn);
-        let key = ObjectKey::parse(&row.object_key)?;
-        let data = serde_json::json!({
-            "size": meta.size, "etag": meta.etag, "content_type": meta.content_type, "sha256": meta.sha256,
-        });
-        self.record_change("blob.written", actor, ns, &key, data).await;
-        Ok(self.info(ns, meta))
+        store.multipart_complete(&storage_key, &row.backend_id, assembly).await
     }
 
     /// Aborts the upload `id` of the namespace `ns_name`: its parts are dropped.
     pub async fn abort_upload(&self, ns_name: &str, id: &str) -> Result<(), BlobError> {
         let (ns, store, row) = self.upload_row(ns_name, id).await?;
-        self.end_upload(ns, store, &row).await
+        self.claim(&row, rows::ABORTING).await?;
+        let ended = self.end_upload(ns, store, &row).await;
+        if ended.is_err() {
+            self.reopen(&row).await;
+        }
+        ended
     }
 
     /// Aborts every upload that expired at or before `now` (a day after it started);
@@ -493,6 +548,14 @@ impl BlobService {
             .append_pair("X-EB-Content-Length", &length.to_string())
             .append_pair("X-EB-Signature", &signature);
         Ok(url.into())
+    }
+}
+
+/// The refusal of a request on an upload another request is completing or aborting.
+fn busy() -> BlobError {
+    BlobError::UploadConflict {
+        code: "upload_completing",
+        message: "another request is completing or aborting this upload; try again".to_owned(),
     }
 }
 

@@ -32,6 +32,38 @@ pub struct UploadRow {
     pub created_at: NaiveDateTime,
     /// Aborted by the sweep from then on.
     pub expires_at: NaiveDateTime,
+    /// [`OPEN`], or [`COMPLETING`] / [`ABORTING`] while one request does so.
+    pub state: String,
+}
+
+/// An upload taking parts.
+pub const OPEN: &str = "open";
+/// An upload one request is completing.
+pub const COMPLETING: &str = "completing";
+/// An upload one request is aborting.
+pub const ABORTING: &str = "aborting";
+
+/// Moves the open upload `id` to `state` (claiming it for one request); false when it is
+/// not open (another request claimed it) or gone.
+pub async fn claim(conn: &mut DbConn, id: &str, state: &str) -> Result<bool, DbError> {
+    let n = with_conn!(conn, |c| diesel::update(
+        blob_uploads::table
+            .filter(blob_uploads::id.eq(id))
+            .filter(blob_uploads::state.eq(OPEN))
+    )
+    .set(blob_uploads::state.eq(state))
+    .execute(c)
+    .await)?;
+    Ok(n > 0)
+}
+
+/// Returns the upload `id` to [`OPEN`] (its claim failed).
+pub async fn reopen(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
+    with_conn!(conn, |c| diesel::update(blob_uploads::table.find(id))
+        .set(blob_uploads::state.eq(OPEN))
+        .execute(c)
+        .await)?;
+    Ok(())
 }
 
 /// Stores a new upload.

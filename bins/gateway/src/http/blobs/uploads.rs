@@ -145,6 +145,7 @@ async fn show_upload(
         (status = 400, description = "Interrupted upload", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No signature, a bad or expired one, or another `Content-Length` than the part's", body = Problem, content_type = "application/problem+json"),
         NoUpload,
+        (status = 409, description = "`upload_completing`: another request is completing or aborting the upload", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[put("/{namespace}/uploads/{upload_id:up_[0-9a-f]+}/parts/{number:[0-9]+}")]
@@ -184,7 +185,8 @@ async fn put_part(
 /// a part not received or with another ETag, or parts out of order (`invalid_parts`);
 /// parts not adding up to the declared size (`size_mismatch`); the declared `sha256` not
 /// matching (local store, `checksum_mismatch`); the size over the namespace's limit now
-/// (413).
+/// (413). One request completes an upload: while it does, another completion, an abort
+/// or a part gets 409 `upload_completing` (and 404 once it is done).
 #[utoipa::path(
     tag = "blobs",
     operation_id = "uploads_complete",
@@ -200,6 +202,7 @@ async fn put_part(
         Unauthorized,
         (status = 403, description = "The key lacks the namespace's write scope", body = Problem, content_type = "application/problem+json"),
         NoUpload,
+        (status = 409, description = "`upload_completing`: another request is completing or aborting the upload", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The object is over the namespace's size limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_parts`, `size_mismatch` or `checksum_mismatch`; nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
@@ -241,6 +244,7 @@ async fn complete_upload(
         Unauthorized,
         (status = 403, description = "The key lacks the namespace's write scope", body = Problem, content_type = "application/problem+json"),
         NoUpload,
+        (status = 409, description = "`upload_completing`: another request is completing or aborting the upload", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/{namespace}/uploads/{upload_id:up_[0-9a-f]+}")]
