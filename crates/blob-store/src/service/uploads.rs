@@ -156,6 +156,7 @@ impl BlobService {
     ) -> Result<UploadInfo, BlobError> {
         let (ns, store) = self.entry(ns_name)?;
         let key = ObjectKey::parse(&request.key)?;
+        crate::service::put::writable_key(&key)?;
         if request.size == 0 {
             return Err(BlobError::InvalidField {
                 field: "size",

@@ -5,9 +5,11 @@
 //! aborts it (`DELETE`). Every rule is `blob_store`'s (`service/uploads.rs`); this module
 //! reads the request, calls one `BlobService` method and writes the answer.
 //!
-//! Upload ids have one shape (`up_` and hex), and only paths whose id has it reach these
-//! routes (the route table knows the shape too): an object whose key starts with
-//! `uploads/` is still read and written through the object routes.
+//! Upload ids have one shape (`up_` and 32 hex digits), and only paths whose id has it
+//! reach these routes (the route table knows the shape too): an object whose key starts
+//! with `uploads/` is still read and written through the object routes, except keys
+//! `uploads/up_<32 hex digits>` and below, which these routes answer and which are
+//! therefore refused on every write (400 `invalid_key`, rule `reserved_upload_path`).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
@@ -22,7 +24,7 @@ use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 
 /// The shape of an upload id in a route (the route table's too: see `routes.rs`).
-pub const UPLOAD_ID_ROUTE: &str = "up_[0-9a-f]+";
+pub const UPLOAD_ID_ROUTE: &str = "up_[0-9a-f]{32}";
 
 /// 404: the namespace or the upload does not exist (or was completed, aborted, or expired).
 #[derive(Debug, utoipa::IntoResponses)]
@@ -110,7 +112,7 @@ async fn create_upload(
         NoUpload,
     )
 )]
-#[get("/{namespace}/uploads/{upload_id:up_[0-9a-f]+}")]
+#[get("/{namespace}/uploads/{upload_id:up_[0-9a-f]{32}}")]
 async fn show_upload(
     state: web::Data<AppState>,
     principal: Principal,
@@ -148,7 +150,7 @@ async fn show_upload(
         (status = 409, description = "`upload_completing`: another request is completing or aborting the upload", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[put("/{namespace}/uploads/{upload_id:up_[0-9a-f]+}/parts/{number:[0-9]+}")]
+#[put("/{namespace}/uploads/{upload_id:up_[0-9a-f]{32}}/parts/{number:[0-9]+}")]
 async fn put_part(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -207,7 +209,7 @@ async fn put_part(
         (status = 422, description = "`invalid_parts`, `size_mismatch` or `checksum_mismatch`; nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[post("/{namespace}/uploads/{upload_id:up_[0-9a-f]+}/complete")]
+#[post("/{namespace}/uploads/{upload_id:up_[0-9a-f]{32}}/complete")]
 async fn complete_upload(
     state: web::Data<AppState>,
     principal: Principal,
@@ -247,7 +249,7 @@ async fn complete_upload(
         (status = 409, description = "`upload_completing`: another request is completing or aborting the upload", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[delete("/{namespace}/uploads/{upload_id:up_[0-9a-f]+}")]
+#[delete("/{namespace}/uploads/{upload_id:up_[0-9a-f]{32}}")]
 async fn abort_upload(
     state: web::Data<AppState>,
     principal: Principal,
