@@ -879,3 +879,44 @@ async fn only_keys_of_an_uploads_exact_shape_are_reserved() {
         .await;
     assert_problem(res, 404, "upload_not_found").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_puts_of_one_part_leave_one_of_them() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (b"aaaaaaaaaa".to_vec(), b"bbbbbbbbbb".to_vec());
+    for round in 0..10 {
+        let upload: Value = create(
+            &app,
+            "web",
+            json!({"key": format!("same-part-{round}.bin"), "size": 10}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        let (ra, rb) = tokio::join!(put_part(&upload, 1, &a), put_part(&upload, 1, &b));
+        assert_eq!(
+            (ra.status().as_u16(), rb.status().as_u16()),
+            (200, 200),
+            "round {round}"
+        );
+        let now: Value = app.get_json(&upload_path(&upload)).await;
+        let received = now["received"].as_array().unwrap();
+        assert_eq!(received.len(), 1, "round {round}: part 1 survives: {now}");
+        assert_eq!(received[0]["number"], 1);
+        let etag = received[0]["etag"].as_str().unwrap().to_owned();
+        let body = if etag == md5_etag(&a) {
+            &a
+        } else {
+            assert_eq!(etag, md5_etag(&b), "round {round}: one of the two");
+            &b
+        };
+        let res = complete(&app, &upload, json!([{"number": 1, "etag": etag}])).await;
+        assert_eq!(res.status(), 201, "round {round}: {}", res.text().await.unwrap());
+        let res = app
+            .admin(Method::GET, &format!("/api/v1/blobs/web/same-part-{round}.bin"))
+            .go()
+            .await;
+        assert_eq!(res.bytes().await.unwrap().as_ref(), body.as_slice(), "round {round}");
+    }
+}
