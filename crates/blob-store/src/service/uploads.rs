@@ -36,6 +36,10 @@ pub const DEFAULT_UPLOAD_PART: u64 = 8 * MIB;
 /// How long an upload may take: its part URLs work until then, and the sweep aborts it
 /// after.
 pub const UPLOAD_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// The most uploads a namespace holds open (not completed, aborted or expired) by default;
+/// one more is refused with `too_many_uploads` (409). Concurrent creations may pass it by
+/// a few: each counts before it stores its row.
+pub const MAX_OPEN_UPLOADS: i64 = 1_000;
 /// The shape of an upload id (`up_` and 32 hex digits: 128 random bits), as a route pattern.
 pub const UPLOAD_ID_PATTERN: &str = "up_[0-9a-f]{32}";
 
@@ -179,6 +183,11 @@ impl BlobService {
             .map(|(_, hex)| hex);
         let part_size = plan_part_size(request.size, request.part_size)?;
         let storage_key = self.storage_key(ns, &key)?;
+        let open = {
+            let mut conn = self.pool.get().await?;
+            rows::count_unexpired(&mut conn, &ns.name, Utc::now().naive_utc()).await?
+        };
+        too_many_uploads(open, self.max_open_uploads)?;
         let backend_id = store
             .multipart_create(&storage_key, &content_type, sha256.as_deref())
             .await?;
@@ -493,6 +502,10 @@ impl BlobService {
         let storage_key = self.row_storage_key(ns, row)?;
         let mut parts = Vec::new();
         for (number, offset, length) in parts_of(size, part_size) {
+            // Up to 10,000 signatures: give the worker back now and then.
+            if number % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
             let (url, headers) = match store
                 .multipart_part_url(&storage_key, &row.backend_id, number, length, expires_in)
                 .await?
@@ -552,6 +565,19 @@ impl BlobService {
     }
 }
 
+/// Refuses a new upload when `open` uploads of the namespace already reach `max`.
+fn too_many_uploads(open: i64, max: i64) -> Result<(), BlobError> {
+    if open < max {
+        return Ok(());
+    }
+    Err(BlobError::UploadConflict {
+        code: "too_many_uploads",
+        message: format!(
+            "the namespace holds {open} open uploads, its limit is {max}: complete or abort some (they also expire a day after they start)"
+        ),
+    })
+}
+
 /// The refusal of a request on an upload another request is completing or aborting.
 fn busy() -> BlobError {
     BlobError::UploadConflict {
@@ -595,6 +621,21 @@ mod tests {
         let parts: Vec<_> = parts_of(10 * MIB + 3, 5 * MIB).collect();
         assert_eq!(parts, [(1, 0, 5 * MIB), (2, 5 * MIB, 5 * MIB), (3, 10 * MIB, 3)]);
         assert_eq!(parts_of(5 * MIB, 5 * MIB).count(), 1);
+    }
+
+    #[test]
+    fn the_open_uploads_cap_refuses_at_the_limit() {
+        assert!(too_many_uploads(0, MAX_OPEN_UPLOADS).is_ok());
+        assert!(too_many_uploads(MAX_OPEN_UPLOADS - 1, MAX_OPEN_UPLOADS).is_ok());
+        for open in [MAX_OPEN_UPLOADS, MAX_OPEN_UPLOADS + 5] {
+            assert!(matches!(
+                too_many_uploads(open, MAX_OPEN_UPLOADS),
+                Err(BlobError::UploadConflict {
+                    code: "too_many_uploads",
+                    ..
+                })
+            ));
+        }
     }
 
     #[test]

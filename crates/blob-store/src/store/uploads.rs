@@ -43,6 +43,16 @@ pub const COMPLETING: &str = "completing";
 /// An upload one request is aborting.
 pub const ABORTING: &str = "aborting";
 
+/// How many uploads of `namespace` have not expired at `now` (open or being completed).
+pub async fn count_unexpired(conn: &mut DbConn, namespace: &str, now: NaiveDateTime) -> Result<i64, DbError> {
+    Ok(with_conn!(conn, |c| blob_uploads::table
+        .filter(blob_uploads::namespace.eq(namespace))
+        .filter(blob_uploads::expires_at.gt(now))
+        .count()
+        .get_result(c)
+        .await)?)
+}
+
 /// Moves the open upload `id` to `state` (claiming it for one request); false when it is
 /// not open (another request claimed it) or gone.
 pub async fn claim(conn: &mut DbConn, id: &str, state: &str) -> Result<bool, DbError> {

@@ -70,6 +70,7 @@ fn may_write(state: &AppState, principal: &Principal, ns_name: &str) -> Result<(
         Unauthorized,
         (status = 403, description = "The key lacks the namespace's write scope", body = Problem, content_type = "application/problem+json"),
         super::NoNamespace,
+        (status = 409, description = "`too_many_uploads`: the namespace holds its limit of open uploads (1,000); complete or abort some", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`size` is over the namespace's size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The type is not allowed in the namespace", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad `size`, `part_size`, `content_type` or `sha256`", body = Problem, content_type = "application/problem+json"),
