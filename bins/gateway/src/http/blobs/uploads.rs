@@ -23,7 +23,9 @@ use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 
-/// The shape of an upload id in a route (the route table's too: see `routes.rs`).
+/// The shape of an upload id in a route (the route table's too: see `routes.rs`). The
+/// routes' attributes spell the 32 digits out (`[0-9a-f]` 32 times): the OpenAPI paths
+/// are read from them, and a `{32}` there would be taken for a path parameter.
 pub const UPLOAD_ID_ROUTE: &str = "up_[0-9a-f]{32}";
 
 /// 404: the namespace or the upload does not exist (or was completed, aborted, or expired).
@@ -113,7 +115,9 @@ async fn create_upload(
         NoUpload,
     )
 )]
-#[get("/{namespace}/uploads/{upload_id:up_[0-9a-f]{32}}")]
+#[get(
+    "/{namespace}/uploads/{upload_id:up_[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]}"
+)]
 async fn show_upload(
     state: web::Data<AppState>,
     principal: Principal,
@@ -151,7 +155,9 @@ async fn show_upload(
         (status = 409, description = "`upload_completing`: another request is completing or aborting the upload", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[put("/{namespace}/uploads/{upload_id:up_[0-9a-f]{32}}/parts/{number:[0-9]+}")]
+#[put(
+    "/{namespace}/uploads/{upload_id:up_[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]}/parts/{number:[0-9]+}"
+)]
 async fn put_part(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -210,7 +216,9 @@ async fn put_part(
         (status = 422, description = "`invalid_parts`, `size_mismatch` or `checksum_mismatch`; nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[post("/{namespace}/uploads/{upload_id:up_[0-9a-f]{32}}/complete")]
+#[post(
+    "/{namespace}/uploads/{upload_id:up_[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]}/complete"
+)]
 async fn complete_upload(
     state: web::Data<AppState>,
     principal: Principal,
@@ -250,7 +258,9 @@ async fn complete_upload(
         (status = 409, description = "`upload_completing`: another request is completing or aborting the upload", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[delete("/{namespace}/uploads/{upload_id:up_[0-9a-f]{32}}")]
+#[delete(
+    "/{namespace}/uploads/{upload_id:up_[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]}"
+)]
 async fn abort_upload(
     state: web::Data<AppState>,
     principal: Principal,
