@@ -147,12 +147,12 @@ peer! {
 pub async fn claim_upload(conn: &mut shared_db::DbConn, id: &str, state: &str) -> bool {
     crate::store::uploads::claim(conn, id, state)
         .await
-        .unwrap_or_else(|e| panic!("claiming an upload: {e}"))
+        .expect("claiming an upload")
 }
 
 /// Returns the upload `id` to `open`, as a failed completion does.
 pub async fn reopen_upload(conn: &mut shared_db::DbConn, id: &str) {
     crate::store::uploads::reopen(conn, id)
         .await
-        .unwrap_or_else(|e| panic!("reopening an upload: {e}"));
+        .expect("reopening an upload");
 }

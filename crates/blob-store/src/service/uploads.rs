@@ -333,7 +333,7 @@ impl BlobService {
         row: &UploadRow,
         request: CompleteUpload,
     ) -> Result<crate::model::ObjectMeta, BlobError> {
-        let storage_key = self.row_storage_key(ns, &row)?;
+        let storage_key = self.row_storage_key(ns, row)?;
         let size = u64::try_from(row.size).unwrap_or_default();
         let part_size = u64::try_from(row.part_size).unwrap_or(1);
         if size > ns.max_size {
