@@ -36,6 +36,12 @@ pub enum KeyError {
     /// which would make different keys one.
     #[error("the key is not UTF-8")]
     NotUtf8,
+    /// `uploads/up_<32 hex digits>` or a key below it: written only, never read, as the
+    /// upload routes answer those URLs.
+    #[error(
+        "keys `uploads/up_<32 hex digits>` and below are reserved: their URLs are multipart uploads', so such an object could not be read"
+    )]
+    ReservedUploadPath,
 }
 
 impl KeyError {
@@ -50,6 +56,7 @@ impl KeyError {
             KeyError::Backslash => "backslash",
             KeyError::ControlCharacter => "control_character",
             KeyError::NotUtf8 => "not_utf8",
+            KeyError::ReservedUploadPath => "reserved_upload_path",
         }
     }
 }

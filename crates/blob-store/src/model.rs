@@ -273,6 +273,16 @@ pub enum BlobError {
         /// What is wrong.
         message: String,
     },
+    /// The upload cannot take this request now (`code`: `upload_completing` while another
+    /// request completes or aborts it; `too_many_uploads` when the namespace holds too
+    /// many open uploads); nothing changed.
+    #[error("{message}")]
+    UploadConflict {
+        /// The problem's code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// The database (the audit trail) failed.
     #[error(transparent)]
     Database(#[from] DbError),

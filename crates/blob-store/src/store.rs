@@ -115,6 +115,16 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Ends the upload and drops its parts (done when there was none).
     fn multipart_abort<'a>(&'a self, key: &'a ObjectKey, upload: &'a str) -> BoxFuture<'a, Result<(), BlobError>>;
+
+    /// Drops what the store keeps of the upload whose backend id is `upload` when its
+    /// namespace (and so its key) is no longer known: the local store removes the upload's
+    /// parts folder (ids are unique, so asking a store that never had it is harmless); S3
+    /// needs the key, so its parts are left to the bucket's lifecycle rule
+    /// (`AbortIncompleteMultipartUpload`).
+    fn multipart_forget<'a>(&'a self, upload: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
+        let _ = upload;
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Appends a storage event (`blob.written`, `blob.deleted`, `blob.presigned`) about

@@ -141,3 +141,18 @@ peer! {
     complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
     abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
 }
+
+/// Moves the open upload `id` to `state` (`completing`, `aborting`) as a request
+/// claiming it does; false when it was not open.
+pub async fn claim_upload(conn: &mut shared_db::DbConn, id: &str, state: &str) -> bool {
+    crate::store::uploads::claim(conn, id, state)
+        .await
+        .expect("claiming an upload")
+}
+
+/// Returns the upload `id` to `open`, as a failed completion does.
+pub async fn reopen_upload(conn: &mut shared_db::DbConn, id: &str) {
+    crate::store::uploads::reopen(conn, id)
+        .await
+        .expect("reopening an upload");
+}

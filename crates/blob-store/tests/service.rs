@@ -300,3 +300,39 @@ async fn gateway_signed_urls_are_minted_recorded_and_honoured() {
         BlobError::InvalidField { field: "method", .. }
     ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_holds_a_bounded_number_of_open_uploads() {
+    let db = TestDb::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(&db.pool, dir.path()).with_max_open_uploads(2);
+    let create = |ns: &'static str, k: &str| {
+        let request = blob_store::CreateUpload {
+            key: k.to_owned(),
+            size: 10,
+            ..Default::default()
+        };
+        svc.create_upload("test", ns, request, "http://gw")
+    };
+    let first = create("web", "a.bin").await.unwrap();
+    create("web", "b.bin").await.unwrap();
+    let refused = create("web", "c.bin").await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            BlobError::UploadConflict {
+                code: "too_many_uploads",
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    // Another namespace has its own count.
+    create("img", "a.png").await.unwrap();
+    // An aborted upload frees its place.
+    svc.abort_upload("web", &first.id).await.unwrap();
+    create("web", "c.bin").await.unwrap();
+    // Expired ones do not count.
+    let later = chrono::Utc::now() + chrono::Duration::hours(25);
+    assert_eq!(svc.sweep_uploads(later).await.unwrap(), 3);
+}

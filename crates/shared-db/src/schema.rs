@@ -102,5 +102,7 @@ diesel::table! {
         actor -> Text,
         created_at -> Timestamp,
         expires_at -> Timestamp,
+        /// `open`, or `completing` / `aborting` while one request does so.
+        state -> Text,
     }
 }

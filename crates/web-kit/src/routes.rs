@@ -93,7 +93,7 @@ impl RouteTable {
     }
 
     /// Gives the path parameters named in `shapes` the pattern beside their name (such as
-    /// `("upload_id", "up_[0-9a-f]+")`), as the app's routes do: a path whose value has
+    /// `("upload_id", "up_[0-9a-f]{32}")`), as the app's routes do: a path whose value has
     /// another shape is then not that route's (it falls to a broader one, such as an
     /// object key's), so it is not held to that route's scopes.
     pub fn with_shapes(mut self, shapes: &[(&str, &str)]) -> Self {
@@ -208,17 +208,24 @@ mod tests {
             Some(&["w".to_owned()][..])
         );
         let shaped =
-            RouteTable::new(&doc, "api_key", &[], &["namespace"]).with_shapes(&[("upload_id", "up_[0-9a-f]+")]);
+            RouteTable::new(&doc, "api_key", &[], &["namespace"]).with_shapes(&[("upload_id", "up_[0-9a-f]{32}")]);
         assert_eq!(
-            shaped.scopes(&Method::GET, "/b/web/uploads/up_0a"),
+            shaped.scopes(&Method::GET, "/b/web/uploads/up_0123456789abcdef0123456789abcdef"),
             Some(&["w".to_owned()][..])
         );
         assert_eq!(
-            shaped.qualifier(&Method::GET, "/b/web/uploads/up_0a").as_deref(),
+            shaped
+                .qualifier(&Method::GET, "/b/web/uploads/up_0123456789abcdef0123456789abcdef")
+                .as_deref(),
             Some("web")
         );
         assert_eq!(shaped.scopes(&Method::GET, "/b/web/uploads/notes.txt"), None);
         assert_eq!(shaped.allowed("/b/web/uploads/notes.txt"), None);
-        assert_eq!(shaped.allowed("/b/web/uploads/up_0a"), Some(vec![Method::GET]));
+        // Not 32 hex digits: an object key's path, not an upload's.
+        assert_eq!(shaped.allowed("/b/web/uploads/up_0a"), None);
+        assert_eq!(
+            shaped.allowed("/b/web/uploads/up_0123456789abcdef0123456789abcdef"),
+            Some(vec![Method::GET])
+        );
     }
 }

@@ -13,5 +13,7 @@ CREATE TABLE eb_blob_uploads (
     actor VARCHAR(255) NOT NULL,
     created_at DATETIME(6) NOT NULL,
     expires_at DATETIME(6) NOT NULL,
+    -- 'open'; 'completing' or 'aborting' while one request (the one that set it) does so.
+    state VARCHAR(16) NOT NULL DEFAULT 'open',
     KEY eb_blob_uploads_expires (expires_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

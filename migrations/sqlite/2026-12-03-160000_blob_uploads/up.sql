@@ -12,6 +12,8 @@ CREATE TABLE eb_blob_uploads (
     backend_id TEXT NOT NULL,
     actor TEXT NOT NULL,
     created_at TIMESTAMP NOT NULL,
-    expires_at TIMESTAMP NOT NULL
+    expires_at TIMESTAMP NOT NULL,
+    -- 'open'; 'completing' or 'aborting' while one request (the one that set it) does so.
+    state TEXT NOT NULL DEFAULT 'open'
 );
 CREATE INDEX eb_blob_uploads_expires ON eb_blob_uploads (expires_at);

@@ -274,6 +274,7 @@ impl From<blob_store::BlobError> for ApiError {
             B::OnField { field, source } => ApiError::from(*source).for_field(field),
             B::UploadNotFound => ApiError::not_found("upload_not_found", e.to_string()),
             B::UploadRefused { code, message } => ApiError::unprocessable(code, message).for_field("parts"),
+            B::UploadConflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             B::Database(db) => db.into(),
             B::Internal(m) => ApiError::internal(m),
         }

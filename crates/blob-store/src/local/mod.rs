@@ -533,4 +533,8 @@ impl BlobStore for LocalStore {
     fn multipart_abort<'a>(&'a self, _key: &'a ObjectKey, upload: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(self.abort_upload(upload))
     }
+
+    fn multipart_forget<'a>(&'a self, upload: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
+        Box::pin(self.abort_upload(upload))
+    }
 }

@@ -1,7 +1,11 @@
 //! Multipart uploads in the folder: each upload's parts live in `.uploads/<upload>/`, one
-//! file per part named `<number>.<hex md5>.part` (its ETag is in its name, so listing the
-//! parts reads no content). A part is written to a temporary file in that folder and
-//! renamed into place, replacing any earlier copy of the same number. Completing copies
+//! file per part named `<number>.<sequence>.<hex md5>.part` (its ETag is in its name, so
+//! listing the parts reads no content). A part is written to a temporary file in that
+//! folder and renamed into place under a sequence taken just before the rename (a UUIDv7:
+//! time-ordered, and monotonic within the process); the copy of a number with the highest
+//! sequence is the part. After its rename a writer removes only the copies older than its
+//! own (and its own when a newer one is there), so of concurrent `PUT`s of one part the
+//! last renamed always survives. Completing copies
 //! the parts in order into one object file in `.tmp/` (hashing as it goes, so the declared
 //! SHA-256 is checked before anything is installed), installs it as any write is, then
 //! removes the upload's folder. The object's ETag is S3's for a multipart object (the
@@ -26,12 +30,14 @@ pub(crate) fn bare_etag(etag: &str) -> &str {
     etag.trim().trim_start_matches("W/").trim_matches('"')
 }
 
-/// The part a file name `<number>.<hex md5>.part` names.
-fn parse_part_name(name: &str) -> Option<(u32, &str)> {
+/// The part a file name `<number>.<sequence>.<hex md5>.part` names: (number, sequence,
+/// md5); sequences (32 lower-case hex digits) order the copies of one number.
+fn parse_part_name(name: &str) -> Option<(u32, &str, &str)> {
     let rest = name.strip_suffix(".part")?;
-    let (number, md5) = rest.split_once('.')?;
-    let valid = md5.len() == 32 && md5.bytes().all(|b| b.is_ascii_hexdigit());
-    Some((number.parse().ok()?, md5)).filter(|_| valid)
+    let (number, rest) = rest.split_once('.')?;
+    let (sequence, md5) = rest.split_once('.')?;
+    let hex = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    Some((number.parse().ok()?, sequence, md5)).filter(|_| hex(sequence) && hex(md5))
 }
 
 impl LocalStore {
@@ -45,31 +51,30 @@ impl LocalStore {
         Ok(self.root.join(UPLOADS).join(upload))
     }
 
-    /// The part files of an upload: (number, hex md5, size, path), the newest copy of each
-    /// number, in order.
+    /// The part files of an upload: (number, hex md5, size, path), the copy of each number
+    /// with the highest sequence, in order.
     async fn part_files(dir: &Path) -> Result<Vec<(u32, String, u64, PathBuf)>, BlobError> {
         let mut entries = match tokio::fs::read_dir(dir).await {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::UploadNotFound),
             Err(e) => return Err(io(e)),
         };
-        let mut found: std::collections::BTreeMap<u32, (std::time::SystemTime, String, u64, PathBuf)> =
+        let mut found: std::collections::BTreeMap<u32, (String, String, u64, PathBuf)> =
             std::collections::BTreeMap::new();
         while let Some(entry) = entries.next_entry().await.map_err(io)? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some((number, md5)) = parse_part_name(&name) else {
+            let Some((number, sequence, md5)) = parse_part_name(&name) else {
                 continue;
             };
+            if found.get(&number).is_some_and(|(seen, ..)| seen.as_str() > sequence) {
+                continue;
+            }
             let meta = match entry.metadata().await {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io(e)),
             };
-            let modified = meta.modified().map_err(io)?;
-            let newer = found.get(&number).is_none_or(|(at, ..)| modified >= *at);
-            if newer {
-                found.insert(number, (modified, md5.to_owned(), meta.len(), entry.path()));
-            }
+            found.insert(number, (sequence.to_owned(), md5.to_owned(), meta.len(), entry.path()));
         }
         Ok(found
             .into_iter()
@@ -129,7 +134,8 @@ impl LocalStore {
                 return Err(e);
             }
         };
-        let name = format!("{number}.{md5}.part");
+        let sequence = uuid::Uuid::now_v7().simple().to_string();
+        let name = format!("{number}.{sequence}.{md5}.part");
         if let Err(e) = tokio::fs::rename(&tmp, dir.join(&name)).await {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(match e.kind() {
@@ -137,13 +143,22 @@ impl LocalStore {
                 _ => io(e),
             });
         }
-        // Earlier copies of this part with other content.
+        // Older copies of this part go; so does this one when a newer one is there (a
+        // concurrent `PUT` of the same part renamed after this one): the newest stays.
         if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
+            let mut superseded = false;
             while let Ok(Some(entry)) = entries.next_entry().await {
                 let other = entry.file_name().to_string_lossy().into_owned();
-                if other != name && parse_part_name(&other).is_some_and(|(n, _)| n == number) {
-                    let _ = tokio::fs::remove_file(entry.path()).await;
+                match parse_part_name(&other) {
+                    Some((n, seq, _)) if n == number && seq < sequence.as_str() => {
+                        let _ = tokio::fs::remove_file(entry.path()).await;
+                    }
+                    Some((n, seq, _)) if n == number && seq > sequence.as_str() => superseded = true,
+                    _ => {}
                 }
+            }
+            if superseded {
+                let _ = tokio::fs::remove_file(dir.join(&name)).await;
             }
         }
         Ok(ReceivedPart {
@@ -306,11 +321,14 @@ mod tests {
     #[test]
     fn part_names_carry_number_and_md5() {
         let md5 = "0123456789abcdef0123456789abcdef";
-        assert_eq!(parse_part_name(&format!("7.{md5}.part")), Some((7, md5)));
+        let seq = "019ae5f0c0de7000800000000000000a";
+        assert_eq!(parse_part_name(&format!("7.{seq}.{md5}.part")), Some((7, seq, md5)));
         for bad in [
             "7.part",
-            "x.0123456789abcdef0123456789abcdef.part",
-            "7.abc.part",
+            "7.0123456789abcdef0123456789abcdef.part",
+            "x.019ae5f0c0de7000800000000000000a.0123456789abcdef0123456789abcdef.part",
+            "7.019ae5f0c0de7000800000000000000A.0123456789abcdef0123456789abcdef.part",
+            "7.019ae5f0c0de7000800000000000000a.abc.part",
             "7.tmp",
         ] {
             assert_eq!(parse_part_name(bad), None, "{bad}");

@@ -27,6 +27,8 @@ pub struct BlobService {
     namespaces: Vec<(Namespace, Arc<dyn BlobStore>)>,
     pool: DbPool,
     signer: signed::UrlSigner,
+    /// The most uploads a namespace holds open ([`uploads::MAX_OPEN_UPLOADS`] unless set).
+    max_open_uploads: i64,
 }
 
 impl BlobService {
@@ -38,7 +40,15 @@ impl BlobService {
             namespaces,
             pool,
             signer: signed::UrlSigner::new(keys),
+            max_open_uploads: uploads::MAX_OPEN_UPLOADS,
         }
+    }
+
+    /// This service with at most `max` open (unexpired) multipart uploads per namespace.
+    #[must_use]
+    pub fn with_max_open_uploads(mut self, max: i64) -> Self {
+        self.max_open_uploads = max;
+        self
     }
 
     /// The namespace called `name`.

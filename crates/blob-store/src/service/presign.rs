@@ -45,6 +45,7 @@ impl BlobService {
             });
         }
         let (content_type, content_length) = if method == "PUT" {
+            super::put::writable_key(&key)?;
             let (content_type, content_length) = declared_upload(ns, &key, &request)?;
             (content_type, Some(content_length))
         } else {

@@ -17,6 +17,17 @@ pub struct Upload<'a> {
     options: PutOptions,
 }
 
+/// Refuses a key that may not be written: `uploads/up_<32 hex digits>` and the keys below
+/// it, whose URLs the upload routes answer (such an object could not be read back).
+pub fn writable_key(key: &ObjectKey) -> Result<(), BlobError> {
+    let mut segments = key.as_str().split('/');
+    let reserved = segments.next() == Some("uploads") && segments.next().is_some_and(super::uploads::is_upload_id);
+    if reserved {
+        return Err(BlobError::InvalidKey(crate::KeyError::ReservedUploadPath));
+    }
+    Ok(())
+}
+
 /// Refuses `content_type` when the namespace does not accept it.
 pub fn type_allowed(ns: &Namespace, content_type: &str) -> Result<(), BlobError> {
     if ns.allows(content_type) {
@@ -52,6 +63,7 @@ impl BlobService {
         conditions: impl FnOnce() -> Result<Conditions, E>,
     ) -> Result<Upload<'_>, E> {
         let (ns, store) = self.entry(ns_name)?;
+        writable_key(&key)?;
         if let Some(required) = &grant.content_type
             && required != sent_type.unwrap_or(media::OCTET_STREAM)
         {
@@ -103,6 +115,7 @@ impl BlobService {
         declared: Option<&str>,
     ) -> Result<Upload<'_>, BlobError> {
         let (ns, store) = self.entry(ns_name)?;
+        writable_key(&key)?;
         let storage_key = self.storage_key(ns, &key)?;
         let options = PutOptions {
             content_type: content_type_for(ns, declared, &key)?,

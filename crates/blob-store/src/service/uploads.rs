@@ -36,6 +36,10 @@ pub const DEFAULT_UPLOAD_PART: u64 = 8 * MIB;
 /// How long an upload may take: its part URLs work until then, and the sweep aborts it
 /// after.
 pub const UPLOAD_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// The most uploads a namespace holds open (not completed, aborted or expired) by default;
+/// one more is refused with `too_many_uploads` (409). Concurrent creations may pass it by
+/// a few: each counts before it stores its row.
+pub const MAX_OPEN_UPLOADS: i64 = 1_000;
 /// The shape of an upload id (`up_` and 32 hex digits: 128 random bits), as a route pattern.
 pub const UPLOAD_ID_PATTERN: &str = "up_[0-9a-f]{32}";
 
@@ -156,6 +160,7 @@ impl BlobService {
     ) -> Result<UploadInfo, BlobError> {
         let (ns, store) = self.entry(ns_name)?;
         let key = ObjectKey::parse(&request.key)?;
+        crate::service::put::writable_key(&key)?;
         if request.size == 0 {
             return Err(BlobError::InvalidField {
                 field: "size",
@@ -178,6 +183,11 @@ impl BlobService {
             .map(|(_, hex)| hex);
         let part_size = plan_part_size(request.size, request.part_size)?;
         let storage_key = self.storage_key(ns, &key)?;
+        let open = {
+            let mut conn = self.pool.get().await?;
+            rows::count_unexpired(&mut conn, &ns.name, Utc::now().naive_utc()).await?
+        };
+        too_many_uploads(open, self.max_open_uploads)?;
         let backend_id = store
             .multipart_create(&storage_key, &content_type, sha256.as_deref())
             .await?;
@@ -195,6 +205,7 @@ impl BlobService {
             actor: actor.to_owned(),
             created_at,
             expires_at: created_at + lifetime,
+            state: rows::OPEN.to_owned(),
         };
         let inserted = async {
             let mut conn = self.pool.get().await?;
@@ -241,6 +252,9 @@ impl BlobService {
             )));
         }
         let (ns, store, row) = self.upload_row(ns_name, id).await?;
+        if row.state != rows::OPEN {
+            return Err(busy());
+        }
         Ok(PartUpload {
             store,
             storage_key: self.row_storage_key(ns, &row)?,
@@ -254,6 +268,11 @@ impl BlobService {
     /// received with the ETag given, in ascending order, adding up to the declared size,
     /// within the namespace's limit), makes the object and records `blob.written` for
     /// `actor`. A refusal stores nothing and keeps the upload.
+    ///
+    /// One request completes an upload: it claims it first (`open` to `completing`, a
+    /// conditional update), so a concurrent completion, abort or part gets
+    /// `upload_completing` (or [`BlobError::UploadNotFound`] once it is gone); a refused
+    /// or failed completion returns it to `open`.
     pub async fn complete_upload(
         &self,
         actor: &str,
@@ -262,7 +281,59 @@ impl BlobService {
         request: CompleteUpload,
     ) -> Result<BlobInfo, BlobError> {
         let (ns, store, row) = self.upload_row(ns_name, id).await?;
-        let storage_key = self.row_storage_key(ns, &row)?;
+        self.claim(&row, rows::COMPLETING).await?;
+        let meta = match self.assemble(ns, store, &row, request).await {
+            Ok(meta) => meta,
+            Err(e) => {
+                self.reopen(&row).await;
+                return Err(e);
+            }
+        };
+        let mut conn = self.pool.get().await?;
+        rows::delete(&mut conn, &row.id).await?;
+        drop(conn);
+        let key = ObjectKey::parse(&row.object_key)?;
+        let data = serde_json::json!({
+            "size": meta.size, "etag": meta.etag, "content_type": meta.content_type, "sha256": meta.sha256,
+        });
+        self.record_change("blob.written", actor, ns, &key, data).await;
+        Ok(self.info(ns, meta))
+    }
+
+    /// Claims the upload of `row` for one request (`state`: completing or aborting).
+    async fn claim(&self, row: &UploadRow, state: &str) -> Result<(), BlobError> {
+        let mut conn = self.pool.get().await?;
+        if rows::claim(&mut conn, &row.id, state).await? {
+            return Ok(());
+        }
+        match rows::get(&mut conn, &row.id).await? {
+            Some(_) => Err(busy()),
+            None => Err(BlobError::UploadNotFound),
+        }
+    }
+
+    /// Returns a claimed upload to `open` (logged when that fails: the sweep still ends it).
+    async fn reopen(&self, row: &UploadRow) {
+        let reopened = async {
+            let mut conn = self.pool.get().await?;
+            rows::reopen(&mut conn, &row.id).await
+        }
+        .await;
+        if let Err(e) = reopened {
+            tracing::warn!(upload = %row.id, error = %e, "could not reopen an upload after a failed completion or abort");
+        }
+    }
+
+    /// Checks `request`'s parts against the upload and what the store holds, and makes
+    /// the object.
+    async fn assemble(
+        &self,
+        ns: &Namespace,
+        store: &dyn BlobStore,
+        row: &UploadRow,
+        request: CompleteUpload,
+    ) -> Result<crate::model::ObjectMeta, BlobError> {
+        let storage_key = self.row_storage_key(ns, row)?;
         let size = u64::try_from(row.size).unwrap_or_default();
         let part_size = u64::try_from(row.part_size).unwrap_or(1);
         if size > ns.max_size {
@@ -316,52 +387,71 @@ impl BlobService {
             size,
             sha256: row.sha256.as_deref().map(parse_sha256).transpose()?.map(|(b, _)| b),
         };
-        let meta = store
-            .multipart_complete(&storage_key, &row.backend_id, assembly)
-            .await?;
-        let mut conn = self.pool.get().await?;
-        rows::delete(&mut conn, &row.id).await?;
-        drop(conn);
-        let key = ObjectKey::parse(&row.object_key)?;
-        let data = serde_json::json!({
-            "size": meta.size, "etag": meta.etag, "content_type": meta.content_type, "sha256": meta.sha256,
-        });
-        self.record_change("blob.written", actor, ns, &key, data).await;
-        Ok(self.info(ns, meta))
+        store.multipart_complete(&storage_key, &row.backend_id, assembly).await
     }
 
     /// Aborts the upload `id` of the namespace `ns_name`: its parts are dropped.
     pub async fn abort_upload(&self, ns_name: &str, id: &str) -> Result<(), BlobError> {
         let (ns, store, row) = self.upload_row(ns_name, id).await?;
-        self.end_upload(ns, store, &row).await
+        self.claim(&row, rows::ABORTING).await?;
+        let ended = self.end_upload(ns, store, &row).await;
+        if ended.is_err() {
+            self.reopen(&row).await;
+        }
+        ended
     }
 
     /// Aborts every upload that expired at or before `now` (a day after it started);
-    /// answers how many. Uploads of a namespace no longer configured lose their row only.
+    /// answers how many. An upload whose abort fails is logged and skipped (the next sweep
+    /// tries it again) so it cannot stop the others; rows are paged by (expiry, id) after
+    /// the last one seen, so skipped rows are not fetched again in this sweep. Uploads of a
+    /// namespace no longer configured lose their row, and their parts on every store that
+    /// can drop them by id alone (the local store's `.uploads/<id>` folder).
     pub async fn sweep_uploads(&self, now: DateTime<Utc>) -> Result<usize, BlobError> {
         const BATCH: i64 = 100;
         let mut swept = 0;
+        let mut after = None;
         loop {
             let expired = {
                 let mut conn = self.pool.get().await?;
-                rows::expired(&mut conn, now.naive_utc(), BATCH).await?
+                rows::expired(&mut conn, now.naive_utc(), after.as_ref(), BATCH).await?
             };
             let fetched = expired.len();
             for row in expired {
-                match self.entry(&row.namespace) {
-                    Ok((ns, store)) => self.end_upload(ns, store, &row).await?,
-                    Err(_) => {
-                        tracing::warn!(upload = %row.id, namespace = %row.namespace, "forgetting an upload of a namespace no longer configured");
-                        let mut conn = self.pool.get().await?;
-                        rows::delete(&mut conn, &row.id).await?;
+                after = Some((row.expires_at, row.id.clone()));
+                let ended = match self.entry(&row.namespace) {
+                    Ok((ns, store)) => self.end_upload(ns, store, &row).await,
+                    Err(_) => self.forget_upload(&row).await,
+                };
+                match ended {
+                    Ok(()) => swept += 1,
+                    Err(e) => {
+                        tracing::warn!(upload = %row.id, namespace = %row.namespace, error = %e, "could not abort an expired upload; skipped until the next sweep");
                     }
                 }
-                swept += 1;
             }
             if i64::try_from(fetched).unwrap_or(0) < BATCH {
                 return Ok(swept);
             }
         }
+    }
+
+    /// Forgets an upload of a namespace no longer configured: its parts on every store
+    /// that can drop them by id alone, then its row.
+    async fn forget_upload(&self, row: &UploadRow) -> Result<(), BlobError> {
+        tracing::warn!(upload = %row.id, namespace = %row.namespace, "forgetting an upload of a namespace no longer configured");
+        let mut seen: Vec<usize> = Vec::new();
+        for (_, store) in &self.namespaces {
+            let id = std::sync::Arc::as_ptr(store).cast::<()>().addr();
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            store.multipart_forget(&row.backend_id).await?;
+        }
+        let mut conn = self.pool.get().await?;
+        rows::delete(&mut conn, &row.id).await?;
+        Ok(())
     }
 
     /// Aborts the backend's upload, then forgets the row.
@@ -412,6 +502,10 @@ impl BlobService {
         let storage_key = self.row_storage_key(ns, row)?;
         let mut parts = Vec::new();
         for (number, offset, length) in parts_of(size, part_size) {
+            // Up to 10,000 signatures: give the worker back now and then.
+            if number % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
             let (url, headers) = match store
                 .multipart_part_url(&storage_key, &row.backend_id, number, length, expires_in)
                 .await?
@@ -471,6 +565,27 @@ impl BlobService {
     }
 }
 
+/// Refuses a new upload when `open` uploads of the namespace already reach `max`.
+fn too_many_uploads(open: i64, max: i64) -> Result<(), BlobError> {
+    if open < max {
+        return Ok(());
+    }
+    Err(BlobError::UploadConflict {
+        code: "too_many_uploads",
+        message: format!(
+            "the namespace holds {open} open uploads, its limit is {max}: complete or abort some (they also expire a day after they start)"
+        ),
+    })
+}
+
+/// The refusal of a request on an upload another request is completing or aborting.
+fn busy() -> BlobError {
+    BlobError::UploadConflict {
+        code: "upload_completing",
+        message: "another request is completing or aborting this upload; try again".to_owned(),
+    }
+}
+
 /// A completion refused with `code`.
 fn refused(code: &'static str, message: String) -> BlobError {
     BlobError::UploadRefused { code, message }
@@ -506,6 +621,21 @@ mod tests {
         let parts: Vec<_> = parts_of(10 * MIB + 3, 5 * MIB).collect();
         assert_eq!(parts, [(1, 0, 5 * MIB), (2, 5 * MIB, 5 * MIB), (3, 10 * MIB, 3)]);
         assert_eq!(parts_of(5 * MIB, 5 * MIB).count(), 1);
+    }
+
+    #[test]
+    fn the_open_uploads_cap_refuses_at_the_limit() {
+        assert!(too_many_uploads(0, MAX_OPEN_UPLOADS).is_ok());
+        assert!(too_many_uploads(MAX_OPEN_UPLOADS - 1, MAX_OPEN_UPLOADS).is_ok());
+        for open in [MAX_OPEN_UPLOADS, MAX_OPEN_UPLOADS + 5] {
+            assert!(matches!(
+                too_many_uploads(open, MAX_OPEN_UPLOADS),
+                Err(BlobError::UploadConflict {
+                    code: "too_many_uploads",
+                    ..
+                })
+            ));
+        }
     }
 
     #[test]

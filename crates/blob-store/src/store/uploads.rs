@@ -32,6 +32,48 @@ pub struct UploadRow {
     pub created_at: NaiveDateTime,
     /// Aborted by the sweep from then on.
     pub expires_at: NaiveDateTime,
+    /// [`OPEN`], or [`COMPLETING`] / [`ABORTING`] while one request does so.
+    pub state: String,
+}
+
+/// An upload taking parts.
+pub const OPEN: &str = "open";
+/// An upload one request is completing.
+pub const COMPLETING: &str = "completing";
+/// An upload one request is aborting.
+pub const ABORTING: &str = "aborting";
+
+/// How many uploads of `namespace` have not expired at `now` (open or being completed).
+pub async fn count_unexpired(conn: &mut DbConn, namespace: &str, now: NaiveDateTime) -> Result<i64, DbError> {
+    Ok(with_conn!(conn, |c| blob_uploads::table
+        .filter(blob_uploads::namespace.eq(namespace))
+        .filter(blob_uploads::expires_at.gt(now))
+        .count()
+        .get_result(c)
+        .await)?)
+}
+
+/// Moves the open upload `id` to `state` (claiming it for one request); false when it is
+/// not open (another request claimed it) or gone.
+pub async fn claim(conn: &mut DbConn, id: &str, state: &str) -> Result<bool, DbError> {
+    let n = with_conn!(conn, |c| diesel::update(
+        blob_uploads::table
+            .filter(blob_uploads::id.eq(id))
+            .filter(blob_uploads::state.eq(OPEN))
+    )
+    .set(blob_uploads::state.eq(state))
+    .execute(c)
+    .await)?;
+    Ok(n > 0)
+}
+
+/// Returns the upload `id` to [`OPEN`] (its claim failed).
+pub async fn reopen(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
+    with_conn!(conn, |c| diesel::update(blob_uploads::table.find(id))
+        .set(blob_uploads::state.eq(OPEN))
+        .execute(c)
+        .await)?;
+    Ok(())
 }
 
 /// Stores a new upload.
@@ -60,11 +102,25 @@ pub async fn delete(conn: &mut DbConn, id: &str) -> Result<bool, DbError> {
     Ok(n > 0)
 }
 
-/// Up to `limit` uploads that expired at or before `now`, oldest first.
-pub async fn expired(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<Vec<UploadRow>, DbError> {
+/// Up to `limit` uploads that expired at or before `now`, in order of (expiry, id), after
+/// `after` (the last one seen, so a page never repeats rows a caller skipped).
+pub async fn expired(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    after: Option<&(NaiveDateTime, String)>,
+    limit: i64,
+) -> Result<Vec<UploadRow>, DbError> {
+    let (at, id) = after
+        .cloned()
+        .unwrap_or((chrono::DateTime::UNIX_EPOCH.naive_utc(), String::new()));
     Ok(with_conn!(conn, |c| blob_uploads::table
         .filter(blob_uploads::expires_at.le(now))
-        .order(blob_uploads::expires_at.asc())
+        .filter(
+            blob_uploads::expires_at
+                .gt(at)
+                .or(blob_uploads::expires_at.eq(at).and(blob_uploads::id.gt(&id))),
+        )
+        .order((blob_uploads::expires_at.asc(), blob_uploads::id.asc()))
         .limit(limit)
         .select(UploadRow::as_select())
         .load(c)

@@ -5,9 +5,11 @@
 //! aborts it (`DELETE`). Every rule is `blob_store`'s (`service/uploads.rs`); this module
 //! reads the request, calls one `BlobService` method and writes the answer.
 //!
-//! Upload ids have one shape (`up_` and hex), and only paths whose id has it reach these
-//! routes (the route table knows the shape too): an object whose key starts with
-//! `uploads/` is still read and written through the object routes.
+//! Upload ids have one shape (`up_` and 32 hex digits), and only paths whose id has it
+//! reach these routes (the route table knows the shape too): an object whose key starts
+//! with `uploads/` is still read and written through the object routes, except keys
+//! `uploads/up_<32 hex digits>` and below, which these routes answer and which are
+//! therefore refused on every write (400 `invalid_key`, rule `reserved_upload_path`).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
@@ -21,8 +23,10 @@ use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 
-/// The shape of an upload id in a route (the route table's too: see `routes.rs`).
-pub const UPLOAD_ID_ROUTE: &str = "up_[0-9a-f]+";
+/// The shape of an upload id in a route (the route table's too: see `routes.rs`). The
+/// routes' attributes spell the 32 digits out (`[0-9a-f]` 32 times): the OpenAPI paths
+/// are read from them, and a `{32}` there would be taken for a path parameter.
+pub const UPLOAD_ID_ROUTE: &str = "up_[0-9a-f]{32}";
 
 /// 404: the namespace or the upload does not exist (or was completed, aborted, or expired).
 #[derive(Debug, utoipa::IntoResponses)]
@@ -68,6 +72,7 @@ fn may_write(state: &AppState, principal: &Principal, ns_name: &str) -> Result<(
         Unauthorized,
         (status = 403, description = "The key lacks the namespace's write scope", body = Problem, content_type = "application/problem+json"),
         super::NoNamespace,
+        (status = 409, description = "`too_many_uploads`: the namespace holds its limit of open uploads (1,000); complete or abort some", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`size` is over the namespace's size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The type is not allowed in the namespace", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad `size`, `part_size`, `content_type` or `sha256`", body = Problem, content_type = "application/problem+json"),
@@ -110,7 +115,9 @@ async fn create_upload(
         NoUpload,
     )
 )]
-#[get("/{namespace}/uploads/{upload_id:up_[0-9a-f]+}")]
+#[get(
+    "/{namespace}/uploads/{upload_id:up_[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]}"
+)]
 async fn show_upload(
     state: web::Data<AppState>,
     principal: Principal,
@@ -147,9 +154,12 @@ async fn show_upload(
         Unauthorized,
         (status = 403, description = "No signature, a bad or expired one, or another `Content-Length` than the part's", body = Problem, content_type = "application/problem+json"),
         NoUpload,
+        (status = 409, description = "`upload_completing`: another request is completing or aborting the upload", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[put("/{namespace}/uploads/{upload_id:up_[0-9a-f]+}/parts/{number:[0-9]+}")]
+#[put(
+    "/{namespace}/uploads/{upload_id:up_[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]}/parts/{number:[0-9]+}"
+)]
 async fn put_part(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -186,7 +196,8 @@ async fn put_part(
 /// a part not received or with another ETag, or parts out of order (`invalid_parts`);
 /// parts not adding up to the declared size (`size_mismatch`); the declared `sha256` not
 /// matching (local store, `checksum_mismatch`); the size over the namespace's limit now
-/// (413).
+/// (413). One request completes an upload: while it does, another completion, an abort
+/// or a part gets 409 `upload_completing` (and 404 once it is done).
 #[utoipa::path(
     tag = "blobs",
     operation_id = "uploads_complete",
@@ -202,11 +213,14 @@ async fn put_part(
         Unauthorized,
         (status = 403, description = "The key lacks the namespace's write scope", body = Problem, content_type = "application/problem+json"),
         NoUpload,
+        (status = 409, description = "`upload_completing`: another request is completing or aborting the upload", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The object is over the namespace's size limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_parts`, `size_mismatch` or `checksum_mismatch`; nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[post("/{namespace}/uploads/{upload_id:up_[0-9a-f]+}/complete")]
+#[post(
+    "/{namespace}/uploads/{upload_id:up_[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]}/complete"
+)]
 async fn complete_upload(
     state: web::Data<AppState>,
     principal: Principal,
@@ -243,9 +257,12 @@ async fn complete_upload(
         Unauthorized,
         (status = 403, description = "The key lacks the namespace's write scope", body = Problem, content_type = "application/problem+json"),
         NoUpload,
+        (status = 409, description = "`upload_completing`: another request is completing or aborting the upload", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[delete("/{namespace}/uploads/{upload_id:up_[0-9a-f]+}")]
+#[delete(
+    "/{namespace}/uploads/{upload_id:up_[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]}"
+)]
 async fn abort_upload(
     state: web::Data<AppState>,
     principal: Principal,
