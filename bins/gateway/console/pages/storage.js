@@ -151,6 +151,8 @@ function uploader(namespace, prefix, done) {
 
 // Files this large go up as a multipart upload.
 const MULTIPART_FROM = 16 * 1024 * 1024;
+// The path of the gateway's own part URL.
+const PART_PATH = /^\/api\/v1\/blobs\/[^/]+\/uploads\/up_[0-9a-f]{32}\/parts\/[0-9]+$/;
 // Each part is tried this many times before the upload is given up (and aborted).
 const PART_TRIES = 3;
 
@@ -159,8 +161,7 @@ const PART_TRIES = 3;
 function send(method, target, body, headers, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    // The gateway's own paths are checked; a part URL on S3 is the upload's answer.
-    xhr.open(method, target.startsWith('/') ? guard(target) : target);
+    xhr.open(method, guard(target));
     for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
     xhr.upload.addEventListener('progress', (p) => onProgress(p.loaded));
     xhr.addEventListener('load', () => {
@@ -190,7 +191,14 @@ async function multipart(namespace, key, file, type, shown) {
   const base = `/api/v1/blobs/${one(namespace)}/uploads`;
   const upload = await post(base, { key, size: file.size, content_type: type });
   const here = `${base}/${one(upload.id)}`;
-  if (upload.parts.some((p) => new URL(p.url, location.href).origin !== location.origin)) {
+  // The gateway's own part URLs start with its public address (APP_URL), which may not be
+  // the one this page was opened at: they are sent to this page's origin, path and
+  // signature unchanged.
+  const local = (u) => {
+    const at = new URL(u, location.href);
+    return PART_PATH.test(at.pathname) ? `${at.pathname}${at.search}` : null;
+  };
+  if (upload.parts.some((p) => local(p.url) === null)) {
     await del(here);
     await send('PUT', `/api/v1/blobs/${one(namespace)}/${seg(key)}`, file,
       { Authorization: authHeader(), 'Content-Type': type }, shown);
@@ -208,7 +216,7 @@ async function multipart(namespace, key, file, type, shown) {
           // The browser sets Content-Length itself (a page may not).
           const headers = Object.fromEntries(Object.entries(part.headers || {})
             .filter(([k]) => k.toLowerCase() !== 'content-length'));
-          xhr = await send(part.method || 'PUT', part.url, slice, headers, (loaded) => shown(sent + loaded));
+          xhr = await send(part.method || 'PUT', local(part.url), slice, headers, (loaded) => shown(sent + loaded));
         } catch (err) {
           if (attempt >= PART_TRIES) throw new Error(`part ${part.number}: ${err.message}`);
         }
