@@ -5,7 +5,8 @@
 //! ratio, and the end prints the ranges and the gateway's RSS.
 //!
 //! Goal: validation at 50% or more of `/healthz` in the same round, with a p99 under
-//! 5 ms at 64 connections.
+//! 5 ms at 64 connections. Each measurement also prints the gateway's CPU time per
+//! request (from `/proc/<pid>/stat`), which other load on the machine barely moves.
 //!
 //! The load comes from `wrk` (Debian's `wrk`) when it is installed, else from bare hyper
 //! HTTP/1.1 connections in this process (one per concurrent client, as
@@ -41,17 +42,21 @@ fn env_num(name: &str, default: u64) -> u64 {
 /// One measurement: requests per second, p99 and the requests that failed.
 #[derive(Clone, Copy)]
 struct Figures {
+    requests: f64,
     per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
+    /// The gateway's CPU time (user and system, all its threads) per request: unlike the
+    /// rates, barely moved by what else runs on the machine.
+    cpu_us: f64,
 }
 
 impl Figures {
     fn line(&self) -> String {
         format!(
-            "{:>7.0}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
-            self.per_sec, self.p50_ms, self.p99_ms, self.errors
+            "{:>7.0}/s  p50 {:.2} ms  p99 {:.2} ms  gateway CPU {:.1} µs/request  errors {}",
+            self.per_sec, self.p50_ms, self.p99_ms, self.cpu_us, self.errors
         )
     }
 }
@@ -170,6 +175,8 @@ fn run_wrk(port: u16, load: &Load<'_>, connections: usize, secs: u64, dir: &Path
         p50_ms: n[2] / 1e3,
         p99_ms: n[3] / 1e3,
         errors: n[4] as u64,
+        requests: n[0],
+        cpu_us: 0.0,
     }
 }
 
@@ -239,6 +246,8 @@ async fn run_hyper(port: u16, load: &Load<'_>, connections: usize, secs: u64) ->
         p50_ms: at(0.50).unwrap_or_default().as_secs_f64() * 1e3,
         p99_ms: at(0.99).unwrap_or_default().as_secs_f64() * 1e3,
         errors,
+        requests: all.len() as f64,
+        cpu_us: 0.0,
     }
 }
 
@@ -257,6 +266,20 @@ fn gateway_binary() -> PathBuf {
         .map(|t| t.join("release").join("gateway"))
         .find(|b| b.exists())
         .unwrap_or_else(|| panic!("no release gateway in {candidates:?}: cargo build --release -p gateway"))
+}
+
+/// The CPU seconds (user and system) process `pid` has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's `(name)`: state is field 3, utime and stime fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Linux reports them in USER_HZ, 100 per second on every architecture it runs on.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -419,11 +442,15 @@ async fn main() {
     let mut results = Vec::new();
     for round in 1..=rounds {
         let mut measure = async |load: Load<'_>| {
-            if use_wrk {
+            let cpu_before = cpu_secs(pid);
+            let mut figures = if use_wrk {
                 run_wrk(port, &load, connections, secs, dir.path())
             } else {
                 run_hyper(port, &load, connections, secs).await
-            }
+            };
+            // The hyper client's warm-up second is counted in the CPU, not in the requests.
+            figures.cpu_us = (cpu_secs(pid) - cpu_before) * 1e6 / figures.requests.max(1.0);
+            figures
         };
         let validate = measure(Load::Validate(&bodies)).await;
         let health = measure(Load::Health).await;
@@ -440,6 +467,11 @@ async fn main() {
         range(results.iter().map(|r| r.0.p99_ms), 2),
         range(results.iter().map(|r| r.1.per_sec), 0),
         range(results.iter().map(|r| r.1.p99_ms), 2),
+    );
+    println!(
+        "  gateway CPU per request: validate {} µs, /healthz {} µs",
+        range(results.iter().map(|r| r.0.cpu_us), 1),
+        range(results.iter().map(|r| r.1.cpu_us), 1),
     );
     println!(
         "  ratio validate / healthz {} (goal >= 0.50); validate p99 {} ms (goal < 5 ms); errors {}",
