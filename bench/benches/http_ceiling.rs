@@ -441,7 +441,7 @@ async fn main() {
     );
     let mut results = Vec::new();
     for round in 1..=rounds {
-        let mut measure = async |load: Load<'_>| {
+        let measure = async |load: Load<'_>| {
             let cpu_before = cpu_secs(pid);
             let mut figures = if use_wrk {
                 run_wrk(port, &load, connections, secs, dir.path())
