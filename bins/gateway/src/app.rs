@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
-use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
+use actix_web::{App, HttpServer, ResponseError, web};
 use anyhow::Context;
 use bridge::BridgeService;
 use license_core::LicenseError;
@@ -221,10 +221,6 @@ impl Application {
 
         let doc = openapi();
         let routes = web::Data::new(crate::routes::route_table(&doc));
-        // `/openapi.json` serialized once and shared by every worker (Swagger UI's own
-        // route keeps a copy of the document per worker and serializes it per request).
-        let openapi_json = web::Bytes::from(serde_json::to_vec(&doc)?);
-        drop(doc);
         let connections = crate::net::ConnectionLimiter::new(
             config.server.max_connections_per_address,
             config.server.trusted_proxies.clone(),
@@ -274,17 +270,9 @@ impl Application {
                 .openapi(ApiDoc::openapi())
                 .configure(routes_for.clone())
                 .split_for_parts();
-            let openapi_json = openapi_json.clone();
             app.route("/docs", web::get().to(http::docs_redirect))
                 .configure(crate::console::configure)
-                .route(
-                    "/openapi.json",
-                    web::get().to(move || {
-                        let body = openapi_json.clone();
-                        async move { HttpResponse::Ok().content_type("application/json").body(body) }
-                    }),
-                )
-                .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
                 .default_service(web::to(http::fallback))
                 .wrap(from_fn(crate::auth::gate))
                 .wrap(from_fn(crate::net::body_idle_timeout))

@@ -279,34 +279,6 @@ pub fn key_id(public_key: &[u8]) -> String {
 pub struct Signer {
     kid: String,
     pair: ring::signature::Ed25519KeyPair,
-    /// The same key in ed25519-dalek, which signs in about three quarters of ring's time
-    /// (every licence-holder answer is signed, so this is most of a validation's CPU).
-    /// Ed25519 signatures are deterministic: both give the same bytes. `None` for a
-    /// PKCS#8 document not laid out as RFC 8410 (v1) or ring (v2) write it; ring signs then.
-    fast: Option<ed25519_dalek::SigningKey>,
-}
-
-/// The DER before the 32-byte seed in an Ed25519 PKCS#8 document, after its first two
-/// bytes (the outer SEQUENCE's tag and length): version 0 (RFC 8410, as OpenSSL writes)
-/// or 1 (with the public key, as ring writes), then the algorithm and the private key's
-/// two OCTET STRING headers.
-#[cfg(feature = "store")]
-const PKCS8_SEED_PREFIX: [[u8; 14]; 2] = [
-    [2, 1, 0, 0x30, 5, 6, 3, 0x2b, 0x65, 0x70, 4, 0x22, 4, 0x20],
-    [2, 1, 1, 0x30, 5, 6, 3, 0x2b, 0x65, 0x70, 4, 0x22, 4, 0x20],
-];
-
-/// The dalek signing key of a PKCS#8 document ring has accepted, if its seed is where
-/// the common layouts put it and it gives the public key ring found.
-#[cfg(feature = "store")]
-fn dalek_key(pkcs8: &[u8], public_key: &[u8]) -> Option<ed25519_dalek::SigningKey> {
-    let prefix = pkcs8.get(2..16)?;
-    if !PKCS8_SEED_PREFIX.iter().any(|p| p == prefix) {
-        return None;
-    }
-    let seed: [u8; 32] = pkcs8.get(16..48)?.try_into().ok()?;
-    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    (key.verifying_key().as_bytes() == public_key).then_some(key)
 }
 
 #[cfg(feature = "store")]
@@ -322,10 +294,8 @@ impl Signer {
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, ring::error::Unspecified> {
         let pair =
             ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|_| ring::error::Unspecified)?;
-        let public_key = ring::signature::KeyPair::public_key(&pair).as_ref();
-        let kid = key_id(public_key);
-        let fast = dalek_key(pkcs8, public_key);
-        Ok(Self { kid, pair, fast })
+        let kid = key_id(ring::signature::KeyPair::public_key(&pair).as_ref());
+        Ok(Self { kid, pair })
     }
 
     /// The key id.
@@ -340,31 +310,16 @@ impl Signer {
 
     /// The [`SIGNATURE_HEADER`] value for an answer whose body is `body`.
     pub fn sign_response(&self, body: &[u8]) -> String {
-        format!(
-            "kid={}; sig={}",
-            self.kid,
-            BASE64URL_NOPAD.encode(&self.sign_bytes(body))
-        )
-    }
-
-    /// The Ed25519 signature of `message`.
-    fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
-        match &self.fast {
-            Some(key) => ed25519_dalek::Signer::sign(key, message).to_bytes(),
-            None => {
-                let mut signature = [0u8; 64];
-                signature.copy_from_slice(self.pair.sign(message).as_ref());
-                signature
-            }
-        }
+        let signature = self.pair.sign(body);
+        format!("kid={}; sig={}", self.kid, BASE64URL_NOPAD.encode(signature.as_ref()))
     }
 
     /// Signs `payload` into a certificate.
     pub fn sign(&self, payload: &CertificatePayload) -> Result<String, serde_json::Error> {
         let json = serde_json::to_vec(payload)?;
         let signed = format!("{FORMAT}.{}.{}", self.kid, BASE64URL_NOPAD.encode(&json));
-        let signature = self.sign_bytes(signed.as_bytes());
-        Ok(format!("{signed}.{}", BASE64URL_NOPAD.encode(&signature)))
+        let signature = self.pair.sign(signed.as_bytes());
+        Ok(format!("{signed}.{}", BASE64URL_NOPAD.encode(signature.as_ref())))
     }
 }
 

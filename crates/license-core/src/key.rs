@@ -79,24 +79,17 @@ impl LicenseKey {
         if check != check_symbols(&canonical_data) {
             return Err(KeyError::Checksum);
         }
-        // The check symbols just compared are the data's: not computed again.
-        Ok(Self::grouped(&canonical_data, &check))
+        Ok(Self::from_data(&canonical_data))
     }
 
     fn from_data(data: &str) -> Self {
-        Self::grouped(data, &check_symbols(data))
-    }
-
-    /// `data` then `check`, in groups of [`GROUP`] joined by dashes.
-    fn grouped(data: &str, check: &str) -> Self {
-        let symbols = data.len() + check.len();
-        let mut grouped = String::with_capacity(symbols + symbols / GROUP);
-        for (i, c) in data.chars().chain(check.chars()).enumerate() {
-            if i > 0 && i % GROUP == 0 {
-                grouped.push('-');
-            }
-            grouped.push(c);
-        }
+        let all = format!("{data}{}", check_symbols(data));
+        let grouped = all
+            .as_bytes()
+            .chunks(GROUP)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("-");
         Self(grouped)
     }
 

@@ -274,33 +274,3 @@ proptest::proptest! {
         proptest::prop_assert!(verifier.verify(&cert, Utc::now(), Expect::default()).is_err());
     }
 }
-
-/// The dalek signer gives ring's bytes (Ed25519 is deterministic) for both PKCS#8
-/// layouts it reads, and a document it cannot read still signs, through ring.
-#[test]
-fn the_fast_signer_signs_exactly_as_ring_does() {
-    let (signer, pkcs8) = Signer::generate().unwrap();
-    assert!(signer.fast.is_some(), "ring's own (v2) layout is read");
-    let ring_pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).unwrap();
-    for body in [&b""[..], b"{\"valid\":true}", &[7u8; 5000]] {
-        assert_eq!(signer.sign_bytes(body).as_slice(), ring_pair.sign(body).as_ref());
-    }
-    // RFC 8410 v1, as OpenSSL writes it: the seed alone.
-    let mut v1 = vec![0x30, 0x2e];
-    v1.extend_from_slice(&PKCS8_SEED_PREFIX[0]);
-    v1.extend_from_slice(&pkcs8[16..48]);
-    let from_v1 = Signer::from_pkcs8(&v1).unwrap();
-    assert!(from_v1.fast.is_some(), "v1 is read");
-    assert_eq!(from_v1.kid(), signer.kid());
-    assert_eq!(from_v1.sign_bytes(b"answer"), signer.sign_bytes(b"answer"));
-    // A seed that does not give the public key ring found is not used.
-    let mut wrong = pkcs8.clone();
-    wrong[20] ^= 1;
-    assert!(dalek_key(&wrong, signer.public_key()).is_none());
-    let slow = Signer {
-        kid: signer.kid.clone(),
-        pair: ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).unwrap(),
-        fast: None,
-    };
-    assert_eq!(slow.sign_response(b"answer"), signer.sign_response(b"answer"));
-}

@@ -58,7 +58,7 @@ impl LicenseService {
             valid: code.is_valid(),
             code,
             detail,
-            license: Some(row.into_license_with(count, terms)?),
+            license: Some(row.into_license(count, policy.as_ref())?),
             grace_ends_at,
             nonce,
         })

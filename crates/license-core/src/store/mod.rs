@@ -197,14 +197,8 @@ impl LicenseRow {
     }
 
     pub(crate) fn into_license(self, machines_count: i64, policy: Option<&PolicyRow>) -> Result<License, LicenseError> {
-        let terms = self.terms(policy);
-        self.into_license_with(machines_count, terms)
-    }
-
-    /// [`LicenseRow::into_license`] with the terms already computed (by
-    /// [`LicenseRow::terms`] with the same policy).
-    pub(crate) fn into_license_with(self, machines_count: i64, terms: Terms) -> Result<License, LicenseError> {
         let corrupt = |what: &str| LicenseError::Db(DbError::Corrupt(format!("licence {}: {what}", self.id)));
+        let terms = self.terms(policy);
         let overrides = self.overrides();
         // A policy id that names no policy (deleted under it on a backend without the
         // foreign key) is shown as it is stored; the terms are then the licence's own.
